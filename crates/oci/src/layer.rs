@@ -1,0 +1,1 @@
+//! Layer archives (owned by the layer work in progress).
