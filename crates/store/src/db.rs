@@ -1,0 +1,126 @@
+//! The SQLite schema and row types.
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::time::Duration;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE images (
+    id                  TEXT PRIMARY KEY,      -- sha256:<config digest>
+    config              TEXT NOT NULL,         -- the image configuration JSON, as stored in its blob
+    manifest_digest     TEXT,
+    manifest_media_type TEXT,
+    created             TEXT NOT NULL,         -- from the configuration, RFC 3339
+    added               INTEGER NOT NULL,      -- unix nanoseconds when it entered this store
+    size                INTEGER NOT NULL,      -- sum of the unpacked layer sizes
+    parent              TEXT
+);
+CREATE TABLE tags (
+    name     TEXT PRIMARY KEY,                 -- normalised, e.g. docker.io/library/busybox:latest
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE INDEX tags_image ON tags(image_id);
+CREATE TABLE repo_digests (
+    name     TEXT NOT NULL,                    -- docker.io/library/busybox@sha256:...
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (name, image_id)
+);
+CREATE TABLE blobs (
+    digest     TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    media_type TEXT
+);
+CREATE TABLE layers (
+    chain_id        TEXT PRIMARY KEY,
+    diff_id         TEXT NOT NULL,
+    parent          TEXT,
+    size            INTEGER NOT NULL,
+    blob_digest     TEXT,
+    blob_media_type TEXT,
+    blob_size       INTEGER
+);
+CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx      INTEGER NOT NULL,
+    chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+    PRIMARY KEY (image_id, idx)
+);
+CREATE INDEX image_layers_chain ON image_layers(chain_id);
+CREATE TABLE image_blobs (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest   TEXT NOT NULL REFERENCES blobs(digest),
+    PRIMARY KEY (image_id, digest)
+);
+CREATE INDEX image_blobs_digest ON image_blobs(digest);
+CREATE TABLE containers (
+    id       TEXT PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    created  INTEGER NOT NULL,
+    record   TEXT NOT NULL                     -- the engine's container record, JSON
+);
+CREATE INDEX containers_image ON containers(image_id);
+"#;
+
+pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // WAL lets readers (`images`, `ps`) run while another process writes.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
+        // Re-check under the write lock: a concurrent first open may have created it.
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < SCHEMA_VERSION {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+/// An image as the store records it.
+#[derive(Debug, Clone)]
+pub struct ImageRow {
+    pub id: String,
+    pub config: String,
+    pub manifest_digest: Option<String>,
+    pub manifest_media_type: Option<String>,
+    pub created: String,
+    pub added: i64,
+    pub size: u64,
+    pub parent: Option<String>,
+    /// Normalised tags, e.g. `docker.io/library/busybox:latest`.
+    pub tags: Vec<String>,
+    /// Normalised repo digests, e.g. `docker.io/library/busybox@sha256:...`.
+    pub repo_digests: Vec<String>,
+}
+
+/// An unpacked layer.
+#[derive(Debug, Clone)]
+pub struct LayerRow {
+    pub chain_id: String,
+    pub diff_id: String,
+    pub parent: Option<String>,
+    pub size: u64,
+    pub blob_digest: Option<String>,
+    pub blob_media_type: Option<String>,
+    pub blob_size: Option<u64>,
+}
+
+/// A container record; the engine owns the meaning of `record`.
+#[derive(Debug, Clone)]
+pub struct ContainerRow {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub created: i64,
+    pub record: String,
+}

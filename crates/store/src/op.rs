@@ -1,0 +1,238 @@
+//! One operation's staging area and journal.
+//!
+//! An [`Op`] owns `tmp/<random>/` for as long as it lives and holds an exclusive `flock` on
+//! `tmp/<random>/lock`, so another process can tell a live operation from a dead one. Before an
+//! operation renames something into `blobs/` or `layers/`, or moves something out of them, it
+//! appends the move to `tmp/<random>/journal` and syncs it. Recovery of a dead operation replays
+//! that journal against the database (see `Store::recover`).
+
+use crate::error::{IoContext, StoreError};
+use berth_oci::digest::Hasher;
+use berth_oci::Digest;
+use rustix::fs::{flock, FlockOperation};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// A journalled move, as recorded in an operation's journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JournalEntry {
+    /// `path` was (or was about to be) renamed into place; it is garbage unless the DB has it.
+    Placed(PathBuf),
+    /// `from` was (or was about to be) moved to `to` for deletion; if the DB still has it, move
+    /// it back.
+    Trashed { from: PathBuf, to: PathBuf },
+}
+
+pub struct Op {
+    dir: PathBuf,
+    journal: File,
+    _lock: File,
+    seq: u64,
+    finished: bool,
+}
+
+impl Op {
+    pub(crate) fn begin(tmp_root: &Path) -> Result<Op, StoreError> {
+        let name = format!("op-{:016x}", rand::random::<u64>());
+        let dir = tmp_root.join(name);
+        fs::create_dir(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        let lock =
+            File::create(dir.join("lock")).ctx(|| format!("creating lock in {}", dir.display()))?;
+        flock(&lock, FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| StoreError::io(format!("locking {}", dir.display()), e.into()))?;
+        let journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("journal"))
+            .ctx(|| format!("creating journal in {}", dir.display()))?;
+        Ok(Op {
+            dir,
+            journal,
+            _lock: lock,
+            seq: 0,
+            finished: false,
+        })
+    }
+
+    /// The staging directory of this operation.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn next_path(&mut self, prefix: &str) -> PathBuf {
+        self.seq += 1;
+        self.dir.join(format!("{prefix}-{}", self.seq))
+    }
+
+    /// A writer for a new blob, staged in this operation until the image that uses it is
+    /// committed.
+    pub fn blob_writer(&mut self) -> Result<BlobWriter, StoreError> {
+        let path = self.next_path("blob");
+        let file = File::create(&path).ctx(|| format!("creating {}", path.display()))?;
+        Ok(BlobWriter {
+            path,
+            file: io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Hasher::new(),
+        })
+    }
+
+    /// Writes `bytes` as a staged blob.
+    pub fn stage_bytes(&mut self, bytes: &[u8]) -> Result<StagedBlob, StoreError> {
+        let mut w = self.blob_writer()?;
+        w.write_all(bytes)
+            .ctx(|| format!("writing {}", w.path.display()))?;
+        w.finish(None)
+    }
+
+    /// An empty directory to unpack a layer into.
+    pub fn layer_dir(&mut self) -> Result<StagedLayer, StoreError> {
+        let path = self.next_path("layer");
+        fs::create_dir(&path).ctx(|| format!("creating {}", path.display()))?;
+        Ok(StagedLayer { path })
+    }
+
+    /// A fresh path inside the staging area (not created).
+    pub fn scratch_path(&mut self, prefix: &str) -> PathBuf {
+        self.next_path(prefix)
+    }
+
+    pub(crate) fn journal(&mut self, entry: &JournalEntry) -> Result<(), StoreError> {
+        let line = match entry {
+            JournalEntry::Placed(p) => format!("placed\t{}\n", p.display()),
+            JournalEntry::Trashed { from, to } => {
+                format!("trashed\t{}\t{}\n", from.display(), to.display())
+            }
+        };
+        self.journal
+            .write_all(line.as_bytes())
+            .ctx(|| "writing operation journal".into())?;
+        self.journal
+            .sync_data()
+            .ctx(|| "syncing operation journal".into())
+    }
+
+    /// Removes the staging area. Called once the operation's database transaction committed (or
+    /// it gave up before placing anything).
+    pub fn finish(mut self) {
+        self.finished = true;
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        if !self.finished {
+            // An operation that failed still owns only staged files plus journalled moves that
+            // were rolled back with its transaction; the next open recovers anything else.
+            let _ = self.journal.sync_data();
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub(crate) fn read_journal(dir: &Path) -> Vec<JournalEntry> {
+    let Ok(text) = fs::read_to_string(dir.join("journal")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split('\t');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("placed"), Some(p), None) => Some(JournalEntry::Placed(PathBuf::from(p))),
+                (Some("trashed"), Some(from), Some(to)) => Some(JournalEntry::Trashed {
+                    from: PathBuf::from(from),
+                    to: PathBuf::from(to),
+                }),
+                // A torn last line: the move it describes never started.
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Whether the operation that owns `dir` is still alive (holds its lock).
+pub(crate) fn is_live(dir: &Path) -> bool {
+    let Ok(lock) = File::open(dir.join("lock")) else {
+        // No lock file: the op died while creating its directory.
+        return false;
+    };
+    match flock(&lock, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => false,
+        Err(_) => true,
+    }
+}
+
+/// A blob being written: hashed as it goes, fsynced and verified by [`BlobWriter::finish`].
+pub struct BlobWriter {
+    path: PathBuf,
+    file: io::BufWriter<File>,
+    hasher: Hasher,
+}
+
+impl BlobWriter {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and syncs the blob, and checks it against `expected` when given.
+    pub fn finish(
+        self,
+        expected: Option<(&Digest, Option<u64>)>,
+    ) -> Result<StagedBlob, StoreError> {
+        let path = self.path;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| StoreError::io(format!("writing {}", path.display()), e.into_error()))?;
+        file.sync_all()
+            .ctx(|| format!("syncing {}", path.display()))?;
+        let size = self.hasher.len();
+        let digest = self.hasher.finish();
+        if let Some((want, want_size)) = expected {
+            if *want != digest {
+                let _ = fs::remove_file(&path);
+                return Err(StoreError::DigestMismatch {
+                    expected: want.to_string(),
+                    actual: digest.to_string(),
+                });
+            }
+            if let Some(want_size) = want_size {
+                if want_size != size {
+                    let _ = fs::remove_file(&path);
+                    return Err(StoreError::SizeMismatch {
+                        digest: digest.to_string(),
+                        expected: want_size,
+                        actual: size,
+                    });
+                }
+            }
+        }
+        Ok(StagedBlob { path, digest, size })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A complete, verified blob waiting in the staging area.
+#[derive(Debug, Clone)]
+pub struct StagedBlob {
+    pub path: PathBuf,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// A directory a layer was unpacked into, waiting in the staging area.
+#[derive(Debug, Clone)]
+pub struct StagedLayer {
+    pub path: PathBuf,
+}

@@ -1,0 +1,728 @@
+use crate::db::{self, ContainerRow, ImageRow, LayerRow};
+use crate::error::{IoContext, StoreError};
+use crate::op::{self, JournalEntry, Op, StagedBlob, StagedLayer};
+use berth_oci::Digest;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The on-disk store. One per process; every method is a short SQLite transaction.
+pub struct Store {
+    root: PathBuf,
+    runroot: PathBuf,
+    db_path: PathBuf,
+    conn: Connection,
+}
+
+/// A blob an image references; `staged` is `None` when the store already has it.
+#[derive(Debug, Clone)]
+pub struct BlobCommit {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: Option<String>,
+    pub staged: Option<StagedBlob>,
+}
+
+/// One layer of an image being committed; `staged` is `None` when the store already has it.
+#[derive(Debug, Clone)]
+pub struct LayerCommit {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    pub parent: Option<Digest>,
+    pub size: u64,
+    pub blob: Option<(Digest, String, u64)>,
+    pub staged: Option<StagedLayer>,
+}
+
+/// Everything that makes an image visible in one transaction.
+#[derive(Debug, Clone)]
+pub struct ImageCommit {
+    pub id: Digest,
+    pub config_json: String,
+    pub created: String,
+    pub manifest: Option<(Digest, String)>,
+    pub blobs: Vec<BlobCommit>,
+    pub layers: Vec<LayerCommit>,
+    pub tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub parent: Option<String>,
+}
+
+/// What deleting an image removed.
+#[derive(Debug, Clone, Default)]
+pub struct RemovedImage {
+    pub layers: Vec<String>,
+    pub blobs: Vec<String>,
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`, with runtime state under `runroot`, and
+    /// recovers whatever dead operations left behind.
+    pub fn open(root: &Path, runroot: &Path) -> Result<Store, StoreError> {
+        for dir in [
+            root.join("blobs/sha256"),
+            root.join("layers"),
+            root.join("tmp"),
+            runroot.to_path_buf(),
+        ] {
+            fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        }
+        let db_path = root.join("berth.db");
+        let conn = db::open(&db_path).map_err(|source| StoreError::Db {
+            path: db_path.clone(),
+            source,
+        })?;
+        let mut store = Store {
+            root: root.to_path_buf(),
+            runroot: runroot.to_path_buf(),
+            db_path,
+            conn,
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn runroot(&self) -> &Path {
+        &self.runroot
+    }
+
+    pub(crate) fn db_err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Db {
+            path: self.db_path.clone(),
+            source,
+        }
+    }
+
+    /// Direct access to the database, for engine modules that keep their own tables' rows in
+    /// the store's transactions.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn begin_op(&self) -> Result<Op, StoreError> {
+        Op::begin(&self.root.join("tmp"))
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn layer_path(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(chain_id.hex())
+    }
+
+    /// Finishes or undoes the journals of operations whose process died.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        let tmp = self.root.join("tmp");
+        let entries = fs::read_dir(&tmp).ctx(|| format!("reading {}", tmp.display()))?;
+        let dead: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| !op::is_live(p))
+            .collect();
+        if dead.is_empty() {
+            return Ok(());
+        }
+        for dir in dead {
+            let journal = op::read_journal(&dir);
+            if !journal.is_empty() {
+                let tx = rusqlite::Transaction::new_unchecked(
+                    &self.conn,
+                    TransactionBehavior::Immediate,
+                )
+                .map_err(|e| self.db_err(e))?;
+                for entry in journal {
+                    match entry {
+                        JournalEntry::Placed(path) => {
+                            if self.is_store_path(&path) && !self.recorded(&tx, &path)? {
+                                remove_path(&path);
+                            }
+                        }
+                        JournalEntry::Trashed { from, to } => {
+                            if self.is_store_path(&from)
+                                && self.recorded(&tx, &from)?
+                                && !from.exists()
+                                && to.exists()
+                            {
+                                fs::rename(&to, &from)
+                                    .ctx(|| format!("restoring {}", from.display()))?;
+                            }
+                        }
+                    }
+                }
+                tx.commit().map_err(|e| self.db_err(e))?;
+            }
+            remove_path(&dir);
+        }
+        Ok(())
+    }
+
+    fn is_store_path(&self, path: &Path) -> bool {
+        path.starts_with(self.root.join("blobs/sha256"))
+            || path.starts_with(self.root.join("layers"))
+    }
+
+    /// Whether the database has a row for a file under `blobs/` or `layers/`.
+    fn recorded(&self, conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+        let Some(hex) = path.file_name().and_then(|n| n.to_str()) else {
+            return Ok(false);
+        };
+        let key = format!("sha256:{hex}");
+        let sql = if path.starts_with(self.root.join("layers")) {
+            "SELECT 1 FROM layers WHERE chain_id = ?1"
+        } else {
+            "SELECT 1 FROM blobs WHERE digest = ?1"
+        };
+        conn.query_row(sql, [key], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.db_err(e))
+    }
+
+    pub fn has_layer(&self, chain_id: &Digest) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM layers WHERE chain_id = ?1",
+                [chain_id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.db_err(e))
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM blobs WHERE digest = ?1",
+                [digest.to_string()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Makes an image visible: places its staged blobs and layers and records everything in
+    /// one write transaction.
+    pub fn commit_image(&mut self, op: &mut Op, commit: &ImageCommit) -> Result<(), StoreError> {
+        // Staged layer directories were written without per-file fsync; make them durable
+        // before anything points at them.
+        if commit.layers.iter().any(|l| l.staged.is_some()) {
+            sync_filesystem(op.dir())?;
+        }
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::Db {
+            path: self.db_path.clone(),
+            source: e,
+        })?;
+        let db_err = |e| StoreError::Db {
+            path: self.db_path.clone(),
+            source: e,
+        };
+        for blob in &commit.blobs {
+            let key = blob.digest.to_string();
+            let exists = tx
+                .query_row("SELECT 1 FROM blobs WHERE digest = ?1", [&key], |_| Ok(()))
+                .optional()
+                .map_err(db_err)?
+                .is_some();
+            if exists {
+                continue;
+            }
+            let Some(staged) = &blob.staged else {
+                return Err(StoreError::BlobMissing(key));
+            };
+            let target = self.blob_path(&blob.digest);
+            op.journal(&JournalEntry::Placed(target.clone()))?;
+            fs::rename(&staged.path, &target).ctx(|| format!("placing {}", target.display()))?;
+            tx.execute(
+                "INSERT INTO blobs (digest, size, media_type) VALUES (?1, ?2, ?3)",
+                params![key, blob.size as i64, blob.media_type],
+            )
+            .map_err(db_err)?;
+        }
+        for layer in &commit.layers {
+            let key = layer.chain_id.to_string();
+            let exists = tx
+                .query_row("SELECT 1 FROM layers WHERE chain_id = ?1", [&key], |_| {
+                    Ok(())
+                })
+                .optional()
+                .map_err(db_err)?
+                .is_some();
+            if exists {
+                continue;
+            }
+            let Some(staged) = &layer.staged else {
+                return Err(StoreError::Corrupt(format!(
+                    "layer {key} is neither stored nor staged"
+                )));
+            };
+            let target = self.layer_path(&layer.chain_id);
+            op.journal(&JournalEntry::Placed(target.clone()))?;
+            if let Err(e) = fs::rename(&staged.path, &target) {
+                // Under the write lock, a directory without a row is a dead operation's leftover.
+                if target.exists() {
+                    let junk = op.scratch_path("orphan");
+                    fs::rename(&target, &junk)
+                        .ctx(|| format!("moving aside {}", target.display()))?;
+                    fs::rename(&staged.path, &target)
+                        .ctx(|| format!("placing {}", target.display()))?;
+                } else {
+                    return Err(StoreError::io(format!("placing {}", target.display()), e));
+                }
+            }
+            let (blob_digest, blob_media_type, blob_size) = match &layer.blob {
+                Some((d, m, s)) => (Some(d.to_string()), Some(m.clone()), Some(*s as i64)),
+                None => (None, None, None),
+            };
+            tx.execute(
+                "INSERT INTO layers (chain_id, diff_id, parent, size, blob_digest, blob_media_type, blob_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    key,
+                    layer.diff_id.to_string(),
+                    layer.parent.as_ref().map(|p| p.to_string()),
+                    layer.size as i64,
+                    blob_digest,
+                    blob_media_type,
+                    blob_size
+                ],
+            )
+            .map_err(db_err)?;
+        }
+        let id = commit.id.to_string();
+        let size: u64 = commit.layers.iter().map(|l| l.size).sum();
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO images (id, config, manifest_digest, manifest_media_type, created, added, size, parent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    commit.config_json,
+                    commit.manifest.as_ref().map(|m| m.0.to_string()),
+                    commit.manifest.as_ref().map(|m| m.1.clone()),
+                    commit.created,
+                    now_nanos(),
+                    size as i64,
+                    commit.parent
+                ],
+            )
+            .map_err(db_err)?;
+        if inserted == 1 {
+            for (idx, layer) in commit.layers.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO image_layers (image_id, idx, chain_id) VALUES (?1, ?2, ?3)",
+                    params![id, idx as i64, layer.chain_id.to_string()],
+                )
+                .map_err(db_err)?;
+            }
+        }
+        for blob in &commit.blobs {
+            tx.execute(
+                "INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?1, ?2)",
+                params![id, blob.digest.to_string()],
+            )
+            .map_err(db_err)?;
+        }
+        for tag in &commit.tags {
+            tx.execute(
+                "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
+                params![tag, id],
+            )
+            .map_err(db_err)?;
+        }
+        for name in &commit.repo_digests {
+            tx.execute(
+                "INSERT OR IGNORE INTO repo_digests (name, image_id) VALUES (?1, ?2)",
+                params![name, id],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// All images with their tags and digests.
+    pub fn images(&self) -> Result<Vec<ImageRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, config, manifest_digest, manifest_media_type, created, added, size, parent FROM images",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let mut images: Vec<ImageRow> = stmt
+            .query_map([], row_to_image)
+            .map_err(|e| self.db_err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(images.len());
+        for (i, img) in images.iter().enumerate() {
+            index.insert(img.id.clone(), i);
+        }
+        for (table, is_tag) in [("tags", true), ("repo_digests", false)] {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!("SELECT name, image_id FROM {table} ORDER BY name"))
+                .map_err(|e| self.db_err(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| self.db_err(e))?;
+            for row in rows {
+                let (name, image_id) = row.map_err(|e| self.db_err(e))?;
+                if let Some(&i) = index.get(&image_id) {
+                    if is_tag {
+                        images[i].tags.push(name);
+                    } else {
+                        images[i].repo_digests.push(name);
+                    }
+                }
+            }
+        }
+        Ok(images)
+    }
+
+    /// One image by full ID (`sha256:<hex>`).
+    pub fn image(&self, id: &str) -> Result<Option<ImageRow>, StoreError> {
+        let img = self
+            .conn
+            .query_row(
+                "SELECT id, config, manifest_digest, manifest_media_type, created, added, size, parent FROM images WHERE id = ?1",
+                [id],
+                row_to_image,
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        let Some(mut img) = img else { return Ok(None) };
+        img.tags = self.names_for("tags", id)?;
+        img.repo_digests = self.names_for("repo_digests", id)?;
+        Ok(Some(img))
+    }
+
+    fn names_for(&self, table: &str, id: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT name FROM {table} WHERE image_id = ?1 ORDER BY name"
+            ))
+            .map_err(|e| self.db_err(e))?;
+        let names = stmt
+            .query_map([id], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        Ok(names)
+    }
+
+    /// Image IDs starting with `prefix` (hex digits, with or without `sha256:`).
+    pub fn image_ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let hex = prefix.strip_prefix("sha256:").unwrap_or(prefix);
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Vec::new());
+        }
+        let pattern = format!("sha256:{}%", hex.to_ascii_lowercase());
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")
+            .map_err(|e| self.db_err(e))?;
+        let ids = stmt
+            .query_map([pattern], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        Ok(ids)
+    }
+
+    /// The image a normalised tag or repo digest names.
+    pub fn resolve_name(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let table = if name.contains('@') {
+            "repo_digests"
+        } else {
+            "tags"
+        };
+        self.conn
+            .query_row(
+                &format!("SELECT image_id FROM {table} WHERE name = ?1"),
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// The image's layers, bottom first.
+    pub fn image_layers(&self, id: &str) -> Result<Vec<LayerRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT l.chain_id, l.diff_id, l.parent, l.size, l.blob_digest, l.blob_media_type, l.blob_size
+                 FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id
+                 WHERE il.image_id = ?1 ORDER BY il.idx",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let layers = stmt
+            .query_map([id], |r| {
+                Ok(LayerRow {
+                    chain_id: r.get(0)?,
+                    diff_id: r.get(1)?,
+                    parent: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    blob_digest: r.get(4)?,
+                    blob_media_type: r.get(5)?,
+                    blob_size: r.get::<_, Option<i64>>(6)?.map(|s| s as u64),
+                })
+            })
+            .map_err(|e| self.db_err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        Ok(layers)
+    }
+
+    /// Points `name` at `image_id`; returns the image it pointed at before, if another.
+    pub fn set_tag(&mut self, name: &str, image_id: &str) -> Result<Option<String>, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::Db {
+            path: self.db_path.clone(),
+            source: e,
+        })?;
+        let db_err = |e| StoreError::Db {
+            path: self.db_path.clone(),
+            source: e,
+        };
+        let previous: Option<String> = tx
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db_err)?;
+        let exists = tx
+            .query_row("SELECT 1 FROM images WHERE id = ?1", [image_id], |_| Ok(()))
+            .optional()
+            .map_err(db_err)?
+            .is_some();
+        if !exists {
+            return Err(StoreError::ImageNotFound(image_id.to_string()));
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
+            params![name, image_id],
+        )
+        .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(previous.filter(|p| p != image_id))
+    }
+
+    /// Removes a tag or repo digest name; returns whether it existed.
+    pub fn remove_name(&mut self, name: &str) -> Result<bool, StoreError> {
+        let table = if name.contains('@') {
+            "repo_digests"
+        } else {
+            "tags"
+        };
+        let n = self
+            .conn
+            .execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])
+            .map_err(|e| self.db_err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Deletes an image record and every layer and blob no other image uses.
+    pub fn delete_image(&mut self, id: &str) -> Result<RemovedImage, StoreError> {
+        let mut op = self.begin_op()?;
+        let mut removed = RemovedImage::default();
+        {
+            let tx =
+                rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+                    .map_err(|e| StoreError::Db {
+                        path: self.db_path.clone(),
+                        source: e,
+                    })?;
+            let db_err = |e| StoreError::Db {
+                path: self.db_path.clone(),
+                source: e,
+            };
+            let n = tx
+                .execute("DELETE FROM images WHERE id = ?1", [id])
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::ImageNotFound(id.to_string()));
+            }
+            removed.layers = collect_strings(
+                &tx,
+                "SELECT chain_id FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)",
+            )
+            .map_err(db_err)?;
+            removed.blobs = collect_strings(
+                &tx,
+                "SELECT digest FROM blobs WHERE digest NOT IN (SELECT digest FROM image_blobs)",
+            )
+            .map_err(db_err)?;
+            for chain in &removed.layers {
+                tx.execute("DELETE FROM layers WHERE chain_id = ?1", [chain])
+                    .map_err(db_err)?;
+                let digest: Digest = chain
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("layer id {chain}")))?;
+                self.trash(&mut op, &self.layer_path(&digest))?;
+            }
+            for blob in &removed.blobs {
+                tx.execute("DELETE FROM blobs WHERE digest = ?1", [blob])
+                    .map_err(db_err)?;
+                let digest: Digest = blob
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("blob id {blob}")))?;
+                self.trash(&mut op, &self.blob_path(&digest))?;
+            }
+            tx.commit().map_err(db_err)?;
+        }
+        // The trash goes with the staging area, outside the write lock.
+        op.finish();
+        Ok(removed)
+    }
+
+    fn trash(&self, op: &mut Op, path: &Path) -> Result<(), StoreError> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let to = op.scratch_path("trash");
+        op.journal(&JournalEntry::Trashed {
+            from: path.to_path_buf(),
+            to: to.clone(),
+        })?;
+        fs::rename(path, &to).ctx(|| format!("removing {}", path.display()))
+    }
+
+    /// Opens a stored blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<fs::File, StoreError> {
+        let path = self.blob_path(digest);
+        fs::File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::BlobMissing(digest.to_string())
+            } else {
+                StoreError::io(format!("opening {}", path.display()), e)
+            }
+        })
+    }
+
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest);
+        fs::read(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::BlobMissing(digest.to_string())
+            } else {
+                StoreError::io(format!("reading {}", path.display()), e)
+            }
+        })
+    }
+
+    /// Counts for `info`: (images, layers, blobs, containers).
+    pub fn counts(&self) -> Result<(u64, u64, u64, u64), StoreError> {
+        let count = |sql: &str| -> Result<u64, StoreError> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(|e| self.db_err(e))
+        };
+        Ok((
+            count("SELECT COUNT(*) FROM images")?,
+            count("SELECT COUNT(*) FROM layers")?,
+            count("SELECT COUNT(*) FROM blobs")?,
+            count("SELECT COUNT(*) FROM containers")?,
+        ))
+    }
+
+    /// Containers created from `image_id`.
+    pub fn containers_using_image(&self, image_id: &str) -> Result<Vec<ContainerRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, name, image_id, created, record FROM containers WHERE image_id = ?1",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([image_id], row_to_container)
+            .map_err(|e| self.db_err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows)
+    }
+
+    /// All containers, newest first.
+    pub fn containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, name, image_id, created, record FROM containers ORDER BY created DESC",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map([], row_to_container)
+            .map_err(|e| self.db_err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows)
+    }
+}
+
+fn row_to_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
+    Ok(ImageRow {
+        id: r.get(0)?,
+        config: r.get(1)?,
+        manifest_digest: r.get(2)?,
+        manifest_media_type: r.get(3)?,
+        created: r.get(4)?,
+        added: r.get(5)?,
+        size: r.get::<_, i64>(6)? as u64,
+        parent: r.get(7)?,
+        tags: Vec::new(),
+        repo_digests: Vec::new(),
+    })
+}
+
+fn row_to_container(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
+    Ok(ContainerRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        image_id: r.get(2)?,
+        created: r.get(3)?,
+        record: r.get(4)?,
+    })
+}
+
+fn collect_strings(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| r.get(0))?.collect();
+    rows
+}
+
+fn remove_path(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let _ = fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
+fn sync_filesystem(any_path: &Path) -> Result<(), StoreError> {
+    let dir = fs::File::open(any_path).ctx(|| format!("opening {}", any_path.display()))?;
+    rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("syncing the store's filesystem", e.into()))
+}
