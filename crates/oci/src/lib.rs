@@ -17,4 +17,4 @@ pub mod media;
 pub mod reference;
 
 pub use digest::Digest;
-// pub use reference::Reference;
+pub use reference::Reference;

@@ -1,1 +1,0 @@
-//! Layer archives (owned by the layer work in progress).
