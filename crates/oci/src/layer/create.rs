@@ -1,8 +1,30 @@
-//! Creation of a layer tar from a directory.
+//! Creation of a layer tar from a directory (an overlay upper dir, or any tree).
+//!
+//! The output is deterministic: entries in depth-first order with the names of each directory
+//! sorted bytewise (a directory before its contents), numeric uid/gid only (no user or group
+//! names), whole-second mtimes, optionally clamped to `SOURCE_DATE_EPOCH`, no atime or ctime,
+//! xattrs (sorted) as PAX `SCHILY.xattr.*` records. Headers are USTAR; a PAX extended header is
+//! added only where USTAR cannot hold a field (long names, xattrs, large ids or sizes), as Go's
+//! tar writer (and so Docker) does.
+//!
+//! Overlay whiteouts are converted back to the OCI form, as Docker's overlay diff does: a
+//! character device 0:0 becomes an empty regular file `.wh.NAME`, and a directory with
+//! `trusted.overlay.opaque=y` is followed by an empty `.wh..wh..opq` inside it. Other
+//! `trusted.overlay.*` xattrs (redirects, origins) are never written, and sockets are skipped.
+//! Hard links within the tree (same inode) become tar hard links to the first path written.
 
 use super::{ApplyStats, LayerError};
-use std::io::Write;
-use std::path::Path;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+const BUF: usize = 1 << 20;
+const BLOCK: usize = 512;
 
 /// Options for [`create_layer`].
 #[derive(Debug, Clone, Default)]
@@ -11,11 +33,489 @@ pub struct CreateOptions {
     pub source_date_epoch: Option<i64>,
 }
 
+/// Writes a layer tar (uncompressed) of the contents of `dir` to `out`. Returns the number of
+/// entries written and the sum of the regular files' sizes.
 pub fn create_layer<W: Write>(
     dir: &Path,
     out: W,
     opts: &CreateOptions,
 ) -> Result<ApplyStats, LayerError> {
-    let _ = (dir, out, opts);
-    todo!()
+    let fs_err = |path: PathBuf| move |e: io::Error| LayerError::Fs { path, source: e };
+    let root = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fs_err(dir.to_path_buf())(e.into()))?;
+    let mut w = Writer {
+        out,
+        opts: opts.clone(),
+        buf: vec![0u8; BUF],
+        links: HashMap::new(),
+        stats: ApplyStats::default(),
+        base: dir.to_path_buf(),
+    };
+    w.walk(root.as_fd(), &[], 0)?;
+    w.out
+        .write_all(&[0u8; BLOCK * 2])
+        .and_then(|_| w.out.flush())
+        .map_err(fs_err(dir.to_path_buf()))?;
+    Ok(w.stats)
+}
+
+struct Writer<W> {
+    out: W,
+    opts: CreateOptions,
+    buf: Vec<u8>,
+    /// (dev, ino) of multiply-linked files already written → their archive path.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    stats: ApplyStats,
+    base: PathBuf,
+}
+
+/// One header to write.
+struct Entry {
+    path: Vec<u8>,
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: i64,
+    size: u64,
+    link: Option<Vec<u8>>,
+    dev: (u32, u32),
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<W: Write> Writer<W> {
+    fn err(&self, rel: &[u8]) -> impl Fn(io::Error) -> LayerError {
+        let path = self.base.join(OsStr::from_bytes(rel));
+        move |source| LayerError::Fs {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    fn walk(&mut self, dir: BorrowedFd<'_>, rel: &[u8], depth: usize) -> Result<(), LayerError> {
+        if depth > 4096 {
+            return Err(self.err(rel)(io::Error::other("directory tree too deep")));
+        }
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let d = rustix::fs::Dir::read_from(dir).map_err(|e| self.err(rel)(e.into()))?;
+        for ent in d {
+            let ent = ent.map_err(|e| self.err(rel)(e.into()))?;
+            let n = ent.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(n.to_vec());
+            }
+        }
+        names.sort_unstable();
+        for name in names {
+            let mut path = rel.to_vec();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+            let err = self.err(&path);
+            let st = rustix::fs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| err(e.into()))?;
+            let ft = FileType::from_raw_mode(st.st_mode);
+            let mtime = match self.opts.source_date_epoch {
+                Some(epoch) => st.st_mtime.min(epoch),
+                None => st.st_mtime,
+            }
+            .max(0);
+            let mut e = Entry {
+                path: path.clone(),
+                kind: tar::EntryType::Regular,
+                mode: st.st_mode & 0o7777,
+                uid: st.st_uid as u64,
+                gid: st.st_gid as u64,
+                mtime,
+                size: 0,
+                link: None,
+                dev: (0, 0),
+                xattrs: Vec::new(),
+            };
+            match ft {
+                FileType::CharacterDevice
+                    if rustix::fs::major(st.st_rdev) == 0 && rustix::fs::minor(st.st_rdev) == 0 =>
+                {
+                    // Overlay whiteout → `.wh.NAME`.
+                    let mut p = rel.to_vec();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(b".wh.");
+                    p.extend_from_slice(&name);
+                    e.path = p;
+                    e.mode &= 0o777;
+                    self.header(&e).map_err(&err)?;
+                }
+                FileType::Directory => {
+                    e.kind = tar::EntryType::Directory;
+                    e.path.push(b'/');
+                    let (xattrs, opaque) = read_xattrs(dir, &name).map_err(&err)?;
+                    e.xattrs = xattrs;
+                    self.header(&e).map_err(&err)?;
+                    if opaque {
+                        let mut p = path.clone();
+                        p.extend_from_slice(b"/.wh..wh..opq");
+                        let wo = Entry {
+                            path: p,
+                            kind: tar::EntryType::Regular,
+                            mode: e.mode & 0o777,
+                            xattrs: Vec::new(),
+                            ..e
+                        };
+                        self.header(&wo).map_err(&err)?;
+                    }
+                    let sub = rustix::fs::openat(
+                        dir,
+                        OsStr::from_bytes(&name),
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| err(e.into()))?;
+                    self.walk(sub.as_fd(), &path, depth + 1)?;
+                }
+                FileType::RegularFile => {
+                    e.xattrs = read_xattrs(dir, &name).map_err(&err)?.0;
+                    if st.st_nlink > 1 {
+                        let key = (st.st_dev, st.st_ino);
+                        if let Some(first) = self.links.get(&key) {
+                            e.kind = tar::EntryType::Link;
+                            e.link = Some(first.clone());
+                            self.header(&e).map_err(&err)?;
+                            continue;
+                        }
+                        self.links.insert(key, path.clone());
+                    }
+                    e.size = st.st_size as u64;
+                    let fd = rustix::fs::openat(
+                        dir,
+                        OsStr::from_bytes(&name),
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| err(e.into()))?;
+                    self.header(&e).map_err(&err)?;
+                    self.data(fd, e.size).map_err(&err)?;
+                    self.stats.size += e.size;
+                }
+                FileType::Symlink => {
+                    e.kind = tar::EntryType::Symlink;
+                    let target = rustix::fs::readlinkat(dir, OsStr::from_bytes(&name), Vec::new())
+                        .map_err(|e| err(e.into()))?;
+                    e.link = Some(target.into_bytes());
+                    e.xattrs = read_xattrs(dir, &name).map_err(&err)?.0;
+                    self.header(&e).map_err(&err)?;
+                }
+                FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
+                    e.kind = match ft {
+                        FileType::CharacterDevice => tar::EntryType::Char,
+                        FileType::BlockDevice => tar::EntryType::Block,
+                        _ => tar::EntryType::Fifo,
+                    };
+                    if ft != FileType::Fifo {
+                        e.dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+                    }
+                    e.xattrs = read_xattrs(dir, &name).map_err(&err)?.0;
+                    self.header(&e).map_err(&err)?;
+                }
+                // Sockets (and anything unknown) do not belong in a layer.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the (PAX and) USTAR header of `e`.
+    fn header(&mut self, e: &Entry) -> io::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
+        if !set_ustar_name(&mut h, &e.path) {
+            pax.push(("path", e.path.clone()));
+            set_ustar_name(&mut h, &truncate_name(&e.path, 100));
+        }
+        if let Some(l) = &e.link {
+            if l.len() <= 100 {
+                h.set_link_name_literal(l.as_slice())?;
+            } else {
+                pax.push(("linkpath", l.clone()));
+                h.set_link_name_literal(&l[..100])?;
+            }
+        }
+        const MAX_ID: u64 = 0o7777777;
+        if e.uid > MAX_ID {
+            pax.push(("uid", e.uid.to_string().into_bytes()));
+            h.set_uid(0);
+        } else {
+            h.set_uid(e.uid);
+        }
+        if e.gid > MAX_ID {
+            pax.push(("gid", e.gid.to_string().into_bytes()));
+            h.set_gid(0);
+        } else {
+            h.set_gid(e.gid);
+        }
+        const MAX_SIZE: u64 = 0o77777777777;
+        if e.size > MAX_SIZE {
+            pax.push(("size", e.size.to_string().into_bytes()));
+        }
+        h.set_size(e.size);
+        h.set_mode(e.mode);
+        h.set_mtime(e.mtime as u64);
+        h.set_entry_type(e.kind);
+        if matches!(e.kind, tar::EntryType::Char | tar::EntryType::Block) {
+            h.set_device_major(e.dev.0)?;
+            h.set_device_minor(e.dev.1)?;
+        } else if e.kind == tar::EntryType::Fifo {
+            h.set_device_major(0)?;
+            h.set_device_minor(0)?;
+        }
+        let mut records: Vec<(Vec<u8>, Vec<u8>)> = pax
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect();
+        for (k, v) in &e.xattrs {
+            let mut key = b"SCHILY.xattr.".to_vec();
+            key.extend_from_slice(k);
+            records.push((key, v.clone()));
+        }
+        if !records.is_empty() {
+            records.sort();
+            let mut body = Vec::new();
+            for (k, v) in &records {
+                pax_record(&mut body, k, v);
+            }
+            let mut ph = tar::Header::new_ustar();
+            set_ustar_name(&mut ph, &pax_header_name(&e.path));
+            ph.set_entry_type(tar::EntryType::XHeader);
+            ph.set_mode(0o644);
+            ph.set_size(body.len() as u64);
+            ph.set_mtime(e.mtime as u64);
+            ph.set_uid(0);
+            ph.set_gid(0);
+            ph.set_cksum();
+            self.out.write_all(ph.as_bytes())?;
+            self.out.write_all(&body)?;
+            self.pad(body.len() as u64)?;
+        }
+        h.set_cksum();
+        self.out.write_all(h.as_bytes())?;
+        self.stats.entries += 1;
+        Ok(())
+    }
+
+    /// Copies exactly `size` bytes of `fd`, then the block padding.
+    fn data(&mut self, fd: OwnedFd, size: u64) -> io::Result<()> {
+        let mut f = File::from(fd);
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let n = match f.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while it was archived",
+                    ))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.out.write_all(&self.buf[..n])?;
+            left -= n as u64;
+        }
+        self.pad(size)
+    }
+
+    fn pad(&mut self, len: u64) -> io::Result<()> {
+        let rem = (len % BLOCK as u64) as usize;
+        if rem != 0 {
+            self.out.write_all(&[0u8; BLOCK][..BLOCK - rem])?;
+        }
+        Ok(())
+    }
+}
+
+/// Puts `path` in the USTAR name (and prefix) fields; false when it does not fit.
+fn set_ustar_name(h: &mut tar::Header, path: &[u8]) -> bool {
+    let u = h.as_ustar_mut().expect("ustar header");
+    u.name = [0; 100];
+    u.prefix = [0; 155];
+    if path.len() <= 100 {
+        u.name[..path.len()].copy_from_slice(path);
+        return true;
+    }
+    // Split at a '/' so that the prefix has at most 155 bytes and the name at most 100 (and is
+    // not empty). A trailing '/' (directories) stays with the name.
+    let body = path.strip_suffix(b"/").unwrap_or(path);
+    for (i, &b) in body.iter().enumerate().rev() {
+        if b != b'/' {
+            continue;
+        }
+        let (prefix, name) = (&path[..i], &path[i + 1..]);
+        if name.len() > 100 {
+            return false;
+        }
+        if prefix.len() <= 155 && !name.is_empty() {
+            u.prefix[..prefix.len()].copy_from_slice(prefix);
+            u.name[..name.len()].copy_from_slice(name);
+            return true;
+        }
+    }
+    false
+}
+
+fn truncate_name(p: &[u8], n: usize) -> Vec<u8> {
+    p[..p.len().min(n)].to_vec()
+}
+
+/// `dir/PaxHeaders.0/base`, as Go's writer names PAX headers.
+fn pax_header_name(path: &[u8]) -> Vec<u8> {
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    let (dir, base) = match trimmed.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&trimmed[..i + 1], &trimmed[i + 1..]),
+        None => (&b""[..], trimmed),
+    };
+    let mut out = dir.to_vec();
+    out.extend_from_slice(b"PaxHeaders.0/");
+    out.extend_from_slice(base);
+    truncate_name(&out, 100)
+}
+
+/// `"%d %s=%s\n"` where the length counts the whole record, itself included.
+fn pax_record(out: &mut Vec<u8>, k: &[u8], v: &[u8]) {
+    let rest = k.len() + v.len() + 3; // ' ', '=', '\n'
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(k);
+    out.push(b'=');
+    out.extend_from_slice(v);
+    out.push(b'\n');
+}
+
+/// The xattrs of `name` in `dir` (sorted, `trusted.overlay.*` left out) and whether it is an
+/// opaque overlay directory.
+fn read_xattrs(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    p.extend_from_slice(name);
+    let p = CString::new(p).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let list = loop {
+        // SAFETY: NUL-terminated path; a null buffer asks for the size.
+        let n = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOTSUP) => Ok((Vec::new(), false)),
+                _ => Err(e),
+            };
+        }
+        if n == 0 {
+            return Ok((Vec::new(), false));
+        }
+        let mut buf = vec![0u8; n as usize];
+        // SAFETY: buffer of the given length.
+        let m = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if m < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ERANGE) {
+                continue;
+            }
+            return Err(e);
+        }
+        buf.truncate(m as usize);
+        break buf;
+    };
+    let mut out = Vec::new();
+    let mut opaque = false;
+    for key in list.split(|&b| b == 0).filter(|k| !k.is_empty()) {
+        let Some(value) = get_xattr(&p, key)? else {
+            continue;
+        };
+        if key == b"trusted.overlay.opaque" {
+            opaque = value == b"y";
+            continue;
+        }
+        if key.starts_with(b"trusted.overlay.") {
+            continue;
+        }
+        out.push((key.to_vec(), value));
+    }
+    out.sort();
+    Ok((out, opaque))
+}
+
+fn get_xattr(path: &CString, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let k = CString::new(key).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    loop {
+        // SAFETY: NUL-terminated path and name; a null buffer asks for the size.
+        let n = unsafe { libc::lgetxattr(path.as_ptr(), k.as_ptr(), std::ptr::null_mut(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENODATA) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let mut buf = vec![0u8; n as usize];
+        // SAFETY: buffer of the given length.
+        let m = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                k.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if m < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ERANGE) => continue,
+                Some(libc::ENODATA) => return Ok(None),
+                _ => return Err(e),
+            }
+        }
+        buf.truncate(m as usize);
+        return Ok(Some(buf));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_lengths() {
+        let mut out = Vec::new();
+        pax_record(&mut out, b"path", b"a");
+        assert_eq!(out, b"9 path=a\n");
+        let mut out = Vec::new();
+        let v = vec![b'x'; 95];
+        pax_record(&mut out, b"path", &v);
+        // 4 + 95 + 3 = 102, plus "105" → 105.
+        assert!(out.starts_with(b"105 path="));
+        assert_eq!(out.len(), 105);
+    }
+
+    #[test]
+    fn ustar_split() {
+        let mut h = tar::Header::new_ustar();
+        let long = format!("{}/{}", "d".repeat(120), "f".repeat(90));
+        assert!(set_ustar_name(&mut h, long.as_bytes()));
+        assert_eq!(h.path_bytes().as_ref(), long.as_bytes());
+        let dir = format!("{}/{}/", "d".repeat(120), "e".repeat(90));
+        assert!(set_ustar_name(&mut h, dir.as_bytes()));
+        assert_eq!(h.path_bytes().as_ref(), dir.as_bytes());
+        let too_long = "x".repeat(101);
+        assert!(!set_ustar_name(&mut h, too_long.as_bytes()));
+        assert_eq!(pax_header_name(b"a/b/"), b"a/PaxHeaders.0/b");
+        assert_eq!(pax_header_name(b"f"), b"PaxHeaders.0/f");
+    }
 }

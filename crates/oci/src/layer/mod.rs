@@ -25,6 +25,8 @@ pub struct ApplyStats {
 pub enum LayerError {
     #[error("layer entry {0:?} escapes the layer root")]
     Breakout(String),
+    #[error("layer entry {path:?}: link target {target:?} escapes the layer root")]
+    LinkBreakout { path: String, target: String },
     #[error("truncated or corrupt layer archive: {0}")]
     Corrupt(String),
     #[error("layer entry {path:?}: {source}")]
