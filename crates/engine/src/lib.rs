@@ -1,1 +1,63 @@
-//! berth-engine
+//! berth-engine: the one facade both front ends (the CLI and the Engine API server) call.
+//!
+//! Every operation on images, containers, volumes and networks is a method on [`Engine`]; it
+//! returns typed values shaped like the Docker Engine API's responses ([`types`]), so the CLI
+//! formats them and the API server serialises them, and neither holds any image or container
+//! logic of its own.
+
+mod error;
+pub mod images;
+pub mod system;
+pub mod types;
+
+pub use error::EngineError;
+
+use berth_store::Store;
+use std::path::{Path, PathBuf};
+
+/// Where the engine keeps its state.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Persistent state (`--root`, `BERTH_ROOT`), default `/var/lib/berth`.
+    pub root: PathBuf,
+    /// Runtime state (`--runroot`, `BERTH_RUNROOT`), default `/run/berth`.
+    pub runroot: PathBuf,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            root: PathBuf::from("/var/lib/berth"),
+            runroot: PathBuf::from("/run/berth"),
+        }
+    }
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    store: Store,
+}
+
+impl Engine {
+    /// Opens the store (creating it on first use) and recovers what interrupted commands left.
+    pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        let store = Store::open(&config.root, &config.runroot)?;
+        Ok(Engine { config, store })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.config.root
+    }
+
+    pub fn runroot(&self) -> &Path {
+        &self.config.runroot
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+}

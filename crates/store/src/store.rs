@@ -54,8 +54,10 @@ pub struct ImageCommit {
 /// What deleting an image removed.
 #[derive(Debug, Clone, Default)]
 pub struct RemovedImage {
-    pub layers: Vec<String>,
-    pub blobs: Vec<String>,
+    /// Chain IDs and unpacked sizes of the layers removed.
+    pub layers: Vec<(String, u64)>,
+    /// Digests and sizes of the blobs removed.
+    pub blobs: Vec<(String, u64)>,
 }
 
 fn now_nanos() -> i64 {
@@ -476,21 +478,23 @@ impl Store {
             )
             .map_err(|e| self.db_err(e))?;
         let layers = stmt
-            .query_map([id], |r| {
-                Ok(LayerRow {
-                    chain_id: r.get(0)?,
-                    diff_id: r.get(1)?,
-                    parent: r.get(2)?,
-                    size: r.get::<_, i64>(3)? as u64,
-                    blob_digest: r.get(4)?,
-                    blob_media_type: r.get(5)?,
-                    blob_size: r.get::<_, Option<i64>>(6)?.map(|s| s as u64),
-                })
-            })
+            .query_map([id], row_to_layer)
             .map_err(|e| self.db_err(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.db_err(e))?;
         Ok(layers)
+    }
+
+    /// One layer by chain ID.
+    pub fn layer(&self, chain_id: &Digest) -> Result<Option<LayerRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT chain_id, diff_id, parent, size, blob_digest, blob_media_type, blob_size FROM layers WHERE chain_id = ?1",
+                [chain_id.to_string()],
+                row_to_layer,
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))
     }
 
     /// Points `name` at `image_id`; returns the image it pointed at before, if another.
@@ -562,17 +566,17 @@ impl Store {
             if n == 0 {
                 return Err(StoreError::ImageNotFound(id.to_string()));
             }
-            removed.layers = collect_strings(
+            removed.layers = collect_sized(
                 &tx,
-                "SELECT chain_id FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)",
+                "SELECT chain_id, size FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)",
             )
             .map_err(db_err)?;
-            removed.blobs = collect_strings(
+            removed.blobs = collect_sized(
                 &tx,
-                "SELECT digest FROM blobs WHERE digest NOT IN (SELECT digest FROM image_blobs)",
+                "SELECT digest, size FROM blobs WHERE digest NOT IN (SELECT digest FROM image_blobs)",
             )
             .map_err(db_err)?;
-            for chain in &removed.layers {
+            for (chain, _) in &removed.layers {
                 tx.execute("DELETE FROM layers WHERE chain_id = ?1", [chain])
                     .map_err(db_err)?;
                 let digest: Digest = chain
@@ -580,7 +584,7 @@ impl Store {
                     .map_err(|_| StoreError::Corrupt(format!("layer id {chain}")))?;
                 self.trash(&mut op, &self.layer_path(&digest))?;
             }
-            for blob in &removed.blobs {
+            for (blob, _) in &removed.blobs {
                 tx.execute("DELETE FROM blobs WHERE digest = ?1", [blob])
                     .map_err(db_err)?;
                 let digest: Digest = blob
@@ -694,6 +698,18 @@ fn row_to_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
     })
 }
 
+fn row_to_layer(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRow> {
+    Ok(LayerRow {
+        chain_id: r.get(0)?,
+        diff_id: r.get(1)?,
+        parent: r.get(2)?,
+        size: r.get::<_, i64>(3)? as u64,
+        blob_digest: r.get(4)?,
+        blob_media_type: r.get(5)?,
+        blob_size: r.get::<_, Option<i64>>(6)?.map(|s| s as u64),
+    })
+}
+
 fn row_to_container(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
     Ok(ContainerRow {
         id: r.get(0)?,
@@ -704,9 +720,11 @@ fn row_to_container(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
     })
 }
 
-fn collect_strings(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+fn collect_sized(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<(String, u64)>> {
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], |r| r.get(0))?.collect();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect();
     rows
 }
 

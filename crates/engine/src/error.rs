@@ -1,0 +1,55 @@
+use berth_oci::layer::LayerError;
+use berth_oci::reference::ReferenceError;
+use berth_store::StoreError;
+
+/// Everything an engine call can fail with. Messages are Docker's where Docker has one, and
+/// otherwise name the thing that was wrong and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("No such image: {0}")]
+    ImageNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{context}: {source}")]
+    Layer {
+        context: String,
+        #[source]
+        source: LayerError,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid archive: {0}")]
+    InvalidArchive(String),
+    #[error("{0}")]
+    Download(String),
+}
+
+impl EngineError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        if source.raw_os_error() == Some(28) {
+            return EngineError::Store(StoreError::NoSpace(context.into()));
+        }
+        EngineError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Whether the error means "not found" (Docker's 404 class).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            EngineError::ImageNotFound(_) | EngineError::Store(StoreError::ImageNotFound(_))
+        )
+    }
+}

@@ -1,0 +1,315 @@
+//! `import`: a root filesystem tarball becomes a one-layer image.
+
+use super::changes::apply_changes;
+use super::now_rfc3339;
+use crate::{Engine, EngineError};
+use berth_oci::image::{Descriptor, History, ImageConfig, Manifest, RootFs};
+use berth_oci::layer::{apply_layer, decompress};
+use berth_oci::reference::Reference;
+use berth_oci::{media, Digest};
+use berth_store::{BlobCommit, ImageCommit, LayerCommit, Op};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::PathBuf;
+
+/// Where `import` reads the tarball from.
+#[derive(Debug, Clone)]
+pub enum ImportSource {
+    File(PathBuf),
+    Stdin,
+    Url(String),
+}
+
+impl ImportSource {
+    /// `-` is stdin, `http(s)://…` a URL, anything else a file.
+    pub fn from_arg(arg: &str) -> ImportSource {
+        if arg == "-" {
+            ImportSource::Stdin
+        } else if arg.starts_with("http://") || arg.starts_with("https://") {
+            ImportSource::Url(arg.to_string())
+        } else {
+            ImportSource::File(PathBuf::from(arg))
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            ImportSource::File(p) => p.display().to_string(),
+            ImportSource::Stdin => "-".to_string(),
+            ImportSource::Url(u) => u.clone(),
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn Read>, EngineError> {
+        match self {
+            ImportSource::Stdin => Ok(Box::new(io::stdin().lock())),
+            ImportSource::File(p) => {
+                let f = File::open(p)
+                    .map_err(|e| EngineError::io(format!("open {}", p.display()), e))?;
+                Ok(Box::new(f))
+            }
+            ImportSource::Url(url) => {
+                let response = ureq::get(url)
+                    .call()
+                    .map_err(|e| EngineError::Download(format!("downloading {url}: {e}")))?;
+                Ok(Box::new(response.into_body().into_reader()))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// `REPO[:TAG]` to tag the image with.
+    pub reference: Option<String>,
+    /// `-c/--change` Dockerfile instructions.
+    pub changes: Vec<String>,
+    /// `-m/--message`: the history comment.
+    pub message: Option<String>,
+}
+
+/// Copies everything read from `inner` into `sink` as well.
+pub(crate) struct TeeReader<'a, R, W> {
+    pub inner: R,
+    pub sink: &'a mut W,
+    pub total: u64,
+}
+
+impl<R: Read, W: Write> Read for TeeReader<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sink.write_all(&buf[..n])?;
+        self.total += n as u64;
+        Ok(n)
+    }
+}
+
+impl Engine {
+    /// Imports a root filesystem tarball (plain, gzip or zstd) as a one-layer image and returns
+    /// its ID. The store is unchanged if anything fails.
+    pub fn import_image(
+        &mut self,
+        source: &ImportSource,
+        opts: &ImportOptions,
+    ) -> Result<Digest, EngineError> {
+        // Check everything the user typed before reading a byte.
+        let reference = match &opts.reference {
+            Some(r) => {
+                let r = Reference::parse_with_default_tag(r)?;
+                if r.digest().is_some() {
+                    return Err(EngineError::InvalidArgument(
+                        "import: a digest reference cannot be used as the image name; give REPO[:TAG]".into(),
+                    ));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let mut config = ImageConfig {
+            architecture: berth_oci::image::host_platform().architecture,
+            os: "linux".into(),
+            ..Default::default()
+        };
+        apply_changes(&mut config, &opts.changes)?;
+
+        let mut op = self.store().begin_op()?;
+        let input = source.open()?;
+        let (diff_id, size, layer_dir, blob) =
+            unpack_single_layer(&mut op, input, &source.describe())?;
+
+        let created = now_rfc3339();
+        config.created = Some(created.clone());
+        config.rootfs = RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![diff_id.clone()],
+        };
+        let comment = opts
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Imported from {}", source.describe()));
+        config.history = vec![History {
+            created: Some(created.clone()),
+            comment: Some(comment),
+            ..Default::default()
+        }];
+
+        let layer_desc = Descriptor {
+            media_type: media::OCI_LAYER.into(),
+            digest: blob.digest.clone(),
+            size: blob.size,
+            platform: None,
+            annotations: None,
+            urls: None,
+            artifact_type: None,
+        };
+        let commit = build_commit(
+            &mut op,
+            config,
+            vec![(layer_desc, diff_id, size, Some(layer_dir), Some(blob))],
+            reference.iter().map(|r| r.to_string()).collect(),
+            Vec::new(),
+        )?;
+        let id = commit.id.clone();
+        self.store_mut().commit_image(&mut op, &commit)?;
+        op.finish();
+        Ok(id)
+    }
+}
+
+/// Streams `input` once: decompressed, copied into a blob, hashed into the diff ID, and
+/// unpacked into a fresh layer directory.
+fn unpack_single_layer(
+    op: &mut Op,
+    input: Box<dyn Read>,
+    source: &str,
+) -> Result<
+    (
+        Digest,
+        u64,
+        berth_store::StagedLayer,
+        berth_store::StagedBlob,
+    ),
+    EngineError,
+> {
+    let buffered = BufReader::with_capacity(1 << 20, input);
+    let decompressed =
+        decompress(buffered).map_err(|e| EngineError::io(format!("reading {source}"), e))?;
+    let layer = op.layer_dir()?;
+    let mut blob = op.blob_writer()?;
+    let mut tee = TeeReader {
+        inner: decompressed,
+        sink: &mut blob,
+        total: 0,
+    };
+    let stats = apply_layer(&mut tee, &layer.path).map_err(|source_err| EngineError::Layer {
+        context: format!("importing {source}"),
+        source: source_err,
+    })?;
+    // Trailing padding after the end-of-archive marker belongs to the diff ID too.
+    io::copy(&mut tee, &mut io::sink())
+        .map_err(|e| EngineError::io(format!("reading {source}"), e))?;
+    if tee.total == 0 {
+        return Err(EngineError::InvalidArchive(format!(
+            "{source} is empty: expected a tar archive"
+        )));
+    }
+    let staged = blob.finish(None)?;
+    Ok((staged.digest.clone(), stats.size, layer, staged))
+}
+
+/// One layer of an image being assembled: its descriptor in the manifest, diff ID, unpacked
+/// size, and the staged directory and blob when they are new to the store.
+pub(crate) type AssembledLayer = (
+    Descriptor,
+    Digest,
+    u64,
+    Option<berth_store::StagedLayer>,
+    Option<berth_store::StagedBlob>,
+);
+
+/// Writes the configuration and an OCI manifest for `layers` and returns the commit that makes
+/// the image visible.
+pub(crate) fn build_commit(
+    op: &mut Op,
+    config: ImageConfig,
+    layers: Vec<AssembledLayer>,
+    tags: Vec<String>,
+    repo_digests: Vec<String>,
+) -> Result<ImageCommit, EngineError> {
+    let config_json = serde_json::to_string(&config)
+        .map_err(|e| EngineError::InvalidArgument(format!("image config: {e}")))?;
+    let config_blob = op.stage_bytes(config_json.as_bytes())?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: None,
+        config: Descriptor {
+            media_type: media::OCI_CONFIG.into(),
+            digest: config_blob.digest.clone(),
+            size: config_blob.size,
+            platform: None,
+            annotations: None,
+            urls: None,
+            artifact_type: None,
+        },
+        layers: layers.iter().map(|l| l.0.clone()).collect(),
+        subject: None,
+        annotations: None,
+    };
+    let manifest_json = serde_json::to_vec(&manifest)
+        .map_err(|e| EngineError::InvalidArgument(format!("manifest: {e}")))?;
+    commit_with_manifest(
+        op,
+        config,
+        config_json,
+        config_blob,
+        manifest_json,
+        media::OCI_MANIFEST,
+        layers,
+        tags,
+        repo_digests,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn commit_with_manifest(
+    op: &mut Op,
+    config: ImageConfig,
+    config_json: String,
+    config_blob: berth_store::StagedBlob,
+    manifest_json: Vec<u8>,
+    manifest_media_type: &str,
+    layers: Vec<AssembledLayer>,
+    tags: Vec<String>,
+    repo_digests: Vec<String>,
+) -> Result<ImageCommit, EngineError> {
+    let manifest_blob = op.stage_bytes(&manifest_json)?;
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.1.clone()).collect();
+    let chains = berth_oci::image::chain_ids(&diff_ids);
+    let mut blobs = vec![
+        BlobCommit {
+            digest: config_blob.digest.clone(),
+            size: config_blob.size,
+            media_type: Some(media::OCI_CONFIG.into()),
+            staged: Some(config_blob.clone()),
+        },
+        BlobCommit {
+            digest: manifest_blob.digest.clone(),
+            size: manifest_blob.size,
+            media_type: Some(manifest_media_type.into()),
+            staged: Some(manifest_blob.clone()),
+        },
+    ];
+    let mut layer_commits = Vec::new();
+    for (i, (desc, diff_id, size, dir, blob)) in layers.into_iter().enumerate() {
+        blobs.push(BlobCommit {
+            digest: desc.digest.clone(),
+            size: desc.size,
+            media_type: Some(desc.media_type.clone()),
+            staged: blob,
+        });
+        layer_commits.push(LayerCommit {
+            chain_id: chains[i].clone(),
+            diff_id,
+            parent: if i == 0 {
+                None
+            } else {
+                Some(chains[i - 1].clone())
+            },
+            size,
+            blob: Some((desc.digest.clone(), desc.media_type.clone(), desc.size)),
+            staged: dir,
+        });
+    }
+    Ok(ImageCommit {
+        id: config_blob.digest.clone(),
+        config_json,
+        created: config.created.clone().unwrap_or_default(),
+        manifest: Some((manifest_blob.digest.clone(), manifest_media_type.into())),
+        blobs,
+        layers: layer_commits,
+        tags,
+        repo_digests,
+        parent: None,
+    })
+}

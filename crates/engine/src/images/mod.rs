@@ -1,0 +1,432 @@
+//! Image operations: resolve, list, inspect, tag, remove, prune, history; import, load, save.
+
+mod archive;
+mod changes;
+mod filters;
+mod import;
+
+pub use archive::SaveOptions;
+pub use filters::ImageFilters;
+pub use import::{ImportOptions, ImportSource};
+
+use crate::types::{
+    DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImagePruneReport,
+    ImageSummary, RootFs,
+};
+use crate::{Engine, EngineError};
+use berth_oci::image::ImageConfig;
+use berth_oci::reference::{looks_like_image_id, Reference};
+use berth_oci::Digest;
+use berth_store::ImageRow;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// Parses an RFC 3339 time into unix seconds (0 when absent or malformed, as Docker shows it).
+pub(crate) fn unix_seconds(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.timestamp())
+        .unwrap_or(0)
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Familiar form of a normalised tag or digest name (`docker.io/library/x:1` → `x:1`).
+pub fn familiar(name: &str) -> String {
+    Reference::parse(name)
+        .map(|r| r.familiar_string())
+        .unwrap_or_else(|_| name.to_string())
+}
+
+fn parse_config(row: &ImageRow) -> Result<ImageConfig, EngineError> {
+    serde_json::from_str(&row.config).map_err(|e| {
+        EngineError::Store(berth_store::StoreError::Corrupt(format!(
+            "image {}: config: {e}",
+            row.id
+        )))
+    })
+}
+
+/// How a user named an image.
+pub(crate) enum Named {
+    /// By a tag or digest reference (normalised).
+    Reference(Reference),
+    /// By (a prefix of) its ID.
+    Id,
+}
+
+impl Engine {
+    /// Finds the image `name` refers to: a reference (`busybox`, `x:1`, `x@sha256:…`), a full ID
+    /// (`sha256:…`) or an unambiguous ID prefix, as Docker resolves them.
+    pub fn resolve_image(&self, name: &str) -> Result<ImageRow, EngineError> {
+        self.resolve_image_named(name).map(|(row, _)| row)
+    }
+
+    pub(crate) fn resolve_image_named(&self, name: &str) -> Result<(ImageRow, Named), EngineError> {
+        let store = self.store();
+        let id_like = {
+            let hex = name.strip_prefix("sha256:").unwrap_or(name);
+            !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        if name.starts_with("sha256:") {
+            return self.resolve_id_prefix(name).map(|row| (row, Named::Id));
+        }
+        match Reference::parse_with_default_tag(name) {
+            Ok(reference) => {
+                if let Some(id) = store.resolve_name(&reference.to_string())? {
+                    if let Some(row) = store.image(&id)? {
+                        return Ok((row, Named::Reference(reference)));
+                    }
+                }
+                if id_like {
+                    return self.resolve_id_prefix(name).map(|row| (row, Named::Id));
+                }
+                Err(EngineError::ImageNotFound(name.to_string()))
+            }
+            Err(e) => {
+                if id_like || looks_like_image_id(name) {
+                    return self.resolve_id_prefix(name).map(|row| (row, Named::Id));
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn resolve_id_prefix(&self, prefix: &str) -> Result<ImageRow, EngineError> {
+        let ids = self.store().image_ids_with_prefix(prefix)?;
+        match ids.as_slice() {
+            [id] => self
+                .store()
+                .image(id)?
+                .ok_or_else(|| EngineError::ImageNotFound(prefix.to_string())),
+            [] => Err(EngineError::ImageNotFound(prefix.to_string())),
+            _ => Err(EngineError::InvalidArgument(format!(
+                "image ID prefix {prefix} is ambiguous: give more of the ID"
+            ))),
+        }
+    }
+
+    /// `GET /images/json`: the images, newest first.
+    pub fn list_images(
+        &self,
+        all: bool,
+        filters: &ImageFilters,
+    ) -> Result<Vec<ImageSummary>, EngineError> {
+        let rows = self.store().images()?;
+        let parents: HashSet<String> = rows.iter().filter_map(|r| r.parent.clone()).collect();
+        let in_use: HashSet<String> = self
+            .store()
+            .containers()?
+            .into_iter()
+            .map(|c| c.image_id)
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // Intermediate images (untagged parents of other images) are hidden without -a.
+            if !all && row.tags.is_empty() && parents.contains(&row.id) {
+                continue;
+            }
+            let summary = summarize(row, &in_use)?;
+            out.push(summary);
+        }
+        let out = filters.apply(self, out)?;
+        let mut out = out;
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(b.added.cmp(&a.added)));
+        Ok(out)
+    }
+
+    /// `GET /images/{name}/json`.
+    pub fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError> {
+        let row = self.resolve_image(name)?;
+        let config = parse_config(&row)?;
+        let layers = self.store().image_layers(&row.id)?;
+        let mut data = BTreeMap::new();
+        let dirs: Vec<String> = layers
+            .iter()
+            .rev()
+            .filter_map(|l| l.chain_id.parse::<Digest>().ok())
+            .map(|d| self.store().layer_path(&d).display().to_string())
+            .collect();
+        if let Some((top, rest)) = dirs.split_first() {
+            data.insert("UpperDir".to_string(), top.clone());
+            if !rest.is_empty() {
+                data.insert("LowerDir".to_string(), rest.join(":"));
+            }
+        }
+        let image_config = match &config.config {
+            Some(c) => serde_json::to_value(c).unwrap_or_default(),
+            None => serde_json::json!({}),
+        };
+        let str_extra = |key: &str| {
+            config
+                .extra
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .unwrap_or_default()
+        };
+        Ok(ImageInspect {
+            id: row.id.clone(),
+            repo_tags: row.tags.iter().map(|t| familiar(t)).collect(),
+            repo_digests: row.repo_digests.iter().map(|t| familiar(t)).collect(),
+            parent: row.parent.clone().unwrap_or_default(),
+            comment: config.comment.clone().unwrap_or_default(),
+            created: config.created.clone().unwrap_or_default(),
+            docker_version: str_extra("docker_version"),
+            author: config.author.clone().unwrap_or_default(),
+            config: image_config,
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone(),
+            os: config.os.clone(),
+            size: row.size as i64,
+            graph_driver: GraphDriver {
+                data,
+                name: "overlay".to_string(),
+            },
+            root_fs: RootFs {
+                kind: if config.rootfs.kind.is_empty() {
+                    "layers".into()
+                } else {
+                    config.rootfs.kind.clone()
+                },
+                layers: config
+                    .rootfs
+                    .diff_ids
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect(),
+            },
+            metadata: ImageMetadata {
+                last_tag_time: "0001-01-01T00:00:00Z".to_string(),
+            },
+        })
+    }
+
+    /// The image configuration of `name`.
+    pub fn image_config(&self, name: &str) -> Result<(ImageRow, ImageConfig), EngineError> {
+        let row = self.resolve_image(name)?;
+        let config = parse_config(&row)?;
+        Ok((row, config))
+    }
+
+    /// `POST /images/{name}/tag`.
+    pub fn tag_image(&mut self, source: &str, target: &str) -> Result<(), EngineError> {
+        let row = self.resolve_image(source)?;
+        let target = Reference::parse_with_default_tag(target)?;
+        if target.digest().is_some() {
+            return Err(EngineError::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+        self.store_mut().set_tag(&target.to_string(), &row.id)?;
+        Ok(())
+    }
+
+    /// `DELETE /images/{name}`: untags, and deletes the image once nothing names it, as Docker
+    /// does; refuses images that containers use unless forced (and even then keeps the image's
+    /// content for the containers, untagging it only).
+    pub fn remove_image(
+        &mut self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<DeleteItem>, EngineError> {
+        let (row, named) = self.resolve_image_named(name)?;
+        let users = self.store().containers_using_image(&row.id)?;
+        let short = short_id(&row.id);
+        let mut items = Vec::new();
+        match named {
+            Named::Reference(reference) => {
+                if !users.is_empty() && !force && row.tags.len() + row.repo_digests.len() <= 1 {
+                    return Err(EngineError::Conflict(format!(
+                        "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
+                        name,
+                        short_id(&users[0].id),
+                        short
+                    )));
+                }
+                let full = reference.to_string();
+                self.store_mut().remove_name(&full)?;
+                items.push(DeleteItem::Untagged(reference.familiar_string()));
+                let remaining = self
+                    .store()
+                    .image(&row.id)?
+                    .ok_or_else(|| EngineError::ImageNotFound(name.into()))?;
+                if !remaining.tags.is_empty() {
+                    return Ok(items);
+                }
+                // The last tag is gone: digests of the image go with it.
+                for digest_name in &remaining.repo_digests {
+                    self.store_mut().remove_name(digest_name)?;
+                    items.push(DeleteItem::Untagged(familiar(digest_name)));
+                }
+            }
+            Named::Id => {
+                if !users.is_empty() && !force {
+                    return Err(EngineError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                        short,
+                        short_id(&users[0].id)
+                    )));
+                }
+                let repos: BTreeSet<String> = row
+                    .tags
+                    .iter()
+                    .filter_map(|t| Reference::parse(t).ok())
+                    .map(|r| r.repository())
+                    .collect();
+                if repos.len() > 1 && !force {
+                    return Err(EngineError::Conflict(format!(
+                        "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+                    )));
+                }
+                for name in row.tags.iter().chain(row.repo_digests.iter()) {
+                    self.store_mut().remove_name(name)?;
+                    items.push(DeleteItem::Untagged(familiar(name)));
+                }
+            }
+        }
+        if !users.is_empty() {
+            // Containers still need the layers: the image stays, untagged.
+            return Ok(items);
+        }
+        let removed = self.store_mut().delete_image(&row.id)?;
+        items.push(DeleteItem::Deleted(row.id.clone()));
+        for (chain, _) in removed.layers.iter().rev() {
+            items.push(DeleteItem::Deleted(chain.clone()));
+        }
+        Ok(items)
+    }
+
+    /// `POST /images/prune`: removes dangling images (all unused ones with `all`).
+    pub fn prune_images(
+        &mut self,
+        all: bool,
+        filters: &ImageFilters,
+    ) -> Result<ImagePruneReport, EngineError> {
+        let mut report = ImagePruneReport::default();
+        let in_use: HashSet<String> = self
+            .store()
+            .containers()?
+            .into_iter()
+            .map(|c| c.image_id)
+            .collect();
+        let rows = self.store().images()?;
+        let summaries: Vec<ImageSummary> = rows
+            .iter()
+            .map(|r| summarize(r, &in_use))
+            .collect::<Result<_, _>>()?;
+        let candidates = filters.apply(self, summaries)?;
+        for image in candidates {
+            if in_use.contains(&image.id) {
+                continue;
+            }
+            if !all && !image.repo_tags.is_empty() {
+                continue;
+            }
+            let Some(row) = self.store().image(&image.id)? else {
+                continue;
+            };
+            for name in row.tags.iter().chain(row.repo_digests.iter()) {
+                self.store_mut().remove_name(name)?;
+                report
+                    .images_deleted
+                    .push(DeleteItem::Untagged(familiar(name)));
+            }
+            let removed = self.store_mut().delete_image(&row.id)?;
+            report
+                .images_deleted
+                .push(DeleteItem::Deleted(row.id.clone()));
+            for (chain, size) in removed.layers.iter().rev() {
+                report
+                    .images_deleted
+                    .push(DeleteItem::Deleted(chain.clone()));
+                report.space_reclaimed += size;
+            }
+            report.space_reclaimed += removed.blobs.iter().map(|(_, s)| s).sum::<u64>();
+        }
+        Ok(report)
+    }
+
+    /// `GET /images/{name}/history`, newest first.
+    pub fn image_history(&self, name: &str) -> Result<Vec<HistoryItem>, EngineError> {
+        let row = self.resolve_image(name)?;
+        let config = parse_config(&row)?;
+        let layers = self.store().image_layers(&row.id)?;
+        let mut items = Vec::new();
+        if config.history.is_empty() {
+            for layer in &layers {
+                items.push(HistoryItem {
+                    id: "<missing>".into(),
+                    created: 0,
+                    created_by: String::new(),
+                    tags: Vec::new(),
+                    size: layer.size as i64,
+                    comment: String::new(),
+                });
+            }
+        } else {
+            let mut layer_iter = layers.iter();
+            for h in &config.history {
+                let size = if h.empty_layer {
+                    0
+                } else {
+                    layer_iter.next().map(|l| l.size as i64).unwrap_or(0)
+                };
+                items.push(HistoryItem {
+                    id: "<missing>".into(),
+                    created: h.created.as_deref().map(unix_seconds).unwrap_or(0),
+                    created_by: h.created_by.clone().unwrap_or_default(),
+                    tags: Vec::new(),
+                    size,
+                    comment: h.comment.clone().unwrap_or_default(),
+                });
+            }
+        }
+        items.reverse();
+        if let Some(top) = items.first_mut() {
+            top.id = row.id.clone();
+            top.tags = row.tags.iter().map(|t| familiar(t)).collect();
+        }
+        Ok(items)
+    }
+}
+
+/// The 12-digit form Docker shows.
+pub fn short_id(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.chars().take(12).collect()
+}
+
+/// Just the labels of an image configuration: listing parses a thousand configurations, so it
+/// skips everything else.
+#[derive(serde::Deserialize)]
+struct LabelsOnly {
+    #[serde(default)]
+    config: Option<LabelsOnlyInner>,
+}
+
+#[derive(serde::Deserialize)]
+struct LabelsOnlyInner {
+    #[serde(default, rename = "Labels")]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+fn summarize(row: &ImageRow, in_use: &HashSet<String>) -> Result<ImageSummary, EngineError> {
+    let labels = serde_json::from_str::<LabelsOnly>(&row.config)
+        .ok()
+        .and_then(|c| c.config)
+        .and_then(|c| c.labels)
+        .unwrap_or_default();
+    Ok(ImageSummary {
+        id: row.id.clone(),
+        parent_id: row.parent.clone().unwrap_or_default(),
+        repo_tags: row.tags.iter().map(|t| familiar(t)).collect(),
+        repo_digests: row.repo_digests.iter().map(|t| familiar(t)).collect(),
+        created: unix_seconds(&row.created),
+        size: row.size as i64,
+        shared_size: -1,
+        labels,
+        containers: if in_use.contains(&row.id) { 1 } else { 0 },
+        added: row.added,
+    })
+}
