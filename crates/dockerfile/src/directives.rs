@@ -204,7 +204,8 @@ mod tests {
 
     #[test]
     fn check_directive() {
-        let c = CheckDirective::parse("skip=JSONArgsRecommended,StageNameCasing;error=true").unwrap();
+        let c =
+            CheckDirective::parse("skip=JSONArgsRecommended,StageNameCasing;error=true").unwrap();
         assert_eq!(c.skip, vec!["JSONArgsRecommended", "StageNameCasing"]);
         assert!(c.error);
         assert!(CheckDirective::parse("bogus=1").is_err());

@@ -13,10 +13,14 @@ pub enum ErrorKind {
     #[error("file with no instructions — a Dockerfile needs at least a FROM instruction")]
     NoInstructions,
     /// A physical line longer than BuildKit's limit.
-    #[error("dockerfile line greater than max allowed size of 65535 — split it with line continuations")]
+    #[error(
+        "dockerfile line greater than max allowed size of 65535 — split it with line continuations"
+    )]
     LineTooLong,
     /// `# escape=` with something other than a backslash or a backtick.
-    #[error("invalid escape token '{0}' does not match ` or \\ — use `# escape=\\` or `# escape=``")]
+    #[error(
+        "invalid escape token '{0}' does not match ` or \\ — use `# escape=\\` or `# escape=``"
+    )]
     InvalidEscapeToken(String),
     /// The same parser directive twice.
     #[error("only one {0} parser directive can be used — remove the second one")]
@@ -198,8 +202,8 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

@@ -72,7 +72,11 @@ fn compile(pattern: &str) -> Vec<Tok> {
                 if chars.get(i) == Some(&'/') {
                     i += 1;
                 }
-                out.push(if i >= chars.len() { Tok::All } else { Tok::Dirs });
+                out.push(if i >= chars.len() {
+                    Tok::All
+                } else {
+                    Tok::Dirs
+                });
             }
             '*' => out.push(Tok::Star),
             '?' => out.push(Tok::Any),
@@ -103,7 +107,8 @@ fn compile(pattern: &str) -> Vec<Tok> {
                         lo = chars[j];
                     }
                     let mut hi = lo;
-                    if chars.get(j + 1) == Some(&'-') && chars.get(j + 2).is_some_and(|c| *c != ']') {
+                    if chars.get(j + 1) == Some(&'-') && chars.get(j + 2).is_some_and(|c| *c != ']')
+                    {
                         hi = chars[j + 2];
                         j += 2;
                     }

@@ -611,7 +611,10 @@ fn copy_hint(node: &Node, name: &str) -> String {
         for tail in ["./", "."] {
             if only.len() > tail.len() && only.ends_with(tail) {
                 let src = &only[..only.len() - tail.len()];
-                let fixed = node.original.trim().replacen(only.as_str(), &format!("{src} {tail}"), 1);
+                let fixed =
+                    node.original
+                        .trim()
+                        .replacen(only.as_str(), &format!("{src} {tail}"), 1);
                 return format!("did you mean `{fixed}`?");
             }
         }

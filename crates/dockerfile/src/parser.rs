@@ -561,7 +561,10 @@ fn parse_name_val(rest: &str, cmd: &str, escape: char) -> Result<Vec<String>, Er
     if !words[0].contains('=') {
         let mut parts = rest.splitn(2, is_ws_sep);
         let key = parts.next().unwrap_or_default();
-        let value = parts.next().unwrap_or_default().trim_start_matches(is_ws_sep);
+        let value = parts
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches(is_ws_sep);
         if value.is_empty() {
             return Err(ErrorKind::MissingValue {
                 instruction: upper,
@@ -591,13 +594,19 @@ mod tests {
     fn flags_are_extracted() {
         assert_eq!(
             extract_flags("--from=a --chown=\"u g\" src dst"),
-            ("src dst".to_string(), vec!["--from=a".into(), "--chown=u g".into()])
+            (
+                "src dst".to_string(),
+                vec!["--from=a".into(), "--chown=u g".into()]
+            )
         );
         assert_eq!(
             extract_flags("--x -- --y"),
             (" --y".to_string(), vec!["--x".into()])
         );
-        assert_eq!(extract_flags("--only"), (String::new(), vec!["--only".into()]));
+        assert_eq!(
+            extract_flags("--only"),
+            (String::new(), vec!["--only".into()])
+        );
     }
 
     #[test]

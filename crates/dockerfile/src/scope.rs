@@ -151,7 +151,11 @@ impl Env for GlobalScope {
 
 impl GlobalScope {
     /// Evaluates the meta ARGs (each expanded with the args before it).
-    pub fn new(meta_args: &[Instruction], inputs: &BuildInputs, lex: &Lexer) -> Result<Self, Error> {
+    pub fn new(
+        meta_args: &[Instruction],
+        inputs: &BuildInputs,
+        lex: &Lexer,
+    ) -> Result<Self, Error> {
         let mut scope = GlobalScope {
             values: inputs.builtins.clone(),
             ..Default::default()
@@ -188,7 +192,11 @@ impl GlobalScope {
     }
 
     /// The stage's base and platform with global args expanded.
-    pub fn expand_from(&self, stage: &Stage, lex: &Lexer) -> Result<(String, Option<String>), Error> {
+    pub fn expand_from(
+        &self,
+        stage: &Stage,
+        lex: &Lexer,
+    ) -> Result<(String, Option<String>), Error> {
         let fail = |e| {
             let mut err = Error::new(crate::ErrorKind::Shell(e));
             err.line = stage.start_line;
@@ -341,7 +349,10 @@ mod tests {
 
     fn inputs(args: &[(&str, &str)]) -> BuildInputs {
         BuildInputs {
-            build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             builtins: platform_args(
                 &Platform::parse("linux/amd64").unwrap(),
                 &Platform::parse("linux/arm64/v8").unwrap(),
@@ -378,7 +389,10 @@ mod tests {
 
     #[test]
     fn build_args_override_defaults() {
-        let (_, scope, _) = run_stage("ARG V=1\nFROM a\nARG V\nARG W=2\nENV X=$V$W\n", &[("V", "9"), ("W", "8")]);
+        let (_, scope, _) = run_stage(
+            "ARG V=1\nFROM a\nARG V\nARG W=2\nENV X=$V$W\n",
+            &[("V", "9"), ("W", "8")],
+        );
         assert_eq!(scope.image_env(), vec!["PATH=/bin", "X=98"]);
     }
 
@@ -391,14 +405,20 @@ mod tests {
 
     #[test]
     fn env_overrides_arg() {
-        let (_, scope, out) = run_stage("FROM a\nARG X=arg\nENV X=env\nWORKDIR /$X\n", &[("X", "cli")]);
+        let (_, scope, out) = run_stage(
+            "FROM a\nARG X=arg\nENV X=env\nWORKDIR /$X\n",
+            &[("X", "cli")],
+        );
         assert_eq!(out[2].kind, InstructionKind::Workdir("/env".into()));
         assert!(scope.run_env(&inputs(&[])).contains(&"X=env".to_string()));
     }
 
     #[test]
     fn platform_args_need_declaration_in_stage() {
-        let (_, _, out) = run_stage("FROM a\nWORKDIR /$TARGETARCH\nARG TARGETARCH\nWORKDIR /$TARGETARCH\n", &[]);
+        let (_, _, out) = run_stage(
+            "FROM a\nWORKDIR /$TARGETARCH\nARG TARGETARCH\nWORKDIR /$TARGETARCH\n",
+            &[],
+        );
         assert_eq!(out[0].kind, InstructionKind::Workdir("/".into()));
         assert_eq!(out[2].kind, InstructionKind::Workdir("/arm64".into()));
     }
@@ -407,8 +427,13 @@ mod tests {
     fn proxy_args_reach_run_only() {
         let inp = inputs(&[("HTTP_PROXY", "http://p:3128"), ("UNUSED", "1")]);
         let (global, scope, _) = run_stage("FROM a\nRUN true\n", &[]);
-        assert!(scope.run_env(&inp).contains(&"HTTP_PROXY=http://p:3128".to_string()));
-        assert!(!scope.image_env().iter().any(|e| e.starts_with("HTTP_PROXY")));
+        assert!(scope
+            .run_env(&inp)
+            .contains(&"HTTP_PROXY=http://p:3128".to_string()));
+        assert!(!scope
+            .image_env()
+            .iter()
+            .any(|e| e.starts_with("HTTP_PROXY")));
         assert_eq!(unused_build_args(&inp, &global, &[&scope]), vec!["UNUSED"]);
     }
 

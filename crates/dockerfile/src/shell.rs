@@ -26,7 +26,9 @@ pub enum ShellError {
     #[error("syntax error: bad substitution — a variable name must follow ${{")]
     BadSubstitution,
     /// `${V:=x}` and other modifiers Docker does not support.
-    #[error("unsupported modifier ({0}) in substitution — supported: :- - :+ + :? ? # ## % %% / //")]
+    #[error(
+        "unsupported modifier ({0}) in substitution — supported: :- - :+ + :? ? # ## % %% / //"
+    )]
     UnsupportedModifier(String),
     /// `${V?msg}` / `${V:?msg}` with V unset (or empty).
     #[error("{name}: {message}")]
@@ -73,7 +75,10 @@ impl Env for BTreeMap<String, String> {
 /// Ordered pairs; a later pair overrides an earlier one of the same name.
 impl Env for [(String, String)] {
     fn get_var(&self, name: &str) -> Option<String> {
-        self.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -461,9 +466,15 @@ impl<'a> ShellWord<'a> {
                 if self.lex.skip_unset_env && value.is_none() {
                     return Ok(format!("${{{name}{modifier}{word}}}"));
                 }
-                let empty = value.as_deref().is_none_or(|v| null_is_unset && v.is_empty());
+                let empty = value
+                    .as_deref()
+                    .is_none_or(|v| null_is_unset && v.is_empty());
                 match ch {
-                    '-' => Ok(if empty { word } else { value.unwrap_or_default() }),
+                    '-' => Ok(if empty {
+                        word
+                    } else {
+                        value.unwrap_or_default()
+                    }),
                     '+' => Ok(if empty { String::new() } else { word }),
                     '?' => match value {
                         None => Err(ShellError::Required {
@@ -599,7 +610,7 @@ fn replace(value: &str, pattern: &str, replacement: &str, all: bool) -> Result<S
     let mut i = 0;
     let mut replaced = false;
     while i <= chars.len() {
-        if !(replaced && !all) {
+        if !replaced || all {
             if let Some(n) = prefix_match(&pat, &chars[i..], true) {
                 out.push_str(replacement);
                 replaced = true;
@@ -671,7 +682,10 @@ mod tests {
     fn skip_unset_keeps_references() {
         let mut lex = Lexer::new('\\');
         lex.skip_unset_env = true;
-        assert_eq!(lex.process_word("$A ${B} ${C:-x} $V", &env()).unwrap(), "$A ${B} ${C:-x} foo/bar/baz.tar.gz");
+        assert_eq!(
+            lex.process_word("$A ${B} ${C:-x} $V", &env()).unwrap(),
+            "$A ${B} ${C:-x} foo/bar/baz.tar.gz"
+        );
     }
 
     #[test]

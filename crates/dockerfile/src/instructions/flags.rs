@@ -155,7 +155,11 @@ mod tests {
 
     #[test]
     fn flag_rules() {
-        let spec = [("link", Kind::Bool), ("from", Kind::String), ("exclude", Kind::Strings)];
+        let spec = [
+            ("link", Kind::Bool),
+            ("from", Kind::String),
+            ("exclude", Kind::Strings),
+        ];
         let f = |v: &[&str]| {
             let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
             Flags::parse("COPY", &v, &spec)

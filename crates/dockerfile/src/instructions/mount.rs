@@ -113,8 +113,8 @@ impl Mount {
                     "ssh" => MountType::Ssh,
                     other => {
                         return Err(bad(format!(
-                            "unsupported mount type {other:?} — use bind, cache, tmpfs, secret or ssh"
-                        )))
+                        "unsupported mount type {other:?} — use bind, cache, tmpfs, secret or ssh"
+                    )))
                     }
                 };
             }
@@ -145,13 +145,18 @@ impl Mount {
                 None => (f.to_ascii_lowercase(), None),
             };
             let need = |v: &Option<String>| {
-                v.clone()
-                    .ok_or_else(|| bad(format!("mount option {key} needs a value — write {key}=<value>")))
+                v.clone().ok_or_else(|| {
+                    bad(format!(
+                        "mount option {key} needs a value — write {key}=<value>"
+                    ))
+                })
             };
             let flag = |v: &Option<String>| match v {
                 None => Ok(true),
                 Some(v) => parse_bool(v).ok_or_else(|| {
-                    bad(format!("invalid value {v:?} for mount option {key} — use true or false"))
+                    bad(format!(
+                        "invalid value {v:?} for mount option {key} — use true or false"
+                    ))
                 }),
             };
             let number = |v: &Option<String>, radix: u32| {
@@ -174,8 +179,8 @@ impl Mount {
                         "locked" => Sharing::Locked,
                         other => {
                             return Err(bad(format!(
-                                "unsupported sharing value {other:?} — use shared, private or locked"
-                            )))
+                            "unsupported sharing value {other:?} — use shared, private or locked"
+                        )))
                         }
                     }
                 }
@@ -186,7 +191,9 @@ impl Mount {
                 "size" => {
                     let v = need(&value)?;
                     m.size = Some(parse_size(&v).ok_or_else(|| {
-                        bad(format!("invalid size {v:?} for tmpfs mount — use bytes or e.g. 64m"))
+                        bad(format!(
+                            "invalid size {v:?} for tmpfs mount — use bytes or e.g. 64m"
+                        ))
                     })?)
                 }
                 "env" => m.env = Some(need(&value)?),
@@ -205,9 +212,10 @@ impl Mount {
             }
             MountType::Secret => {
                 if m.id.is_none() {
-                    m.id = m.target.as_deref().map(|t| {
-                        t.rsplit('/').next().unwrap_or(t).to_string()
-                    });
+                    m.id = m
+                        .target
+                        .as_deref()
+                        .map(|t| t.rsplit('/').next().unwrap_or(t).to_string());
                 }
                 if m.id.is_none() && m.env.is_none() {
                     return Err(bad(format!(
@@ -218,11 +226,7 @@ impl Mount {
                     m.target = m.id.as_ref().map(|id| format!("/run/secrets/{id}"));
                 }
             }
-            MountType::Ssh => {
-                if m.id.is_none() {
-                    m.id = Some("default".into());
-                }
-            }
+            MountType::Ssh if m.id.is_none() => m.id = Some("default".into()),
             _ => {}
         }
         if m.typ == MountType::Cache && m.id.is_none() {
@@ -236,9 +240,15 @@ impl Mount {
         &mut self,
         w: &dyn Fn(&str) -> Result<String, ShellError>,
     ) -> Result<(), ShellError> {
-        for v in [&mut self.target, &mut self.source, &mut self.from, &mut self.id, &mut self.env]
-            .into_iter()
-            .flatten()
+        for v in [
+            &mut self.target,
+            &mut self.source,
+            &mut self.from,
+            &mut self.id,
+            &mut self.env,
+        ]
+        .into_iter()
+        .flatten()
         {
             *v = w(v)?;
         }
@@ -252,7 +262,8 @@ mod tests {
 
     #[test]
     fn cache_mount() {
-        let m = Mount::parse("type=cache,target=/root/.cache,sharing=locked,mode=0755,uid=1").unwrap();
+        let m =
+            Mount::parse("type=cache,target=/root/.cache,sharing=locked,mode=0755,uid=1").unwrap();
         assert_eq!(m.typ, MountType::Cache);
         assert_eq!(m.target.as_deref(), Some("/root/.cache"));
         assert_eq!(m.id.as_deref(), Some("/root/.cache"));
