@@ -51,6 +51,8 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, ErrorKind> {
         Some(r) => (true, r),
         None => (false, rest),
     };
+    // Blanks may separate `<<` (or `<<-`) from the delimiter.
+    let rest = rest.trim_start_matches([' ', '\t', '\n', '\r', '\u{c}']);
     if rest.is_empty() || rest.contains('<') {
         return Ok(None);
     }
@@ -90,13 +92,24 @@ pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ErrorKind> {
     let mut lex = Lexer::new('\\');
     lex.raw_quotes = true;
     lex.raw_escapes = true;
+    lex.skip_unset_env = true;
     // BuildKit ignores lexing errors here: such a line simply has no heredocs.
     let words = lex.process_words(line, &NoEnv).unwrap_or_default();
     let mut out = Vec::new();
-    for w in words {
-        if let Some(h) = parse_heredoc(&w)? {
+    let mut i = 0;
+    while i < words.len() {
+        let mut word = words[i].clone();
+        // `<< EOF`: the lexer keeps blanks after `<<` in the same word.
+        let digits = word.chars().take_while(|c| c.is_ascii_digit()).count();
+        if &word[digits..] == "<<" && i + 1 < words.len() {
+            word.push(' ');
+            word.push_str(&words[i + 1]);
+            i += 1;
+        }
+        if let Some(h) = parse_heredoc(&word)? {
             out.push(h);
         }
+        i += 1;
     }
     Ok(out)
 }
@@ -124,6 +137,50 @@ mod tests {
         let names: Vec<_> = hs.iter().map(|h| (h.name.as_str(), h.expand)).collect();
         assert_eq!(names, vec![("FILE1", true), ("FILE2", false)]);
         assert!(heredocs_from_line("RUN echo '<<EOF'").unwrap().is_empty());
+    }
+
+    #[test]
+    fn delimiter_forms() {
+        let name = |w: &str| parse_heredoc(w).unwrap().map(|h| (h.name, h.expand));
+        for w in [
+            "<<EOF",
+            "<<'EOF'",
+            "<<\"EOF\"",
+            "<<-EOF",
+            "<<-'EOF'",
+            "<<EO\"F\"",
+            "<< EOF",
+            "<<- EOF",
+        ] {
+            assert_eq!(name(w).unwrap().0, "EOF", "{w}");
+        }
+        for w in ["<<'EOF", "<<\"EOF", "<<EOF'", "<<EOF\""] {
+            assert!(parse_heredoc(w).is_err(), "{w}");
+        }
+        for w in ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF", "<<EOF sh"] {
+            assert_eq!(parse_heredoc(w).unwrap(), None, "{w}");
+        }
+        assert_eq!(name("<<eo'f'"), Some(("eof".into(), false)));
+        assert_eq!(name("<<eo\\'f"), Some(("eo'f".into(), true)));
+        assert_eq!(name("<<'e'o\\'f"), Some(("eo'f".into(), false)));
+        assert_eq!(name("<<'one two'"), Some(("one two".into(), false)));
+    }
+
+    #[test]
+    fn line_forms() {
+        let names = |l: &str| -> Vec<String> {
+            heredocs_from_line(l)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        assert_eq!(names("RUN <<$EOF"), vec!["$EOF"]);
+        assert_eq!(names("RUN <<  EOF  > foo"), vec!["EOF"]);
+        assert_eq!(names("RUN << -EOF"), vec!["-EOF"]);
+        assert_eq!(names("RUN 4<<EOF"), vec!["EOF"]);
+        assert!(names("RUN \"<<EOF\"").is_empty());
+        assert!(names("RUN x<< EOF").is_empty());
     }
 
     #[test]

@@ -231,6 +231,7 @@ pub fn parse(source: &str) -> Result<Ast, Error> {
             for doc in &mut docs {
                 let mut terminated = false;
                 for raw in lines.by_ref() {
+                    check_len(raw, current + 1)?;
                     current += 1;
                     let mut candidate = trim_newline(raw);
                     if doc.chomp {
@@ -638,6 +639,56 @@ mod tests {
         assert_eq!(copy.heredocs[0].body(), "x\n");
         assert_eq!(copy.heredocs[1].content, "y\n");
         assert_eq!((copy.start_line, copy.end_line), (5, 9));
+    }
+
+    #[test]
+    fn heredoc_extraction_cases() {
+        let src =
+            "FROM a\nUSER <<INVALID\nINVALID\nRUN <<EMPTY\nEMPTY\nRUN 3<<E2\nE2\nRUN \"<<NO\"\n\
+RUN <<-U2\n\tbaz\n\tU2\nRUN <<C\n# internal comment\necho x # trailing\nC\n\
+COPY <<X <<Y /dest\nY\nX\nX\nY\nRUN <<'one two'\necho bar\none two\nRUN <<  EOF  > foo\nEOF\n";
+        let ast = parse(src).unwrap();
+        let docs: Vec<Vec<(String, String, bool, bool, u32)>> = ast.children[1..]
+            .iter()
+            .map(|n| {
+                n.heredocs
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.clone(),
+                            h.content.clone(),
+                            h.expand,
+                            h.chomp,
+                            h.file_descriptor,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let d = |n: &str, c: &str, e: bool, ch: bool, fd: u32| {
+            (n.to_string(), c.to_string(), e, ch, fd)
+        };
+        assert_eq!(
+            docs,
+            vec![
+                vec![],
+                vec![],
+                vec![d("EMPTY", "", true, false, 0)],
+                vec![d("E2", "", true, false, 3)],
+                vec![],
+                vec![d("U2", "\tbaz\n", true, true, 0)],
+                vec![d(
+                    "C",
+                    "# internal comment\necho x # trailing\n",
+                    true,
+                    false,
+                    0
+                )],
+                vec![d("X", "Y\n", true, false, 0), d("Y", "X\n", true, false, 0)],
+                vec![d("one two", "echo bar\n", false, false, 0)],
+                vec![d("EOF", "", true, false, 0)],
+            ]
+        );
     }
 
     #[test]
