@@ -648,7 +648,8 @@ mod tests {
 RUN <<-U2\n\tbaz\n\tU2\nRUN <<C\n# internal comment\necho x # trailing\nC\n\
 COPY <<X <<Y /dest\nY\nX\nX\nY\nRUN <<'one two'\necho bar\none two\nRUN <<  EOF  > foo\nEOF\n";
         let ast = parse(src).unwrap();
-        let docs: Vec<Vec<(String, String, bool, bool, u32)>> = ast.children[1..]
+        type Doc = (String, String, bool, bool, u32);
+        let docs: Vec<Vec<Doc>> = ast.children[1..]
             .iter()
             .map(|n| {
                 n.heredocs
