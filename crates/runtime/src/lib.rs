@@ -1,1 +1,635 @@
-//! berth-runtime
+//! berth-runtime: turns an image's config plus `docker run` options into an isolated process.
+//!
+//! What lives here:
+//! - [`spec`]: the OCI runtime-spec `config.json`, generated the way Docker does (default
+//!   capabilities, [`seccomp`] profile, masked paths, mounts, namespaces, rlimits, resources).
+//! - [`rootfs`]: the overlay root filesystem (layers + upper + work).
+//! - the built-in runtime (youki's `libcontainer`) and external OCI runtimes (`runc`, `crun`, any
+//!   path) driven through their CLI;
+//! - [`monitor`]: the per-container monitor process (`berth-monitor`): parent of the container's
+//!   init, holds its stdio, writes the json-file log, serves [`attach`], records the exit status;
+//! - [`cgroup`]: v1 and v2 bookkeeping (OOM kills, freezer, kill-all, removal).
+//!
+//! # How the engine uses it
+//! ```no_run
+//! use berth_runtime::*;
+//! # fn demo(layers: Vec<std::path::PathBuf>) -> berth_runtime::Result<()> {
+//! let dir = std::path::Path::new("/var/lib/berth/containers/abc");
+//! let image = ImageRuntimeConfig { cmd: Some(vec!["true".into()]), ..Default::default() };
+//! let opts = RunOptions::default();
+//! // `create`: overlay rootfs + config.json (idempotent; re-mounts after a reboot).
+//! prepare_bundle("abc", dir, &layers, &image, &opts)?;
+//! // `start`: spawns the detached monitor and returns once the container runs (or failed).
+//! let started = start(dir, &StartOptions::default())?;
+//! let status = wait(dir, None)?; // ExitStatus { exit_code, oom_killed, finished_at, .. }
+//! cleanup(dir)?; // kill leftovers, remove cgroup + runtime state, unmount rootfs
+//! # let _ = (started, status); Ok(()) }
+//! ```
+//! Start failures come back as [`Error::Start`]; [`Error::exit_code`] maps them the way Docker
+//! does (127 command not found, 126 not executable, 125 other).
+//!
+//! Files in the container directory: `config.json`, `rootfs/`, `upper/`, `work/`, `bundle.json`
+//! (what cleanup needs), `start.json` (runtime choice), `container.log` (docker json-file),
+//! `attach.sock`, `monitor.pid` / `init.pid` (`pid start_time`), `exit.json` ([`ExitStatus`]),
+//! `monitor.log` (the monitor's own errors).
+//!
+//! Everything that starts containers clones the calling process, so it never runs inside the
+//! caller: [`start`] spawns `berth-monitor`, [`exec`] returns a command running it (or the
+//! external runtime). The library is safe to call from a multi-threaded (tokio) process.
+
+pub mod attach;
+pub mod cgroup;
+pub mod config;
+pub mod monitor;
+pub mod paths;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod util;
+
+pub use config::{ImageRuntimeConfig, MountSpec, NetworkMode, RunOptions, RuntimeKind, Ulimit};
+
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a container could not start, for Docker's exit code mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartErrorKind {
+    /// The command was not found (exit 127).
+    NotFound,
+    /// The command is not executable (exit 126).
+    PermissionDenied,
+    /// Anything else (exit 125).
+    Other,
+}
+
+/// Errors of this crate.
+#[derive(Debug)]
+pub enum Error {
+    Io(std::io::Error),
+    Json(serde_json::Error),
+    /// Invalid input (bad option, missing file, ...).
+    Invalid(String),
+    /// The container failed to start; the message is Docker's wording where Docker has one,
+    /// e.g. `exec: "foo": executable file not found in $PATH`.
+    Start { kind: StartErrorKind, message: String },
+    /// The container is not running.
+    NotRunning,
+    /// Waiting timed out.
+    Timeout,
+}
+
+impl Error {
+    /// Docker's exit code for a failed `run`: 127, 126 or 125.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Start { kind: StartErrorKind::NotFound, .. } => 127,
+            Error::Start { kind: StartErrorKind::PermissionDenied, .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Json(e) => write!(f, "{e}"),
+            Error::Invalid(s) => write!(f, "{s}"),
+            Error::Start { message, .. } => write!(f, "{message}"),
+            Error::NotRunning => write!(f, "container is not running"),
+            Error::Timeout => write!(f, "timed out"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Json(e)
+    }
+}
+impl From<nix::Error> for Error {
+    fn from(e: nix::Error) -> Self {
+        Error::Io(e.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The cgroup parent all containers live under.
+pub const CGROUP_PARENT: &str = "/berth";
+/// Default directory for runtime state (libcontainer's or runc's `--root`): short, so unix
+/// socket paths inside it fit.
+pub const DEFAULT_STATE_ROOT: &str = "/run/berth/runtime";
+
+/// What [`prepare_bundle`] records for the later steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleInfo {
+    pub id: String,
+    pub layers: Vec<PathBuf>,
+    pub cgroup: String,
+    pub tty: bool,
+    pub stdin_open: bool,
+    /// Signal number `stop` sends first.
+    pub stop_signal: i32,
+    pub stop_timeout: u32,
+}
+
+/// What [`start`] records for the monitor and for exec/cleanup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartRecord {
+    pub runtime: RuntimeKind,
+    pub state_root: PathBuf,
+}
+
+/// How to start a container.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub runtime: RuntimeKind,
+    /// The `berth-monitor` binary; default: `$BERTH_MONITOR`, next to the current executable,
+    /// then `$PATH`.
+    pub monitor_path: Option<PathBuf>,
+    /// Runtime state directory (default [`DEFAULT_STATE_ROOT`]).
+    pub state_root: PathBuf,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions { runtime: RuntimeKind::Builtin, monitor_path: None, state_root: PathBuf::from(DEFAULT_STATE_ROOT) }
+    }
+}
+
+/// A started container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedContainer {
+    /// The container's init, as seen from the host.
+    pub pid: i32,
+    /// The monitor process.
+    pub monitor_pid: i32,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    /// Docker's exit code: the code, or 128 + signal.
+    pub exit_code: i32,
+    /// The signal that killed init, if any.
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub finished_at: String,
+    /// Set when the container never ran (start error) or its monitor died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What [`state`] finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Bundle prepared, never started (or start not yet reported).
+    Created,
+    Running { pid: i32, paused: bool },
+    Exited(ExitStatus),
+    /// The monitor is gone without recording an exit: the container's remaining processes have
+    /// been killed and an exit status with code 255 and an `error` was recorded (so later calls
+    /// see `Exited`).
+    MonitorDied(ExitStatus),
+}
+
+/// Container directory file names.
+pub fn attach_socket_path(container_dir: &Path) -> PathBuf {
+    container_dir.join("attach.sock")
+}
+/// The docker json-file log.
+pub fn log_path(container_dir: &Path) -> PathBuf {
+    container_dir.join("container.log")
+}
+pub(crate) fn exit_path(dir: &Path) -> PathBuf {
+    dir.join("exit.json")
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
+    let s = std::fs::read(p).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
+    Ok(serde_json::from_slice(&s)?)
+}
+
+pub(crate) fn bundle_info(dir: &Path) -> Result<BundleInfo> {
+    read_json(&dir.join("bundle.json"))
+}
+pub(crate) fn start_record(dir: &Path) -> Result<StartRecord> {
+    read_json(&dir.join("start.json"))
+}
+
+/// Parses `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| Error::Invalid(format!("invalid signal: {s}")))
+}
+
+/// `create`: mounts the overlay rootfs at `<container_dir>/rootfs` (layers bottom first, upper
+/// and work dirs in the container dir) and writes `config.json`. Idempotent: an existing
+/// mount is reused, files are rewritten atomically.
+pub fn prepare_bundle(
+    id: &str,
+    container_dir: &Path,
+    layers: &[PathBuf],
+    image: &ImageRuntimeConfig,
+    opts: &RunOptions,
+) -> Result<oci_spec::runtime::Spec> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c)) || id.starts_with('.') {
+        return Err(Error::Invalid(format!("invalid container id {id:?}")));
+    }
+    std::fs::create_dir_all(container_dir)?;
+    let rootfs = container_dir.join("rootfs");
+    mount_rootfs(container_dir, layers)?;
+    let input = spec::SpecInput { id, rootfs: &rootfs, image, opts, cgroup_parent: CGROUP_PARENT, create_paths: true };
+    let value = match spec::generate_json(&input) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = rootfs::unmount(&rootfs);
+            return Err(e);
+        }
+    };
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(value.clone())?;
+    util::write_atomic(&container_dir.join("config.json"), serde_json::to_string_pretty(&value)?.as_bytes())?;
+    let stop_signal = match opts.stop_signal.as_ref().or(image.stop_signal.as_ref()) {
+        Some(s) => parse_signal(s)?,
+        None => libc::SIGTERM,
+    };
+    let info = BundleInfo {
+        id: id.to_string(),
+        layers: layers.to_vec(),
+        cgroup: format!("{CGROUP_PARENT}/{id}"),
+        tty: opts.tty,
+        stdin_open: opts.stdin_open,
+        stop_signal,
+        stop_timeout: opts.stop_timeout.unwrap_or(10),
+    };
+    util::write_atomic(&container_dir.join("bundle.json"), &serde_json::to_vec(&info)?)?;
+    Ok(spec)
+}
+
+/// Mounts the container's overlay rootfs unless it already is (e.g. after a reboot, before
+/// `start`).
+pub fn mount_rootfs(container_dir: &Path, layers: &[PathBuf]) -> Result<()> {
+    let rootfs = container_dir.join("rootfs");
+    if rootfs.exists() && rootfs::is_mounted(&rootfs) {
+        return Ok(());
+    }
+    rootfs::mount_overlay(layers, &container_dir.join("upper"), &container_dir.join("work"), &rootfs)
+}
+
+fn find_monitor(opts: &StartOptions) -> PathBuf {
+    if let Some(p) = &opts.monitor_path {
+        return p.clone();
+    }
+    if let Some(p) = std::env::var_os("BERTH_MONITOR") {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            for cand in [dir.join("berth-monitor"), dir.join("../berth-monitor")] {
+                if cand.exists() {
+                    return cand;
+                }
+            }
+        }
+    }
+    PathBuf::from("berth-monitor")
+}
+
+/// The monitor's readiness report.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Ready {
+    pub pid: Option<i32>,
+    pub error: Option<String>,
+    pub kind: Option<StartErrorKind>,
+}
+
+/// `start`: spawns the detached monitor (double fork + setsid), which creates and starts the
+/// container and reports back before this returns. The bundle must be prepared and its rootfs
+/// mounted ([`prepare_bundle`] / [`mount_rootfs`]).
+pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContainer> {
+    let info = bundle_info(container_dir)?;
+    if let Ok(ContainerState::Running { .. }) = state(container_dir) {
+        return Err(Error::Invalid(format!("container {} is already running", info.id)));
+    }
+    // Forget the previous run.
+    for f in ["exit.json", "init.pid", "monitor.pid"] {
+        let _ = std::fs::remove_file(container_dir.join(f));
+    }
+    std::fs::create_dir_all(&opts.state_root)?;
+    let rec = StartRecord { runtime: opts.runtime.clone(), state_root: opts.state_root.clone() };
+    util::write_atomic(&container_dir.join("start.json"), &serde_json::to_vec(&rec)?)?;
+
+    let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let wfd = w.as_raw_fd();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(container_dir.join("monitor.log"))?;
+    let mut cmd = Command::new(find_monitor(opts));
+    cmd.arg("run").arg(container_dir).arg(wfd.to_string());
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(wfd, libc::F_SETFD, 0) < 0 || libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::Invalid(format!("cannot run berth-monitor: {e}")))?;
+    drop(w);
+    drop(cmd);
+    let mut buf = Vec::new();
+    let mut rf = std::fs::File::from(r);
+    let _ = rf.read_to_end(&mut buf);
+    let _ = child.wait();
+    let ready: Ready = serde_json::from_slice(&buf).map_err(|_| {
+        let log = std::fs::read_to_string(container_dir.join("monitor.log")).unwrap_or_default();
+        Error::Start {
+            kind: StartErrorKind::Other,
+            message: format!("berth-monitor exited without reporting: {}", log.lines().last().unwrap_or("")),
+        }
+    })?;
+    if let Some(e) = ready.error {
+        return Err(Error::Start { kind: ready.kind.unwrap_or(StartErrorKind::Other), message: e });
+    }
+    let pid = ready.pid.ok_or_else(|| Error::Invalid("monitor reported no pid".into()))?;
+    let monitor_pid = util::read_pid_file(&container_dir.join("monitor.pid")).map(|p| p.0).unwrap_or(0);
+    Ok(StartedContainer { pid, monitor_pid })
+}
+
+fn record_exit(dir: &Path, st: &ExitStatus) -> Result<()> {
+    util::write_atomic(&exit_path(dir), &serde_json::to_vec(st)?)?;
+    Ok(())
+}
+
+/// `state`: what the container is doing now. When the monitor died without recording an exit,
+/// the container's leftover processes are killed (nobody can collect their output or status
+/// any more) and an honest status is recorded: code 255, `error: "monitor died"`.
+pub fn state(container_dir: &Path) -> Result<ContainerState> {
+    if let Ok(st) = read_json::<ExitStatus>(&exit_path(container_dir)) {
+        return Ok(ContainerState::Exited(st));
+    }
+    let Some((mpid, mstart)) = util::read_pid_file(&container_dir.join("monitor.pid")) else {
+        return Ok(ContainerState::Created);
+    };
+    let init = util::read_pid_file(&container_dir.join("init.pid"));
+    if util::proc_alive(mpid, mstart) {
+        return Ok(match init {
+            Some((pid, _)) => {
+                let paused = bundle_info(container_dir)
+                    .map(|i| cgroup::CgroupMode::detect().is_frozen(&i.cgroup))
+                    .unwrap_or(false);
+                ContainerState::Running { pid, paused }
+            }
+            None => ContainerState::Created,
+        });
+    }
+    // The monitor may have written exit.json just before we looked at its pid.
+    if let Ok(st) = read_json::<ExitStatus>(&exit_path(container_dir)) {
+        return Ok(ContainerState::Exited(st));
+    }
+    let mut oom = false;
+    if let Ok(info) = bundle_info(container_dir) {
+        let cg = cgroup::CgroupMode::detect();
+        oom = cg.oom_kills(&info.cgroup) > 0;
+        let _ = cg.freeze(&info.cgroup, false);
+        cg.kill_all(&info.cgroup);
+    }
+    if let Some((pid, start)) = init {
+        if util::proc_alive(pid, start) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let st = ExitStatus {
+        exit_code: 255,
+        signal: None,
+        oom_killed: oom,
+        finished_at: util::now_rfc3339(),
+        error: Some("container monitor died; exit status unknown".into()),
+    };
+    record_exit(container_dir, &st)?;
+    Ok(ContainerState::MonitorDied(st))
+}
+
+/// Waits until the container exits (or `timeout` passes) and returns its status.
+pub fn wait(container_dir: &Path, timeout: Option<Duration>) -> Result<ExitStatus> {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok();
+    if let Some(i) = &ino {
+        let _ = i.add_watch(container_dir, AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE);
+    }
+    loop {
+        match state(container_dir)? {
+            ContainerState::Exited(st) | ContainerState::MonitorDied(st) => return Ok(st),
+            ContainerState::Created if !container_dir.join("monitor.pid").exists() => return Err(Error::NotRunning),
+            _ => {}
+        }
+        let mut wait_ms: i32 = 100;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout);
+            }
+            wait_ms = wait_ms.min(left.as_millis() as i32 + 1);
+        }
+        match &ino {
+            Some(i) => {
+                let fd = i.as_fd();
+                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(wait_ms).unwrap_or(nix::poll::PollTimeout::MAX));
+                let _ = i.read_events();
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn running_pid(container_dir: &Path) -> Result<i32> {
+    match state(container_dir)? {
+        ContainerState::Running { pid, .. } => Ok(pid),
+        _ => Err(Error::NotRunning),
+    }
+}
+
+/// Sends `signal` to the container's init.
+pub fn kill(container_dir: &Path, signal: i32) -> Result<()> {
+    let pid = running_pid(container_dir)?;
+    let sig = nix::sys::signal::Signal::try_from(signal).map_err(|_| Error::Invalid(format!("invalid signal {signal}")))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)?;
+    Ok(())
+}
+
+/// `stop`: the stop signal (given, or the image's / `--stop-signal`, default SIGTERM), then
+/// SIGKILL after `timeout` (default: `--stop-timeout`, 10 s). Returns the exit status.
+pub fn stop(container_dir: &Path, signal: Option<i32>, timeout: Option<Duration>) -> Result<ExitStatus> {
+    let info = bundle_info(container_dir)?;
+    let sig = signal.unwrap_or(info.stop_signal);
+    let timeout = timeout.unwrap_or(Duration::from_secs(info.stop_timeout as u64));
+    match kill(container_dir, sig) {
+        Ok(()) | Err(Error::NotRunning) => {}
+        Err(e) => return Err(e),
+    }
+    match wait(container_dir, Some(timeout)) {
+        Ok(st) => Ok(st),
+        Err(Error::Timeout) => {
+            let _ = kill(container_dir, libc::SIGKILL);
+            wait(container_dir, Some(Duration::from_secs(10)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `pause`: freezes every process of the container (cgroup freezer).
+pub fn pause(container_dir: &Path) -> Result<()> {
+    running_pid(container_dir)?;
+    let info = bundle_info(container_dir)?;
+    cgroup::CgroupMode::detect().freeze(&info.cgroup, true)?;
+    Ok(())
+}
+
+/// `unpause`: thaws the container.
+pub fn unpause(container_dir: &Path) -> Result<()> {
+    let info = bundle_info(container_dir)?;
+    cgroup::CgroupMode::detect().freeze(&info.cgroup, false)?;
+    Ok(())
+}
+
+/// An extra process to run in a running container (`berth exec`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    /// Extra `KEY=value` entries on top of the container's environment.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    /// `uid[:gid]` or a name (resolved in the container's /etc/passwd).
+    pub user: Option<String>,
+    pub tty: bool,
+    pub privileged: bool,
+}
+
+/// `exec`: a command that, when spawned, runs `opts.args` inside the running container (its
+/// namespaces, cgroup, capabilities and seccomp profile) with the command's stdio, and exits
+/// with the process's exit status (128 + signal when killed). For `tty`, the command's stdio is
+/// relayed through a new pty inside the container. The caller sets stdio and spawns it.
+pub fn exec(container_dir: &Path, opts: &ExecOptions, monitor_path: Option<&Path>) -> Result<Command> {
+    running_pid(container_dir)?;
+    if opts.args.is_empty() {
+        return Err(Error::Invalid("no command specified".into()));
+    }
+    let rec = start_record(container_dir)?;
+    let info = bundle_info(container_dir)?;
+    match &rec.runtime {
+        RuntimeKind::Builtin => {
+            let so = StartOptions { monitor_path: monitor_path.map(Path::to_path_buf), ..Default::default() };
+            let mut cmd = Command::new(find_monitor(&so));
+            cmd.arg("exec").arg(container_dir).arg(serde_json::to_string(opts)?);
+            Ok(cmd)
+        }
+        RuntimeKind::External(rt) => {
+            let spec: serde_json::Value = read_json(&container_dir.join("config.json"))?;
+            let rootfs = container_dir.join("rootfs");
+            let mut cmd = Command::new(rt);
+            cmd.arg("--root").arg(&rec.state_root).arg("exec");
+            if opts.tty {
+                cmd.arg("--tty");
+            }
+            let mut env: Vec<String> = spec["process"]["env"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            spec::merge_env(&mut env, &opts.env);
+            for e in env {
+                cmd.arg("--env").arg(e);
+            }
+            if let Some(w) = &opts.workdir {
+                cmd.arg("--cwd").arg(w);
+            }
+            if let Some(u) = &opts.user {
+                let r = spec::resolve_user(&rootfs, u, &[])?;
+                cmd.arg("--user").arg(format!("{}:{}", r.uid, r.gid));
+                for g in r.additional_gids {
+                    cmd.arg("--additional-gids").arg(g.to_string());
+                }
+            }
+            if opts.privileged {
+                for c in spec::ALL_CAPS {
+                    cmd.arg("--cap").arg(c);
+                }
+            }
+            cmd.arg(&info.id).args(&opts.args);
+            Ok(cmd)
+        }
+    }
+}
+
+/// Removes everything a run left behind, whatever state it was interrupted in: kills leftover
+/// processes (and the monitor), deletes the runtime's state and the cgroup, removes sockets and
+/// pid files and unmounts the rootfs. Keeps the log, `exit.json` and the upper dir. Idempotent.
+pub fn cleanup(container_dir: &Path) -> Result<()> {
+    let info = bundle_info(container_dir).ok();
+    let cg = cgroup::CgroupMode::detect();
+    if let Some(info) = &info {
+        let _ = cg.freeze(&info.cgroup, false);
+        cg.kill_all(&info.cgroup);
+    }
+    if let Some((pid, start)) = util::read_pid_file(&container_dir.join("init.pid")) {
+        if util::proc_alive(pid, start) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    if let Some((pid, start)) = util::read_pid_file(&container_dir.join("monitor.pid")) {
+        // Give the monitor a moment to record the exit, then make sure it is gone.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while util::proc_alive(pid, start) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if util::proc_alive(pid, start) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    if let (Some(info), Ok(rec)) = (&info, start_record(container_dir)) {
+        match &rec.runtime {
+            RuntimeKind::Builtin => {
+                let _ = std::fs::remove_dir_all(rec.state_root.join(&info.id));
+            }
+            RuntimeKind::External(rt) => {
+                let _ = Command::new(rt)
+                    .arg("--root")
+                    .arg(&rec.state_root)
+                    .args(["delete", "--force", &info.id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+    if let Some(info) = &info {
+        cg.remove(&info.cgroup)?;
+    }
+    for f in ["attach.sock", "init.pid", "monitor.pid"] {
+        let _ = std::fs::remove_file(container_dir.join(f));
+    }
+    rootfs::unmount(&container_dir.join("rootfs"))?;
+    Ok(())
+}

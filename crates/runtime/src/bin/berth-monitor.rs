@@ -1,0 +1,1 @@
+fn main() { berth_runtime::monitor::main() }

@@ -1,0 +1,139 @@
+//! Plain input structs the engine fills in: what the image says and what the user asked for.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The parts of an image's config that matter to running it (OCI image config `config` section).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageRuntimeConfig {
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// Working directory; empty means `/`.
+    pub working_dir: String,
+    /// `user`, `uid`, `user:group` or `uid:gid`; empty means root.
+    pub user: String,
+    /// e.g. `SIGTERM` or `15`.
+    pub stop_signal: Option<String>,
+    /// e.g. `80/tcp`.
+    pub exposed_ports: Vec<String>,
+    /// Paths the image declares as volumes.
+    pub volumes: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Which OCI runtime runs the container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuntimeKind {
+    /// The built-in runtime (libcontainer), no external binary needed.
+    #[default]
+    Builtin,
+    /// An external OCI runtime binary (`runc`, `crun`, or a path), driven through its CLI.
+    External(PathBuf),
+}
+
+impl RuntimeKind {
+    /// Parses `--runtime`: `berth`/`builtin`/empty for the built-in one, `runc`, `crun` or a path.
+    pub fn parse(s: &str) -> RuntimeKind {
+        match s {
+            "" | "builtin" | "berth" | "default" => RuntimeKind::Builtin,
+            other => RuntimeKind::External(PathBuf::from(other)),
+        }
+    }
+}
+
+/// Network namespace choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// A fresh, empty network namespace (loopback only).
+    #[default]
+    None,
+    /// Share the host's network namespace.
+    Host,
+    /// Join an existing network namespace (e.g. one a bridge network prepared).
+    Path(PathBuf),
+}
+
+/// One `--mount` / `-v` / `--tmpfs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MountSpec {
+    /// Bind mount a host path (file or directory).
+    Bind { source: PathBuf, target: String, readonly: bool },
+    /// A named volume's data directory (a bind of a directory berth manages).
+    Volume { source: PathBuf, target: String, readonly: bool },
+    /// A tmpfs; `size` in bytes, `mode` e.g. 0o1777.
+    Tmpfs { target: String, size: Option<u64>, mode: Option<u32>, options: Vec<String> },
+}
+
+impl MountSpec {
+    pub fn target(&self) -> &str {
+        match self {
+            MountSpec::Bind { target, .. }
+            | MountSpec::Volume { target, .. }
+            | MountSpec::Tmpfs { target, .. } => target,
+        }
+    }
+}
+
+/// One `--ulimit name=soft[:hard]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// Docker's name: `nofile`, `nproc`, `core`, `memlock`, `stack`, ...
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Docker's `run` flags that shape the runtime spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Overrides the image's entrypoint (`--entrypoint`); `Some(vec![])` clears it.
+    pub entrypoint: Option<Vec<String>>,
+    /// Arguments after the image name; replace the image's cmd when not empty.
+    pub cmd: Vec<String>,
+    /// `-e KEY=value` (a bare `KEY` is taken from the caller's environment by the engine).
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    /// `--group-add`
+    pub group_add: Vec<String>,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub tty: bool,
+    pub stdin_open: bool,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    /// `--security-opt no-new-privileges`
+    pub no_new_privileges: bool,
+    /// `--security-opt seccomp=unconfined`
+    pub seccomp_unconfined: bool,
+    pub ulimits: Vec<Ulimit>,
+    /// `--memory` in bytes.
+    pub memory: Option<i64>,
+    /// `--memory-swap` in bytes (memory + swap); -1 for unlimited.
+    pub memory_swap: Option<i64>,
+    /// `--cpus`
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub mounts: Vec<MountSpec>,
+    pub network: NetworkMode,
+    /// `--init`: path of a static init binary on the host (tini/catatonit); mounted at
+    /// `/sbin/docker-init` and run as pid 1 in front of the command.
+    pub init: Option<PathBuf>,
+    pub stop_signal: Option<String>,
+    /// Seconds to wait after the stop signal before SIGKILL.
+    pub stop_timeout: Option<u32>,
+    pub labels: BTreeMap<String, String>,
+    /// `--shm-size` in bytes (default 64 MiB).
+    pub shm_size: Option<u64>,
+    /// `--sysctl`
+    pub sysctls: BTreeMap<String, String>,
+    pub oom_score_adj: Option<i32>,
+}

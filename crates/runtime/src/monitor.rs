@@ -1,0 +1,859 @@
+//! `berth-monitor`: the per-container monitor process, and the exec helper.
+//!
+//! `berth-monitor run <container_dir> <ready_fd>` (spawned by [`crate::start`]): re-executes
+//! itself from a sealed memfd (so a container can never reach the host binary through
+//! `/proc/self/exe`, CVE-2019-5736), forks once more and lets the spawner return, becomes a
+//! child subreaper, creates and starts the container through the built-in runtime
+//! (libcontainer) or an external OCI runtime, reports `{"pid":N}` or `{"error":...}` on the
+//! ready fd, then relays the container's stdio: json-file log, attach socket, stdin, pty
+//! resize. When init exits it records [`crate::ExitStatus`] in `exit.json` (OOM kills included),
+//! deletes the runtime state and the cgroup, and exits.
+//!
+//! `berth-monitor exec <container_dir> <ExecOptions JSON>` (built by [`crate::exec`]): joins the
+//! running container with a new process using its own stdio (or a pty it relays), and exits
+//! with that process's status.
+//!
+//! Everything here is single-threaded: libcontainer clones the calling process.
+
+use crate::attach;
+use crate::cgroup::CgroupMode;
+use crate::util;
+use crate::{BundleInfo, ExecOptions, ExitStatus, Ready, RuntimeKind, StartErrorKind, StartRecord};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Entry point of the `berth-monitor` binary (also callable from another binary's hidden
+/// subcommand: it reads `std::env::args()` as `<prog> run|exec ...`).
+pub fn main() -> ! {
+    let args: Vec<String> = std::env::args().collect();
+    match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
+        (Some("run"), Some(dir), Some(fd)) => match fd.parse() {
+            Ok(fd) => run_mode(PathBuf::from(dir), fd),
+            Err(_) => die("bad ready fd"),
+        },
+        (Some("exec"), Some(dir), Some(json)) => exec_mode(PathBuf::from(dir), json),
+        _ => die("usage: berth-monitor run <container_dir> <ready_fd> | exec <container_dir> <json>"),
+    }
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("berth-monitor: {msg}");
+    std::process::exit(125)
+}
+
+const SEALED_ENV: &str = "_BERTH_MONITOR_SEALED";
+
+/// Re-executes the current binary from a sealed, read-only memfd copy unless already done.
+fn seal_exe() {
+    if std::env::var_os(SEALED_ENV).is_some() {
+        std::env::remove_var(SEALED_ENV);
+        return;
+    }
+    if let Err(e) = try_seal_exe() {
+        eprintln!("berth-monitor: cannot seal /proc/self/exe: {e}");
+    }
+}
+
+fn try_seal_exe() -> std::io::Result<()> {
+    let name = CString::new("berth-monitor").unwrap();
+    // SAFETY: plain syscalls; fds are owned right away.
+    let memfd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if memfd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
+    let exe = File::open("/proc/self/exe")?;
+    let len = exe.metadata()?.len();
+    let mut left = len;
+    while left > 0 {
+        let n = unsafe { libc::sendfile(memfd.as_raw_fd(), exe.as_raw_fd(), std::ptr::null_mut(), left as usize) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if n == 0 {
+            break;
+        }
+        left -= n as u64;
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).unwrap_or_default())
+        .collect();
+    let mut envp: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut s = std::os::unix::ffi::OsStrExt::as_bytes(k.as_os_str()).to_vec();
+            s.push(b'=');
+            s.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()));
+            CString::new(s).ok()
+        })
+        .collect();
+    envp.push(CString::new(format!("{SEALED_ENV}=1")).unwrap());
+    nix::unistd::fexecve(memfd.as_fd().as_raw_fd(), &argv, &envp)?;
+    unreachable!()
+}
+
+fn set_cloexec(fd: RawFd) {
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+fn set_subreaper() {
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+/// Blocks SIGCHLD (and termination signals, handled in the loop) and returns a signalfd.
+fn signal_fd() -> SignalFd {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGHUP);
+    let _ = set.thread_block();
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).unwrap_or_else(|e| die(&format!("signalfd: {e}")))
+}
+
+fn unblock_signals() {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGHUP);
+    let _ = set.thread_unblock();
+}
+
+struct StartFailure {
+    kind: StartErrorKind,
+    message: String,
+}
+
+fn fail(message: impl Into<String>) -> StartFailure {
+    StartFailure { kind: StartErrorKind::Other, message: message.into() }
+}
+
+/// Checks that the container's command can be executed, with Docker's messages.
+pub fn check_executable(rootfs: &Path, cwd: &str, arg0: &str, env: &[String]) -> Result<(), (StartErrorKind, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let check = |container_path: &str| -> Option<std::io::Result<std::fs::Metadata>> {
+        let host = crate::paths::host_path(rootfs, container_path).ok()?;
+        Some(std::fs::metadata(host))
+    };
+    if arg0.contains('/') {
+        let p = if arg0.starts_with('/') { arg0.to_string() } else { format!("{cwd}/{arg0}") };
+        return match check(&p) {
+            Some(Ok(m)) if m.is_dir() => Err((StartErrorKind::PermissionDenied, format!("exec: \"{arg0}\": is a directory"))),
+            Some(Ok(m)) if m.permissions().mode() & 0o111 == 0 => {
+                Err((StartErrorKind::PermissionDenied, format!("exec: \"{arg0}\": permission denied")))
+            }
+            Some(Ok(_)) => Ok(()),
+            _ => Err((StartErrorKind::NotFound, format!("exec: \"{arg0}\": stat {arg0}: no such file or directory"))),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(crate::spec::DEFAULT_PATH);
+    let mut denied = false;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        if let Some(Ok(m)) = check(&format!("{dir}/{arg0}")) {
+            if !m.is_dir() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(());
+            }
+            denied = true;
+        }
+    }
+    if denied {
+        return Err((StartErrorKind::PermissionDenied, format!("exec: \"{arg0}\": permission denied")));
+    }
+    Err((StartErrorKind::NotFound, format!("exec: \"{arg0}\": executable file not found in $PATH")))
+}
+
+enum Runtime {
+    Builtin(Box<libcontainer::container::Container>),
+    External { bin: PathBuf, root: PathBuf, id: String },
+}
+
+struct Started {
+    pid: i32,
+    /// stdout pipe read end, or the pty master.
+    out: OwnedFd,
+    err: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    runtime: Runtime,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), StartFailure> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(format!("pipe: {e}")))
+}
+
+fn console_listener(path: &Path) -> Result<UnixListener, StartFailure> {
+    let _ = std::fs::remove_file(path);
+    UnixListener::bind(path).map_err(|e| fail(format!("console socket {}: {e}", path.display())))
+}
+
+/// Receives the pty master a runtime sends over the console socket.
+fn receive_master(listener: &UnixListener) -> Result<OwnedFd, StartFailure> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    listener.set_nonblocking(true).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => return Err(fail(format!("console socket accept: {e}"))),
+        }
+    };
+    stream.set_nonblocking(false).ok();
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| fail(format!("console socket recvmsg: {e}")))?;
+    for c in msg.cmsgs().map_err(|e| fail(format!("console socket: {e}")))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(fail("console socket: no pty master received"))
+}
+
+fn create_and_start(dir: &Path, info: &BundleInfo, rec: &StartRecord) -> Result<Started, StartFailure> {
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("config.json")).map_err(|e| fail(format!("reading config.json: {e}")))?,
+    )
+    .map_err(|e| fail(format!("config.json: {e}")))?;
+    let proc_ = &spec["process"];
+    let args: Vec<String> = serde_json::from_value(proc_["args"].clone()).unwrap_or_default();
+    let env: Vec<String> = serde_json::from_value(proc_["env"].clone()).unwrap_or_default();
+    let cwd = proc_["cwd"].as_str().unwrap_or("/");
+    let arg0 = args.first().ok_or_else(|| fail("no command specified"))?;
+    check_executable(&dir.join("rootfs"), cwd, arg0, &env).map_err(|(kind, message)| StartFailure { kind, message })?;
+
+    std::fs::create_dir_all(&rec.state_root).map_err(|e| fail(format!("{}: {e}", rec.state_root.display())))?;
+    let console = rec.state_root.join(format!("{}.tty", info.id));
+    let listener = if info.tty { Some(console_listener(&console)?) } else { None };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (in_r, in_w) = pipe()?;
+
+    let (pid, runtime) = match &rec.runtime {
+        RuntimeKind::Builtin => {
+            use libcontainer::container::builder::ContainerBuilder;
+            use libcontainer::syscall::syscall::SyscallType;
+            let _ = std::fs::remove_dir_all(rec.state_root.join(&info.id));
+            let mut b = ContainerBuilder::new(info.id.clone(), SyscallType::default())
+                .with_root_path(&rec.state_root)
+                .map_err(|e| fail(format!("runtime root: {e}")))?
+                .with_stdin(in_r)
+                .with_stdout(out_w)
+                .with_stderr(err_w);
+            if info.tty {
+                b = b.with_console_socket(Some(&console));
+            }
+            let mut c = b
+                .as_init(dir)
+                .with_systemd(false)
+                .with_detach(true)
+                .build()
+                .map_err(|e| fail(format!("creating container: {e}")))?;
+            if let Err(e) = c.start() {
+                let _ = c.delete(true);
+                return Err(fail(format!("starting container: {e}")));
+            }
+            let pid = c.pid().map(|p| p.as_raw()).ok_or_else(|| fail("runtime reported no pid"))?;
+            (pid, Runtime::Builtin(Box::new(c)))
+        }
+        RuntimeKind::External(bin) => {
+            let pidfile = rec.state_root.join(format!("{}.pid", info.id));
+            let logfile = dir.join("runtime.log");
+            let _ = std::fs::remove_file(&pidfile);
+            let _ = std::fs::remove_file(&logfile);
+            let mut cmd = Command::new(bin);
+            cmd.arg("--root").arg(&rec.state_root).arg("--log").arg(&logfile);
+            cmd.arg("create").arg("--bundle").arg(dir).arg("--pid-file").arg(&pidfile);
+            if info.tty {
+                cmd.arg("--console-socket").arg(&console);
+            }
+            cmd.arg(&info.id);
+            cmd.stdin(Stdio::from(in_r)).stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+            let status = cmd.status().map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
+            drop(cmd);
+            let runtime = Runtime::External { bin: bin.clone(), root: rec.state_root.clone(), id: info.id.clone() };
+            if !status.success() {
+                let mut msg = runtime_error(&logfile);
+                if msg.is_empty() {
+                    msg = drain_now(&err_r);
+                }
+                delete_runtime(runtime);
+                return Err(fail(format!("{} create failed: {}", bin.display(), msg.trim())));
+            }
+            let pid: i32 = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| fail("runtime wrote no pid file"))?;
+            let st = Command::new(bin)
+                .arg("--root")
+                .arg(&rec.state_root)
+                .arg("--log")
+                .arg(&logfile)
+                .arg("start")
+                .arg(&info.id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
+            if !st.success() {
+                let msg = runtime_error(&logfile);
+                delete_runtime(runtime);
+                return Err(fail(format!("{} start failed: {}", bin.display(), msg.trim())));
+            }
+            (pid, runtime)
+        }
+    };
+    let (out, err, stdin) = if let Some(l) = listener {
+        let master = receive_master(&l)?;
+        let _ = std::fs::remove_file(&console);
+        let stdin = if info.stdin_open { master.try_clone().ok() } else { None };
+        (master, None, stdin)
+    } else {
+        (out_r, Some(err_r), if info.stdin_open { Some(in_w) } else { None })
+    };
+    Ok(Started { pid, out, err, stdin, runtime })
+}
+
+/// The last error line of an OCI runtime's `--log` file.
+fn runtime_error(log: &Path) -> String {
+    let s = std::fs::read_to_string(log).unwrap_or_default();
+    let line = s.lines().rev().find(|l| l.contains("error") || l.contains("msg")).unwrap_or("");
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+        if let Some(m) = v["msg"].as_str() {
+            return m.to_string();
+        }
+    }
+    if let Some(i) = line.find("msg=") {
+        return line[i + 4..].trim_matches('"').replace("\\\"", "\"");
+    }
+    line.to_string()
+}
+
+fn drain_now(fd: &OwnedFd) -> String {
+    let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let mut buf = vec![0u8; 8192];
+    let n = nix::unistd::read(fd.as_raw_fd(), &mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn delete_runtime(rt: Runtime) {
+    match rt {
+        Runtime::Builtin(mut c) => {
+            let _ = c.refresh_status();
+            let _ = c.delete(true);
+        }
+        Runtime::External { bin, root, id } => {
+            let _ = Command::new(bin)
+                .arg("--root")
+                .arg(root)
+                .args(["delete", "--force", &id])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn report(ready: &mut File, r: &Ready) {
+    let _ = ready.write_all(&serde_json::to_vec(r).unwrap_or_default());
+}
+
+fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
+    seal_exe();
+    // Second fork: the spawner reaps our parent at once and is not the monitor's parent.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => unsafe { libc::_exit(0) },
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Err(e) => die(&format!("fork: {e}")),
+    }
+    set_cloexec(ready_fd);
+    let mut ready = unsafe { File::from_raw_fd(ready_fd) };
+    set_subreaper();
+    let _ = util::write_pid_file(&dir.join("monitor.pid"), std::process::id() as i32);
+    let info: BundleInfo = match std::fs::read(dir.join("bundle.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+        Some(i) => i,
+        None => {
+            report(&mut ready, &Ready { pid: None, error: Some("bundle.json missing or invalid".into()), kind: None });
+            std::process::exit(1);
+        }
+    };
+    let rec: StartRecord = match std::fs::read(dir.join("start.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+        Some(r) => r,
+        None => {
+            report(&mut ready, &Ready { pid: None, error: Some("start.json missing or invalid".into()), kind: None });
+            std::process::exit(1);
+        }
+    };
+    let sigfd = signal_fd();
+    let started = match create_and_start(&dir, &info, &rec) {
+        Ok(s) => s,
+        Err(f) => {
+            let st = ExitStatus {
+                exit_code: match f.kind {
+                    StartErrorKind::NotFound => 127,
+                    StartErrorKind::PermissionDenied => 126,
+                    StartErrorKind::Other => 125,
+                },
+                signal: None,
+                oom_killed: false,
+                finished_at: util::now_rfc3339(),
+                error: Some(f.message.clone()),
+            };
+            let _ = CgroupMode::detect().remove(&info.cgroup);
+            let _ = util::write_atomic(&crate::exit_path(&dir), &serde_json::to_vec(&st).unwrap_or_default());
+            report(&mut ready, &Ready { pid: None, error: Some(f.message), kind: Some(f.kind) });
+            std::process::exit(1);
+        }
+    };
+    let _ = util::write_pid_file(&dir.join("init.pid"), started.pid);
+    // The attach socket exists before the spawner learns the container runs.
+    let sock = crate::attach_socket_path(&dir);
+    let _ = std::fs::remove_file(&sock);
+    let listener = util::socket_path(&sock).and_then(|(p, _keep)| UnixListener::bind(p)).ok();
+    if let Some(l) = &listener {
+        let _ = l.set_nonblocking(true);
+    }
+    report(&mut ready, &Ready { pid: Some(started.pid), error: None, kind: None });
+    drop(ready);
+    let status = relay(&dir, &info, started.pid, &sigfd, started.out, started.err, started.stdin, listener);
+    let _ = std::fs::remove_file(&sock);
+    let _ = util::write_atomic(&crate::exit_path(&dir), &serde_json::to_vec(&status).unwrap_or_default());
+    delete_runtime(started.runtime);
+    let _ = CgroupMode::detect().remove(&info.cgroup);
+    std::process::exit(0)
+}
+
+struct Client {
+    s: UnixStream,
+    buf: Vec<u8>,
+}
+
+struct Output {
+    fd: OwnedFd,
+    stream: &'static str,
+    kind: u8,
+    partial: Vec<u8>,
+    open: bool,
+}
+
+#[derive(serde::Serialize)]
+struct LogLine<'a> {
+    log: &'a str,
+    stream: &'a str,
+    time: &'a str,
+}
+
+fn write_log(log: &mut Option<File>, stream: &str, data: &[u8]) {
+    if let Some(f) = log {
+        let text = String::from_utf8_lossy(data);
+        let line = LogLine { log: &text, stream, time: &util::now_rfc3339() };
+        if let Ok(mut v) = serde_json::to_vec(&line) {
+            v.push(b'\n');
+            let _ = f.write_all(&v);
+        }
+    }
+}
+
+/// Feeds output into the log, one json line per line (partial lines are held back up to
+/// 16 KiB, like Docker).
+fn log_output(log: &mut Option<File>, o: &mut Output, data: &[u8]) {
+    o.partial.extend_from_slice(data);
+    while let Some(i) = o.partial.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = o.partial.drain(..=i).collect();
+        write_log(log, o.stream, &line);
+    }
+    if o.partial.len() >= 16 * 1024 {
+        let chunk = std::mem::take(&mut o.partial);
+        write_log(log, o.stream, &chunk);
+    }
+}
+
+fn exit_from(ws: WaitStatus) -> Option<(i32, Option<i32>)> {
+    match ws {
+        WaitStatus::Exited(_, c) => Some((c, None)),
+        WaitStatus::Signaled(_, s, _) => Some((128 + s as i32, Some(s as i32))),
+        _ => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn relay(
+    dir: &Path,
+    info: &BundleInfo,
+    init: i32,
+    sigfd: &SignalFd,
+    out: OwnedFd,
+    err: Option<OwnedFd>,
+    mut stdin: Option<OwnedFd>,
+    listener: Option<UnixListener>,
+) -> ExitStatus {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let tty_master = if info.tty { Some(out.as_raw_fd()) } else { None };
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(crate::log_path(dir)).ok();
+    let mut outputs = vec![Output { fd: out, stream: "stdout", kind: attach::STDOUT, partial: Vec::new(), open: true }];
+    if let Some(e) = err {
+        outputs.push(Output { fd: e, stream: "stderr", kind: attach::STDERR, partial: Vec::new(), open: true });
+    }
+    for o in &outputs {
+        let _ = nix::fcntl::fcntl(o.fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    }
+    let mut clients: Vec<Client> = Vec::new();
+    let mut exit: Option<(i32, Option<i32>)> = None;
+    let mut drain_deadline: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if exit.is_some() {
+            let done = outputs.iter().all(|o| !o.open);
+            if done || drain_deadline.map(|d| Instant::now() >= d).unwrap_or(false) {
+                break;
+            }
+        }
+        let mut pfds: Vec<PollFd> = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+        let mut map: Vec<(u8, usize)> = vec![(0, 0)];
+        for (i, o) in outputs.iter().enumerate() {
+            if o.open {
+                pfds.push(PollFd::new(o.fd.as_fd(), PollFlags::POLLIN));
+                map.push((1, i));
+            }
+        }
+        if let Some(l) = &listener {
+            pfds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            map.push((2, 0));
+        }
+        for (i, c) in clients.iter().enumerate() {
+            pfds.push(PollFd::new(c.s.as_fd(), PollFlags::POLLIN));
+            map.push((3, i));
+        }
+        let timeout = match drain_deadline {
+            Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1)
+                .unwrap_or(PollTimeout::ZERO),
+            None => PollTimeout::NONE,
+        };
+        if poll(&mut pfds, timeout).is_err() {
+            continue;
+        }
+        let ready: Vec<(u8, usize)> = pfds
+            .iter()
+            .zip(map.iter())
+            .filter(|(p, _)| p.revents().map(|r| !r.is_empty()).unwrap_or(false))
+            .map(|(_, m)| *m)
+            .collect();
+        drop(pfds);
+        let mut drop_clients: Vec<usize> = Vec::new();
+        for (what, idx) in ready {
+            match what {
+                0 => {
+                    while let Ok(Some(si)) = sigfd.read_signal() {
+                        let sig = si.ssi_signo as i32;
+                        if sig != libc::SIGCHLD {
+                            // Forward termination signals to the container.
+                            let _ = nix::sys::signal::kill(Pid::from_raw(init), Signal::try_from(sig).unwrap_or(Signal::SIGTERM));
+                        }
+                    }
+                    loop {
+                        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                            Ok(WaitStatus::StillAlive) | Err(_) => break,
+                            Ok(ws) => {
+                                if ws.pid() == Some(Pid::from_raw(init)) {
+                                    exit = exit_from(ws);
+                                    drain_deadline = Some(Instant::now() + Duration::from_millis(500));
+                                }
+                            }
+                        }
+                    }
+                }
+                1 => {
+                    let o = &mut outputs[idx];
+                    match nix::unistd::read(o.fd.as_raw_fd(), &mut buf) {
+                        Ok(0) | Err(nix::errno::Errno::EIO) => o.open = false,
+                        Ok(n) => {
+                            log_output(&mut log, o, &buf[..n]);
+                            let fr = attach::frame(o.kind, &buf[..n]);
+                            for (ci, c) in clients.iter_mut().enumerate() {
+                                if c.s.write_all(&fr).is_err() {
+                                    drop_clients.push(ci);
+                                }
+                            }
+                        }
+                        Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                        Err(_) => o.open = false,
+                    }
+                }
+                2 => {
+                    if let Some(l) = &listener {
+                        while let Ok((s, _)) = l.accept() {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+                            clients.push(Client { s, buf: Vec::new() });
+                        }
+                    }
+                }
+                _ => {
+                    let c = &mut clients[idx];
+                    let mut tmp = [0u8; 8192];
+                    let _ = c.s.set_nonblocking(true);
+                    let r = c.s.read(&mut tmp);
+                    let _ = c.s.set_nonblocking(false);
+                    match r {
+                        Ok(0) => drop_clients.push(idx),
+                        Ok(n) => {
+                            c.buf.extend_from_slice(&tmp[..n]);
+                            for (kind, payload) in attach::parse_frames(&mut c.buf) {
+                                match kind {
+                                    attach::STDIN => {
+                                        if let Some(fd) = &stdin {
+                                            let _ = write_all_fd(fd.as_raw_fd(), &payload);
+                                        }
+                                    }
+                                    attach::STDIN_CLOSE => {
+                                        if tty_master.is_some() {
+                                            if let Some(fd) = &stdin {
+                                                let _ = write_all_fd(fd.as_raw_fd(), &[4]);
+                                            }
+                                        } else {
+                                            stdin = None;
+                                        }
+                                    }
+                                    attach::RESIZE if payload.len() == 4 => {
+                                        if let Some(m) = tty_master {
+                                            let ws = libc::winsize {
+                                                ws_row: u16::from_be_bytes([payload[0], payload[1]]),
+                                                ws_col: u16::from_be_bytes([payload[2], payload[3]]),
+                                                ws_xpixel: 0,
+                                                ws_ypixel: 0,
+                                            };
+                                            unsafe { libc::ioctl(m, libc::TIOCSWINSZ, &ws) };
+                                        }
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => drop_clients.push(idx),
+                    }
+                }
+            }
+        }
+        drop_clients.sort_unstable();
+        drop_clients.dedup();
+        for i in drop_clients.into_iter().rev() {
+            clients.remove(i);
+        }
+    }
+    for o in outputs.iter_mut() {
+        if !o.partial.is_empty() {
+            let rest = std::mem::take(&mut o.partial);
+            write_log(&mut log, o.stream, &rest);
+        }
+    }
+    let (exit_code, signal) = exit.unwrap_or((255, None));
+    let oom_killed = CgroupMode::detect().oom_kills(&info.cgroup) > 0;
+    ExitStatus { exit_code, signal, oom_killed, finished_at: util::now_rfc3339(), error: None }
+}
+
+fn write_all_fd(fd: RawFd, mut data: &[u8]) -> nix::Result<()> {
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    while !data.is_empty() {
+        match nix::unistd::write(b, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn exec_mode(dir: PathBuf, json: &str) -> ! {
+    seal_exe();
+    let opts: ExecOptions = serde_json::from_str(json).unwrap_or_else(|e| die(&format!("bad exec options: {e}")));
+    match exec_inner(&dir, &opts) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(match e {
+                crate::Error::Start { kind: StartErrorKind::NotFound, .. } => 127,
+                crate::Error::Start { kind: StartErrorKind::PermissionDenied, .. } => 126,
+                _ => 126,
+            })
+        }
+    }
+}
+
+fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
+    use libcontainer::container::builder::ContainerBuilder;
+    use libcontainer::syscall::syscall::SyscallType;
+    let info = crate::bundle_info(dir)?;
+    let rec = crate::start_record(dir)?;
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
+    let rootfs = dir.join("rootfs");
+    let mut process = spec["process"].clone();
+    let mut env: Vec<String> = serde_json::from_value(process["env"].clone()).unwrap_or_default();
+    crate::spec::merge_env(&mut env, &opts.env);
+    process["env"] = serde_json::json!(env);
+    process["args"] = serde_json::json!(opts.args);
+    process["terminal"] = serde_json::json!(opts.tty);
+    if let Some(w) = &opts.workdir {
+        process["cwd"] = serde_json::json!(w);
+    }
+    let cwd = process["cwd"].as_str().unwrap_or("/").to_string();
+    if let Some(u) = &opts.user {
+        let r = crate::spec::resolve_user(&rootfs, u, &[])?;
+        process["user"] = serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
+        if r.uid != 0 {
+            process["capabilities"]["effective"] = serde_json::json!([]);
+            process["capabilities"]["permitted"] = serde_json::json!([]);
+        }
+    }
+    if opts.privileged {
+        let all = serde_json::json!(crate::spec::ALL_CAPS);
+        process["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+    }
+    check_executable(&rootfs, &cwd, &opts.args[0], &env).map_err(|(kind, message)| crate::Error::Start { kind, message })?;
+    let pfile = rec.state_root.join(format!("{}.exec{}.json", info.id, std::process::id()));
+    std::fs::write(&pfile, serde_json::to_vec(&process)?)?;
+    set_subreaper();
+    let console = rec.state_root.join(format!("{}.exec{}.tty", info.id, std::process::id()));
+    let listener = if opts.tty { Some(console_listener(&console).map_err(|f| crate::Error::Invalid(f.message))?) } else { None };
+    let dup = |fd: RawFd| -> crate::Result<OwnedFd> {
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        Ok(b.try_clone_to_owned()?)
+    };
+    let mut b = ContainerBuilder::new(info.id.clone(), SyscallType::default())
+        .with_root_path(&rec.state_root)
+        .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+    // libcontainer needs pipes or files as stdio; /dev/null-like stdio is swapped for a pipe.
+    b = b.with_stdin(stdio_or_pipe(dup(0)?)).with_stdout(dup(1)?).with_stderr(dup(2)?);
+    if opts.tty {
+        b = b.with_console_socket(Some(&console));
+    }
+    let res = b.as_tenant().with_process(Some(&pfile)).with_detach(true).build();
+    let _ = std::fs::remove_file(&pfile);
+    let pid = res.map_err(|e| crate::Error::Start { kind: StartErrorKind::Other, message: format!("exec failed: {e}") })?;
+    if let Some(l) = listener {
+        let master = receive_master(&l).map_err(|f| crate::Error::Invalid(f.message))?;
+        let _ = std::fs::remove_file(&console);
+        return Ok(relay_tty(pid.as_raw(), master));
+    }
+    loop {
+        match waitpid(pid, None) {
+            Ok(ws) => {
+                if let Some((code, _)) = exit_from(ws) {
+                    return Ok(code);
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A character device (like /dev/null) as stdin is replaced by an empty pipe.
+fn stdio_or_pipe(fd: OwnedFd) -> OwnedFd {
+    use std::os::unix::fs::FileTypeExt;
+    let f = File::from(fd);
+    let is_chr = f.metadata().map(|m| m.file_type().is_char_device()).unwrap_or(false);
+    let tty = unsafe { libc::isatty(f.as_raw_fd()) } == 1;
+    if is_chr && !tty {
+        if let Ok((r, _w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            return r;
+        }
+    }
+    OwnedFd::from(f)
+}
+
+/// Relays our stdin/stdout to a pty master until `pid` exits; returns its exit code.
+fn relay_tty(pid: i32, master: OwnedFd) -> i32 {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let sigfd = signal_fd();
+    let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+    let mut stdin_open = true;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut code = None;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if let Some(d) = deadline {
+            if Instant::now() >= d {
+                break;
+            }
+        }
+        let mut fds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN), PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        let t = if deadline.is_some() { PollTimeout::from(50u8) } else { PollTimeout::NONE };
+        if poll(&mut fds, t).is_err() {
+            continue;
+        }
+        let rv: Vec<bool> = fds.iter().map(|f| f.revents().map(|r| !r.is_empty()).unwrap_or(false)).collect();
+        drop(fds);
+        if rv[0] {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            while let Ok(ws) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                if ws == WaitStatus::StillAlive {
+                    break;
+                }
+                if ws.pid() == Some(Pid::from_raw(pid)) {
+                    code = exit_from(ws).map(|c| c.0);
+                    deadline = Some(Instant::now() + Duration::from_millis(200));
+                }
+            }
+        }
+        if rv[1] {
+            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(_) => {
+                    if code.is_some() {
+                        break;
+                    }
+                    deadline.get_or_insert(Instant::now() + Duration::from_secs(1));
+                }
+                Ok(n) => {
+                    let _ = write_all_fd(1, &buf[..n]);
+                }
+            }
+        }
+        if rv.len() > 2 && rv[2] {
+            match nix::unistd::read(0, &mut buf) {
+                Ok(0) | Err(_) => {
+                    stdin_open = false;
+                    let _ = write_all_fd(master.as_raw_fd(), &[4]);
+                }
+                Ok(n) => {
+                    let _ = write_all_fd(master.as_raw_fd(), &buf[..n]);
+                }
+            }
+        }
+    }
+    unblock_signals();
+    if code.is_none() {
+        if let Ok(ws) = waitpid(Pid::from_raw(pid), None) {
+            code = exit_from(ws).map(|c| c.0);
+        }
+    }
+    code.unwrap_or(255)
+}

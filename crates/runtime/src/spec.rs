@@ -1,0 +1,545 @@
+//! Generates the OCI runtime-spec `config.json` for a container, the way Docker does.
+
+use crate::config::{ImageRuntimeConfig, MountSpec, NetworkMode, RunOptions};
+use crate::paths;
+use crate::{Error, Result};
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// `PATH` when neither the image nor the user sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability the kernel knows (for `--privileged` and `--cap-add ALL`).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Paths Docker hides from containers (a null device or empty read-only tmpfs over them).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only.
+pub const READONLY_PATHS: &[&str] =
+    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Where `--init`'s binary is mounted.
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
+/// The container's user, resolved against the image's `/etc/passwd` and `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub home: Option<String>,
+}
+
+fn read_db(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
+    let Ok(p) = paths::host_path(rootfs, file) else { return Vec::new() };
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(':').map(str::to_string).collect())
+        .collect()
+}
+
+/// Resolves Docker's `--user` syntax (`name`, `uid`, `name:group`, `uid:gid`) inside `rootfs`.
+pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<ResolvedUser> {
+    let passwd = read_db(rootfs, "/etc/passwd");
+    let groups = read_db(rootfs, "/etc/group");
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let u = if u.is_empty() { "0" } else { u };
+    let entry = passwd
+        .iter()
+        .find(|e| e.len() >= 3 && (e[0] == u || (u.parse::<u32>().is_ok() && e[2] == u)));
+    let uid: u32 = match u.parse() {
+        Ok(n) => n,
+        Err(_) => entry
+            .and_then(|e| e.get(2)?.parse().ok())
+            .ok_or_else(|| Error::Invalid(format!("unable to find user {u}: no matching entries in passwd file")))?,
+    };
+    let name = entry.map(|e| e[0].clone());
+    let home = entry.and_then(|e| e.get(5).cloned());
+    let find_group = |g: &str| -> Result<u32> {
+        if let Ok(n) = g.parse() {
+            return Ok(n);
+        }
+        groups
+            .iter()
+            .find(|e| !e.is_empty() && e[0] == g)
+            .and_then(|e| e.get(2)?.parse().ok())
+            .ok_or_else(|| Error::Invalid(format!("unable to find group {g}: no matching entries in group file")))
+    };
+    let gid = match g {
+        Some(g) if !g.is_empty() => find_group(g)?,
+        _ => entry.and_then(|e| e.get(3)?.parse().ok()).unwrap_or(0),
+    };
+    let mut additional = Vec::new();
+    if g.is_none() {
+        if let Some(name) = &name {
+            for e in &groups {
+                if e.len() >= 4 && e[3].split(',').any(|m| m == name) {
+                    if let Ok(n) = e[2].parse::<u32>() {
+                        if n != gid && !additional.contains(&n) {
+                            additional.push(n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for g in group_add {
+        let n = find_group(g)?;
+        if !additional.contains(&n) {
+            additional.push(n);
+        }
+    }
+    Ok(ResolvedUser { uid, gid, additional_gids: additional, home })
+}
+
+fn norm_cap(c: &str) -> String {
+    let up = c.trim().to_ascii_uppercase();
+    if up.starts_with("CAP_") || up == "ALL" {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capability set after `--cap-add`/`--cap-drop` (Docker's order: drops, then adds).
+pub fn capabilities(opts: &RunOptions) -> Result<Vec<String>> {
+    if opts.privileged {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let adds: Vec<String> = opts.cap_add.iter().map(|c| norm_cap(c)).collect();
+    let drops: Vec<String> = opts.cap_drop.iter().map(|c| norm_cap(c)).collect();
+    for c in adds.iter().chain(drops.iter()) {
+        if c != "ALL" && !ALL_CAPS.contains(&c.as_str()) {
+            return Err(Error::Invalid(format!("unknown capability: \"{c}\"")));
+        }
+    }
+    let mut caps: Vec<String> = if drops.iter().any(|c| c == "ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).filter(|c| !drops.contains(c)).collect()
+    };
+    if adds.iter().any(|c| c == "ALL") {
+        caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        caps.retain(|c| !drops.contains(c));
+    } else {
+        for c in adds {
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
+    }
+    Ok(caps)
+}
+
+fn rlimit_resource(name: &str) -> Option<(&'static str, libc::__rlimit_resource_t)> {
+    Some(match name {
+        "core" => ("RLIMIT_CORE", libc::RLIMIT_CORE),
+        "cpu" => ("RLIMIT_CPU", libc::RLIMIT_CPU),
+        "data" => ("RLIMIT_DATA", libc::RLIMIT_DATA),
+        "fsize" => ("RLIMIT_FSIZE", libc::RLIMIT_FSIZE),
+        "locks" => ("RLIMIT_LOCKS", libc::RLIMIT_LOCKS),
+        "memlock" => ("RLIMIT_MEMLOCK", libc::RLIMIT_MEMLOCK),
+        "msgqueue" => ("RLIMIT_MSGQUEUE", libc::RLIMIT_MSGQUEUE),
+        "nice" => ("RLIMIT_NICE", libc::RLIMIT_NICE),
+        "nofile" => ("RLIMIT_NOFILE", libc::RLIMIT_NOFILE),
+        "nproc" => ("RLIMIT_NPROC", libc::RLIMIT_NPROC),
+        "rss" => ("RLIMIT_RSS", libc::RLIMIT_RSS),
+        "rtprio" => ("RLIMIT_RTPRIO", libc::RLIMIT_RTPRIO),
+        "rttime" => ("RLIMIT_RTTIME", libc::RLIMIT_RTTIME),
+        "sigpending" => ("RLIMIT_SIGPENDING", libc::RLIMIT_SIGPENDING),
+        "stack" => ("RLIMIT_STACK", libc::RLIMIT_STACK),
+        "as" => ("RLIMIT_AS", libc::RLIMIT_AS),
+        _ => return None,
+    })
+}
+
+/// The host's hard limit for a resource (`u64::MAX` for unlimited).
+pub fn host_hard_limit(res: libc::__rlimit_resource_t) -> u64 {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(res, &mut r) } != 0 {
+        return u64::MAX;
+    }
+    r.rlim_max
+}
+
+/// The rlimits for the container: Docker's default `nofile` (1048576) plus `--ulimit`s, each
+/// clamped to the host's hard limit (an unprivileged-resource root cannot raise them).
+pub fn rlimits(opts: &RunOptions) -> Result<Vec<Value>> {
+    let mut wanted: Vec<(String, u64, u64)> = vec![("nofile".into(), 1_048_576, 1_048_576)];
+    for u in &opts.ulimits {
+        if rlimit_resource(&u.name).is_none() {
+            return Err(Error::Invalid(format!("invalid ulimit type: {}", u.name)));
+        }
+        if u.soft > u.hard {
+            return Err(Error::Invalid(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {} > {}",
+                u.soft, u.hard
+            )));
+        }
+        wanted.retain(|w| w.0 != u.name);
+        wanted.push((u.name.clone(), u.soft, u.hard));
+    }
+    Ok(wanted
+        .into_iter()
+        .map(|(name, soft, hard)| {
+            let (ty, res) = rlimit_resource(&name).expect("checked");
+            let max = host_hard_limit(res);
+            json!({ "type": ty, "soft": soft.min(max), "hard": hard.min(max) })
+        })
+        .collect())
+}
+
+/// Merges `KEY=value` lists: later entries replace earlier ones with the same key.
+pub fn merge_env(base: &mut Vec<String>, extra: &[String]) {
+    for e in extra {
+        let key = e.split('=').next().unwrap_or(e);
+        if let Some(slot) = base.iter_mut().find(|b| b.split('=').next() == Some(key)) {
+            *slot = e.clone();
+        } else {
+            base.push(e.clone());
+        }
+    }
+}
+
+/// The process arguments: entrypoint + cmd with Docker's override rules.
+pub fn process_args(image: &ImageRuntimeConfig, opts: &RunOptions) -> Result<Vec<String>> {
+    let (entry, cmd) = match &opts.entrypoint {
+        Some(e) => (e.clone(), opts.cmd.clone()),
+        None => {
+            let cmd = if opts.cmd.is_empty() { image.cmd.clone().unwrap_or_default() } else { opts.cmd.clone() };
+            (image.entrypoint.clone().unwrap_or_default(), cmd)
+        }
+    };
+    let mut args = entry;
+    args.extend(cmd);
+    if args.is_empty() {
+        return Err(Error::Invalid("no command specified".into()));
+    }
+    Ok(args)
+}
+
+/// The hostname Docker gives a container: `--hostname`, the host's with `--network host`,
+/// else the first 12 characters of the id.
+pub fn hostname(id: &str, opts: &RunOptions) -> String {
+    if let Some(h) = &opts.hostname {
+        return h.clone();
+    }
+    if opts.network == NetworkMode::Host {
+        if let Ok(h) = nix::unistd::gethostname() {
+            return h.to_string_lossy().to_string();
+        }
+    }
+    id.chars().take(12).collect()
+}
+
+/// Everything [`generate`] needs.
+pub struct SpecInput<'a> {
+    /// Container id (also names the cgroup `/berth/<id>`).
+    pub id: &'a str,
+    /// The container's root filesystem on the host (mounted), used to resolve users and mount
+    /// targets; the spec itself points at `rootfs` relative to the bundle.
+    pub rootfs: &'a Path,
+    pub image: &'a ImageRuntimeConfig,
+    pub opts: &'a RunOptions,
+    /// Cgroup parent (default `/berth`).
+    pub cgroup_parent: &'a str,
+    /// Create missing workdir / mount targets inside the rootfs (true when preparing a bundle).
+    pub create_paths: bool,
+}
+
+fn mount(dest: &str, ty: &str, src: &str, options: &[&str]) -> Value {
+    json!({ "destination": dest, "type": ty, "source": src, "options": options })
+}
+
+/// Generates the runtime spec.
+pub fn generate(input: &SpecInput<'_>) -> Result<Spec> {
+    Ok(serde_json::from_value(generate_json(input)?)?)
+}
+
+/// Generates the runtime spec as JSON.
+pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
+    let SpecInput { id, rootfs, image, opts, .. } = *input;
+    let caps = capabilities(opts)?;
+    let user_str = opts.user.clone().unwrap_or_else(|| image.user.clone());
+    let user = resolve_user(rootfs, &user_str, &opts.group_add)?;
+
+    // Environment: PATH, HOSTNAME, TERM, then image env, then user env.
+    let host = hostname(id, opts);
+    let mut env = vec![format!("PATH={DEFAULT_PATH}"), format!("HOSTNAME={host}")];
+    if opts.tty {
+        env.push("TERM=xterm".into());
+    }
+    merge_env(&mut env, &image.env);
+    merge_env(&mut env, &opts.env);
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into())));
+    }
+
+    // Working directory (Docker creates it). Never let it point into /proc: a
+    // `/proc/self/fd/N` cwd is how runtimes leak host directories (CVE-2024-21626).
+    let wd = opts.workdir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| image.working_dir.clone());
+    let wd = if wd.is_empty() { "/".to_string() } else { wd };
+    if !wd.starts_with('/') {
+        return Err(Error::Invalid(format!("the working directory '{wd}' is invalid, it needs to be an absolute path")));
+    }
+    let mut cwd = paths::clean(&wd);
+    if cwd == "/proc" || cwd.starts_with("/proc/") || cwd == "/sys" || cwd.starts_with("/sys/") {
+        return Err(Error::Invalid(format!(
+            "the working directory '{wd}' is inside /proc or /sys, which is not allowed"
+        )));
+    }
+    if input.create_paths {
+        cwd = paths::mkdir_all_in_root(rootfs, &cwd)?;
+        if let Ok(h) = paths::host_path(rootfs, &cwd) {
+            let _ = nix::unistd::chown(&h, None, None);
+        }
+    }
+
+    let mut args = process_args(image, opts)?;
+    if opts.init.is_some() {
+        let mut a = vec![INIT_PATH.to_string(), "--".to_string()];
+        a.append(&mut args);
+        args = a;
+    }
+
+    let (eff, perm): (Vec<String>, Vec<String>) =
+        if user.uid == 0 { (caps.clone(), caps.clone()) } else { (Vec::new(), Vec::new()) };
+    let mut process = json!({
+        "terminal": opts.tty,
+        "user": { "uid": user.uid, "gid": user.gid },
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": { "bounding": caps, "effective": eff, "permitted": perm },
+        "rlimits": rlimits(opts)?,
+        "noNewPrivileges": opts.no_new_privileges,
+    });
+    if !user.additional_gids.is_empty() {
+        process["user"]["additionalGids"] = json!(user.additional_gids);
+    }
+    if let Some(adj) = opts.oom_score_adj {
+        process["oomScoreAdj"] = json!(adj);
+    }
+
+    // Mounts.
+    let shm = format!("size={}", opts.shm_size.unwrap_or(64 << 20));
+    let sys_opts: &[&str] = if opts.privileged { &["nosuid", "noexec", "nodev", "rw"] } else { &["nosuid", "noexec", "nodev", "ro"] };
+    let cg_opts: &[&str] = if opts.privileged { &["nosuid", "noexec", "nodev", "relatime", "rw"] } else { &["nosuid", "noexec", "nodev", "relatime", "ro"] };
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        mount("/sys", "sysfs", "sysfs", sys_opts),
+        mount("/sys/fs/cgroup", "cgroup", "cgroup", cg_opts),
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &shm]),
+    ];
+    if let Some(init) = &opts.init {
+        let dest = if input.create_paths { paths::touch_in_root(rootfs, INIT_PATH)? } else { INIT_PATH.to_string() };
+        mounts.push(json!({"destination": dest, "type": "bind", "source": init, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+    }
+    for m in &opts.mounts {
+        let target = m.target();
+        if !target.starts_with('/') {
+            return Err(Error::Invalid(format!("invalid mount config: mount path must be absolute: {target}")));
+        }
+        let is_file = match m {
+            MountSpec::Bind { source, .. } => source.metadata().map(|md| !md.is_dir()).unwrap_or(false),
+            _ => false,
+        };
+        if let MountSpec::Bind { source, .. } = m {
+            if !source.exists() {
+                return Err(Error::Invalid(format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                    source.display()
+                )));
+            }
+        }
+        let dest = if input.create_paths {
+            if is_file { paths::touch_in_root(rootfs, target)? } else { paths::mkdir_all_in_root(rootfs, target)? }
+        } else {
+            paths::resolve_in_root(rootfs, target)?
+        };
+        mounts.push(match m {
+            MountSpec::Bind { source, readonly, .. } | MountSpec::Volume { source, readonly, .. } => {
+                let mut o = vec!["rbind", "rprivate"];
+                o.push(if *readonly { "ro" } else { "rw" });
+                json!({"destination": dest, "type": "bind", "source": source, "options": o})
+            }
+            MountSpec::Tmpfs { size, mode, options, .. } => {
+                let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+                if let Some(s) = size {
+                    o.push(format!("size={s}"));
+                }
+                if let Some(md) = mode {
+                    o.push(format!("mode={md:o}"));
+                }
+                o.extend(options.iter().cloned());
+                json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o})
+            }
+        });
+    }
+
+    // Namespaces.
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    match &opts.network {
+        NetworkMode::None => namespaces.push(json!({"type": "network"})),
+        NetworkMode::Host => {}
+        NetworkMode::Path(p) => namespaces.push(json!({"type": "network", "path": p})),
+    }
+    namespaces.push(json!({"type": "cgroup"}));
+
+    // Resources.
+    let mut devices = vec![json!({"allow": false, "access": "rwm"})];
+    if opts.privileged {
+        devices = vec![json!({"allow": true, "access": "rwm"})];
+    } else {
+        devices.push(json!({"allow": true, "type": "c", "access": "m"}));
+        devices.push(json!({"allow": true, "type": "b", "access": "m"}));
+        for (major, minor) in [(1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1), (5, 2)] {
+            devices.push(json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}));
+        }
+        devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+        devices.push(json!({"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}));
+    }
+    let mut resources = json!({ "devices": devices });
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = opts.memory.filter(|m| *m > 0) {
+        if m < 6 * 1024 * 1024 {
+            return Err(Error::Invalid("Minimum memory limit allowed is 6MB".into()));
+        }
+        memory.insert("limit".into(), json!(m));
+        if crate::cgroup::swap_supported() {
+            let swap = match opts.memory_swap {
+                Some(-1) => -1,
+                Some(s) if s > 0 => {
+                    if s < m {
+                        return Err(Error::Invalid(
+                            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+                        ));
+                    }
+                    s
+                }
+                _ => m * 2,
+            };
+            memory.insert("swap".into(), json!(swap));
+        }
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(c) = opts.cpus.filter(|c| *c > 0.0) {
+        let period: u64 = 100_000;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!((c * period as f64).round() as i64));
+    }
+    if let Some(s) = opts.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(s) = &opts.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(s));
+    }
+    if let Some(s) = &opts.cpuset_mems {
+        cpu.insert("mems".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = opts.pids_limit.filter(|p| *p != 0) {
+        resources["pids"] = json!({ "limit": if p < 0 { -1 } else { p } });
+    }
+
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "cgroupsPath": format!("{}/{}", input.cgroup_parent.trim_end_matches('/'), id),
+    });
+    if !opts.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        if !opts.seccomp_unconfined {
+            linux["seccomp"] = crate::seccomp::default_profile(
+                crate::seccomp::host_arch(),
+                &caps,
+                crate::seccomp::kernel_version(),
+            );
+        }
+    }
+    if !opts.sysctls.is_empty() {
+        linux["sysctl"] = json!(opts.sysctls);
+    }
+
+    let mut annotations = serde_json::Map::new();
+    for (k, v) in image.labels.iter().chain(opts.labels.iter()) {
+        annotations.insert(k.clone(), json!(v));
+    }
+    if let Some(s) = opts.stop_signal.as_ref().or(image.stop_signal.as_ref()) {
+        annotations.insert("org.opencontainers.image.stopSignal".into(), json!(s));
+    }
+
+    let mut spec = json!({
+        "ociVersion": "1.0.2-dev",
+        "process": process,
+        "root": { "path": "rootfs", "readonly": opts.read_only },
+        "hostname": host,
+        "mounts": mounts,
+        "linux": linux,
+    });
+    if let Some(d) = &opts.domainname {
+        spec["domainname"] = json!(d);
+    }
+    if !annotations.is_empty() {
+        spec["annotations"] = Value::Object(annotations);
+    }
+    Ok(spec)
+}
