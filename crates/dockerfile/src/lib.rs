@@ -12,7 +12,7 @@
 //!   their line ranges. Handles parser directives (`# syntax=`, `# escape=`,
 //!   `# check=`), line continuations with comments and blank lines inside
 //!   them, JSON (exec) and shell forms, heredocs, ONBUILD and `--flags`.
-//!   [`dump`] renders an [`Ast`] in BuildKit's `Dump` format.
+//!   [`dump()`] renders an [`Ast`] in BuildKit's `Dump` format.
 //! - [`parse_dockerfile`] → [`Dockerfile`]: typed [`Stage`]s of typed
 //!   [`Instruction`]s (RUN with its mounts, COPY/ADD with their options,
 //!   HEALTHCHECK with its durations …), validated, with errors that name the

@@ -40,7 +40,19 @@ pub struct Node {
     pub keyword: String,
     /// Leading `--flag[=value]` words, quotes removed, `--` terminator dropped.
     pub flags: Vec<String>,
-    /// The arguments (see the crate docs for what they are per instruction).
+    /// The arguments, unexpanded, as BuildKit's parser gives them:
+    ///
+    /// - FROM, EXPOSE: whitespace-separated words;
+    /// - RUN, CMD, ENTRYPOINT, SHELL: the JSON array's strings (exec form,
+    ///   `json` set) or one string, the rest of the line (shell form);
+    /// - ADD, COPY, VOLUME: the JSON array's strings or whitespace-separated words;
+    /// - ENV, LABEL: triples `key, value, sep` (`sep` is `=` for `k=v`, empty
+    ///   for the legacy `ENV k v` form); values keep their quotes;
+    /// - ARG: words, quotes kept (`abc="1 2"`);
+    /// - MAINTAINER, USER, WORKDIR, STOPSIGNAL: one string, the rest of the line;
+    /// - HEALTHCHECK: the type word (`CMD`, `NONE` …) then the command as for CMD;
+    /// - ONBUILD: none (see `sub`);
+    /// - unknown keywords: one empty string.
     pub args: Vec<String>,
     /// For ONBUILD: the wrapped instruction.
     pub sub: Option<Box<Node>>,
