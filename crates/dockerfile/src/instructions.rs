@@ -32,6 +32,11 @@ pub struct Dockerfile {
 }
 
 impl Dockerfile {
+    /// The lexer for expanding this file's instructions (honours `# escape=`).
+    pub fn lexer(&self) -> Lexer {
+        Lexer::new(self.directives.escape)
+    }
+
     /// The stage called `name` (case-insensitive) or with that index.
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         let lower = name.to_ascii_lowercase();

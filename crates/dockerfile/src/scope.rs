@@ -362,7 +362,7 @@ mod tests {
 
     fn run_stage(src: &str, args: &[(&str, &str)]) -> (GlobalScope, StageScope, Vec<Instruction>) {
         let df = parse_dockerfile(src).unwrap();
-        let lex = Lexer::new(df.directives.escape);
+        let lex = df.lexer();
         let inp = inputs(args);
         let global = GlobalScope::new(&df.meta_args, &inp, &lex).unwrap();
         let mut scope = StageScope::new(&["PATH=/bin".to_string()]);
