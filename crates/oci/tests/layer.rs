@@ -7,7 +7,7 @@ use berth_oci::layer::{
 };
 use std::ffi::CString;
 use std::fs;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -881,5 +881,27 @@ fn extraction_throughput() {
         "create: {:.0} MB/s",
         archive.len() as f64 / 1e6 / t.elapsed().as_secs_f64()
     );
-    let _ = Read::bytes(&b""[..]);
+
+    // Many small files: 40,000 files of 0-4 KiB in 400 directories.
+    let mut entries = Vec::new();
+    for d in 0..400 {
+        entries.push(dir(&format!("s{d}/")));
+    }
+    for i in 0..40_000u32 {
+        let size = (i as usize * 97) % 4096;
+        entries.push(file(&format!("s{}/f{i}", i % 400), &vec![7u8; size]));
+    }
+    let archive = tar_of(&entries);
+    let s = sandbox();
+    let t = std::time::Instant::now();
+    let stats = apply_layer(&archive[..], &s.root).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "small files: {} entries, {:.1} MB in {:.3}s: {:.0} entries/s, {:.0} MB/s",
+        stats.entries,
+        archive.len() as f64 / 1e6,
+        secs,
+        stats.entries as f64 / secs,
+        archive.len() as f64 / 1e6 / secs
+    );
 }

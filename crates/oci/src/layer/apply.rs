@@ -236,32 +236,25 @@ impl Extractor {
         let pfd = pfd_rc.as_fd();
         let bos = os(base);
 
-        // Replace what is there, unless a directory lands on a directory (merge).
-        match rustix::fs::statat(pfd, bos, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode)
-                    == rustix::fs::FileType::Directory;
-                if !(is_dir && kind == T::Directory) {
-                    self.remove_existing(pfd, base).map_err(io_err)?;
-                }
-            }
-            Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(io_err(errno(e))),
-        }
-
+        // Each creation below is tried first; when the name exists, what is there is replaced
+        // (see `create_or_replace`), which spares a lookup per entry in a fresh directory.
         match kind {
             T::Regular | T::Continuous | T::GNUSparse => {
-                let fd = rustix::fs::openat(
-                    pfd,
-                    bos,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io_err(errno(e)))?;
+                let fd = self
+                    .create_or_replace(pfd, base, false, || {
+                        rustix::fs::openat(
+                            pfd,
+                            bos,
+                            OFlags::WRONLY
+                                | OFlags::CREATE
+                                | OFlags::EXCL
+                                | OFlags::NOFOLLOW
+                                | OFlags::CLOEXEC,
+                            Mode::from_raw_mode(0o600),
+                        )
+                    })
+                    .map_err(io_err)?
+                    .expect("not a directory");
                 let mut f = File::from(fd);
                 let want = e.size();
                 let mut got = 0u64;
@@ -285,10 +278,11 @@ impl Extractor {
                 set_times_fd(f.as_fd(), meta.mtime).map_err(io_err)?;
             }
             T::Directory => {
-                match rustix::fs::mkdirat(pfd, bos, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => return Err(io_err(errno(e))),
-                }
+                // An existing directory is merged with (only the metadata applies).
+                self.create_or_replace(pfd, base, true, || {
+                    rustix::fs::mkdirat(pfd, bos, Mode::from_raw_mode(0o700))
+                })
+                .map_err(io_err)?;
                 let dfd = rustix::fs::openat(
                     pfd,
                     bos,
@@ -323,7 +317,10 @@ impl Extractor {
                         });
                     }
                 }
-                rustix::fs::symlinkat(os(&target), pfd, bos).map_err(|e| io_err(errno(e)))?;
+                self.create_or_replace(pfd, base, false, || {
+                    rustix::fs::symlinkat(os(&target), pfd, bos)
+                })
+                .map_err(io_err)?;
                 self.cache = None;
                 chown_at(pfd, base, meta.uid, meta.gid).map_err(io_err)?;
                 set_xattrs_at(pfd, base, &meta.xattrs).map_err(io_err)?;
@@ -370,8 +367,14 @@ impl Extractor {
                         reason: "hardlink to a directory".into(),
                     });
                 }
-                rustix::fs::linkat(&tpfd, os(tbase), pfd, bos, AtFlags::empty())
-                    .map_err(|e| io_err(errno(e)))?;
+                match self.create_or_replace(pfd, base, false, || {
+                    rustix::fs::linkat(&tpfd, os(tbase), pfd, bos, AtFlags::empty())
+                }) {
+                    Ok(_) => {}
+                    // The target was the entry's own (replaced) name.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+                    Err(e) => return Err(io_err(e)),
+                }
                 // As Docker: ownership and mode, but no times (they belong to the shared inode),
                 // and no mode through a symlink.
                 chown_at(pfd, base, meta.uid, meta.gid).map_err(io_err)?;
@@ -395,8 +398,10 @@ impl Extractor {
                         (ft, rustix::fs::makedev(major, minor))
                     }
                 };
-                rustix::fs::mknodat(pfd, bos, ft, Mode::from_raw_mode(0o600), dev)
-                    .map_err(|e| io_err(errno(e)))?;
+                self.create_or_replace(pfd, base, false, || {
+                    rustix::fs::mknodat(pfd, bos, ft, Mode::from_raw_mode(0o600), dev)
+                })
+                .map_err(io_err)?;
                 chown_at(pfd, base, meta.uid, meta.gid).map_err(io_err)?;
                 chmod_at(pfd, base, meta.mode).map_err(io_err)?;
                 set_xattrs_at(pfd, base, &meta.xattrs).map_err(io_err)?;
@@ -553,6 +558,30 @@ impl Extractor {
             fd = Some(self.lookup_dir(&prefix)?);
         }
         Ok(fd.expect("non-empty path"))
+    }
+
+    /// Runs `create`; if the name exists, replaces what is there and runs it again, except
+    /// that with `dir` set an existing directory is kept (merge) and `None` is returned.
+    fn create_or_replace<T>(
+        &mut self,
+        pfd: BorrowedFd<'_>,
+        name: &[u8],
+        dir: bool,
+        mut create: impl FnMut() -> rustix::io::Result<T>,
+    ) -> io::Result<Option<T>> {
+        match create() {
+            Ok(t) => return Ok(Some(t)),
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if dir {
+            let st = rustix::fs::statat(pfd, os(name), AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                return Ok(None);
+            }
+        }
+        self.remove_existing(pfd, name)?;
+        create().map(Some).map_err(errno)
     }
 
     /// Removes `name` in `dir` (recursively for a directory), if it exists.

@@ -84,7 +84,7 @@ struct Entry {
     size: u64,
     link: Option<Vec<u8>>,
     dev: (u32, u32),
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    xattrs: Xattrs,
 }
 
 impl<W: Write> Writer<W> {
@@ -401,9 +401,12 @@ fn pax_record(out: &mut Vec<u8>, k: &[u8], v: &[u8]) {
     out.push(b'\n');
 }
 
+/// xattr names and values.
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The xattrs of `name` in `dir` (sorted, `trusted.overlay.*` left out) and whether it is an
 /// opaque overlay directory.
-fn read_xattrs(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+fn read_xattrs(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(Xattrs, bool)> {
     let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     p.extend_from_slice(name);
     let p = CString::new(p).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
