@@ -192,10 +192,8 @@ impl<'t, 'd> State<'t, 'd> {
                     Some(p) => self.eval_pipeline(dot, p)?,
                     None => Val::owned(Value::Null),
                 };
-                let saved_vars = std::mem::replace(
-                    &mut self.vars,
-                    vec![("$".to_string(), new_dot.clone())],
-                );
+                let saved_vars =
+                    std::mem::replace(&mut self.vars, vec![("$".to_string(), new_dot.clone())]);
                 let saved_name = std::mem::replace(&mut self.name, name.clone());
                 self.depth += 1;
                 let r = self.walk_list(&new_dot, body);
@@ -355,7 +353,10 @@ impl<'t, 'd> State<'t, 'd> {
                 Arg::Field(names) | Arg::Var(_, names) | Arg::Chain(_, names)
                     if !names.is_empty() =>
                 {
-                    format!("{} is not a method but has arguments", names[names.len() - 1])
+                    format!(
+                        "{} is not a method but has arguments",
+                        names[names.len() - 1]
+                    )
                 }
                 _ => format!("can't give argument to non-function {first}"),
             }));

@@ -10,8 +10,7 @@ use crate::gofmt;
 const NAMES: &[&str] = &[
     // Go builtins
     "and", "or", "not", "len", "index", "slice", "eq", "ne", "lt", "le", "gt", "ge", "print",
-    "printf", "println", "html", "js", "urlquery",
-    // docker CLI
+    "printf", "println", "html", "js", "urlquery", // docker CLI
     "json", "split", "join", "title", "lower", "upper", "pad", "truncate",
 ];
 
@@ -145,7 +144,8 @@ pub(crate) fn call<'d>(name: &str, args: Vec<Val<'d>>, header: bool) -> FResult<
         }
         "lt" | "le" | "gt" | "ge" => {
             arity(name, &args, 2)?;
-            let ord = order(&args[0], &args[1]).map_err(|e| format!("error calling {name}: {e}"))?;
+            let ord =
+                order(&args[0], &args[1]).map_err(|e| format!("error calling {name}: {e}"))?;
             let b = match name {
                 "lt" => ord == Ordering::Less,
                 "le" => ord != Ordering::Greater,
@@ -286,10 +286,7 @@ fn len<'d>(v: &Val<'d>) -> FResult<'d> {
 
 fn index_arg(v: &Val, cap: usize, what: &str) -> Result<usize, String> {
     let Value::Number(n) = v.value() else {
-        return Err(format!(
-            "cannot index {what} with type {}",
-            got_type(v)
-        ));
+        return Err(format!("cannot index {what} with type {}", got_type(v)));
     };
     let Some(i) = n.as_i64() else {
         return Err(format!("cannot index {what} with type float64"));
@@ -364,8 +361,16 @@ fn slice<'d>(args: &[Val<'d>]) -> FResult<'d> {
                 return Err("cannot 3-index slice a string".into());
             }
             let len = st.len();
-            let i = idx.first().map(|v| index_arg(v, len, "string")).transpose()?.unwrap_or(0);
-            let j = idx.get(1).map(|v| index_arg(v, len, "string")).transpose()?.unwrap_or(len);
+            let i = idx
+                .first()
+                .map(|v| index_arg(v, len, "string"))
+                .transpose()?
+                .unwrap_or(0);
+            let j = idx
+                .get(1)
+                .map(|v| index_arg(v, len, "string"))
+                .transpose()?
+                .unwrap_or(len);
             if i > j {
                 return Err(format!("invalid slice index: {i} > {j}"));
             }
@@ -374,8 +379,16 @@ fn slice<'d>(args: &[Val<'d>]) -> FResult<'d> {
         }
         Value::Array(a) => {
             let len = a.len();
-            let i = idx.first().map(|v| index_arg(v, len, "slice")).transpose()?.unwrap_or(0);
-            let j = idx.get(1).map(|v| index_arg(v, len, "slice")).transpose()?.unwrap_or(len);
+            let i = idx
+                .first()
+                .map(|v| index_arg(v, len, "slice"))
+                .transpose()?
+                .unwrap_or(0);
+            let j = idx
+                .get(1)
+                .map(|v| index_arg(v, len, "slice"))
+                .transpose()?
+                .unwrap_or(len);
             if let Some(k) = idx.get(2) {
                 let k = index_arg(k, len, "slice")?;
                 if j > k {
@@ -564,7 +577,10 @@ mod tests {
 
     #[test]
     fn escapers() {
-        assert_eq!(html_escape("<a href=\"x\">&'"), "&lt;a href=&#34;x&#34;&gt;&amp;&#39;");
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&#34;x&#34;&gt;&amp;&#39;"
+        );
         assert_eq!(query_escape("a b&c/d"), "a+b%26c%2Fd");
         assert_eq!(js_escape("a'<b>"), "a\\'\\u003Cb\\u003E");
     }

@@ -97,11 +97,11 @@ fn f_form(neg: bool, digits: &str, exp: i32, min_frac: usize) -> String {
     out
 }
 
-fn special(f: f64, plus: bool) -> Option<String> {
+fn special(f: f64) -> Option<String> {
     if f.is_nan() {
         Some("NaN".into())
     } else if f.is_infinite() {
-        Some(if f < 0.0 { "-Inf" } else if plus { "+Inf" } else { "+Inf" }.into())
+        Some(if f < 0.0 { "-Inf" } else { "+Inf" }.into())
     } else {
         None
     }
@@ -109,7 +109,7 @@ fn special(f: f64, plus: bool) -> Option<String> {
 
 /// Go's `%v` / `%g` for float64 (shortest representation).
 pub(crate) fn float_g(f: f64) -> String {
-    if let Some(s) = special(f, true) {
+    if let Some(s) = special(f) {
         return s;
     }
     let neg = f.is_sign_negative();
@@ -126,7 +126,7 @@ pub(crate) fn float_g(f: f64) -> String {
 
 /// Go's `%.Ng`.
 fn float_g_prec(f: f64, prec: usize, e: char) -> String {
-    if let Some(s) = special(f, true) {
+    if let Some(s) = special(f) {
         return s;
     }
     let neg = f.is_sign_negative();
@@ -141,7 +141,7 @@ fn float_g_prec(f: f64, prec: usize, e: char) -> String {
     }
     let nd = digits.len() as i32;
     let mut eprec = prec as i32;
-    if eprec > nd && nd >= exp + 1 {
+    if eprec > nd && nd > exp {
         eprec = nd;
     }
     if exp < -4 || exp >= eprec {
@@ -152,7 +152,7 @@ fn float_g_prec(f: f64, prec: usize, e: char) -> String {
 }
 
 fn float_e(f: f64, prec: usize, e: char) -> String {
-    if let Some(s) = special(f, true) {
+    if let Some(s) = special(f) {
         return s;
     }
     let s = format!("{:.*e}", prec, f);
@@ -163,7 +163,7 @@ fn float_e(f: f64, prec: usize, e: char) -> String {
 }
 
 fn float_f(f: f64, prec: usize) -> String {
-    if let Some(s) = special(f, true) {
+    if let Some(s) = special(f) {
         return s;
     }
     format!("{:.*}", prec, f)
@@ -175,7 +175,11 @@ pub(crate) fn json_float(f: f64) -> String {
         return "null".into();
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let neg = f < 0.0;
     let a = f.abs();
@@ -564,9 +568,7 @@ fn fmt_one(verb: char, v: &Value, spec: &Spec) -> String {
                     .unwrap_or_else(|| bad_verb(verb, v)),
                 None => {
                     let f = n.as_f64().unwrap_or(0.0);
-                    let as_int = (matches!(verb, 'd')
-                        && f.fract() == 0.0
-                        && f.abs() < 9.0e15)
+                    let as_int = (matches!(verb, 'd') && f.fract() == 0.0 && f.abs() < 9.0e15)
                         .then(|| fmt_int(verb, f as i128, spec))
                         .flatten();
                     as_int
@@ -601,8 +603,8 @@ pub(crate) fn sprintf(format: &str, args: &[&Value]) -> String {
             chars.next();
         }
         let num = |chars: &mut std::iter::Peekable<std::str::Chars>,
-                       argi: &mut usize,
-                       out: &mut String|
+                   argi: &mut usize,
+                   out: &mut String|
          -> Option<usize> {
             if chars.peek() == Some(&'*') {
                 chars.next();
@@ -705,7 +707,7 @@ mod tests {
         assert_eq!(s("%x", &[json!("hi")]), "6869");
         assert_eq!(s("%q", &[json!("a\"b")]), "\"a\\\"b\"");
         assert_eq!(s("%t", &[json!(true)]), "true");
-        assert_eq!(s("%.2f", &[json!(3.14159)]), "3.14");
+        assert_eq!(s("%.2f", &[json!(1.23456)]), "1.23");
         assert_eq!(s("%f", &[json!(2)]), "2.000000");
         assert_eq!(s("%e", &[json!(1234.5)]), "1.234500e+03");
         assert_eq!(s("%.3g", &[json!(1234.5)]), "1.23e+03");

@@ -269,10 +269,7 @@ impl<'a> Lexer<'a> {
                     self.emit(tok, p);
                 }
                 other => {
-                    return Err((
-                        format!("unrecognized character in action: {other:?}"),
-                        p,
-                    ));
+                    return Err((format!("unrecognized character in action: {other:?}"), p));
                 }
             }
         }

@@ -64,12 +64,12 @@ fn unescape(format: &str) -> String {
     while let Some(i) = rest.find('\\') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
-        if after.starts_with('t') {
+        if let Some(r) = after.strip_prefix('t') {
             out.push('\t');
-            rest = &after[1..];
-        } else if after.starts_with('n') {
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('n') {
             out.push('\n');
-            rest = &after[1..];
+            rest = r;
         } else {
             out.push('\\');
             rest = after;
@@ -81,7 +81,10 @@ fn unescape(format: &str) -> String {
 
 fn line_of(src: &str, pos: usize) -> usize {
     let pos = pos.min(src.len());
-    1 + src.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count()
+    1 + src.as_bytes()[..pos]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
 }
 
 impl Template {
@@ -106,7 +109,10 @@ impl Template {
     /// evaluates to `header_for(field)`, and the docker functions that
     /// would transform it (`json split join title lower upper truncate`)
     /// return it unchanged, as the docker CLI renders table headers.
-    pub fn execute_header(&self, header_for: &dyn Fn(&str) -> String) -> Result<String, TemplateError> {
+    pub fn execute_header(
+        &self,
+        header_for: &dyn Fn(&str) -> String,
+    ) -> Result<String, TemplateError> {
         exec::execute(&self.tree, &self.src, Val::Header, Some(header_for))
     }
 }
@@ -116,10 +122,7 @@ impl Template {
 /// removed); else (false, format).
 pub fn strip_table_prefix(format: &str) -> (bool, &str) {
     match format.strip_prefix("table") {
-        Some(rest) => (
-            true,
-            rest.strip_prefix([' ', '\t']).unwrap_or(rest),
-        ),
+        Some(rest) => (true, rest.strip_prefix([' ', '\t']).unwrap_or(rest)),
         None => (false, format),
     }
 }

@@ -250,7 +250,10 @@ fn parse_number(text: &str, pos: usize) -> PResult<Num> {
     let lower = body.to_ascii_lowercase();
     let radix_int = if let Some(h) = lower.strip_prefix("0x") {
         if h.contains('.') || h.contains('p') {
-            return Err(("hexadecimal floating-point numbers are not supported".into(), pos));
+            return Err((
+                "hexadecimal floating-point numbers are not supported".into(),
+                pos,
+            ));
         }
         Some((h.to_string(), 16))
     } else if let Some(o) = lower.strip_prefix("0o") {
@@ -388,7 +391,10 @@ impl Parser {
                             self.i += 1;
                             let word = kw.unwrap_or_default();
                             if self.range_depth == 0 {
-                                return Err((format!("{{{{{word}}}}} outside {{{{range}}}}"), kw_pos));
+                                return Err((
+                                    format!("{{{{{word}}}}} outside {{{{range}}}}"),
+                                    kw_pos,
+                                ));
                             }
                             self.expect_right(&word)?;
                             nodes.push(if word == "break" {
@@ -480,9 +486,12 @@ impl Parser {
     fn control(&mut self, kind: Kind, pos: usize) -> PResult<Node> {
         self.enter(pos)?;
         let mark = self.vars.len();
-        let pipe = self.pipeline(kind.name(), kind == Kind::Range, true)?;
+        let pipe = self.pipeline(kind.name(), true, true)?;
         if pipe.decl.len() > 1 && kind != Kind::Range {
-            return Err((format!("too many declarations in {}", kind.name()), pipe.pos));
+            return Err((
+                format!("too many declarations in {}", kind.name()),
+                pipe.pos,
+            ));
         }
         if kind == Kind::Range {
             self.range_depth += 1;
