@@ -1,1 +1,71 @@
-fn main() {}
+//! `berth`: the command-line front end. It parses docker-style commands, calls the engine, and
+//! formats the results; it holds no image or container logic of its own.
+
+mod cli;
+mod commands;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// An error that carries the exit code Docker's CLI would use.
+#[derive(Debug)]
+pub struct StatusError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StatusError {}
+
+/// Exits with `code` after printing nothing more (the command already reported its errors).
+pub fn exit_status(code: u8) -> anyhow::Error {
+    StatusError {
+        code,
+        message: String::new(),
+    }
+    .into()
+}
+
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 125,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match commands::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(status) = err.downcast_ref::<StatusError>() {
+                if !status.message.is_empty() {
+                    eprintln!("Error: {}", status.message);
+                }
+                return ExitCode::from(status.code);
+            }
+            // One line: the error and its causes, without a backtrace.
+            let mut msg = err.to_string();
+            for cause in err.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("Error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
