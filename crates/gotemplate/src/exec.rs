@@ -9,8 +9,9 @@ use crate::gofmt;
 use crate::parse::{Arg, Cmd, Control, Node, Num, Pipe, Tree};
 use crate::TemplateError;
 
-/// Nesting limit for `{{template}}` calls.
-const MAX_TEMPLATE_DEPTH: usize = 100;
+/// Nesting limit for `{{template}}` calls and control structures together,
+/// so recursive templates end in an error rather than a stack overflow.
+const MAX_EXEC_DEPTH: usize = 300;
 
 pub(crate) static NULL: Value = Value::Null;
 
@@ -166,9 +167,25 @@ impl<'t, 'd> State<'t, 'd> {
                     self.print(&v);
                 }
             }
-            Node::If(c) => return self.walk_if_with(dot, c, false),
-            Node::With(c) => return self.walk_if_with(dot, c, true),
-            Node::Range(c) => return self.walk_range(dot, c),
+            Node::If(c) | Node::With(c) | Node::Range(c) => {
+                if self.depth >= MAX_EXEC_DEPTH {
+                    return Err(self.locate(
+                        EErr::Raw(format!(
+                            "exceeded maximum template depth ({MAX_EXEC_DEPTH})"
+                        )),
+                        c.pipe.pos,
+                        &c.pipe,
+                    ));
+                }
+                self.depth += 1;
+                let r = match node {
+                    Node::If(_) => self.walk_if_with(dot, c, false),
+                    Node::With(_) => self.walk_if_with(dot, c, true),
+                    _ => self.walk_range(dot, c),
+                };
+                self.depth -= 1;
+                return r;
+            }
             Node::Break => return Ok(Flow::Break),
             Node::Continue => return Ok(Flow::Continue),
             Node::Template { pos, name, pipe } => {
@@ -179,10 +196,10 @@ impl<'t, 'd> State<'t, 'd> {
                         &format!("template {}", gofmt::quote(name)),
                     ));
                 };
-                if self.depth >= MAX_TEMPLATE_DEPTH {
+                if self.depth >= MAX_EXEC_DEPTH {
                     return Err(self.locate(
                         EErr::Raw(format!(
-                            "exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"
+                            "exceeded maximum template depth ({MAX_EXEC_DEPTH})"
                         )),
                         *pos,
                         &format!("template {}", gofmt::quote(name)),

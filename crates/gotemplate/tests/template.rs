@@ -688,6 +688,14 @@ fn deep_nesting_is_an_error_not_a_crash() {
     assert!(Template::parse(&deep).is_err());
     let ifs = format!("{}x{}", "{{if 1}}".repeat(5000), "{{end}}".repeat(5000));
     assert!(Template::parse(&ifs).is_err());
+    // recursion through nested blocks stops with an error, in a 2 MiB test thread
+    let nested = format!(
+        r#"{{{{define "r"}}}}{}{{{{template "r"}}}}{}{{{{end}}}}{{{{template "r"}}}}"#,
+        "{{with 1}}{{range 1}}{{if 1}}".repeat(30),
+        "{{end}}{{end}}{{end}}".repeat(30)
+    );
+    let e = exec_err(&nested, &json!(null));
+    assert!(e.contains("exceeded maximum template depth"), "{e}");
     let ok = format!("{}x{}", "{{if 1}}".repeat(50), "{{end}}".repeat(50));
     assert_eq!(run(&ok, &json!(null)), "x");
 }
