@@ -131,6 +131,7 @@ fn table_prefix_and_header() {
 fn text_dot_and_fields() {
     let d = image();
     assert_eq!(run("plain text", &d), "plain text");
+    assert_eq!(run("a}}b{{\"}}\"}}", &d), "a}}b}}");
     assert_eq!(run("", &d), "");
     assert_eq!(run("{{.}}", &json!("hi")), "hi");
     assert_eq!(
