@@ -40,11 +40,30 @@ async fn push_image_with(c: &Client, reg: &str, repo: &str, tag: &str) -> (Diges
     let cd = Digest::sha256(&config);
     let ld = Digest::sha256(&layer);
     if c.blob_exists(reg, repo, &cd).await.unwrap().is_none() {
-        c.push_blob(reg, repo, &cd, Some(config.len() as u64), std::io::Cursor::new(config.clone())).await.unwrap();
+        c.push_blob(
+            reg,
+            repo,
+            &cd,
+            Some(config.len() as u64),
+            std::io::Cursor::new(config.clone()),
+        )
+        .await
+        .unwrap();
     }
-    c.push_blob_chunked(reg, repo, &ld, std::io::Cursor::new(layer.clone()), 64 * 1024).await.unwrap();
+    c.push_blob_chunked(
+        reg,
+        repo,
+        &ld,
+        std::io::Cursor::new(layer.clone()),
+        64 * 1024,
+    )
+    .await
+    .unwrap();
     let m = serde_json::to_vec(&image_manifest(&cd, config.len(), &[(&ld, layer.len())])).unwrap();
-    let d = c.put_manifest(reg, repo, tag, OCI_MANIFEST, &m).await.unwrap();
+    let d = c
+        .put_manifest(reg, repo, tag, OCI_MANIFEST, &m)
+        .await
+        .unwrap();
     assert_eq!(d, Digest::sha256(&m));
     (d, layer)
 }
@@ -59,13 +78,30 @@ async fn open_registry_round_trip() {
     let m = c.get_manifest(&reg, "app/web", "v1").await.unwrap();
     assert_eq!(m.digest, md);
     assert_eq!(m.media_type, OCI_MANIFEST);
-    let by_digest = c.get_manifest(&reg, "app/web", &md.to_string()).await.unwrap();
+    let by_digest = c
+        .get_manifest(&reg, "app/web", &md.to_string())
+        .await
+        .unwrap();
     assert_eq!(by_digest, m);
-    let (hd, mt, size) = c.head_manifest(&reg, "app/web", "v1").await.unwrap().unwrap();
-    assert_eq!((hd, mt.as_str(), size), (md.clone(), OCI_MANIFEST, m.bytes.len() as u64));
-    assert!(c.head_manifest(&reg, "app/web", "nope").await.unwrap().is_none());
+    let (hd, mt, size) = c
+        .head_manifest(&reg, "app/web", "v1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (hd, mt.as_str(), size),
+        (md.clone(), OCI_MANIFEST, m.bytes.len() as u64)
+    );
+    assert!(c
+        .head_manifest(&reg, "app/web", "nope")
+        .await
+        .unwrap()
+        .is_none());
     let ld = Digest::sha256(&layer);
-    assert_eq!(c.blob_exists(&reg, "app/web", &ld).await.unwrap(), Some(layer.len() as u64));
+    assert_eq!(
+        c.blob_exists(&reg, "app/web", &ld).await.unwrap(),
+        Some(layer.len() as u64)
+    );
     assert_eq!(read_all(&c, &reg, "app/web", &ld).await.unwrap(), layer);
     let (size, mut r) = c.get_blob_reader(&reg, "app/web", &ld).await.unwrap();
     assert_eq!(size, Some(layer.len() as u64));
@@ -73,15 +109,31 @@ async fn open_registry_round_trip() {
     r.read_to_end(&mut buf).await.unwrap();
     assert_eq!(buf, layer);
     // Cross-repository mount, and a refused one.
-    assert!(c.mount_blob(&reg, "app/other", "app/web", &ld).await.unwrap());
-    assert_eq!(c.blob_exists(&reg, "app/other", &ld).await.unwrap(), Some(layer.len() as u64));
-    assert!(!c.mount_blob(&reg, "app/third", "app/web", &Digest::sha256(b"absent")).await.unwrap());
+    assert!(c
+        .mount_blob(&reg, "app/other", "app/web", &ld)
+        .await
+        .unwrap());
+    assert_eq!(
+        c.blob_exists(&reg, "app/other", &ld).await.unwrap(),
+        Some(layer.len() as u64)
+    );
+    assert!(!c
+        .mount_blob(&reg, "app/third", "app/web", &Digest::sha256(b"absent"))
+        .await
+        .unwrap());
     // Tags.
-    c.put_manifest(&reg, "app/web", "v2", OCI_MANIFEST, &m.bytes).await.unwrap();
-    assert_eq!(c.list_tags(&reg, "app/web").await.unwrap(), vec!["v1", "v2"]);
+    c.put_manifest(&reg, "app/web", "v2", OCI_MANIFEST, &m.bytes)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.list_tags(&reg, "app/web").await.unwrap(),
+        vec!["v1", "v2"]
+    );
     // Empty blob, chunked.
     let e = Digest::sha256(b"");
-    c.push_blob_chunked(&reg, "app/web", &e, std::io::Cursor::new(Vec::new()), 10).await.unwrap();
+    c.push_blob_chunked(&reg, "app/web", &e, std::io::Cursor::new(Vec::new()), 10)
+        .await
+        .unwrap();
     assert_eq!(c.blob_exists(&reg, "app/web", &e).await.unwrap(), Some(0));
 }
 
@@ -93,20 +145,53 @@ async fn errors_have_docker_wording() {
     push_image_with(&c, &reg, "exists", "latest").await;
     let e = c.get_manifest(&reg, "exists", "missing").await.unwrap_err();
     assert!(matches!(e, ClientError::ManifestUnknown { .. }), "{e:?}");
-    assert_eq!(e.to_string(), format!("manifest for {reg}/exists:missing not found: manifest unknown: manifest unknown"));
-    let e = read_all(&c, &reg, "exists", &Digest::sha256(b"x")).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("manifest for {reg}/exists:missing not found: manifest unknown: manifest unknown")
+    );
+    let e = read_all(&c, &reg, "exists", &Digest::sha256(b"x"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::BlobUnknown { .. }), "{e:?}");
     // Pushing content under the wrong digest.
     let e = c
-        .push_blob(&reg, "exists", &Digest::sha256(b"claimed"), None, std::io::Cursor::new(b"actual".to_vec()))
+        .push_blob(
+            &reg,
+            "exists",
+            &Digest::sha256(b"claimed"),
+            None,
+            std::io::Cursor::new(b"actual".to_vec()),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(e, ClientError::Registry { status: 400, code: Some(berth_registry::ErrorCode::DigestInvalid), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ClientError::Registry {
+                status: 400,
+                code: Some(berth_registry::ErrorCode::DigestInvalid),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // A manifest put under a digest it does not have is refused locally.
-    let e = c.put_manifest(&reg, "exists", &Digest::sha256(b"other").to_string(), OCI_MANIFEST, b"{}").await.unwrap_err();
+    let e = c
+        .put_manifest(
+            &reg,
+            "exists",
+            &Digest::sha256(b"other").to_string(),
+            OCI_MANIFEST,
+            b"{}",
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::DigestMismatch { .. }));
     // Invalid names never reach the network.
-    assert!(matches!(c.get_manifest(&reg, "../etc", "latest").await, Err(ClientError::InvalidArgument(_))));
+    assert!(matches!(
+        c.get_manifest(&reg, "../etc", "latest").await,
+        Err(ClientError::InvalidArgument(_))
+    ));
 }
 
 #[tokio::test]
@@ -126,10 +211,22 @@ async fn basic_auth_flow() {
     let s = start_with(|c, dir| c.htpasswd = Some(htpasswd(dir, "alice", "pw"))).await;
     let reg = host(&s);
     let anon = client_with_config_dir(s.dir.path());
-    let e = anon.get_manifest(&reg, "private/app", "latest").await.unwrap_err();
+    let e = anon
+        .get_manifest(&reg, "private/app", "latest")
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::PullAccessDenied { .. }), "{e:?}");
     assert!(e.to_string().starts_with(&format!("pull access denied for {reg}/private/app, repository does not exist or may require 'docker login'")));
-    let e = anon.push_blob(&reg, "private/app", &Digest::sha256(b"a"), None, std::io::Cursor::new(b"a".to_vec())).await.unwrap_err();
+    let e = anon
+        .push_blob(
+            &reg,
+            "private/app",
+            &Digest::sha256(b"a"),
+            None,
+            std::io::Cursor::new(b"a".to_vec()),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::PushAccessDenied { .. }), "{e:?}");
     // Wrong password.
     let c = client_with_config_dir(s.dir.path());
@@ -140,12 +237,32 @@ async fn basic_auth_flow() {
     let c = client_with_config_dir(s.dir.path());
     c.login(&reg, "alice", "pw").await.unwrap();
     let (md, _) = push_image_with(&c, &reg, "private/app", "latest").await;
-    assert_eq!(c.get_manifest(&reg, "private/app", "latest").await.unwrap().digest, md);
+    assert_eq!(
+        c.get_manifest(&reg, "private/app", "latest")
+            .await
+            .unwrap()
+            .digest,
+        md
+    );
     // Credentials from config.json.
     let cfgdir = s.dir.path().join("docker");
-    store_credentials(&cfgdir, &reg, &Credential::Basic { username: "alice".into(), password: "pw".into() }).unwrap();
+    store_credentials(
+        &cfgdir,
+        &reg,
+        &Credential::Basic {
+            username: "alice".into(),
+            password: "pw".into(),
+        },
+    )
+    .unwrap();
     let c = client_with_config_dir(&cfgdir);
-    assert_eq!(c.get_manifest(&reg, "private/app", "latest").await.unwrap().digest, md);
+    assert_eq!(
+        c.get_manifest(&reg, "private/app", "latest")
+            .await
+            .unwrap()
+            .digest,
+        md
+    );
 }
 
 #[tokio::test]
@@ -159,7 +276,10 @@ async fn bearer_token_flow() {
     // Anonymous: a token is issued but grants nothing.
     let anon = client_with_config_dir(s.dir.path());
     anon.ping(&reg).await.unwrap();
-    let e = anon.get_manifest(&reg, "team/app", "latest").await.unwrap_err();
+    let e = anon
+        .get_manifest(&reg, "team/app", "latest")
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::PullAccessDenied { .. }), "{e:?}");
     // Wrong password, at the token endpoint.
     let c = client_with_config_dir(s.dir.path());
@@ -167,13 +287,35 @@ async fn bearer_token_flow() {
     assert!(matches!(e, ClientError::Unauthorized { .. }), "{e:?}");
     // From config.json.
     let cfgdir = s.dir.path().join("docker");
-    store_credentials(&cfgdir, &reg, &Credential::Basic { username: "bob".into(), password: "hunter2".into() }).unwrap();
+    store_credentials(
+        &cfgdir,
+        &reg,
+        &Credential::Basic {
+            username: "bob".into(),
+            password: "hunter2".into(),
+        },
+    )
+    .unwrap();
     let c = client_with_config_dir(&cfgdir);
     let (md, layer) = push_image_with(&c, &reg, "team/app", "latest").await;
     // A second repository needs a token with another scope.
-    assert!(c.mount_blob(&reg, "team/copy", "team/app", &Digest::sha256(&layer)).await.unwrap());
-    assert_eq!(c.get_manifest(&reg, "team/app", "latest").await.unwrap().digest, md);
-    assert_eq!(read_all(&c, &reg, "team/copy", &Digest::sha256(&layer)).await.unwrap(), layer);
+    assert!(c
+        .mount_blob(&reg, "team/copy", "team/app", &Digest::sha256(&layer))
+        .await
+        .unwrap());
+    assert_eq!(
+        c.get_manifest(&reg, "team/app", "latest")
+            .await
+            .unwrap()
+            .digest,
+        md
+    );
+    assert_eq!(
+        read_all(&c, &reg, "team/copy", &Digest::sha256(&layer))
+            .await
+            .unwrap(),
+        layer
+    );
 }
 
 #[tokio::test]
@@ -190,7 +332,13 @@ async fn bearer_token_refresh_on_401() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         // The cached token has expired on the server: the client gets 401,
         // fetches a new token and retries.
-        assert_eq!(c.get_manifest(&reg, "pub/app", "latest").await.unwrap().digest, md);
+        assert_eq!(
+            c.get_manifest(&reg, "pub/app", "latest")
+                .await
+                .unwrap()
+                .digest,
+            md
+        );
     }
 }
 
@@ -214,12 +362,27 @@ async fn identity_token_flow() {
         .unwrap();
     let refresh = v["refresh_token"].as_str().unwrap().to_string();
     let cfgdir = s.dir.path().join("docker");
-    store_credentials(&cfgdir, &reg, &Credential::IdentityToken { username: "carol".into(), token: refresh }).unwrap();
+    store_credentials(
+        &cfgdir,
+        &reg,
+        &Credential::IdentityToken {
+            username: "carol".into(),
+            token: refresh,
+        },
+    )
+    .unwrap();
     let c = client_with_config_dir(&cfgdir);
     push_image_with(&c, &reg, "idt/app", "latest").await;
     // A bad refresh token is refused.
     let c = client_with_config_dir(&cfgdir);
-    c.set_credentials(&reg, Credential::IdentityToken { username: "carol".into(), token: "bogus".into() }).await;
+    c.set_credentials(
+        &reg,
+        Credential::IdentityToken {
+            username: "carol".into(),
+            token: "bogus".into(),
+        },
+    )
+    .await;
     let e = c.get_manifest(&reg, "idt/app", "latest").await.unwrap_err();
     assert!(matches!(e, ClientError::Unauthorized { .. }), "{e:?}");
 }
@@ -251,7 +414,12 @@ async fn platform_selection_from_pushed_index() {
     let reg = host(&s);
     let c = client_with_config_dir(s.dir.path());
     let (amd, _) = push_image_with(&c, &reg, "multi", "amd64").await;
-    let size = c.get_manifest(&reg, "multi", "amd64").await.unwrap().bytes.len();
+    let size = c
+        .get_manifest(&reg, "multi", "amd64")
+        .await
+        .unwrap()
+        .bytes
+        .len();
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -259,7 +427,9 @@ async fn platform_selection_from_pushed_index() {
                         "platform": {"os": "linux", "architecture": "amd64"}}],
     }))
     .unwrap();
-    c.put_manifest(&reg, "multi", "latest", OCI_INDEX, &index).await.unwrap();
+    c.put_manifest(&reg, "multi", "latest", OCI_INDEX, &index)
+        .await
+        .unwrap();
     let m = c.get_manifest(&reg, "multi", "latest").await.unwrap();
     assert!(berth_registry::manifest::is_index(&m.media_type));
     let e = select_platform(&m.bytes, &Platform::new("linux", "amd64", None)).unwrap();
@@ -278,7 +448,9 @@ async fn fake_registry(content: Vec<u8>, cut_first: bool) -> (String, tokio::tas
     let task = tokio::spawn(async move {
         let mut served_blob = false;
         for _ in 0..20 {
-            let Ok((mut sock, _)) = l.accept().await else { return };
+            let Ok((mut sock, _)) = l.accept().await else {
+                return;
+            };
             let mut req = Vec::new();
             let mut buf = [0u8; 4096];
             while !req.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -296,20 +468,32 @@ async fn fake_registry(content: Vec<u8>, cut_first: bool) -> (String, tokio::tas
             let text = String::from_utf8_lossy(&req).to_string();
             let line = text.lines().next().unwrap_or_default().to_string();
             if line.starts_with("GET /v2/ ") {
-                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").await;
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                    )
+                    .await;
                 continue;
             }
             if !line.contains("/blobs/") {
-                let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
                 continue;
             }
-            let range_start = text
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("range: bytes=").map(|r| r.trim_end_matches('-').parse::<usize>().unwrap()));
+            let range_start = text.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("range: bytes=")
+                    .map(|r| r.trim_end_matches('-').parse::<usize>().unwrap())
+            });
             let n = content.len();
             match range_start {
                 None => {
-                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n");
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n"
+                    );
                     let _ = sock.write_all(head.as_bytes()).await;
                     if cut_first && !served_blob {
                         let _ = sock.write_all(&content[..n / 2]).await;
@@ -355,10 +539,15 @@ async fn blob_digest_mismatch_is_detected() {
     let (addr, task) = fake_registry(content, false).await;
     let dir = tempfile::tempdir().unwrap();
     let c = client_with_config_dir(dir.path());
-    let e = read_all(&c, &addr, "some/repo", &claimed).await.unwrap_err();
+    let e = read_all(&c, &addr, "some/repo", &claimed)
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::DigestMismatch { .. }), "{e:?}");
     // Through the AsyncRead adapter: InvalidData.
-    let (_, mut r) = c.get_blob_reader(&addr, "some/repo", &claimed).await.unwrap();
+    let (_, mut r) = c
+        .get_blob_reader(&addr, "some/repo", &claimed)
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let err = r.read_to_end(&mut buf).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);

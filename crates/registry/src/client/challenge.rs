@@ -5,8 +5,14 @@ use std::collections::HashMap;
 /// One authentication challenge from a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
-    Basic { realm: String },
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Basic {
+        realm: String,
+    },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Parse a `WWW-Authenticate` header value (first Basic or Bearer challenge).
@@ -39,7 +45,11 @@ fn parse_params(s: &str) -> HashMap<String, String> {
         while i < b.len() && b[i] != '=' && b[i] != ',' {
             i += 1;
         }
-        let key: String = b[ks..i].iter().collect::<String>().trim().to_ascii_lowercase();
+        let key: String = b[ks..i]
+            .iter()
+            .collect::<String>()
+            .trim()
+            .to_ascii_lowercase();
         if i >= b.len() || b[i] != '=' {
             continue;
         }
@@ -76,7 +86,9 @@ mod tests {
     #[test]
     fn challenges() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull,push""#),
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull,push""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
@@ -85,11 +97,17 @@ mod tests {
         );
         assert_eq!(
             parse_challenge(r#"Basic realm="Registry Realm""#),
-            Some(Challenge::Basic { realm: "Registry Realm".into() })
+            Some(Challenge::Basic {
+                realm: "Registry Realm".into()
+            })
         );
         assert_eq!(
             parse_challenge("bearer realm=http://x/token, service=s"),
-            Some(Challenge::Bearer { realm: "http://x/token".into(), service: Some("s".into()), scope: None })
+            Some(Challenge::Bearer {
+                realm: "http://x/token".into(),
+                service: Some("s".into()),
+                scope: None
+            })
         );
         assert_eq!(parse_challenge("Negotiate"), None);
     }

@@ -32,7 +32,9 @@ impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-            Credential::IdentityToken { username, .. } => write!(f, "IdentityToken({username}, <redacted>)"),
+            Credential::IdentityToken { username, .. } => {
+                write!(f, "IdentityToken({username}, <redacted>)")
+            }
         }
     }
 }
@@ -42,7 +44,9 @@ pub fn default_config_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".docker")
 }
 
@@ -84,7 +88,8 @@ fn read_config(dir: &Path) -> Result<Value, ClientError> {
 }
 
 fn write_config(dir: &Path, v: &Value) -> Result<(), ClientError> {
-    let err = |e: std::io::Error| ClientError::Credentials(format!("writing {}: {e}", dir.display()));
+    let err =
+        |e: std::io::Error| ClientError::Credentials(format!("writing {}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = dir.join(format!(".config.json.{}", std::process::id()));
     let body = serde_json::to_vec_pretty(v).expect("json serialises");
@@ -109,7 +114,9 @@ fn helper_for(cfg: &Value, registry: &str) -> Option<String> {
     let key = auth_key(registry);
     if let Some(h) = cfg.get("credHelpers").and_then(Value::as_object) {
         for (k, v) in h {
-            if (k == &key || key_host(k) == key_host(&key)) && v.as_str().is_some_and(|s| !s.is_empty()) {
+            if (k == &key || key_host(k) == key_host(&key))
+                && v.as_str().is_some_and(|s| !s.is_empty())
+            {
                 return v.as_str().map(str::to_string);
             }
         }
@@ -121,8 +128,13 @@ fn helper_for(cfg: &Value, registry: &str) -> Option<String> {
 }
 
 fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<(bool, Vec<u8>), ClientError> {
-    if !helper.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.') {
-        return Err(ClientError::Credentials(format!("invalid credential helper name {helper:?}")));
+    if !helper
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+    {
+        return Err(ClientError::Credentials(format!(
+            "invalid credential helper name {helper:?}"
+        )));
     }
     let prog = format!("docker-credential-{helper}");
     let mut child = std::process::Command::new(&prog)
@@ -165,10 +177,19 @@ pub fn load_credentials(dir: &Path, registry: &str) -> Result<Option<Credential>
                 msg.trim()
             )));
         }
-        let v: Value = serde_json::from_slice(&out)
-            .map_err(|e| ClientError::Credentials(format!("docker-credential-{helper} output: {e}")))?;
-        let user = v.get("Username").and_then(Value::as_str).unwrap_or_default().to_string();
-        let secret = v.get("Secret").and_then(Value::as_str).unwrap_or_default().to_string();
+        let v: Value = serde_json::from_slice(&out).map_err(|e| {
+            ClientError::Credentials(format!("docker-credential-{helper} output: {e}"))
+        })?;
+        let user = v
+            .get("Username")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let secret = v
+            .get("Secret")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if secret.is_empty() {
             return Ok(None);
         }
@@ -187,22 +208,29 @@ pub fn load_credentials(dir: &Path, registry: &str) -> Result<Option<Credential>
     let Some(auths) = cfg.get("auths").and_then(Value::as_object) else {
         return Ok(None);
     };
-    let entry = auths
-        .get(&key)
-        .or_else(|| auths.iter().find(|(k, _)| key_host(k) == key_host(&key)).map(|(_, v)| v));
+    let entry = auths.get(&key).or_else(|| {
+        auths
+            .iter()
+            .find(|(k, _)| key_host(k) == key_host(&key))
+            .map(|(_, v)| v)
+    });
     let Some(entry) = entry else {
         return Ok(None);
     };
     let (mut username, mut password) = (String::new(), String::new());
-    if let Some(a) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    if let Some(a) = entry
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(a.trim())
             .map_err(|e| ClientError::Credentials(format!("auths.{key}.auth: {e}")))?;
         let s = String::from_utf8(raw)
             .map_err(|_| ClientError::Credentials(format!("auths.{key}.auth is not UTF-8")))?;
-        let (u, p) = s
-            .split_once(':')
-            .ok_or_else(|| ClientError::Credentials(format!("auths.{key}.auth is not user:password")))?;
+        let (u, p) = s.split_once(':').ok_or_else(|| {
+            ClientError::Credentials(format!("auths.{key}.auth is not user:password"))
+        })?;
         username = u.to_string();
         password = p.to_string();
     } else {
@@ -213,7 +241,11 @@ pub fn load_credentials(dir: &Path, registry: &str) -> Result<Option<Credential>
             password = p.to_string();
         }
     }
-    if let Some(t) = entry.get("identitytoken").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+    if let Some(t) = entry
+        .get("identitytoken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
         return Ok(Some(Credential::IdentityToken {
             username,
             token: t.to_string(),
@@ -235,8 +267,9 @@ pub fn store_credentials(dir: &Path, registry: &str, cred: &Credential) -> Resul
             Credential::Basic { username, password } => (username.as_str(), password.as_str()),
             Credential::IdentityToken { token, .. } => ("<token>", token.as_str()),
         };
-        let input = serde_json::to_vec(&json!({"ServerURL": key, "Username": user, "Secret": secret}))
-            .expect("json serialises");
+        let input =
+            serde_json::to_vec(&json!({"ServerURL": key, "Username": user, "Secret": secret}))
+                .expect("json serialises");
         let (ok, out) = run_helper(&helper, "store", &input)?;
         if !ok {
             return Err(ClientError::Credentials(format!(
@@ -266,11 +299,16 @@ fn set_auth_entry(cfg: &mut Value, key: &str, entry: Value) {
         *cfg = json!({});
     }
     let obj = cfg.as_object_mut().expect("object");
-    let auths = obj.entry("auths").or_insert_with(|| Value::Object(Map::new()));
+    let auths = obj
+        .entry("auths")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !auths.is_object() {
         *auths = Value::Object(Map::new());
     }
-    auths.as_object_mut().expect("object").insert(key.to_string(), entry);
+    auths
+        .as_object_mut()
+        .expect("object")
+        .insert(key.to_string(), entry);
 }
 
 /// Remove stored credentials for `registry` (`docker logout`). Returns
@@ -321,10 +359,14 @@ mod tests {
         };
         store_credentials(d, "localhost:5000", &c).unwrap();
         store_credentials(d, "docker.io", &c).unwrap();
-        let v: Value = serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap();
         assert_eq!(v["auths"]["localhost:5000"]["auth"], "dTpwOnc=");
         assert!(v["auths"][DOCKER_HUB_AUTH_KEY]["auth"].is_string());
-        assert_eq!(load_credentials(d, "localhost:5000").unwrap(), Some(c.clone()));
+        assert_eq!(
+            load_credentials(d, "localhost:5000").unwrap(),
+            Some(c.clone())
+        );
         assert_eq!(load_credentials(d, "index.docker.io").unwrap(), Some(c));
         assert!(remove_credentials(d, "localhost:5000").unwrap());
         assert!(!remove_credentials(d, "localhost:5000").unwrap());
@@ -365,7 +407,9 @@ mod tests {
             },
         )
         .unwrap();
-        let v: Value = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
         assert_eq!(v["HttpHeaders"]["X"], "y");
         assert_eq!(v["auths"]["tok.example"]["identitytoken"], "refresh-me");
     }

@@ -18,7 +18,10 @@ pub enum ClientError {
     PushAccessDenied { repository: String },
     /// No manifest with that tag or digest.
     #[error("manifest for {repository}:{reference} not found: manifest unknown: manifest unknown")]
-    ManifestUnknown { repository: String, reference: String },
+    ManifestUnknown {
+        repository: String,
+        reference: String,
+    },
     #[error("blob unknown: {digest} in {repository}")]
     BlobUnknown { repository: String, digest: Digest },
     /// Content did not hash to the digest it was asked for.
@@ -53,7 +56,9 @@ impl ClientError {
     /// Is this a failure worth retrying (the connection broke)?
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Http(e) => e.is_connect() || e.is_timeout() || e.is_body() || e.is_request(),
+            ClientError::Http(e) => {
+                e.is_connect() || e.is_timeout() || e.is_body() || e.is_request()
+            }
             ClientError::Io(_) => true,
             _ => false,
         }

@@ -133,9 +133,10 @@ impl Client {
                 .connect_timeout(cfg.connect_timeout)
                 .danger_accept_invalid_certs(insecure);
             for pem in &cfg.root_certificates_pem {
-                b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(|e| {
-                    ClientError::InvalidArgument(format!("root certificate: {e}"))
-                })?);
+                b =
+                    b.add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(|e| {
+                        ClientError::InvalidArgument(format!("root certificate: {e}"))
+                    })?);
             }
             Ok(b.build()?)
         };
@@ -166,7 +167,11 @@ impl Client {
         if host == "localhost" {
             return true;
         }
-        let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        let ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok();
         if ip.is_some_and(|ip| ip.is_loopback()) {
             return true;
         }
@@ -175,7 +180,11 @@ impl Client {
                 || entry == host
                 || match (ip, parse_cidr(entry)) {
                     (Some(IpAddr::V4(a)), Some((IpAddr::V4(net), bits))) => {
-                        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                        let mask = if bits == 0 {
+                            0
+                        } else {
+                            u32::MAX << (32 - bits)
+                        };
                         u32::from(a) & mask == u32::from(net) & mask
                     }
                     _ => false,
@@ -185,13 +194,16 @@ impl Client {
 
     async fn registry(&self, host: &str) -> Result<Arc<Registry>, ClientError> {
         if host.is_empty() || host.contains(['/', ' ', '@', '?', '#']) {
-            return Err(ClientError::InvalidArgument(format!("invalid registry {host:?}")));
+            return Err(ClientError::InvalidArgument(format!(
+                "invalid registry {host:?}"
+            )));
         }
         let mut map = self.inner.registries.lock().await;
         if let Some(r) = map.get(host) {
             return Ok(r.clone());
         }
-        let credential = match self.inner.overrides.lock().unwrap().get(host).cloned() {
+        let explicit = self.inner.overrides.lock().unwrap().get(host).cloned();
+        let credential = match explicit {
             Some(c) => Some(c),
             None => {
                 let dir = self
@@ -212,8 +224,16 @@ impl Client {
             host
         };
         let insecure = self.is_insecure(host);
-        let schemes: &[&str] = if insecure { &["https", "http"] } else { &["https"] };
-        let http = if insecure { &self.inner.insecure } else { &self.inner.strict };
+        let schemes: &[&str] = if insecure {
+            &["https", "http"]
+        } else {
+            &["https"]
+        };
+        let http = if insecure {
+            &self.inner.insecure
+        } else {
+            &self.inner.strict
+        };
         let mut last_err = None;
         for scheme in schemes {
             let base = format!("{scheme}://{api_host}");
@@ -257,7 +277,13 @@ impl Client {
     }
 
     /// A bearer token for `scopes`, from the cache or the token realm.
-    async fn token(&self, reg: &Registry, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<String, ClientError> {
+    async fn token(
+        &self,
+        reg: &Registry,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<String, ClientError> {
         let key = scopes.join(" ");
         if let Some((t, exp)) = reg.tokens.lock().unwrap().get(&key) {
             if *exp > Instant::now() {
@@ -270,8 +296,16 @@ impl Client {
         })?;
         let realm_host = realm_url.host_str().unwrap_or_default().to_string();
         let http = if realm_host == "localhost"
-            || realm_host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|i| i.is_loopback())
-            || reg.insecure && realm_url.host_str() == Url::parse(&reg.base).ok().as_ref().and_then(|u| u.host_str())
+            || realm_host
+                .trim_matches(['[', ']'])
+                .parse::<IpAddr>()
+                .is_ok_and(|i| i.is_loopback())
+            || reg.insecure
+                && realm_url.host_str()
+                    == Url::parse(&reg.base)
+                        .ok()
+                        .as_ref()
+                        .and_then(|u| u.host_str())
         {
             &self.inner.insecure
         } else {
@@ -332,10 +366,13 @@ impl Client {
         if !status.is_success() {
             return Err(registry_error(&reg.host, resp).await);
         }
-        let v: serde_json::Value = resp.json().await.map_err(|e| ClientError::InvalidResponse {
-            registry: reg.host.clone(),
-            message: format!("token response: {e}"),
-        })?;
+        let v: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| ClientError::InvalidResponse {
+                registry: reg.host.clone(),
+                message: format!("token response: {e}"),
+            })?;
         let token = v
             .get("token")
             .or_else(|| v.get("access_token"))
@@ -346,19 +383,32 @@ impl Client {
                 message: "token response without a token".into(),
             })?
             .to_string();
-        let ttl = v.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(60).max(1);
+        let ttl = v
+            .get("expires_in")
+            .and_then(|e| e.as_u64())
+            .unwrap_or(60)
+            .max(1);
         let exp = Instant::now() + Duration::from_millis(ttl * 900);
         reg.tokens.lock().unwrap().insert(key, (token.clone(), exp));
         Ok(token)
     }
 
-    async fn authorize(&self, reg: &Registry, scopes: &[String], rb: RequestBuilder) -> Result<RequestBuilder, ClientError> {
+    async fn authorize(
+        &self,
+        reg: &Registry,
+        scopes: &[String],
+        rb: RequestBuilder,
+    ) -> Result<RequestBuilder, ClientError> {
         let ch = reg.challenge.lock().unwrap().clone();
         Ok(match ch {
             None => rb,
             Some(Challenge::Basic { .. }) => match &reg.credential {
-                Some(Credential::Basic { username, password }) => rb.basic_auth(username, Some(password)),
-                Some(Credential::IdentityToken { username, token }) => rb.basic_auth(username, Some(token)),
+                Some(Credential::Basic { username, password }) => {
+                    rb.basic_auth(username, Some(password))
+                }
+                Some(Credential::IdentityToken { username, token }) => {
+                    rb.basic_auth(username, Some(token))
+                }
                 None => rb,
             },
             Some(Challenge::Bearer { realm, service, .. }) => {
@@ -420,14 +470,18 @@ impl Client {
         if is_valid_name(repo) {
             Ok(())
         } else {
-            Err(ClientError::InvalidArgument(format!("invalid repository name {repo:?}")))
+            Err(ClientError::InvalidArgument(format!(
+                "invalid repository name {repo:?}"
+            )))
         }
     }
 
     /// Check that the registry answers and the credentials are accepted.
     pub async fn ping(&self, registry: &str) -> Result<(), ClientError> {
         let reg = self.registry(registry).await?;
-        let resp = self.send(&reg, &[], true, |h, b| h.get(format!("{b}/v2/"))).await?;
+        let resp = self
+            .send(&reg, &[], true, |h, b| h.get(format!("{b}/v2/")))
+            .await?;
         match resp.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -443,7 +497,12 @@ impl Client {
 
     /// Verify `username`/`password` against the registry (what `login`
     /// does before storing them) and use them for later requests.
-    pub async fn login(&self, registry: &str, username: &str, password: &str) -> Result<(), ClientError> {
+    pub async fn login(
+        &self,
+        registry: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(), ClientError> {
         self.set_credentials(
             registry,
             Credential::Basic {
@@ -471,10 +530,16 @@ impl Client {
 
     /// Fetch a manifest (image manifest or index, Docker or OCI) by tag or
     /// digest. When `reference` is a digest the bytes are verified against it.
-    pub async fn get_manifest(&self, registry: &str, repo: &str, reference: &str) -> Result<ManifestResponse, ClientError> {
+    pub async fn get_manifest(
+        &self,
+        registry: &str,
+        repo: &str,
+        reference: &str,
+    ) -> Result<ManifestResponse, ClientError> {
         Self::check_repo(repo)?;
-        let r = Reference::parse(reference)
-            .ok_or_else(|| ClientError::InvalidArgument(format!("invalid reference {reference:?}")))?;
+        let r = Reference::parse(reference).ok_or_else(|| {
+            ClientError::InvalidArgument(format!("invalid reference {reference:?}"))
+        })?;
         let reg = self.registry(registry).await?;
         let accept = MANIFEST_TYPES.join(", ");
         let resp = self
@@ -512,7 +577,10 @@ impl Client {
             Reference::Digest(d) => Some(d.clone()),
             Reference::Tag(_) => header_digest,
         };
-        let alg = expected.as_ref().map(|d| d.algorithm()).unwrap_or(Algorithm::Sha256);
+        let alg = expected
+            .as_ref()
+            .map(|d| d.algorithm())
+            .unwrap_or(Algorithm::Sha256);
         let digest = alg.digest(&bytes);
         if let Some(want) = expected {
             if want != digest {
@@ -524,7 +592,11 @@ impl Client {
         }
         let field = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
-            .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string));
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            });
         let media_type = match (field, ct) {
             (Some(f), _) => f,
             (None, Some(c)) if MANIFEST_TYPES.contains(&c.as_str()) => c,
@@ -544,7 +616,13 @@ impl Client {
         })
     }
 
-    async fn pull_error(&self, reg: &Registry, repo: &str, reference: &str, resp: Response) -> ClientError {
+    async fn pull_error(
+        &self,
+        reg: &Registry,
+        repo: &str,
+        reference: &str,
+        resp: Response,
+    ) -> ClientError {
         let status = resp.status();
         let e = registry_error(&reg.host, resp).await;
         let code = match &e {
@@ -564,10 +642,16 @@ impl Client {
     }
 
     /// Does the manifest exist? Returns its digest, media type and size.
-    pub async fn head_manifest(&self, registry: &str, repo: &str, reference: &str) -> Result<Option<(Digest, String, u64)>, ClientError> {
+    pub async fn head_manifest(
+        &self,
+        registry: &str,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<(Digest, String, u64)>, ClientError> {
         Self::check_repo(repo)?;
-        Reference::parse(reference)
-            .ok_or_else(|| ClientError::InvalidArgument(format!("invalid reference {reference:?}")))?;
+        Reference::parse(reference).ok_or_else(|| {
+            ClientError::InvalidArgument(format!("invalid reference {reference:?}"))
+        })?;
         let reg = self.registry(registry).await?;
         let accept = MANIFEST_TYPES.join(", ");
         let resp = self
@@ -605,10 +689,18 @@ impl Client {
     }
 
     /// Push a manifest under a tag or its digest; returns its digest.
-    pub async fn put_manifest(&self, registry: &str, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Result<Digest, ClientError> {
+    pub async fn put_manifest(
+        &self,
+        registry: &str,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest, ClientError> {
         Self::check_repo(repo)?;
-        let r = Reference::parse(reference)
-            .ok_or_else(|| ClientError::InvalidArgument(format!("invalid reference {reference:?}")))?;
+        let r = Reference::parse(reference).ok_or_else(|| {
+            ClientError::InvalidArgument(format!("invalid reference {reference:?}"))
+        })?;
         let digest = match &r {
             Reference::Digest(d) => {
                 let got = d.algorithm().digest(bytes);
@@ -647,11 +739,18 @@ impl Client {
     }
 
     /// Size of a blob if the repository has it (`HEAD`).
-    pub async fn blob_exists(&self, registry: &str, repo: &str, digest: &Digest) -> Result<Option<u64>, ClientError> {
+    pub async fn blob_exists(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, ClientError> {
         Self::check_repo(repo)?;
         let reg = self.registry(registry).await?;
         let resp = self
-            .send(&reg, &Self::pull_scope(repo), true, |h, b| h.head(format!("{b}/v2/{repo}/blobs/{digest}")))
+            .send(&reg, &Self::pull_scope(repo), true, |h, b| {
+                h.head(format!("{b}/v2/{repo}/blobs/{digest}"))
+            })
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -666,7 +765,13 @@ impl Client {
         }
     }
 
-    async fn blob_request(&self, reg: &Registry, repo: &str, digest: &Digest, offset: u64) -> Result<Response, ClientError> {
+    async fn blob_request(
+        &self,
+        reg: &Registry,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<Response, ClientError> {
         let resp = self
             .send(reg, &Self::pull_scope(repo), true, |h, b| {
                 let rb = h.get(format!("{b}/v2/{repo}/blobs/{digest}"));
@@ -708,7 +813,12 @@ impl Client {
     /// Stream a blob, verifying its digest at the end and resuming with
     /// `Range` requests if the connection breaks. Also returns the size the
     /// registry announced, when it did.
-    pub async fn get_blob(&self, registry: &str, repo: &str, digest: &Digest) -> Result<(Option<u64>, BlobStream), ClientError> {
+    pub async fn get_blob(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<(Option<u64>, BlobStream), ClientError> {
         Self::check_repo(repo)?;
         let reg = self.registry(registry).await?;
         let resp = self.blob_request(&reg, repo, digest, 0).await?;
@@ -754,10 +864,12 @@ impl Client {
                         return Ok(Some((chunk, st)));
                     }
                     Some(Err(e)) => ClientError::Http(e),
-                    None if st.total.is_some_and(|t| st.offset < t) => ClientError::InvalidResponse {
-                        registry: st.reg.host.clone(),
-                        message: "connection closed early".into(),
-                    },
+                    None if st.total.is_some_and(|t| st.offset < t) => {
+                        ClientError::InvalidResponse {
+                            registry: st.reg.host.clone(),
+                            message: "connection closed early".into(),
+                        }
+                    }
                     None => {
                         let got = st.hasher.take().expect("hasher present").finish();
                         if got != st.digest {
@@ -777,12 +889,20 @@ impl Client {
                     }
                     st.retries -= 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    match st.client.blob_request(&st.reg, &st.repo, &st.digest, st.offset).await {
+                    match st
+                        .client
+                        .blob_request(&st.reg, &st.repo, &st.digest, st.offset)
+                        .await
+                    {
                         Ok(r) => {
                             st.body = Some(Box::pin(r.bytes_stream()));
                             break;
                         }
-                        Err(e) if e.is_transient() || matches!(e, ClientError::Unreachable { .. }) => continue,
+                        Err(e)
+                            if e.is_transient() || matches!(e, ClientError::Unreachable { .. }) =>
+                        {
+                            continue
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -793,9 +913,17 @@ impl Client {
 
     /// [`Client::get_blob`] as an `AsyncRead`; a digest mismatch is an
     /// `InvalidData` I/O error wrapping [`ClientError::DigestMismatch`].
-    pub async fn get_blob_reader(&self, registry: &str, repo: &str, digest: &Digest) -> Result<(Option<u64>, impl AsyncRead + Send + Unpin), ClientError> {
+    pub async fn get_blob_reader(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<(Option<u64>, impl AsyncRead + Send + Unpin), ClientError> {
         let (size, s) = self.get_blob(registry, repo, digest).await?;
-        Ok((size, tokio_util::io::StreamReader::new(s.map_err(std::io::Error::from))))
+        Ok((
+            size,
+            tokio_util::io::StreamReader::new(s.map_err(std::io::Error::from)),
+        ))
     }
 
     /// Start an upload session; returns its absolute URL.
@@ -813,12 +941,22 @@ impl Client {
     }
 
     /// Upload a blob with `POST` then one streaming `PUT`.
-    pub async fn push_blob<R: AsyncRead + Send + 'static>(&self, registry: &str, repo: &str, digest: &Digest, size: Option<u64>, reader: R) -> Result<(), ClientError> {
+    pub async fn push_blob<R: AsyncRead + Send + 'static>(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &Digest,
+        size: Option<u64>,
+        reader: R,
+    ) -> Result<(), ClientError> {
         Self::check_repo(repo)?;
         let reg = self.registry(registry).await?;
         let mut url = self.start_upload(&reg, repo).await?;
-        url.query_pairs_mut().append_pair("digest", &digest.to_string());
-        let mut body = Some(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10)));
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let mut body = Some(reqwest::Body::wrap_stream(
+            tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10),
+        ));
         let resp = self
             .send(&reg, &Self::push_scope(repo), false, |h, _| {
                 let mut rb = h
@@ -839,7 +977,14 @@ impl Client {
 
     /// Upload a blob in `PATCH` chunks of `chunk_size` bytes, then close the
     /// session with `PUT`.
-    pub async fn push_blob_chunked<R: AsyncRead + Send + Unpin>(&self, registry: &str, repo: &str, digest: &Digest, mut reader: R, chunk_size: usize) -> Result<(), ClientError> {
+    pub async fn push_blob_chunked<R: AsyncRead + Send + Unpin>(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &Digest,
+        mut reader: R,
+        chunk_size: usize,
+    ) -> Result<(), ClientError> {
         Self::check_repo(repo)?;
         if chunk_size == 0 {
             return Err(ClientError::InvalidArgument("chunk size 0".into()));
@@ -880,7 +1025,8 @@ impl Client {
                 break;
             }
         }
-        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
         let resp = self
             .send(&reg, &Self::push_scope(repo), true, |h, _| {
                 h.put(url.clone()).header("Content-Length", "0")
@@ -894,7 +1040,13 @@ impl Client {
 
     /// Try to mount a blob from another repository of the same registry.
     /// `Ok(false)`: the registry would not mount it; upload it instead.
-    pub async fn mount_blob(&self, registry: &str, repo: &str, from: &str, digest: &Digest) -> Result<bool, ClientError> {
+    pub async fn mount_blob(
+        &self,
+        registry: &str,
+        repo: &str,
+        from: &str,
+        digest: &Digest,
+    ) -> Result<bool, ClientError> {
         Self::check_repo(repo)?;
         Self::check_repo(from)?;
         let reg = self.registry(registry).await?;
@@ -904,15 +1056,19 @@ impl Client {
         ];
         let resp = self
             .send(&reg, &scopes, true, |h, b| {
-                h.post(format!("{b}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"))
-                    .header("Content-Length", "0")
+                h.post(format!(
+                    "{b}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"
+                ))
+                .header("Content-Length", "0")
             })
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => {
                 if let Ok(u) = location(&reg, &resp) {
-                    let _ = self.send(&reg, &scopes, false, |h, _| h.delete(u.clone())).await;
+                    let _ = self
+                        .send(&reg, &scopes, false, |h, _| h.delete(u.clone()))
+                        .await;
                 }
                 Ok(false)
             }
@@ -928,7 +1084,9 @@ impl Client {
         let mut tags = Vec::new();
         while let Some(path) = next.take() {
             let resp = self
-                .send(&reg, &Self::pull_scope(repo), true, |h, b| h.request(Method::GET, format!("{b}{path}")))
+                .send(&reg, &Self::pull_scope(repo), true, |h, b| {
+                    h.request(Method::GET, format!("{b}{path}"))
+                })
                 .await?;
             if !resp.status().is_success() {
                 return Err(self.pull_error(&reg, repo, "", resp).await);
@@ -983,7 +1141,10 @@ async fn read_error(resp: Response) -> (Option<ErrorCode>, String) {
     let text = resp.text().await.unwrap_or_default();
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         if let Some(e) = v.get("errors").and_then(|e| e.get(0)) {
-            let code = e.get("code").and_then(|c| c.as_str()).and_then(ErrorCode::parse);
+            let code = e
+                .get("code")
+                .and_then(|c| c.as_str())
+                .and_then(ErrorCode::parse);
             let msg = e
                 .get("message")
                 .and_then(|m| m.as_str())
@@ -991,7 +1152,11 @@ async fn read_error(resp: Response) -> (Option<ErrorCode>, String) {
                 .unwrap_or_else(|| code.map(|c| c.message().to_string()).unwrap_or_default());
             return (code, msg);
         }
-        if let Some(d) = v.get("details").or_else(|| v.get("error")).and_then(|d| d.as_str()) {
+        if let Some(d) = v
+            .get("details")
+            .or_else(|| v.get("error"))
+            .and_then(|d| d.as_str())
+        {
             return (None, d.to_string());
         }
     }
@@ -1058,7 +1223,15 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        for yes in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.9.9.9", "[::1]:5000", "reg.lan:5000", "10.1.2.3:443"] {
+        for yes in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.9.9.9",
+            "[::1]:5000",
+            "reg.lan:5000",
+            "10.1.2.3:443",
+        ] {
             assert!(c.is_insecure(yes), "{yes}");
         }
         for no in ["docker.io", "reg.lan:5001", "10.2.0.1", "ghcr.io"] {

@@ -100,10 +100,16 @@ pub fn index_entries(index: &[u8]) -> Result<Vec<IndexEntry>, String> {
             .and_then(|d| d.parse().ok())
             .ok_or("index entry without a valid digest")?;
         out.push(IndexEntry {
-            media_type: m.get("mediaType").and_then(Value::as_str).unwrap_or_default().to_string(),
+            media_type: m
+                .get("mediaType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             digest,
             size: m.get("size").and_then(Value::as_u64).unwrap_or(0),
-            platform: m.get("platform").and_then(|p| serde_json::from_value(p.clone()).ok()),
+            platform: m
+                .get("platform")
+                .and_then(|p| serde_json::from_value(p.clone()).ok()),
         });
     }
     Ok(out)
@@ -153,12 +159,17 @@ mod tests {
             {"mediaType": "m", "digest": d('4'), "size": 1, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
             {"mediaType": "m", "digest": d('5'), "size": 1, "platform": {"os": "unknown", "architecture": "unknown"}},
         ]})).unwrap();
-        let pick = |p: &str| select_platform(&idx, &Platform::parse(p).unwrap()).map(|e| e.digest.to_string());
+        let pick = |p: &str| {
+            select_platform(&idx, &Platform::parse(p).unwrap()).map(|e| e.digest.to_string())
+        };
         assert_eq!(pick("linux/amd64").unwrap(), d('1'));
         assert_eq!(pick("linux/arm/v6").unwrap(), d('2'));
         assert_eq!(pick("linux/arm").unwrap(), d('3'));
         assert_eq!(pick("linux/arm64").unwrap(), d('4'));
-        assert!(matches!(pick("linux/s390x"), Err(ClientError::NoMatchingPlatform(_))));
+        assert!(matches!(
+            pick("linux/s390x"),
+            Err(ClientError::NoMatchingPlatform(_))
+        ));
         assert!(pick("windows/amd64").is_err());
         let h = Platform::host();
         assert_eq!(h.os, "linux");
