@@ -1,0 +1,151 @@
+//! Shared helpers for the CLI's integration tests: a temp store per test and a busybox image
+//! fixture made from the host's busybox-static (tests never reach the internet).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A berth with its own root and runroot, removed when dropped.
+pub struct Berth {
+    pub dir: tempfile::TempDir,
+}
+
+impl Berth {
+    pub fn new() -> Berth {
+        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir_in(scratch_dir()).unwrap();
+        Berth { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn runroot(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("BERTH_ROOT", self.root()).env("BERTH_RUNROOT", self.runroot()).stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("running berth")
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and requires failure; returns (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "berth {args:?} unexpectedly succeeded:\nstdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        (out.status.code().unwrap_or(-1), String::from_utf8(out.stderr).unwrap())
+    }
+
+    /// Imports the busybox fixture as `name` and returns its ID.
+    pub fn import_busybox(&self, name: &str) -> String {
+        let tar = busybox_tar();
+        self.ok(&["import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), name]).trim().to_string()
+    }
+
+    /// Files left in the staging area (must be none between commands).
+    pub fn staged_leftovers(&self) -> Vec<PathBuf> {
+        list(&self.root().join("tmp"))
+    }
+
+    pub fn layer_dirs(&self) -> Vec<PathBuf> {
+        list(&self.root().join("layers"))
+    }
+
+    pub fn blobs(&self) -> Vec<PathBuf> {
+        list(&self.root().join("blobs/sha256"))
+    }
+}
+
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            v.sort();
+            v
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A directory for test data, inside cargo's target dir (on the same disk as the store).
+pub fn scratch_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("berth-tests");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tarball of a busybox root filesystem: /bin/busybox plus one symlink per applet.
+pub fn busybox_tar() -> PathBuf {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "/bin/busybox is missing: install Debian's busybox-static (scripts/test.sh does)"
+        );
+        let dir = scratch_dir().join(format!("fixture-{}", std::process::id()));
+        let rootfs = dir.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        for d in ["etc", "tmp", "root", "proc", "sys", "dev", "var"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+        let list = Command::new(busybox).arg("--list").output().unwrap();
+        for applet in String::from_utf8(list.stdout).unwrap().lines() {
+            if applet != "busybox" && !applet.is_empty() {
+                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+            }
+        }
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        let tar = dir.join("busybox.tar");
+        let status = Command::new("tar")
+            .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
+            .arg(&rootfs)
+            .args(["-cf"])
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tar
+    })
+    .clone()
+}
+
+/// Runs a shell command and returns stdout, requiring success.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
