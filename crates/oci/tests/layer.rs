@@ -562,6 +562,24 @@ fn later_entries_replace_earlier_ones() {
     assert!(is_whiteout(&r.join("w")));
 }
 
+#[test]
+fn old_style_directory_entries() {
+    let s = sandbox();
+    let mut d = file("v7dir/", b"");
+    d.mode = 0o750;
+    let mut t = tar_of(&[d, file("v7dir/f", b"x")]);
+    // Type flag '\0' (V7), then a fresh checksum.
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&t[..512]);
+    h.as_old_mut().linkflag[0] = 0;
+    h.set_cksum();
+    t[..512].copy_from_slice(h.as_bytes());
+    apply_layer(&t[..], &s.root).unwrap();
+    let md = fs::symlink_metadata(s.root.join("v7dir")).unwrap();
+    assert!(md.is_dir());
+    assert_eq!(md.mode() & 0o777, 0o750);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Compression and corruption.
 

@@ -161,6 +161,12 @@ impl Extractor {
             return Ok(());
         }
         let raw = e.path_bytes().into_owned();
+        // Old tars mark directories only by a trailing '/' on a type '\0' entry (as Go reads them).
+        let kind = if e.header().as_old().linkflag[0] == 0 && raw.ends_with(b"/") {
+            T::Directory
+        } else {
+            kind
+        };
         let name = show(&raw);
         let comps = clean(&raw).ok_or_else(|| LayerError::Breakout(name.clone()))?;
         self.stats.entries += 1;
