@@ -228,6 +228,11 @@ pub fn kernel_version() -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// Whether libseccomp can resolve a syscall name (on any architecture it knows).
+pub fn known_syscall(name: &str) -> bool {
+    libseccomp::ScmpSyscall::from_name(name).is_ok()
+}
+
 /// Docker's default profile for a container holding `caps` (bounding set, `CAP_*` names), on
 /// architecture `arch` (Go name, see [`host_arch`]) and kernel `kernel`, as the JSON value of
 /// the runtime spec's `linux.seccomp`.
@@ -253,7 +258,13 @@ pub fn default_profile(arch: &str, caps: &[String], kernel: Option<(u32, u32)>) 
                 continue;
             }
         }
-        let mut s = json!({ "names": rule.names, "action": rule.action });
+        // Names this host's libseccomp does not know (syscalls newer than it) are left out,
+        // as runc does, so every runtime can load the profile.
+        let names: Vec<&str> = rule.names.iter().copied().filter(|n| known_syscall(n)).collect();
+        if names.is_empty() {
+            continue;
+        }
+        let mut s = json!({ "names": names, "action": rule.action });
         if let Some(e) = rule.errno {
             s["errnoRet"] = json!(e);
         }

@@ -361,8 +361,12 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
         "cwd": cwd,
         "capabilities": { "bounding": caps, "effective": eff, "permitted": perm },
         "rlimits": rlimits(opts)?,
-        "noNewPrivileges": opts.no_new_privileges,
     });
+    // Only written when set: libcontainer treats an explicit `false` like "set" and would load
+    // the seccomp filter after dropping CAP_SYS_ADMIN, which fails.
+    if opts.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
     if !user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(user.additional_gids);
     }
@@ -542,4 +546,227 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
         spec["annotations"] = Value::Object(annotations);
     }
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MountSpec, Ulimit};
+    use std::path::PathBuf;
+
+    const SCHEMA_DIR: &str = "/work/shared/specs/oci/runtime-spec/schema";
+
+    struct FileRetriever;
+    impl jsonschema::Retrieve for FileRetriever {
+        fn retrieve(
+            &self,
+            uri: &jsonschema::Uri<String>,
+        ) -> std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+            let path = uri.path().as_str().to_string();
+            Ok(serde_json::from_slice(&std::fs::read(path)?)?)
+        }
+    }
+
+    fn validator() -> Option<jsonschema::Validator> {
+        let p = Path::new(SCHEMA_DIR).join("config-schema.json");
+        let Ok(bytes) = std::fs::read(&p) else {
+            eprintln!("!!! runtime-spec schema not found at {SCHEMA_DIR}: schema validation SKIPPED");
+            return None;
+        };
+        let schema: Value = serde_json::from_slice(&bytes).unwrap();
+        Some(
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft4)
+                .with_base_uri(format!("file://{}", p.display()))
+                .with_retriever(FileRetriever)
+                .build(&schema)
+                .expect("schema compiles"),
+        )
+    }
+
+    fn rootfs() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("etc/group"), "root:x:0:\nwheel:x:10:app\napp:x:1000:\nstaff:x:50:\n").unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("link-out")).unwrap();
+        d
+    }
+
+    fn gen(root: &Path, image: &ImageRuntimeConfig, opts: &RunOptions) -> Value {
+        let input = SpecInput { id: "0123456789abcdef", rootfs: root, image, opts, cgroup_parent: "/berth", create_paths: true };
+        let v = generate_json(&input).unwrap();
+        // It must also parse as oci-spec's typed Spec.
+        let _: Spec = serde_json::from_value(v.clone()).unwrap();
+        v
+    }
+
+    fn assert_valid(v: &Value) {
+        if let Some(val) = validator() {
+            let errors: Vec<String> = val.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+            assert!(errors.is_empty(), "schema errors: {errors:#?}");
+        }
+    }
+
+    #[test]
+    fn default_config_is_valid_and_docker_like() {
+        let d = rootfs();
+        let image = ImageRuntimeConfig {
+            env: vec!["PATH=/usr/bin:/bin".into(), "A=1".into()],
+            cmd: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        let v = gen(d.path(), &image, &RunOptions::default());
+        assert_valid(&v);
+        assert_eq!(v["process"]["args"], json!(["sh"]));
+        assert_eq!(v["process"]["cwd"], "/");
+        assert_eq!(v["hostname"], "0123456789ab");
+        let env = v["process"]["env"].as_array().unwrap();
+        assert_eq!(env[0], "PATH=/usr/bin:/bin");
+        assert_eq!(env[1], "HOSTNAME=0123456789ab");
+        assert!(env.contains(&json!("HOME=/root")));
+        let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert_eq!(caps.len(), DEFAULT_CAPS.len());
+        assert_eq!(v["linux"]["cgroupsPath"], "/berth/0123456789abcdef");
+        let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network", "cgroup"]);
+        assert!(v["linux"]["seccomp"]["syscalls"].as_array().unwrap().len() > 10);
+        assert_eq!(v["linux"]["maskedPaths"].as_array().unwrap().len(), MASKED_PATHS.len());
+        let dests: Vec<&str> = v["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        for want in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"] {
+            assert!(dests.contains(&want), "{want} missing");
+        }
+    }
+
+    #[test]
+    fn options_map_like_docker() {
+        let d = rootfs();
+        let src = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            cmd: vec!["id".into()],
+            user: Some("app".into()),
+            workdir: Some("/work/dir".into()),
+            tty: true,
+            read_only: true,
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["chown".into()],
+            no_new_privileges: true,
+            ulimits: vec![Ulimit { name: "nofile".into(), soft: 1 << 30, hard: 1 << 30 }, Ulimit { name: "nproc".into(), soft: 100, hard: 200 }],
+            memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
+            cpus: Some(1.5),
+            cpu_shares: Some(512),
+            cpuset_cpus: Some("0".into()),
+            pids_limit: Some(50),
+            network: NetworkMode::Host,
+            mounts: vec![
+                MountSpec::Bind { source: src.path().to_path_buf(), target: "/link-out/data".into(), readonly: true },
+                MountSpec::Tmpfs { target: "/scratch".into(), size: Some(1 << 20), mode: Some(0o1777), options: vec![] },
+            ],
+            hostname: Some("box".into()),
+            ..Default::default()
+        };
+        let v = gen(d.path(), &ImageRuntimeConfig::default(), &opts);
+        assert_valid(&v);
+        let p = &v["process"];
+        assert_eq!(p["user"]["uid"], 1000);
+        assert_eq!(p["user"]["gid"], 1000);
+        assert_eq!(p["user"]["additionalGids"], json!([10]));
+        assert_eq!(p["cwd"], "/work/dir");
+        assert!(d.path().join("work/dir").is_dir());
+        assert_eq!(p["terminal"], true);
+        assert!(p["env"].as_array().unwrap().contains(&json!("TERM=xterm")));
+        assert!(p["env"].as_array().unwrap().contains(&json!("HOME=/home/app")));
+        assert_eq!(p["capabilities"]["effective"], json!([]));
+        let bounding = p["capabilities"]["bounding"].as_array().unwrap();
+        assert!(bounding.contains(&json!("CAP_NET_ADMIN")) && !bounding.contains(&json!("CAP_CHOWN")));
+        assert_eq!(p["noNewPrivileges"], true);
+        let nofile = p["rlimits"].as_array().unwrap().iter().find(|r| r["type"] == "RLIMIT_NOFILE").unwrap();
+        let host = host_hard_limit(libc::RLIMIT_NOFILE);
+        assert_eq!(nofile["hard"].as_u64().unwrap(), host.min(1 << 30));
+        assert_eq!(v["root"]["readonly"], true);
+        let r = &v["linux"]["resources"];
+        assert_eq!(r["memory"]["limit"], 64 << 20);
+        assert_eq!(r["cpu"]["quota"], 150_000);
+        assert_eq!(r["cpu"]["period"], 100_000);
+        assert_eq!(r["cpu"]["shares"], 512);
+        assert_eq!(r["pids"]["limit"], 50);
+        assert_eq!(v["hostname"], "box");
+        assert!(!v["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "network"));
+        // The bind target behind a symlink leaving the rootfs lands inside it.
+        let bind = v["mounts"].as_array().unwrap().iter().find(|m| m["type"] == "bind").unwrap();
+        assert_eq!(bind["destination"], "/etc/data");
+        assert!(bind["options"].as_array().unwrap().contains(&json!("ro")));
+        assert!(d.path().join("etc/data").is_dir());
+        let tmpfs = v["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/scratch").unwrap();
+        assert!(tmpfs["options"].as_array().unwrap().contains(&json!("mode=1777")));
+    }
+
+    #[test]
+    fn privileged_and_unconfined() {
+        let d = rootfs();
+        let opts = RunOptions { cmd: vec!["sh".into()], privileged: true, ..Default::default() };
+        let v = gen(d.path(), &ImageRuntimeConfig::default(), &opts);
+        assert_valid(&v);
+        assert!(v["linux"].get("seccomp").is_none());
+        assert!(v["linux"].get("maskedPaths").is_none());
+        assert_eq!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len(), ALL_CAPS.len());
+        let opts = RunOptions { cmd: vec!["sh".into()], seccomp_unconfined: true, ..Default::default() };
+        let v = gen(d.path(), &ImageRuntimeConfig::default(), &opts);
+        assert!(v["linux"].get("seccomp").is_none());
+        assert!(v["linux"].get("maskedPaths").is_some());
+    }
+
+    #[test]
+    fn entrypoint_cmd_rules() {
+        let image = ImageRuntimeConfig {
+            entrypoint: Some(vec!["/entry".into()]),
+            cmd: Some(vec!["default".into()]),
+            ..Default::default()
+        };
+        let o = |e: Option<Vec<&str>>, c: Vec<&str>| RunOptions {
+            entrypoint: e.map(|e| e.into_iter().map(String::from).collect()),
+            cmd: c.into_iter().map(String::from).collect(),
+            ..Default::default()
+        };
+        assert_eq!(process_args(&image, &o(None, vec![])).unwrap(), ["/entry", "default"]);
+        assert_eq!(process_args(&image, &o(None, vec!["x"])).unwrap(), ["/entry", "x"]);
+        assert_eq!(process_args(&image, &o(Some(vec!["sh"]), vec![])).unwrap(), ["sh"]);
+        assert!(process_args(&ImageRuntimeConfig::default(), &o(Some(vec![]), vec![])).is_err());
+    }
+
+    #[test]
+    fn bad_input_is_rejected() {
+        let d = rootfs();
+        let base = RunOptions { cmd: vec!["sh".into()], ..Default::default() };
+        for opts in [
+            RunOptions { workdir: Some("/proc/self/fd/3".into()), ..base.clone() },
+            RunOptions { workdir: Some("rel".into()), ..base.clone() },
+            RunOptions { user: Some("ghost".into()), ..base.clone() },
+            RunOptions { cap_add: vec!["CAP_BOGUS".into()], ..base.clone() },
+            RunOptions { memory: Some(1024), ..base.clone() },
+            RunOptions {
+                mounts: vec![MountSpec::Bind { source: PathBuf::from("/nonexistent/x"), target: "/x".into(), readonly: false }],
+                ..base.clone()
+            },
+        ] {
+            let input = SpecInput { id: "c", rootfs: d.path(), image: &ImageRuntimeConfig::default(), opts: &opts, cgroup_parent: "/berth", create_paths: true };
+            assert!(generate_json(&input).is_err(), "{opts:?} accepted");
+        }
+    }
+
+    #[test]
+    fn users_resolve() {
+        let d = rootfs();
+        assert_eq!(resolve_user(d.path(), "", &[]).unwrap().uid, 0);
+        let u = resolve_user(d.path(), "1000:50", &["wheel".into()]).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (1000, 50, vec![10]));
+        let u = resolve_user(d.path(), "4242", &[]).unwrap();
+        assert_eq!((u.uid, u.gid), (4242, 0));
+        assert!(resolve_user(d.path(), "app:nogroup", &[]).is_err());
+    }
 }
