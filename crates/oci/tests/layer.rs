@@ -359,6 +359,54 @@ fn hardlinks_outside_or_forward_are_rejected() {
 }
 
 #[test]
+fn entries_replace_links_instead_of_following_them() {
+    // A directory entry over a symlink to the outside: the symlink is replaced, and the
+    // outside directory's mode and owner are untouched.
+    let s = sandbox();
+    let before = fs::symlink_metadata(&s.outside).unwrap();
+    let mut d = dir("s/");
+    d.mode = 0o777;
+    d.uid = 4242;
+    s.apply(&[
+        symlink("s", s.outside.to_str().unwrap()),
+        d,
+        file("s/victim", b"evil"),
+    ])
+    .unwrap();
+    s.assert_contained();
+    let after = fs::symlink_metadata(&s.outside).unwrap();
+    assert_eq!((before.mode(), before.uid()), (after.mode(), after.uid()));
+    assert!(fs::symlink_metadata(s.root.join("s")).unwrap().is_dir());
+    assert_eq!(fs::read(s.root.join("s/victim")).unwrap(), b"evil");
+
+    // A file entry over a hardlink replaces the name; the other link keeps its content.
+    let s = sandbox();
+    s.apply(&[
+        file("f", b"original"),
+        hardlink("h", "f"),
+        file("h", b"replaced"),
+    ])
+    .unwrap();
+    assert_eq!(fs::read(s.root.join("f")).unwrap(), b"original");
+    assert_eq!(fs::read(s.root.join("h")).unwrap(), b"replaced");
+
+    // A device entry over a symlink to a real file outside does not touch it.
+    let s = sandbox();
+    let mut null = e("n", tar::EntryType::Char);
+    null.dev = (1, 3);
+    s.apply(&[
+        symlink("n", s.outside.join("victim").to_str().unwrap()),
+        null,
+    ])
+    .unwrap();
+    s.assert_contained();
+    assert!(fs::symlink_metadata(s.root.join("n"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+#[test]
 fn whiteouts_through_symlinks_stay_inside() {
     let s = sandbox();
     let r = s.apply(&[
