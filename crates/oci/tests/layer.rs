@@ -733,11 +733,7 @@ fn build_upper(dir: &Path) {
     fs::create_dir_all(dir.join("var/lib/opaque")).unwrap();
     fs::write(dir.join("var/lib/opaque/new"), b"n").unwrap();
     setxattr(&dir.join("var/lib/opaque"), "trusted.overlay.opaque", b"y");
-    setxattr(
-        &dir.join("var/lib"),
-        "trusted.overlay.redirect",
-        b"/elsewhere",
-    );
+    setxattr(&dir.join("var/lib"), "trusted.overlay.impure", b"y");
     mknod(&dir.join("null"), libc::S_IFCHR | 0o666, 1, 3);
     mknod(&dir.join("fifo"), libc::S_IFIFO | 0o644, 0, 0);
     fs::write(dir.join("empty"), b"").unwrap();
@@ -841,16 +837,23 @@ fn create_then_apply_round_trips() {
     fs::create_dir(&out).unwrap();
     let applied = apply_layer(&a[..], &out).unwrap();
     assert_eq!(applied.entries, stats.entries);
-    // The upper's own overlay redirect is not carried over; everything else is.
-    let mut want = snapshot(&upper);
-    for l in want.iter_mut() {
-        *l = l.replace("trusted.overlay.redirect", "");
-    }
-    assert_eq!(snapshot(&out), want);
-    assert!(getxattr(&out.join("var/lib"), "trusted.overlay.redirect").is_none());
+    assert_eq!(snapshot(&out), snapshot(&upper));
+    // Overlay bookkeeping of the upper dir is not carried over.
+    assert!(getxattr(&out.join("var/lib"), "trusted.overlay.impure").is_none());
     let l1 = fs::metadata(out.join("etc/hosts")).unwrap();
     let l2 = fs::metadata(out.join("etc/hosts.link")).unwrap();
     assert_eq!(l1.ino(), l2.ino());
+}
+
+#[test]
+fn overlay_redirects_and_metacopy_are_refused() {
+    for key in ["trusted.overlay.redirect", "trusted.overlay.metacopy"] {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("moved")).unwrap();
+        setxattr(&tmp.path().join("moved"), key, b"/old");
+        let err = create_layer(tmp.path(), std::io::sink(), &CreateOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("redirect_dir=off"), "{err}");
+    }
 }
 
 #[test]

@@ -10,7 +10,11 @@
 //! Overlay whiteouts are converted back to the OCI form, as Docker's overlay diff does: a
 //! character device 0:0 becomes an empty regular file `.wh.NAME`, and a directory with
 //! `trusted.overlay.opaque=y` is followed by an empty `.wh..wh..opq` inside it. Other
-//! `trusted.overlay.*` xattrs (redirects, origins) are never written, and sockets are skipped.
+//! `trusted.overlay.*` xattrs (origins, impure markers) are never written, and sockets are
+//! skipped. An upper directory with `trusted.overlay.redirect` (a renamed directory) or
+//! `trusted.overlay.metacopy` (a metadata-only copy-up) cannot be turned into a layer without its
+//! lower layers and is refused: mount overlays whose upper dir becomes a layer with
+//! `redirect_dir=off,metacopy=off` (as Docker's naive diff requires).
 //! Hard links within the tree (same inode) become tar hard links to the first path written.
 
 use super::{ApplyStats, LayerError};
@@ -445,6 +449,16 @@ fn read_xattrs(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(Xattrs, bool)> {
         if key == b"trusted.overlay.opaque" {
             opaque = value == b"y";
             continue;
+        }
+        if key == b"trusted.overlay.redirect" || key == b"trusted.overlay.metacopy" {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "overlay {} xattr: the layer would need its lower layers \
+                     (mount with redirect_dir=off,metacopy=off)",
+                    String::from_utf8_lossy(key)
+                ),
+            ));
         }
         if key.starts_with(b"trusted.overlay.") {
             continue;
