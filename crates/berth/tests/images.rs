@@ -10,11 +10,17 @@ use serde_json::Value;
 fn import_lists_with_docker_columns() {
     let b = Berth::new();
     let id = b.import_busybox("busybox");
-    assert!(id.starts_with("sha256:") && id.len() == 71, "import prints the full ID: {id}");
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "import prints the full ID: {id}"
+    );
     let out = b.ok(&["images"]);
     let mut lines = out.lines();
     let header = lines.next().unwrap();
-    assert!(header.starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"), "{header}");
+    assert!(
+        header.starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"),
+        "{header}"
+    );
     assert!(header.ends_with("SIZE"));
     let row = lines.next().unwrap();
     assert!(row.starts_with("busybox      latest    "), "{row}");
@@ -47,7 +53,9 @@ fn import_applies_changes_and_message() {
         tar.to_str().unwrap(),
         "ml/base:1.0",
     ]);
-    let config: Value = serde_json::from_str(&b.ok(&["image", "inspect", "-f", "{{json .Config}}", "ml/base:1.0"])).unwrap();
+    let config: Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", "-f", "{{json .Config}}", "ml/base:1.0"]))
+            .unwrap();
     assert_eq!(config["Env"][0], "A=1");
     assert_eq!(config["WorkingDir"], "/app");
     assert_eq!(config["Entrypoint"][1], "-c");
@@ -55,7 +63,16 @@ fn import_applies_changes_and_message() {
     assert_eq!(config["Labels"]["team"], "ml");
     let history = b.ok(&["history", "ml/base:1.0"]);
     assert!(history.contains("first import"), "{history}");
-    assert_eq!(b.ok(&["inspect", "-f", "{{.Config.WorkingDir}} {{index .Config.Labels \"team\"}}", "ml/base:1.0"]).trim(), "/app ml");
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{.Config.WorkingDir}} {{index .Config.Labels \"team\"}}",
+            "ml/base:1.0"
+        ])
+        .trim(),
+        "/app ml"
+    );
 
     let (code, err) = b.fails(&["import", "-c", "FROM busybox", tar.to_str().unwrap()]);
     assert_eq!(code, 1);
@@ -75,7 +92,11 @@ fn import_from_stdin_gzip_and_url() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::io::copy(&mut std::fs::File::open(&gz).unwrap(), child.stdin.as_mut().unwrap()).unwrap();
+    std::io::copy(
+        &mut std::fs::File::open(&gz).unwrap(),
+        child.stdin.as_mut().unwrap(),
+    )
+    .unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -95,13 +116,20 @@ fn import_from_stdin_gzip_and_url() {
         let (mut s, _) = listener.accept().unwrap();
         let mut buf = [0u8; 4096];
         let _ = s.read(&mut buf).unwrap();
-        write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
         s.write_all(&body).unwrap();
     });
     let url = format!("http://127.0.0.1:{port}/busybox.tar.gz");
     b.ok(&["import", &url, "from-url"]);
     server.join().unwrap();
-    assert!(b.ok(&["history", "from-url"]).contains("Imported from http://127.0.0.1"));
+    assert!(b
+        .ok(&["history", "from-url"])
+        .contains("Imported from http://127.0.0.1"));
 }
 
 #[test]
@@ -111,20 +139,32 @@ fn tag_and_rmi_follow_docker() {
     b.ok(&["tag", "busybox", "busybox:v2"]);
     b.ok(&["tag", &id[7..19], "localhost:5000/team/busybox:v3"]);
     let tags = b.ok(&["inspect", "-f", "{{json .RepoTags}}", "busybox"]);
-    assert_eq!(tags.trim(), r#"["busybox:latest","busybox:v2","localhost:5000/team/busybox:v3"]"#);
+    assert_eq!(
+        tags.trim(),
+        r#"["busybox:latest","busybox:v2","localhost:5000/team/busybox:v3"]"#
+    );
 
     // Removing one of several tags only untags.
     assert_eq!(b.ok(&["rmi", "busybox:v2"]).trim(), "Untagged: busybox:v2");
     // By ID with tags in two repositories: refused without -f.
     let (code, err) = b.fails(&["rmi", &id[7..19]]);
     assert_eq!(code, 1);
-    assert!(err.contains("image is referenced in multiple repositories"), "{err}");
+    assert!(
+        err.contains("image is referenced in multiple repositories"),
+        "{err}"
+    );
     let out = b.ok(&["rmi", "-f", &id[7..19]]);
     assert!(out.contains("Untagged: busybox:latest"), "{out}");
-    assert!(out.contains("Untagged: localhost:5000/team/busybox:v3"), "{out}");
+    assert!(
+        out.contains("Untagged: localhost:5000/team/busybox:v3"),
+        "{out}"
+    );
     assert!(out.contains(&format!("Deleted: {id}")), "{out}");
     assert_eq!(b.ok(&["images", "-q"]), "");
-    assert!(b.layer_dirs().is_empty(), "layers of a deleted image are removed");
+    assert!(
+        b.layer_dirs().is_empty(),
+        "layers of a deleted image are removed"
+    );
     assert!(b.blobs().is_empty(), "blobs of a deleted image are removed");
 
     let (code, err) = b.fails(&["rmi", "nothere"]);
@@ -142,11 +182,29 @@ fn tag_and_rmi_follow_docker() {
 fn filters_formats_and_prune() {
     let b = Berth::new();
     let tar = busybox_tar();
-    b.ok(&["import", "-c", "LABEL stage=one", tar.to_str().unwrap(), "app:1"]);
+    b.ok(&[
+        "import",
+        "-c",
+        "LABEL stage=one",
+        tar.to_str().unwrap(),
+        "app:1",
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    b.ok(&["import", "-c", "LABEL stage=two", tar.to_str().unwrap(), "app:2"]);
+    b.ok(&[
+        "import",
+        "-c",
+        "LABEL stage=two",
+        tar.to_str().unwrap(),
+        "app:2",
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    b.ok(&["import", "-c", "LABEL stage=three", tar.to_str().unwrap(), "tool:1"]);
+    b.ok(&[
+        "import",
+        "-c",
+        "LABEL stage=three",
+        tar.to_str().unwrap(),
+        "tool:1",
+    ]);
 
     let names = |args: &[&str]| -> Vec<String> {
         let mut full = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
@@ -154,7 +212,10 @@ fn filters_formats_and_prune() {
         b.ok(&full).lines().map(str::to_string).collect()
     };
     assert_eq!(names(&[]), vec!["tool:1", "app:2", "app:1"], "newest first");
-    assert_eq!(names(&["--filter", "reference=app"]), vec!["app:2", "app:1"]);
+    assert_eq!(
+        names(&["--filter", "reference=app"]),
+        vec!["app:2", "app:1"]
+    );
     assert_eq!(names(&["app"]), vec!["app:2", "app:1"]);
     assert_eq!(names(&["--filter", "label=stage=two"]), vec!["app:2"]);
     assert_eq!(names(&["--filter", "label=stage"]).len(), 3);
@@ -167,8 +228,16 @@ fn filters_formats_and_prune() {
     assert_eq!(v["Repository"], "tool");
     assert_eq!(v["Tag"], "1");
     assert!(v["CreatedSince"].as_str().unwrap().ends_with("ago"));
-    let table = b.ok(&["images", "--format", "table {{.Repository}}\t{{.ID}}", "tool"]);
-    assert!(table.starts_with("REPOSITORY   IMAGE ID\ntool         "), "{table}");
+    let table = b.ok(&[
+        "images",
+        "--format",
+        "table {{.Repository}}\t{{.ID}}",
+        "tool",
+    ]);
+    assert!(
+        table.starts_with("REPOSITORY   IMAGE ID\ntool         "),
+        "{table}"
+    );
 
     let (code, err) = b.fails(&["images", "--filter", "colour=red"]);
     assert_eq!(code, 1);
@@ -181,14 +250,19 @@ fn filters_formats_and_prune() {
     let dangling = b.ok(&["images", "-q", "--filter", "dangling=true"]);
     assert_eq!(dangling.lines().count(), 1);
     let out = b.ok(&["image", "prune", "-f"]);
-    assert!(out.starts_with("Deleted Images:\ndeleted: sha256:"), "{out}");
+    assert!(
+        out.starts_with("Deleted Images:\ndeleted: sha256:"),
+        "{out}"
+    );
     assert!(out.contains("Total reclaimed space: "), "{out}");
     // Like Docker, -q prints one line per tag: tool:1 and app:1 now share an image.
     assert_eq!(b.ok(&["images", "-q"]).lines().count(), 3);
     assert_eq!(b.ok(&["images", "-q", "--filter", "dangling=true"]), "");
     // Without -f the question is asked; anything but "y" keeps everything.
     let out = b.command().args(["image", "prune", "-a"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Are you sure you want to continue? [y/N]"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Are you sure you want to continue? [y/N]")
+    );
     assert_eq!(b.ok(&["images", "-q"]).lines().count(), 3);
     let out = b.ok(&["image", "prune", "-a", "-f"]);
     assert!(out.contains("untagged: app:1"), "{out}");
@@ -202,19 +276,35 @@ fn save_load_round_trip_and_peers_accept_the_archive() {
     let id = a.import_busybox("busybox");
     a.ok(&["tag", "busybox", "registry.local:5000/ml/busybox:2"]);
     let archive = a.dir.path().join("images.tar");
-    a.ok(&["save", "-o", archive.to_str().unwrap(), "busybox", "registry.local:5000/ml/busybox:2"]);
+    a.ok(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "busybox",
+        "registry.local:5000/ml/busybox:2",
+    ]);
 
     let b = Berth::new();
     let out = b.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert!(out.contains("Loaded image: busybox:latest"), "{out}");
-    assert!(out.contains("Loaded image: registry.local:5000/ml/busybox:2"), "{out}");
-    assert_eq!(b.ok(&["inspect", "-f", "{{.Id}}", "busybox"]).trim(), id, "the image ID survives the round trip");
+    assert!(
+        out.contains("Loaded image: registry.local:5000/ml/busybox:2"),
+        "{out}"
+    );
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{.Id}}", "busybox"]).trim(),
+        id,
+        "the image ID survives the round trip"
+    );
     // Loading again changes nothing and is fine.
     b.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
     assert_eq!(b.ok(&["images", "-q"]).lines().count(), 2);
 
     // Other tools read it: skopeo as a docker-archive and as an OCI layout.
-    let inspect = sh(&format!("skopeo inspect docker-archive:{}:busybox:latest", archive.display()));
+    let inspect = sh(&format!(
+        "skopeo inspect docker-archive:{}:busybox:latest",
+        archive.display()
+    ));
     let v: Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
     assert_eq!(v["Architecture"], "amd64");

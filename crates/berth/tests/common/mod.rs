@@ -15,7 +15,10 @@ pub struct Berth {
 
 impl Berth {
     pub fn new() -> Berth {
-        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir_in(scratch_dir()).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir_in(scratch_dir())
+            .unwrap();
         Berth { dir }
     }
 
@@ -29,7 +32,9 @@ impl Berth {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new(BIN);
-        c.env("BERTH_ROOT", self.root()).env("BERTH_RUNROOT", self.runroot()).stdin(Stdio::null());
+        c.env("BERTH_ROOT", self.root())
+            .env("BERTH_RUNROOT", self.runroot())
+            .stdin(Stdio::null());
         c
     }
 
@@ -58,13 +63,18 @@ impl Berth {
             "berth {args:?} unexpectedly succeeded:\nstdout: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        (out.status.code().unwrap_or(-1), String::from_utf8(out.stderr).unwrap())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stderr).unwrap(),
+        )
     }
 
     /// Imports the busybox fixture as `name` and returns its ID.
     pub fn import_busybox(&self, name: &str) -> String {
         let tar = busybox_tar();
-        self.ok(&["import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), name]).trim().to_string()
+        self.ok(&["import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), name])
+            .trim()
+            .to_string()
     }
 
     /// Files left in the staging area (must be none between commands).
@@ -121,7 +131,11 @@ pub fn busybox_tar() -> PathBuf {
                 let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
             }
         }
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        )
+        .unwrap();
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
         let tar = dir.join("busybox.tar");
         let status = Command::new("tar")
