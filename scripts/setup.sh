@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what berth's build, tests and demo need on a fresh Debian machine (run as root).
+set -euo pipefail
+
+packages=(busybox-static skopeo runc crun libseccomp-dev pkg-config tar gzip zstd curl hyperfine nftables iproute2)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
