@@ -54,7 +54,10 @@ impl AttachClient {
     /// Connects to the attach socket of the container in `container_dir`.
     pub fn connect(container_dir: &Path) -> io::Result<AttachClient> {
         let (p, _keep) = crate::util::socket_path(&crate::attach_socket_path(container_dir))?;
-        Ok(AttachClient { stream: UnixStream::connect(p)?, buf: Vec::new() })
+        Ok(AttachClient {
+            stream: UnixStream::connect(p)?,
+            buf: Vec::new(),
+        })
     }
 
     /// The underlying stream (e.g. to clone it for a writer thread).
@@ -118,7 +121,10 @@ mod tests {
         b.extend(frame(RESIZE, &[0, 24, 0, 80]));
         b.extend_from_slice(&[STDERR, 0, 0]);
         let f = parse_frames(&mut b);
-        assert_eq!(f, vec![(STDOUT, b"hello".to_vec()), (RESIZE, vec![0, 24, 0, 80])]);
+        assert_eq!(
+            f,
+            vec![(STDOUT, b"hello".to_vec()), (RESIZE, vec![0, 24, 0, 80])]
+        );
         assert_eq!(b.len(), 3);
     }
 }

@@ -18,7 +18,9 @@ pub enum CgroupMode {
 }
 
 fn is_cgroup2(p: &Path) -> bool {
-    nix::sys::statfs::statfs(p).map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC).unwrap_or(false)
+    nix::sys::statfs::statfs(p)
+        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
 }
 
 impl CgroupMode {
@@ -47,7 +49,9 @@ impl CgroupMode {
     pub fn oom_kills(&self, cgroup: &str) -> u64 {
         let dir = self.dir("memory", cgroup);
         match self {
-            CgroupMode::V2 { .. } => read_keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0),
+            CgroupMode::V2 { .. } => {
+                read_keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0)
+            }
             CgroupMode::V1 { .. } => {
                 let f = dir.join("memory.oom_control");
                 if let Some(n) = read_keyed(&f, "oom_kill") {
@@ -61,9 +65,10 @@ impl CgroupMode {
     /// Freezes (pause) or thaws (unpause) the cgroup.
     pub fn freeze(&self, cgroup: &str, frozen: bool) -> io::Result<()> {
         match self {
-            CgroupMode::V2 { .. } => {
-                std::fs::write(self.dir("", cgroup).join("cgroup.freeze"), if frozen { "1" } else { "0" })
-            }
+            CgroupMode::V2 { .. } => std::fs::write(
+                self.dir("", cgroup).join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+            ),
             CgroupMode::V1 { .. } => {
                 let f = self.dir("freezer", cgroup).join("freezer.state");
                 std::fs::write(&f, if frozen { "FROZEN" } else { "THAWED" })?;
@@ -75,7 +80,10 @@ impl CgroupMode {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                Err(io::Error::new(io::ErrorKind::TimedOut, "freezer did not settle"))
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "freezer did not settle",
+                ))
             }
         }
     }
@@ -83,12 +91,16 @@ impl CgroupMode {
     /// Whether the cgroup is frozen.
     pub fn is_frozen(&self, cgroup: &str) -> bool {
         match self {
-            CgroupMode::V2 { .. } => std::fs::read_to_string(self.dir("", cgroup).join("cgroup.freeze"))
-                .map(|s| s.trim() == "1")
-                .unwrap_or(false),
-            CgroupMode::V1 { .. } => std::fs::read_to_string(self.dir("freezer", cgroup).join("freezer.state"))
-                .map(|s| s.trim() == "FROZEN")
-                .unwrap_or(false),
+            CgroupMode::V2 { .. } => {
+                std::fs::read_to_string(self.dir("", cgroup).join("cgroup.freeze"))
+                    .map(|s| s.trim() == "1")
+                    .unwrap_or(false)
+            }
+            CgroupMode::V1 { .. } => {
+                std::fs::read_to_string(self.dir("freezer", cgroup).join("freezer.state"))
+                    .map(|s| s.trim() == "FROZEN")
+                    .unwrap_or(false)
+            }
         }
     }
 
@@ -96,7 +108,10 @@ impl CgroupMode {
     pub fn procs(&self, cgroup: &str) -> Vec<i32> {
         let dirs: Vec<PathBuf> = match self {
             CgroupMode::V2 { .. } => vec![self.dir("", cgroup)],
-            CgroupMode::V1 { .. } => ["pids", "memory", "freezer", "cpu"].iter().map(|c| self.dir(c, cgroup)).collect(),
+            CgroupMode::V1 { .. } => ["pids", "memory", "freezer", "cpu"]
+                .iter()
+                .map(|c| self.dir(c, cgroup))
+                .collect(),
         };
         for d in dirs {
             if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
@@ -120,7 +135,10 @@ impl CgroupMode {
                 break;
             }
             for p in pids {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             let _ = self.freeze(cgroup, false);
             std::thread::sleep(std::time::Duration::from_millis(2));
@@ -160,7 +178,10 @@ impl CgroupMode {
                 }
             }
             if !ok {
-                last = Err(io::Error::other(format!("cannot remove cgroup {}", d.display())));
+                last = Err(io::Error::other(format!(
+                    "cannot remove cgroup {}",
+                    d.display()
+                )));
             }
         }
         last
@@ -180,12 +201,28 @@ fn read_keyed(file: &Path, key: &str) -> Option<u64> {
     })
 }
 
+/// On a hybrid host (v1 controllers plus a cgroup2 mount at `/sys/fs/cgroup/unified`), the
+/// controllers enabled on the v2 side. crun refuses such hosts unless this is empty.
+pub fn hybrid_v2_controllers() -> Vec<String> {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if !matches!(CgroupMode::detect(), CgroupMode::V1 { .. }) || !is_cgroup2(unified) {
+        return Vec::new();
+    }
+    std::fs::read_to_string(unified.join("cgroup.controllers"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Whether the host accounts swap, so `memory.swap` can be set.
 pub fn swap_supported() -> bool {
     match CgroupMode::detect() {
         CgroupMode::V2 { root } => {
             // The root has no memory.swap.max; look at any child that does, or the controller list.
-            std::fs::read_to_string(root.join("cgroup.controllers")).map(|c| c.contains("memory")).unwrap_or(false)
+            std::fs::read_to_string(root.join("cgroup.controllers"))
+                .map(|c| c.contains("memory"))
+                .unwrap_or(false)
                 && Path::new("/proc/swaps").exists()
                 && has_v2_swap(&root)
         }
@@ -195,7 +232,10 @@ pub fn swap_supported() -> bool {
 
 fn has_v2_swap(root: &Path) -> bool {
     std::fs::read_dir(root)
-        .map(|rd| rd.flatten().any(|e| e.path().join("memory.swap.max").exists()))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.path().join("memory.swap.max").exists())
+        })
         .unwrap_or(false)
 }
 
@@ -207,10 +247,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let cg = d.path().join("berth/abc");
         std::fs::create_dir_all(&cg).unwrap();
-        std::fs::write(cg.join("memory.events"), "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n").unwrap();
+        std::fs::write(
+            cg.join("memory.events"),
+            "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n",
+        )
+        .unwrap();
         std::fs::write(cg.join("cgroup.freeze"), "0\n").unwrap();
         std::fs::write(cg.join("cgroup.procs"), "12\n34\n").unwrap();
-        let m = CgroupMode::V2 { root: d.path().to_path_buf() };
+        let m = CgroupMode::V2 {
+            root: d.path().to_path_buf(),
+        };
         (d, m)
     }
 
@@ -231,7 +277,9 @@ mod tests {
     fn v2_remove_is_idempotent() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("berth/x")).unwrap();
-        let m = CgroupMode::V2 { root: d.path().to_path_buf() };
+        let m = CgroupMode::V2 {
+            root: d.path().to_path_buf(),
+        };
         m.remove("/berth/x").unwrap();
         assert!(!d.path().join("berth/x").exists());
         m.remove("/berth/x").unwrap();
@@ -242,8 +290,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mem = d.path().join("memory/berth/c1");
         std::fs::create_dir_all(&mem).unwrap();
-        std::fs::write(mem.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
-        let m = CgroupMode::V1 { root: d.path().to_path_buf() };
+        std::fs::write(
+            mem.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        let m = CgroupMode::V1 {
+            root: d.path().to_path_buf(),
+        };
         assert_eq!(m.dir("pids", "/berth/c1"), d.path().join("pids/berth/c1"));
         assert_eq!(m.oom_kills("/berth/c1"), 2);
     }

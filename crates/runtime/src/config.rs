@@ -60,11 +60,24 @@ pub enum NetworkMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MountSpec {
     /// Bind mount a host path (file or directory).
-    Bind { source: PathBuf, target: String, readonly: bool },
+    Bind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
     /// A named volume's data directory (a bind of a directory berth manages).
-    Volume { source: PathBuf, target: String, readonly: bool },
+    Volume {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
     /// A tmpfs; `size` in bytes, `mode` e.g. 0o1777.
-    Tmpfs { target: String, size: Option<u64>, mode: Option<u32>, options: Vec<String> },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+        mode: Option<u32>,
+        options: Vec<String>,
+    },
 }
 
 impl MountSpec {

@@ -77,7 +77,10 @@ pub enum Error {
     Invalid(String),
     /// The container failed to start; the message is Docker's wording where Docker has one,
     /// e.g. `exec: "foo": executable file not found in $PATH`.
-    Start { kind: StartErrorKind, message: String },
+    Start {
+        kind: StartErrorKind,
+        message: String,
+    },
     /// The container is not running.
     NotRunning,
     /// Waiting timed out.
@@ -88,8 +91,14 @@ impl Error {
     /// Docker's exit code for a failed `run`: 127, 126 or 125.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Start { kind: StartErrorKind::NotFound, .. } => 127,
-            Error::Start { kind: StartErrorKind::PermissionDenied, .. } => 126,
+            Error::Start {
+                kind: StartErrorKind::NotFound,
+                ..
+            } => 127,
+            Error::Start {
+                kind: StartErrorKind::PermissionDenied,
+                ..
+            } => 126,
             _ => 125,
         }
     }
@@ -167,7 +176,11 @@ pub struct StartOptions {
 
 impl Default for StartOptions {
     fn default() -> Self {
-        StartOptions { runtime: RuntimeKind::Builtin, monitor_path: None, state_root: PathBuf::from(DEFAULT_STATE_ROOT) }
+        StartOptions {
+            runtime: RuntimeKind::Builtin,
+            monitor_path: None,
+            state_root: PathBuf::from(DEFAULT_STATE_ROOT),
+        }
     }
 }
 
@@ -200,7 +213,10 @@ pub struct ExitStatus {
 pub enum ContainerState {
     /// Bundle prepared, never started (or start not yet reported).
     Created,
-    Running { pid: i32, paused: bool },
+    Running {
+        pid: i32,
+        paused: bool,
+    },
     Exited(ExitStatus),
     /// The monitor is gone without recording an exit: the container's remaining processes have
     /// been killed and an exit status with code 255 and an `error` was recorded (so later calls
@@ -238,7 +254,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         return Ok(n);
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     name.parse::<nix::sys::signal::Signal>()
         .map(|s| s as i32)
         .map_err(|_| Error::Invalid(format!("invalid signal: {s}")))
@@ -254,13 +274,25 @@ pub fn prepare_bundle(
     image: &ImageRuntimeConfig,
     opts: &RunOptions,
 ) -> Result<oci_spec::runtime::Spec> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c)) || id.starts_with('.') {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+        || id.starts_with('.')
+    {
         return Err(Error::Invalid(format!("invalid container id {id:?}")));
     }
     std::fs::create_dir_all(container_dir)?;
     let rootfs = container_dir.join("rootfs");
     mount_rootfs(container_dir, layers)?;
-    let input = spec::SpecInput { id, rootfs: &rootfs, image, opts, cgroup_parent: CGROUP_PARENT, create_paths: true };
+    let input = spec::SpecInput {
+        id,
+        rootfs: &rootfs,
+        image,
+        opts,
+        cgroup_parent: CGROUP_PARENT,
+        create_paths: true,
+    };
     let value = match spec::generate_json(&input) {
         Ok(v) => v,
         Err(e) => {
@@ -269,7 +301,10 @@ pub fn prepare_bundle(
         }
     };
     let spec: oci_spec::runtime::Spec = serde_json::from_value(value.clone())?;
-    util::write_atomic(&container_dir.join("config.json"), serde_json::to_string_pretty(&value)?.as_bytes())?;
+    util::write_atomic(
+        &container_dir.join("config.json"),
+        serde_json::to_string_pretty(&value)?.as_bytes(),
+    )?;
     let stop_signal = match opts.stop_signal.as_ref().or(image.stop_signal.as_ref()) {
         Some(s) => parse_signal(s)?,
         None => libc::SIGTERM,
@@ -283,7 +318,10 @@ pub fn prepare_bundle(
         stop_signal,
         stop_timeout: opts.stop_timeout.unwrap_or(10),
     };
-    util::write_atomic(&container_dir.join("bundle.json"), &serde_json::to_vec(&info)?)?;
+    util::write_atomic(
+        &container_dir.join("bundle.json"),
+        &serde_json::to_vec(&info)?,
+    )?;
     Ok(spec)
 }
 
@@ -294,7 +332,12 @@ pub fn mount_rootfs(container_dir: &Path, layers: &[PathBuf]) -> Result<()> {
     if rootfs.exists() && rootfs::is_mounted(&rootfs) {
         return Ok(());
     }
-    rootfs::mount_overlay(layers, &container_dir.join("upper"), &container_dir.join("work"), &rootfs)
+    rootfs::mount_overlay(
+        layers,
+        &container_dir.join("upper"),
+        &container_dir.join("work"),
+        &rootfs,
+    )
 }
 
 fn find_monitor(opts: &StartOptions) -> PathBuf {
@@ -330,22 +373,36 @@ pub(crate) struct Ready {
 pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContainer> {
     let info = bundle_info(container_dir)?;
     if let Ok(ContainerState::Running { .. }) = state(container_dir) {
-        return Err(Error::Invalid(format!("container {} is already running", info.id)));
+        return Err(Error::Invalid(format!(
+            "container {} is already running",
+            info.id
+        )));
     }
     // Forget the previous run.
     for f in ["exit.json", "init.pid", "monitor.pid"] {
         let _ = std::fs::remove_file(container_dir.join(f));
     }
     std::fs::create_dir_all(&opts.state_root)?;
-    let rec = StartRecord { runtime: opts.runtime.clone(), state_root: opts.state_root.clone() };
-    util::write_atomic(&container_dir.join("start.json"), &serde_json::to_vec(&rec)?)?;
+    let rec = StartRecord {
+        runtime: opts.runtime.clone(),
+        state_root: opts.state_root.clone(),
+    };
+    util::write_atomic(
+        &container_dir.join("start.json"),
+        &serde_json::to_vec(&rec)?,
+    )?;
 
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let wfd = w.as_raw_fd();
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(container_dir.join("monitor.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(container_dir.join("monitor.log"))?;
     let mut cmd = Command::new(find_monitor(opts));
     cmd.arg("run").arg(container_dir).arg(wfd.to_string());
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -355,7 +412,9 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| Error::Invalid(format!("cannot run berth-monitor: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Invalid(format!("cannot run berth-monitor: {e}")))?;
     drop(w);
     drop(cmd);
     let mut buf = Vec::new();
@@ -366,14 +425,24 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
         let log = std::fs::read_to_string(container_dir.join("monitor.log")).unwrap_or_default();
         Error::Start {
             kind: StartErrorKind::Other,
-            message: format!("berth-monitor exited without reporting: {}", log.lines().last().unwrap_or("")),
+            message: format!(
+                "berth-monitor exited without reporting: {}",
+                log.lines().last().unwrap_or("")
+            ),
         }
     })?;
     if let Some(e) = ready.error {
-        return Err(Error::Start { kind: ready.kind.unwrap_or(StartErrorKind::Other), message: e });
+        return Err(Error::Start {
+            kind: ready.kind.unwrap_or(StartErrorKind::Other),
+            message: e,
+        });
     }
-    let pid = ready.pid.ok_or_else(|| Error::Invalid("monitor reported no pid".into()))?;
-    let monitor_pid = util::read_pid_file(&container_dir.join("monitor.pid")).map(|p| p.0).unwrap_or(0);
+    let pid = ready
+        .pid
+        .ok_or_else(|| Error::Invalid("monitor reported no pid".into()))?;
+    let monitor_pid = util::read_pid_file(&container_dir.join("monitor.pid"))
+        .map(|p| p.0)
+        .unwrap_or(0);
     Ok(StartedContainer { pid, monitor_pid })
 }
 
@@ -417,7 +486,10 @@ pub fn state(container_dir: &Path) -> Result<ContainerState> {
     }
     if let Some((pid, start)) = init {
         if util::proc_alive(pid, start) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
     let st = ExitStatus {
@@ -437,12 +509,17 @@ pub fn wait(container_dir: &Path, timeout: Option<Duration>) -> Result<ExitStatu
     let deadline = timeout.map(|t| Instant::now() + t);
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok();
     if let Some(i) = &ino {
-        let _ = i.add_watch(container_dir, AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE);
+        let _ = i.add_watch(
+            container_dir,
+            AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE,
+        );
     }
     loop {
         match state(container_dir)? {
             ContainerState::Exited(st) | ContainerState::MonitorDied(st) => return Ok(st),
-            ContainerState::Created if !container_dir.join("monitor.pid").exists() => return Err(Error::NotRunning),
+            ContainerState::Created if !container_dir.join("monitor.pid").exists() => {
+                return Err(Error::NotRunning)
+            }
             _ => {}
         }
         let mut wait_ms: i32 = 100;
@@ -457,7 +534,11 @@ pub fn wait(container_dir: &Path, timeout: Option<Duration>) -> Result<ExitStatu
             Some(i) => {
                 let fd = i.as_fd();
                 let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(wait_ms).unwrap_or(nix::poll::PollTimeout::MAX));
+                let _ = nix::poll::poll(
+                    &mut fds,
+                    nix::poll::PollTimeout::try_from(wait_ms)
+                        .unwrap_or(nix::poll::PollTimeout::MAX),
+                );
                 let _ = i.read_events();
             }
             None => std::thread::sleep(Duration::from_millis(5)),
@@ -475,14 +556,19 @@ fn running_pid(container_dir: &Path) -> Result<i32> {
 /// Sends `signal` to the container's init.
 pub fn kill(container_dir: &Path, signal: i32) -> Result<()> {
     let pid = running_pid(container_dir)?;
-    let sig = nix::sys::signal::Signal::try_from(signal).map_err(|_| Error::Invalid(format!("invalid signal {signal}")))?;
+    let sig = nix::sys::signal::Signal::try_from(signal)
+        .map_err(|_| Error::Invalid(format!("invalid signal {signal}")))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)?;
     Ok(())
 }
 
 /// `stop`: the stop signal (given, or the image's / `--stop-signal`, default SIGTERM), then
 /// SIGKILL after `timeout` (default: `--stop-timeout`, 10 s). Returns the exit status.
-pub fn stop(container_dir: &Path, signal: Option<i32>, timeout: Option<Duration>) -> Result<ExitStatus> {
+pub fn stop(
+    container_dir: &Path,
+    signal: Option<i32>,
+    timeout: Option<Duration>,
+) -> Result<ExitStatus> {
     let info = bundle_info(container_dir)?;
     let sig = signal.unwrap_or(info.stop_signal);
     let timeout = timeout.unwrap_or(Duration::from_secs(info.stop_timeout as u64));
@@ -530,57 +616,108 @@ pub struct ExecOptions {
 
 /// `exec`: a command that, when spawned, runs `opts.args` inside the running container (its
 /// namespaces, cgroup, capabilities and seccomp profile) with the command's stdio, and exits
-/// with the process's exit status (128 + signal when killed). For `tty`, the command's stdio is
+/// with the process's exit status (128 + signal when killed). A command that is missing or not
+/// executable is reported right away as [`Error::Start`] (exit code 127 / 126). For `tty`, the command's stdio is
 /// relayed through a new pty inside the container. The caller sets stdio and spawns it.
-pub fn exec(container_dir: &Path, opts: &ExecOptions, monitor_path: Option<&Path>) -> Result<Command> {
+pub fn exec(
+    container_dir: &Path,
+    opts: &ExecOptions,
+    monitor_path: Option<&Path>,
+) -> Result<Command> {
     running_pid(container_dir)?;
     if opts.args.is_empty() {
         return Err(Error::Invalid("no command specified".into()));
     }
     let rec = start_record(container_dir)?;
     let info = bundle_info(container_dir)?;
+    {
+        let spec: serde_json::Value = read_json(&container_dir.join("config.json"))?;
+        let mut env: Vec<String> =
+            serde_json::from_value(spec["process"]["env"].clone()).unwrap_or_default();
+        spec::merge_env(&mut env, &opts.env);
+        let cwd = opts
+            .workdir
+            .clone()
+            .unwrap_or_else(|| spec["process"]["cwd"].as_str().unwrap_or("/").to_string());
+        monitor::check_executable(&container_dir.join("rootfs"), &cwd, &opts.args[0], &env)
+            .map_err(|(kind, message)| Error::Start { kind, message })?;
+    }
     match &rec.runtime {
         RuntimeKind::Builtin => {
-            let so = StartOptions { monitor_path: monitor_path.map(Path::to_path_buf), ..Default::default() };
+            let so = StartOptions {
+                monitor_path: monitor_path.map(Path::to_path_buf),
+                ..Default::default()
+            };
             let mut cmd = Command::new(find_monitor(&so));
-            cmd.arg("exec").arg(container_dir).arg(serde_json::to_string(opts)?);
+            cmd.arg("exec")
+                .arg(container_dir)
+                .arg(serde_json::to_string(opts)?);
+            Ok(cmd)
+        }
+        RuntimeKind::External(_) if opts.tty => {
+            // External runtimes need a console socket (and --detach) for a pty: the exec
+            // helper drives them and relays the pty.
+            let so = StartOptions {
+                monitor_path: monitor_path.map(Path::to_path_buf),
+                ..Default::default()
+            };
+            let mut cmd = Command::new(find_monitor(&so));
+            cmd.arg("exec")
+                .arg(container_dir)
+                .arg(serde_json::to_string(opts)?);
             Ok(cmd)
         }
         RuntimeKind::External(rt) => {
-            let spec: serde_json::Value = read_json(&container_dir.join("config.json"))?;
-            let rootfs = container_dir.join("rootfs");
-            let mut cmd = Command::new(rt);
-            cmd.arg("--root").arg(&rec.state_root).arg("exec");
-            if opts.tty {
-                cmd.arg("--tty");
-            }
-            let mut env: Vec<String> = spec["process"]["env"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                .unwrap_or_default();
-            spec::merge_env(&mut env, &opts.env);
-            for e in env {
-                cmd.arg("--env").arg(e);
-            }
-            if let Some(w) = &opts.workdir {
-                cmd.arg("--cwd").arg(w);
-            }
-            if let Some(u) = &opts.user {
-                let r = spec::resolve_user(&rootfs, u, &[])?;
-                cmd.arg("--user").arg(format!("{}:{}", r.uid, r.gid));
-                for g in r.additional_gids {
-                    cmd.arg("--additional-gids").arg(g.to_string());
-                }
-            }
-            if opts.privileged {
-                for c in spec::ALL_CAPS {
-                    cmd.arg("--cap").arg(c);
-                }
-            }
-            cmd.arg(&info.id).args(&opts.args);
-            Ok(cmd)
+            external_exec_command(rt, &rec, &info, container_dir, opts, &[])
         }
     }
+}
+
+/// `<runtime> --root R exec [extra] --env .. --cwd .. --user .. <id> <args>`.
+pub(crate) fn external_exec_command(
+    rt: &Path,
+    rec: &StartRecord,
+    info: &BundleInfo,
+    container_dir: &Path,
+    opts: &ExecOptions,
+    extra: &[&std::ffi::OsStr],
+) -> Result<Command> {
+    let spec: serde_json::Value = read_json(&container_dir.join("config.json"))?;
+    let rootfs = container_dir.join("rootfs");
+    let mut cmd = Command::new(rt);
+    cmd.arg("--root")
+        .arg(&rec.state_root)
+        .arg("exec")
+        .args(extra);
+    let mut env: Vec<String> = spec["process"]["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    spec::merge_env(&mut env, &opts.env);
+    for e in env {
+        cmd.arg("--env").arg(e);
+    }
+    if let Some(w) = &opts.workdir {
+        cmd.arg("--cwd").arg(w);
+    }
+    if let Some(u) = &opts.user {
+        let r = spec::resolve_user(&rootfs, u, &[])?;
+        cmd.arg("--user").arg(format!("{}:{}", r.uid, r.gid));
+        for g in r.additional_gids {
+            cmd.arg("--additional-gids").arg(g.to_string());
+        }
+    }
+    if opts.privileged {
+        for c in spec::ALL_CAPS {
+            cmd.arg("--cap").arg(c);
+        }
+    }
+    cmd.arg(&info.id).args(&opts.args);
+    Ok(cmd)
 }
 
 /// Removes everything a run left behind, whatever state it was interrupted in: kills leftover
@@ -595,7 +732,10 @@ pub fn cleanup(container_dir: &Path) -> Result<()> {
     }
     if let Some((pid, start)) = util::read_pid_file(&container_dir.join("init.pid")) {
         if util::proc_alive(pid, start) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
     if let Some((pid, start)) = util::read_pid_file(&container_dir.join("monitor.pid")) {
@@ -605,7 +745,10 @@ pub fn cleanup(container_dir: &Path) -> Result<()> {
             std::thread::sleep(Duration::from_millis(5));
         }
         if util::proc_alive(pid, start) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
     if let (Some(info), Ok(rec)) = (&info, start_record(container_dir)) {

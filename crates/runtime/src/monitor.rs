@@ -42,7 +42,9 @@ pub fn main() -> ! {
             Err(_) => die("bad ready fd"),
         },
         (Some("exec"), Some(dir), Some(json)) => exec_mode(PathBuf::from(dir), json),
-        _ => die("usage: berth-monitor run <container_dir> <ready_fd> | exec <container_dir> <json>"),
+        _ => {
+            die("usage: berth-monitor run <container_dir> <ready_fd> | exec <container_dir> <json>")
+        }
     }
 }
 
@@ -67,7 +69,8 @@ fn seal_exe() {
 fn try_seal_exe() -> std::io::Result<()> {
     let name = CString::new("berth-monitor").unwrap();
     // SAFETY: plain syscalls; fds are owned right away.
-    let memfd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let memfd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if memfd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -76,7 +79,14 @@ fn try_seal_exe() -> std::io::Result<()> {
     let len = exe.metadata()?.len();
     let mut left = len;
     while left > 0 {
-        let n = unsafe { libc::sendfile(memfd.as_raw_fd(), exe.as_raw_fd(), std::ptr::null_mut(), left as usize) };
+        let n = unsafe {
+            libc::sendfile(
+                memfd.as_raw_fd(),
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                left as usize,
+            )
+        };
         if n < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -90,7 +100,9 @@ fn try_seal_exe() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     let argv: Vec<CString> = std::env::args_os()
-        .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).unwrap_or_default())
+        .map(|a| {
+            CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).unwrap_or_default()
+        })
         .collect();
     let mut envp: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
@@ -121,7 +133,8 @@ fn signal_fd() -> SignalFd {
     set.add(Signal::SIGINT);
     set.add(Signal::SIGHUP);
     let _ = set.thread_block();
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).unwrap_or_else(|e| die(&format!("signalfd: {e}")))
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .unwrap_or_else(|e| die(&format!("signalfd: {e}")))
 }
 
 fn unblock_signals() {
@@ -139,25 +152,44 @@ struct StartFailure {
 }
 
 fn fail(message: impl Into<String>) -> StartFailure {
-    StartFailure { kind: StartErrorKind::Other, message: message.into() }
+    StartFailure {
+        kind: StartErrorKind::Other,
+        message: message.into(),
+    }
 }
 
 /// Checks that the container's command can be executed, with Docker's messages.
-pub fn check_executable(rootfs: &Path, cwd: &str, arg0: &str, env: &[String]) -> Result<(), (StartErrorKind, String)> {
+pub fn check_executable(
+    rootfs: &Path,
+    cwd: &str,
+    arg0: &str,
+    env: &[String],
+) -> Result<(), (StartErrorKind, String)> {
     use std::os::unix::fs::PermissionsExt;
     let check = |container_path: &str| -> Option<std::io::Result<std::fs::Metadata>> {
         let host = crate::paths::host_path(rootfs, container_path).ok()?;
         Some(std::fs::metadata(host))
     };
     if arg0.contains('/') {
-        let p = if arg0.starts_with('/') { arg0.to_string() } else { format!("{cwd}/{arg0}") };
+        let p = if arg0.starts_with('/') {
+            arg0.to_string()
+        } else {
+            format!("{cwd}/{arg0}")
+        };
         return match check(&p) {
-            Some(Ok(m)) if m.is_dir() => Err((StartErrorKind::PermissionDenied, format!("exec: \"{arg0}\": is a directory"))),
-            Some(Ok(m)) if m.permissions().mode() & 0o111 == 0 => {
-                Err((StartErrorKind::PermissionDenied, format!("exec: \"{arg0}\": permission denied")))
-            }
+            Some(Ok(m)) if m.is_dir() => Err((
+                StartErrorKind::PermissionDenied,
+                format!("exec: \"{arg0}\": is a directory"),
+            )),
+            Some(Ok(m)) if m.permissions().mode() & 0o111 == 0 => Err((
+                StartErrorKind::PermissionDenied,
+                format!("exec: \"{arg0}\": permission denied"),
+            )),
             Some(Ok(_)) => Ok(()),
-            _ => Err((StartErrorKind::NotFound, format!("exec: \"{arg0}\": stat {arg0}: no such file or directory"))),
+            _ => Err((
+                StartErrorKind::NotFound,
+                format!("exec: \"{arg0}\": stat {arg0}: no such file or directory"),
+            )),
         };
     }
     let path = env
@@ -174,14 +206,24 @@ pub fn check_executable(rootfs: &Path, cwd: &str, arg0: &str, env: &[String]) ->
         }
     }
     if denied {
-        return Err((StartErrorKind::PermissionDenied, format!("exec: \"{arg0}\": permission denied")));
+        return Err((
+            StartErrorKind::PermissionDenied,
+            format!("exec: \"{arg0}\": permission denied"),
+        ));
     }
-    Err((StartErrorKind::NotFound, format!("exec: \"{arg0}\": executable file not found in $PATH")))
+    Err((
+        StartErrorKind::NotFound,
+        format!("exec: \"{arg0}\": executable file not found in $PATH"),
+    ))
 }
 
 enum Runtime {
     Builtin(Box<libcontainer::container::Container>),
-    External { bin: PathBuf, root: PathBuf, id: String },
+    External {
+        bin: PathBuf,
+        root: PathBuf,
+        id: String,
+    },
 }
 
 struct Started {
@@ -204,7 +246,6 @@ fn console_listener(path: &Path) -> Result<UnixListener, StartFailure> {
 
 /// Receives the pty master a runtime sends over the console socket.
 fn receive_master(listener: &UnixListener) -> Result<OwnedFd, StartFailure> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     listener.set_nonblocking(true).ok();
     let deadline = Instant::now() + Duration::from_secs(10);
     let stream = loop {
@@ -217,12 +258,27 @@ fn receive_master(listener: &UnixListener) -> Result<OwnedFd, StartFailure> {
         }
     };
     stream.set_nonblocking(false).ok();
+    receive_fd(&stream)
+}
+
+/// Receives one fd (SCM_RIGHTS) from a connected unix stream.
+fn receive_fd(stream: &UnixStream) -> Result<OwnedFd, StartFailure> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| fail(format!("console socket recvmsg: {e}")))?;
-    for c in msg.cmsgs().map_err(|e| fail(format!("console socket: {e}")))? {
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| fail(format!("console socket recvmsg: {e}")))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| fail(format!("console socket: {e}")))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
                 return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
@@ -232,9 +288,76 @@ fn receive_master(listener: &UnixListener) -> Result<OwnedFd, StartFailure> {
     Err(fail("console socket: no pty master received"))
 }
 
-fn create_and_start(dir: &Path, info: &BundleInfo, rec: &StartRecord) -> Result<Started, StartFailure> {
+/// The built-in runtime's workload executor for `-t`: allocates the pty inside the container
+/// (from the container's own devpts, as runc does, so `tty` names `/dev/pts/0`), makes it the
+/// controlling terminal and stdio, sends the master to the monitor, then execs as usual.
+#[derive(Clone)]
+struct PtyExecutor {
+    sock: RawFd,
+}
+
+impl libcontainer::workload::Executor for PtyExecutor {
+    fn exec(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorError> {
+        if let Err(e) = setup_pty(self.sock) {
+            return Err(libcontainer::workload::ExecutorError::Other(format!(
+                "setting up the pty: {e}"
+            )));
+        }
+        libcontainer::workload::default::get_executor().exec(spec)
+    }
+
+    fn validate(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
+        libcontainer::workload::default::get_executor().validate(spec)
+    }
+}
+
+fn setup_pty(sock: RawFd) -> nix::Result<()> {
+    use nix::fcntl::OFlag;
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    nix::pty::grantpt(&master)?;
+    nix::pty::unlockpt(&master)?;
+    let name = nix::pty::ptsname_r(&master)?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let _ = nix::unistd::setsid();
+    unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) };
+    for fd in 0..3 {
+        nix::unistd::dup2(slave, fd)?;
+    }
+    if slave > 2 {
+        let _ = nix::unistd::close(slave);
+    }
+    let fds = [master.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(b"m")];
+    sendmsg::<()>(
+        sock,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    let _ = nix::unistd::close(sock);
+    Ok(())
+}
+
+fn create_and_start(
+    dir: &Path,
+    info: &BundleInfo,
+    rec: &StartRecord,
+) -> Result<Started, StartFailure> {
     let spec: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.join("config.json")).map_err(|e| fail(format!("reading config.json: {e}")))?,
+        &std::fs::read(dir.join("config.json"))
+            .map_err(|e| fail(format!("reading config.json: {e}")))?,
     )
     .map_err(|e| fail(format!("config.json: {e}")))?;
     let proc_ = &spec["process"];
@@ -242,11 +365,24 @@ fn create_and_start(dir: &Path, info: &BundleInfo, rec: &StartRecord) -> Result<
     let env: Vec<String> = serde_json::from_value(proc_["env"].clone()).unwrap_or_default();
     let cwd = proc_["cwd"].as_str().unwrap_or("/");
     let arg0 = args.first().ok_or_else(|| fail("no command specified"))?;
-    check_executable(&dir.join("rootfs"), cwd, arg0, &env).map_err(|(kind, message)| StartFailure { kind, message })?;
+    check_executable(&dir.join("rootfs"), cwd, arg0, &env)
+        .map_err(|(kind, message)| StartFailure { kind, message })?;
 
-    std::fs::create_dir_all(&rec.state_root).map_err(|e| fail(format!("{}: {e}", rec.state_root.display())))?;
+    std::fs::create_dir_all(&rec.state_root)
+        .map_err(|e| fail(format!("{}: {e}", rec.state_root.display())))?;
     let console = rec.state_root.join(format!("{}.tty", info.id));
-    let listener = if info.tty { Some(console_listener(&console)?) } else { None };
+    let builtin = rec.runtime == RuntimeKind::Builtin;
+    let listener = if info.tty && !builtin {
+        Some(console_listener(&console)?)
+    } else {
+        None
+    };
+    let pty_pair = if info.tty && builtin {
+        Some(UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?)
+    } else {
+        None
+    };
+    let mut pty_master: Option<OwnedFd> = None;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (in_r, in_w) = pipe()?;
@@ -258,12 +394,12 @@ fn create_and_start(dir: &Path, info: &BundleInfo, rec: &StartRecord) -> Result<
             let _ = std::fs::remove_dir_all(rec.state_root.join(&info.id));
             let mut b = ContainerBuilder::new(info.id.clone(), SyscallType::default())
                 .with_root_path(&rec.state_root)
-                .map_err(|e| fail(format!("runtime root: {e}")))?
-                .with_stdin(in_r)
-                .with_stdout(out_w)
-                .with_stderr(err_w);
-            if info.tty {
-                b = b.with_console_socket(Some(&console));
+                .map_err(|e| fail(format!("runtime root: {e}")))?;
+            b = b.with_stdin(in_r).with_stdout(out_w).with_stderr(err_w);
+            if let Some((_, theirs)) = &pty_pair {
+                b = b.with_executor(PtyExecutor {
+                    sock: theirs.as_raw_fd(),
+                });
             }
             let mut c = b
                 .as_init(dir)
@@ -275,7 +411,20 @@ fn create_and_start(dir: &Path, info: &BundleInfo, rec: &StartRecord) -> Result<
                 let _ = c.delete(true);
                 return Err(fail(format!("starting container: {e}")));
             }
-            let pid = c.pid().map(|p| p.as_raw()).ok_or_else(|| fail("runtime reported no pid"))?;
+            if let Some((ours, theirs)) = pty_pair {
+                drop(theirs);
+                match receive_fd(&ours) {
+                    Ok(m) => pty_master = Some(m),
+                    Err(e) => {
+                        let _ = c.delete(true);
+                        return Err(e);
+                    }
+                }
+            }
+            let pid = c
+                .pid()
+                .map(|p| p.as_raw())
+                .ok_or_else(|| fail("runtime reported no pid"))?;
             (pid, Runtime::Builtin(Box::new(c)))
         }
         RuntimeKind::External(bin) => {
@@ -284,23 +433,42 @@ fn create_and_start(dir: &Path, info: &BundleInfo, rec: &StartRecord) -> Result<
             let _ = std::fs::remove_file(&pidfile);
             let _ = std::fs::remove_file(&logfile);
             let mut cmd = Command::new(bin);
-            cmd.arg("--root").arg(&rec.state_root).arg("--log").arg(&logfile);
-            cmd.arg("create").arg("--bundle").arg(dir).arg("--pid-file").arg(&pidfile);
+            cmd.arg("--root")
+                .arg(&rec.state_root)
+                .arg("--log")
+                .arg(&logfile);
+            cmd.arg("create")
+                .arg("--bundle")
+                .arg(dir)
+                .arg("--pid-file")
+                .arg(&pidfile);
             if info.tty {
                 cmd.arg("--console-socket").arg(&console);
             }
             cmd.arg(&info.id);
-            cmd.stdin(Stdio::from(in_r)).stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
-            let status = cmd.status().map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
+            cmd.stdin(Stdio::from(in_r))
+                .stdout(Stdio::from(out_w))
+                .stderr(Stdio::from(err_w));
+            let status = cmd
+                .status()
+                .map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
             drop(cmd);
-            let runtime = Runtime::External { bin: bin.clone(), root: rec.state_root.clone(), id: info.id.clone() };
+            let runtime = Runtime::External {
+                bin: bin.clone(),
+                root: rec.state_root.clone(),
+                id: info.id.clone(),
+            };
             if !status.success() {
                 let mut msg = runtime_error(&logfile);
                 if msg.is_empty() {
                     msg = drain_now(&err_r);
                 }
                 delete_runtime(runtime);
-                return Err(fail(format!("{} create failed: {}", bin.display(), msg.trim())));
+                return Err(fail(format!(
+                    "{} create failed: {}",
+                    bin.display(),
+                    msg.trim()
+                )));
             }
             let pid: i32 = std::fs::read_to_string(&pidfile)
                 .ok()
@@ -321,26 +489,50 @@ fn create_and_start(dir: &Path, info: &BundleInfo, rec: &StartRecord) -> Result<
             if !st.success() {
                 let msg = runtime_error(&logfile);
                 delete_runtime(runtime);
-                return Err(fail(format!("{} start failed: {}", bin.display(), msg.trim())));
+                return Err(fail(format!(
+                    "{} start failed: {}",
+                    bin.display(),
+                    msg.trim()
+                )));
             }
             (pid, runtime)
         }
     };
-    let (out, err, stdin) = if let Some(l) = listener {
-        let master = receive_master(&l)?;
+    if let Some(l) = listener {
+        pty_master = Some(receive_master(&l)?);
         let _ = std::fs::remove_file(&console);
-        let stdin = if info.stdin_open { master.try_clone().ok() } else { None };
+    }
+    let (out, err, stdin) = if let Some(master) = pty_master {
+        let stdin = if info.stdin_open {
+            master.try_clone().ok()
+        } else {
+            None
+        };
         (master, None, stdin)
     } else {
-        (out_r, Some(err_r), if info.stdin_open { Some(in_w) } else { None })
+        (
+            out_r,
+            Some(err_r),
+            if info.stdin_open { Some(in_w) } else { None },
+        )
     };
-    Ok(Started { pid, out, err, stdin, runtime })
+    Ok(Started {
+        pid,
+        out,
+        err,
+        stdin,
+        runtime,
+    })
 }
 
 /// The last error line of an OCI runtime's `--log` file.
 fn runtime_error(log: &Path) -> String {
     let s = std::fs::read_to_string(log).unwrap_or_default();
-    let line = s.lines().rev().find(|l| l.contains("error") || l.contains("msg")).unwrap_or("");
+    let line = s
+        .lines()
+        .rev()
+        .find(|l| l.contains("error") || l.contains("msg"))
+        .unwrap_or("");
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
         if let Some(m) = v["msg"].as_str() {
             return m.to_string();
@@ -353,7 +545,10 @@ fn runtime_error(log: &Path) -> String {
 }
 
 fn drain_now(fd: &OwnedFd) -> String {
-    let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     let mut buf = vec![0u8; 8192];
     let n = nix::unistd::read(fd.as_raw_fd(), &mut buf).unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).into_owned()
@@ -394,21 +589,40 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
     let mut ready = unsafe { File::from_raw_fd(ready_fd) };
     set_subreaper();
     let _ = util::write_pid_file(&dir.join("monitor.pid"), std::process::id() as i32);
-    let info: BundleInfo = match std::fs::read(dir.join("bundle.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+    let info: BundleInfo = match std::fs::read(dir.join("bundle.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
         Some(i) => i,
         None => {
-            report(&mut ready, &Ready { pid: None, error: Some("bundle.json missing or invalid".into()), kind: None });
+            report(
+                &mut ready,
+                &Ready {
+                    pid: None,
+                    error: Some("bundle.json missing or invalid".into()),
+                    kind: None,
+                },
+            );
             std::process::exit(1);
         }
     };
-    let rec: StartRecord = match std::fs::read(dir.join("start.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+    let rec: StartRecord = match std::fs::read(dir.join("start.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
         Some(r) => r,
         None => {
-            report(&mut ready, &Ready { pid: None, error: Some("start.json missing or invalid".into()), kind: None });
+            report(
+                &mut ready,
+                &Ready {
+                    pid: None,
+                    error: Some("start.json missing or invalid".into()),
+                    kind: None,
+                },
+            );
             std::process::exit(1);
         }
     };
-    let sigfd = signal_fd();
     let started = match create_and_start(&dir, &info, &rec) {
         Ok(s) => s,
         Err(f) => {
@@ -424,24 +638,58 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
                 error: Some(f.message.clone()),
             };
             let _ = CgroupMode::detect().remove(&info.cgroup);
-            let _ = util::write_atomic(&crate::exit_path(&dir), &serde_json::to_vec(&st).unwrap_or_default());
-            report(&mut ready, &Ready { pid: None, error: Some(f.message), kind: Some(f.kind) });
+            let _ = util::write_atomic(
+                &crate::exit_path(&dir),
+                &serde_json::to_vec(&st).unwrap_or_default(),
+            );
+            report(
+                &mut ready,
+                &Ready {
+                    pid: None,
+                    error: Some(f.message),
+                    kind: Some(f.kind),
+                },
+            );
             std::process::exit(1);
         }
     };
+    // Blocked signals are inherited by the container's init through clone(2): block them only
+    // now. A SIGCHLD that came earlier is not lost: `relay` reaps once before waiting.
+    let sigfd = signal_fd();
     let _ = util::write_pid_file(&dir.join("init.pid"), started.pid);
     // The attach socket exists before the spawner learns the container runs.
     let sock = crate::attach_socket_path(&dir);
     let _ = std::fs::remove_file(&sock);
-    let listener = util::socket_path(&sock).and_then(|(p, _keep)| UnixListener::bind(p)).ok();
+    let listener = util::socket_path(&sock)
+        .and_then(|(p, _keep)| UnixListener::bind(p))
+        .ok();
     if let Some(l) = &listener {
         let _ = l.set_nonblocking(true);
     }
-    report(&mut ready, &Ready { pid: Some(started.pid), error: None, kind: None });
+    report(
+        &mut ready,
+        &Ready {
+            pid: Some(started.pid),
+            error: None,
+            kind: None,
+        },
+    );
     drop(ready);
-    let status = relay(&dir, &info, started.pid, &sigfd, started.out, started.err, started.stdin, listener);
+    let status = relay(
+        &dir,
+        &info,
+        started.pid,
+        &sigfd,
+        started.out,
+        started.err,
+        started.stdin,
+        listener,
+    );
     let _ = std::fs::remove_file(&sock);
-    let _ = util::write_atomic(&crate::exit_path(&dir), &serde_json::to_vec(&status).unwrap_or_default());
+    let _ = util::write_atomic(
+        &crate::exit_path(&dir),
+        &serde_json::to_vec(&status).unwrap_or_default(),
+    );
     delete_runtime(started.runtime);
     let _ = CgroupMode::detect().remove(&info.cgroup);
     std::process::exit(0)
@@ -470,7 +718,11 @@ struct LogLine<'a> {
 fn write_log(log: &mut Option<File>, stream: &str, data: &[u8]) {
     if let Some(f) = log {
         let text = String::from_utf8_lossy(data);
-        let line = LogLine { log: &text, stream, time: &util::now_rfc3339() };
+        let line = LogLine {
+            log: &text,
+            stream,
+            time: &util::now_rfc3339(),
+        };
         if let Ok(mut v) = serde_json::to_vec(&line) {
             v.push(b'\n');
             let _ = f.write_all(&v);
@@ -512,20 +764,56 @@ fn relay(
     listener: Option<UnixListener>,
 ) -> ExitStatus {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let tty_master = if info.tty { Some(out.as_raw_fd()) } else { None };
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(crate::log_path(dir)).ok();
-    let mut outputs = vec![Output { fd: out, stream: "stdout", kind: attach::STDOUT, partial: Vec::new(), open: true }];
+    let tty_master = if info.tty {
+        Some(out.as_raw_fd())
+    } else {
+        None
+    };
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(crate::log_path(dir))
+        .ok();
+    let mut outputs = vec![Output {
+        fd: out,
+        stream: "stdout",
+        kind: attach::STDOUT,
+        partial: Vec::new(),
+        open: true,
+    }];
     if let Some(e) = err {
-        outputs.push(Output { fd: e, stream: "stderr", kind: attach::STDERR, partial: Vec::new(), open: true });
+        outputs.push(Output {
+            fd: e,
+            stream: "stderr",
+            kind: attach::STDERR,
+            partial: Vec::new(),
+            open: true,
+        });
     }
     for o in &outputs {
-        let _ = nix::fcntl::fcntl(o.fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        let _ = nix::fcntl::fcntl(
+            o.fd.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
     }
     let mut clients: Vec<Client> = Vec::new();
     let mut exit: Option<(i32, Option<i32>)> = None;
     let mut drain_deadline: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut first = true;
     loop {
+        if first {
+            first = false;
+            while let Ok(ws) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                if ws == WaitStatus::StillAlive {
+                    break;
+                }
+                if ws.pid() == Some(Pid::from_raw(init)) {
+                    exit = exit_from(ws);
+                    drain_deadline = Some(Instant::now() + Duration::from_millis(500));
+                }
+            }
+        }
         if exit.is_some() {
             let done = outputs.iter().all(|o| !o.open);
             if done || drain_deadline.map(|d| Instant::now() >= d).unwrap_or(false) {
@@ -549,8 +837,10 @@ fn relay(
             map.push((3, i));
         }
         let timeout = match drain_deadline {
-            Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1)
-                .unwrap_or(PollTimeout::ZERO),
+            Some(d) => PollTimeout::try_from(
+                d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
+            )
+            .unwrap_or(PollTimeout::ZERO),
             None => PollTimeout::NONE,
         };
         if poll(&mut pfds, timeout).is_err() {
@@ -571,7 +861,10 @@ fn relay(
                         let sig = si.ssi_signo as i32;
                         if sig != libc::SIGCHLD {
                             // Forward termination signals to the container.
-                            let _ = nix::sys::signal::kill(Pid::from_raw(init), Signal::try_from(sig).unwrap_or(Signal::SIGTERM));
+                            let _ = nix::sys::signal::kill(
+                                Pid::from_raw(init),
+                                Signal::try_from(sig).unwrap_or(Signal::SIGTERM),
+                            );
                         }
                     }
                     loop {
@@ -580,7 +873,8 @@ fn relay(
                             Ok(ws) => {
                                 if ws.pid() == Some(Pid::from_raw(init)) {
                                     exit = exit_from(ws);
-                                    drain_deadline = Some(Instant::now() + Duration::from_millis(500));
+                                    drain_deadline =
+                                        Some(Instant::now() + Duration::from_millis(500));
                                 }
                             }
                         }
@@ -641,8 +935,12 @@ fn relay(
                                     attach::RESIZE if payload.len() == 4 => {
                                         if let Some(m) = tty_master {
                                             let ws = libc::winsize {
-                                                ws_row: u16::from_be_bytes([payload[0], payload[1]]),
-                                                ws_col: u16::from_be_bytes([payload[2], payload[3]]),
+                                                ws_row: u16::from_be_bytes([
+                                                    payload[0], payload[1],
+                                                ]),
+                                                ws_col: u16::from_be_bytes([
+                                                    payload[2], payload[3],
+                                                ]),
                                                 ws_xpixel: 0,
                                                 ws_ypixel: 0,
                                             };
@@ -673,7 +971,13 @@ fn relay(
     }
     let (exit_code, signal) = exit.unwrap_or((255, None));
     let oom_killed = CgroupMode::detect().oom_kills(&info.cgroup) > 0;
-    ExitStatus { exit_code, signal, oom_killed, finished_at: util::now_rfc3339(), error: None }
+    ExitStatus {
+        exit_code,
+        signal,
+        oom_killed,
+        finished_at: util::now_rfc3339(),
+        error: None,
+    }
 }
 
 fn write_all_fd(fd: RawFd, mut data: &[u8]) -> nix::Result<()> {
@@ -691,14 +995,21 @@ fn write_all_fd(fd: RawFd, mut data: &[u8]) -> nix::Result<()> {
 
 fn exec_mode(dir: PathBuf, json: &str) -> ! {
     seal_exe();
-    let opts: ExecOptions = serde_json::from_str(json).unwrap_or_else(|e| die(&format!("bad exec options: {e}")));
+    let opts: ExecOptions =
+        serde_json::from_str(json).unwrap_or_else(|e| die(&format!("bad exec options: {e}")));
     match exec_inner(&dir, &opts) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(match e {
-                crate::Error::Start { kind: StartErrorKind::NotFound, .. } => 127,
-                crate::Error::Start { kind: StartErrorKind::PermissionDenied, .. } => 126,
+                crate::Error::Start {
+                    kind: StartErrorKind::NotFound,
+                    ..
+                } => 127,
+                crate::Error::Start {
+                    kind: StartErrorKind::PermissionDenied,
+                    ..
+                } => 126,
                 _ => 126,
             })
         }
@@ -710,6 +1021,9 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
     use libcontainer::syscall::syscall::SyscallType;
     let info = crate::bundle_info(dir)?;
     let rec = crate::start_record(dir)?;
+    if let RuntimeKind::External(rt) = &rec.runtime {
+        return exec_external_tty(dir, rt, &rec, &info, opts);
+    }
     let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
     let rootfs = dir.join("rootfs");
     let mut process = spec["process"].clone();
@@ -717,14 +1031,16 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
     crate::spec::merge_env(&mut env, &opts.env);
     process["env"] = serde_json::json!(env);
     process["args"] = serde_json::json!(opts.args);
-    process["terminal"] = serde_json::json!(opts.tty);
+    // The pty is set up by PtyExecutor, not through a console socket.
+    process["terminal"] = serde_json::json!(false);
     if let Some(w) = &opts.workdir {
         process["cwd"] = serde_json::json!(w);
     }
     let cwd = process["cwd"].as_str().unwrap_or("/").to_string();
     if let Some(u) = &opts.user {
         let r = crate::spec::resolve_user(&rootfs, u, &[])?;
-        process["user"] = serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
+        process["user"] =
+            serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
         if r.uid != 0 {
             process["capabilities"]["effective"] = serde_json::json!([]);
             process["capabilities"]["permitted"] = serde_json::json!([]);
@@ -732,14 +1048,21 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
     }
     if opts.privileged {
         let all = serde_json::json!(crate::spec::ALL_CAPS);
-        process["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+        process["capabilities"] =
+            serde_json::json!({"bounding": all, "effective": all, "permitted": all});
     }
-    check_executable(&rootfs, &cwd, &opts.args[0], &env).map_err(|(kind, message)| crate::Error::Start { kind, message })?;
-    let pfile = rec.state_root.join(format!("{}.exec{}.json", info.id, std::process::id()));
+    check_executable(&rootfs, &cwd, &opts.args[0], &env)
+        .map_err(|(kind, message)| crate::Error::Start { kind, message })?;
+    let pfile = rec
+        .state_root
+        .join(format!("{}.exec{}.json", info.id, std::process::id()));
     std::fs::write(&pfile, serde_json::to_vec(&process)?)?;
     set_subreaper();
-    let console = rec.state_root.join(format!("{}.exec{}.tty", info.id, std::process::id()));
-    let listener = if opts.tty { Some(console_listener(&console).map_err(|f| crate::Error::Invalid(f.message))?) } else { None };
+    let pair = if opts.tty {
+        Some(UnixStream::pair()?)
+    } else {
+        None
+    };
     let dup = |fd: RawFd| -> crate::Result<OwnedFd> {
         let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         Ok(b.try_clone_to_owned()?)
@@ -748,16 +1071,28 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
         .with_root_path(&rec.state_root)
         .map_err(|e| crate::Error::Invalid(e.to_string()))?;
     // libcontainer needs pipes or files as stdio; /dev/null-like stdio is swapped for a pipe.
-    b = b.with_stdin(stdio_or_pipe(dup(0)?)).with_stdout(dup(1)?).with_stderr(dup(2)?);
-    if opts.tty {
-        b = b.with_console_socket(Some(&console));
+    b = b
+        .with_stdin(stdio_or_pipe(dup(0)?))
+        .with_stdout(dup(1)?)
+        .with_stderr(dup(2)?);
+    if let Some((_, theirs)) = &pair {
+        b = b.with_executor(PtyExecutor {
+            sock: theirs.as_raw_fd(),
+        });
     }
-    let res = b.as_tenant().with_process(Some(&pfile)).with_detach(true).build();
+    let res = b
+        .as_tenant()
+        .with_process(Some(&pfile))
+        .with_detach(true)
+        .build();
     let _ = std::fs::remove_file(&pfile);
-    let pid = res.map_err(|e| crate::Error::Start { kind: StartErrorKind::Other, message: format!("exec failed: {e}") })?;
-    if let Some(l) = listener {
-        let master = receive_master(&l).map_err(|f| crate::Error::Invalid(f.message))?;
-        let _ = std::fs::remove_file(&console);
+    let pid = res.map_err(|e| crate::Error::Start {
+        kind: StartErrorKind::Other,
+        message: format!("exec failed: {e}"),
+    })?;
+    if let Some((ours, theirs)) = pair {
+        drop(theirs);
+        let master = receive_fd(&ours).map_err(|f| crate::Error::Invalid(f.message))?;
         return Ok(relay_tty(pid.as_raw(), master));
     }
     loop {
@@ -773,11 +1108,55 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
     }
 }
 
+/// `<runtime> exec --detach --tty --console-socket`, then relay the pty until the process
+/// (re-parented to us, the subreaper) exits.
+fn exec_external_tty(
+    dir: &Path,
+    rt: &Path,
+    rec: &StartRecord,
+    info: &BundleInfo,
+    opts: &ExecOptions,
+) -> crate::Result<i32> {
+    set_subreaper();
+    let tag = format!("{}.exec{}", info.id, std::process::id());
+    let console = rec.state_root.join(format!("{tag}.tty"));
+    let pidfile = rec.state_root.join(format!("{tag}.pid"));
+    let listener = console_listener(&console).map_err(|f| crate::Error::Invalid(f.message))?;
+    let extra = [
+        std::ffi::OsStr::new("--detach"),
+        std::ffi::OsStr::new("--tty"),
+        std::ffi::OsStr::new("--console-socket"),
+        console.as_os_str(),
+        std::ffi::OsStr::new("--pid-file"),
+        pidfile.as_os_str(),
+    ];
+    let mut cmd = crate::external_exec_command(rt, rec, info, dir, opts, &extra)?;
+    let out = cmd.stdin(Stdio::null()).output()?;
+    let _ = std::fs::remove_file(&console);
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&pidfile);
+        return Err(crate::Error::Invalid(format!(
+            "exec failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let master = receive_master(&listener).map_err(|f| crate::Error::Invalid(f.message))?;
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let _ = std::fs::remove_file(&pidfile);
+    Ok(relay_tty(pid, master))
+}
+
 /// A character device (like /dev/null) as stdin is replaced by an empty pipe.
 fn stdio_or_pipe(fd: OwnedFd) -> OwnedFd {
     use std::os::unix::fs::FileTypeExt;
     let f = File::from(fd);
-    let is_chr = f.metadata().map(|m| m.file_type().is_char_device()).unwrap_or(false);
+    let is_chr = f
+        .metadata()
+        .map(|m| m.file_type().is_char_device())
+        .unwrap_or(false);
     let tty = unsafe { libc::isatty(f.as_raw_fd()) } == 1;
     if is_chr && !tty {
         if let Ok((r, _w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
@@ -802,15 +1181,25 @@ fn relay_tty(pid: i32, master: OwnedFd) -> i32 {
                 break;
             }
         }
-        let mut fds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN), PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+        ];
         if stdin_open {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
         }
-        let t = if deadline.is_some() { PollTimeout::from(50u8) } else { PollTimeout::NONE };
+        let t = if deadline.is_some() {
+            PollTimeout::from(50u8)
+        } else {
+            PollTimeout::NONE
+        };
         if poll(&mut fds, t).is_err() {
             continue;
         }
-        let rv: Vec<bool> = fds.iter().map(|f| f.revents().map(|r| !r.is_empty()).unwrap_or(false)).collect();
+        let rv: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().map(|r| !r.is_empty()).unwrap_or(false))
+            .collect();
         drop(fds);
         if rv[0] {
             while let Ok(Some(_)) = sigfd.read_signal() {}

@@ -96,7 +96,12 @@ pub fn mkdir_all_in_root(root: &Path, path: &str) -> io::Result<String> {
         let host = join_root(root, &r);
         match std::fs::symlink_metadata(&host) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{cur}: not a directory"))),
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{cur}: not a directory"),
+                ))
+            }
             Err(_) => std::fs::create_dir(&host)?,
         }
         cur = r;
@@ -108,7 +113,10 @@ pub fn mkdir_all_in_root(root: &Path, path: &str) -> io::Result<String> {
 /// there yet, e.g. as a mount point for a bind-mounted file. Returns the resolved path.
 pub fn touch_in_root(root: &Path, path: &str) -> io::Result<String> {
     let resolved = resolve_in_root(root, path)?;
-    let parent = Path::new(&resolved).parent().map(|p| p.to_string_lossy().to_string()).unwrap_or_else(|| "/".into());
+    let parent = Path::new(&resolved)
+        .parent()
+        .map(|p| p.to_string_lossy().to_string())
+        .unwrap_or_else(|| "/".into());
     mkdir_all_in_root(root, &parent)?;
     let host = join_root(root, &resolved);
     if std::fs::symlink_metadata(&host).is_err() {
@@ -136,7 +144,10 @@ mod tests {
         std::os::unix::fs::symlink("/etc", root.join("escape")).unwrap();
         std::os::unix::fs::symlink("../../../../..", root.join("up")).unwrap();
         std::os::unix::fs::symlink("real/dir", root.join("rel")).unwrap();
-        assert_eq!(resolve_in_root(root, "/escape/passwd").unwrap(), "/etc/passwd");
+        assert_eq!(
+            resolve_in_root(root, "/escape/passwd").unwrap(),
+            "/etc/passwd"
+        );
         assert_eq!(resolve_in_root(root, "/up/etc").unwrap(), "/etc");
         assert_eq!(resolve_in_root(root, "/rel/x").unwrap(), "/real/dir/x");
         let made = mkdir_all_in_root(root, "/escape/sub").unwrap();

@@ -14,7 +14,8 @@ const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::Invalid(format!("path with NUL: {}", p.display())))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("path with NUL: {}", p.display())))
 }
 
 fn last_err(what: &str) -> Error {
@@ -27,10 +28,19 @@ fn last_err(what: &str) -> Error {
 /// Whether `path` is a mount point (its device differs from its parent's, or it is listed in
 /// /proc/self/mountinfo).
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = path.canonicalize() else { return false };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(canon) = path.canonicalize() else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     let want = canon.to_string_lossy();
-    info.lines().any(|l| l.split(' ').nth(4).map(|m| unescape_mountinfo(m) == want).unwrap_or(false))
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .map(|m| unescape_mountinfo(m) == want)
+            .unwrap_or(false)
+    })
 }
 
 fn unescape_mountinfo(s: &str) -> String {
@@ -64,17 +74,38 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
     }
     match mount_overlay_fsconfig(lowers, upper, work, target) {
         Ok(()) => Ok(()),
-        Err(first) => mount_overlay_legacy(lowers, upper, work, target)
-            .map_err(|e| Error::Invalid(format!("mounting overlay at {}: {first}; fallback: {e}", target.display()))),
+        Err(first) => mount_overlay_legacy(lowers, upper, work, target).map_err(|e| {
+            Error::Invalid(format!(
+                "mounting overlay at {}: {first}; fallback: {e}",
+                target.display()
+            ))
+        }),
     }
 }
 
 fn bind_mount(src: &Path, target: &Path) -> Result<()> {
-    nix::mount::mount(Some(src), target, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| Error::Invalid(format!("bind mount {} on {}: {e}", src.display(), target.display())))
+    nix::mount::mount(
+        Some(src),
+        target,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        Error::Invalid(format!(
+            "bind mount {} on {}: {e}",
+            src.display(),
+            target.display()
+        ))
+    })
 }
 
-fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+fn mount_overlay_fsconfig(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
     let fstype = CString::new("overlay").unwrap();
     // SAFETY: plain syscalls with valid, NUL-terminated arguments; returned fds are owned.
     unsafe {
@@ -86,7 +117,15 @@ fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target:
         let set = |key: &str, val: &Path| -> Result<()> {
             let k = CString::new(key).unwrap();
             let v = cstr(val)?;
-            if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) < 0 {
+            if libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            ) < 0
+            {
                 return Err(last_err(&format!("fsconfig {key}={}", val.display())));
             }
             Ok(())
@@ -97,7 +136,15 @@ fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target:
         }
         set("upperdir", upper)?;
         set("workdir", work)?;
-        if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, 0usize, 0usize, 0) < 0 {
+        if libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            0usize,
+            0usize,
+            0,
+        ) < 0
+        {
             return Err(last_err("fsconfig create overlay"));
         }
         let m = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0);
@@ -122,7 +169,12 @@ fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target:
     Ok(())
 }
 
-fn mount_overlay_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+fn mount_overlay_legacy(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
     // Keep the layer directories open and name them through short fd links.
     let mut held = Vec::new();
     let mut names = Vec::new();
@@ -131,12 +183,26 @@ fn mount_overlay_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &
         names.push(format!("/proc/self/fd/{}", f.as_raw_fd()));
         held.push(f);
     }
-    let data = format!("lowerdir={},upperdir={},workdir={}", names.join(":"), upper.display(), work.display());
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        names.join(":"),
+        upper.display(),
+        work.display()
+    );
     if data.len() >= 4096 {
-        return Err(Error::Invalid(format!("overlay options too long ({} bytes)", data.len())));
+        return Err(Error::Invalid(format!(
+            "overlay options too long ({} bytes)",
+            data.len()
+        )));
     }
-    nix::mount::mount(Some("overlay"), target, Some("overlay"), nix::mount::MsFlags::empty(), Some(data.as_str()))
-        .map_err(|e| Error::Invalid(format!("mount overlay: {e}")))?;
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| Error::Invalid(format!("mount overlay: {e}")))?;
     drop(held);
     Ok(())
 }

@@ -30,14 +30,46 @@ pub const DEFAULT_CAPS: &[&str] = &[
 
 /// Every capability the kernel knows (for `--privileged` and `--cap-add ALL`).
 pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
@@ -58,8 +90,13 @@ pub const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Paths Docker makes read-only.
-pub const READONLY_PATHS: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Where `--init`'s binary is mounted.
 pub const INIT_PATH: &str = "/sbin/docker-init";
@@ -74,7 +111,9 @@ pub struct ResolvedUser {
 }
 
 fn read_db(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
-    let Ok(p) = paths::host_path(rootfs, file) else { return Vec::new() };
+    let Ok(p) = paths::host_path(rootfs, file) else {
+        return Vec::new();
+    };
     std::fs::read_to_string(p)
         .unwrap_or_default()
         .lines()
@@ -97,9 +136,11 @@ pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<R
         .find(|e| e.len() >= 3 && (e[0] == u || (u.parse::<u32>().is_ok() && e[2] == u)));
     let uid: u32 = match u.parse() {
         Ok(n) => n,
-        Err(_) => entry
-            .and_then(|e| e.get(2)?.parse().ok())
-            .ok_or_else(|| Error::Invalid(format!("unable to find user {u}: no matching entries in passwd file")))?,
+        Err(_) => entry.and_then(|e| e.get(2)?.parse().ok()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        })?,
     };
     let name = entry.map(|e| e[0].clone());
     let home = entry.and_then(|e| e.get(5).cloned());
@@ -111,7 +152,11 @@ pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<R
             .iter()
             .find(|e| !e.is_empty() && e[0] == g)
             .and_then(|e| e.get(2)?.parse().ok())
-            .ok_or_else(|| Error::Invalid(format!("unable to find group {g}: no matching entries in group file")))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })
     };
     let gid = match g {
         Some(g) if !g.is_empty() => find_group(g)?,
@@ -137,7 +182,12 @@ pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<R
             additional.push(n);
         }
     }
-    Ok(ResolvedUser { uid, gid, additional_gids: additional, home })
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids: additional,
+        home,
+    })
 }
 
 fn norm_cap(c: &str) -> String {
@@ -164,7 +214,11 @@ pub fn capabilities(opts: &RunOptions) -> Result<Vec<String>> {
     let mut caps: Vec<String> = if drops.iter().any(|c| c == "ALL") {
         Vec::new()
     } else {
-        DEFAULT_CAPS.iter().map(|s| s.to_string()).filter(|c| !drops.contains(c)).collect()
+        DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !drops.contains(c))
+            .collect()
     };
     if adds.iter().any(|c| c == "ALL") {
         caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
@@ -203,7 +257,10 @@ fn rlimit_resource(name: &str) -> Option<(&'static str, libc::__rlimit_resource_
 
 /// The host's hard limit for a resource (`u64::MAX` for unlimited).
 pub fn host_hard_limit(res: libc::__rlimit_resource_t) -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we own.
     if unsafe { libc::getrlimit(res, &mut r) } != 0 {
         return u64::MAX;
@@ -255,7 +312,11 @@ pub fn process_args(image: &ImageRuntimeConfig, opts: &RunOptions) -> Result<Vec
     let (entry, cmd) = match &opts.entrypoint {
         Some(e) => (e.clone(), opts.cmd.clone()),
         None => {
-            let cmd = if opts.cmd.is_empty() { image.cmd.clone().unwrap_or_default() } else { opts.cmd.clone() };
+            let cmd = if opts.cmd.is_empty() {
+                image.cmd.clone().unwrap_or_default()
+            } else {
+                opts.cmd.clone()
+            };
             (image.entrypoint.clone().unwrap_or_default(), cmd)
         }
     };
@@ -307,7 +368,13 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec> {
 
 /// Generates the runtime spec as JSON.
 pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
-    let SpecInput { id, rootfs, image, opts, .. } = *input;
+    let SpecInput {
+        id,
+        rootfs,
+        image,
+        opts,
+        ..
+    } = *input;
     let caps = capabilities(opts)?;
     let user_str = opts.user.clone().unwrap_or_else(|| image.user.clone());
     let user = resolve_user(rootfs, &user_str, &opts.group_add)?;
@@ -321,15 +388,27 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     merge_env(&mut env, &image.env);
     merge_env(&mut env, &opts.env);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user.home.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into())));
+        env.push(format!(
+            "HOME={}",
+            user.home
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "/".into())
+        ));
     }
 
     // Working directory (Docker creates it). Never let it point into /proc: a
     // `/proc/self/fd/N` cwd is how runtimes leak host directories (CVE-2024-21626).
-    let wd = opts.workdir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| image.working_dir.clone());
+    let wd = opts
+        .workdir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| image.working_dir.clone());
     let wd = if wd.is_empty() { "/".to_string() } else { wd };
     if !wd.starts_with('/') {
-        return Err(Error::Invalid(format!("the working directory '{wd}' is invalid, it needs to be an absolute path")));
+        return Err(Error::Invalid(format!(
+            "the working directory '{wd}' is invalid, it needs to be an absolute path"
+        )));
     }
     let mut cwd = paths::clean(&wd);
     if cwd == "/proc" || cwd.starts_with("/proc/") || cwd == "/sys" || cwd.starts_with("/sys/") {
@@ -351,8 +430,11 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
         args = a;
     }
 
-    let (eff, perm): (Vec<String>, Vec<String>) =
-        if user.uid == 0 { (caps.clone(), caps.clone()) } else { (Vec::new(), Vec::new()) };
+    let (eff, perm): (Vec<String>, Vec<String>) = if user.uid == 0 {
+        (caps.clone(), caps.clone())
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut process = json!({
         "terminal": opts.tty,
         "user": { "uid": user.uid, "gid": user.gid },
@@ -376,28 +458,71 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
 
     // Mounts.
     let shm = format!("size={}", opts.shm_size.unwrap_or(64 << 20));
-    let sys_opts: &[&str] = if opts.privileged { &["nosuid", "noexec", "nodev", "rw"] } else { &["nosuid", "noexec", "nodev", "ro"] };
-    let cg_opts: &[&str] = if opts.privileged { &["nosuid", "noexec", "nodev", "relatime", "rw"] } else { &["nosuid", "noexec", "nodev", "relatime", "ro"] };
+    let sys_opts: &[&str] = if opts.privileged {
+        &["nosuid", "noexec", "nodev", "rw"]
+    } else {
+        &["nosuid", "noexec", "nodev", "ro"]
+    };
+    let cg_opts: &[&str] = if opts.privileged {
+        &["nosuid", "noexec", "nodev", "relatime", "rw"]
+    } else {
+        &["nosuid", "noexec", "nodev", "relatime", "ro"]
+    };
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
         mount("/sys", "sysfs", "sysfs", sys_opts),
         mount("/sys/fs/cgroup", "cgroup", "cgroup", cg_opts),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &shm]),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm],
+        ),
     ];
     if let Some(init) = &opts.init {
-        let dest = if input.create_paths { paths::touch_in_root(rootfs, INIT_PATH)? } else { INIT_PATH.to_string() };
+        let dest = if input.create_paths {
+            paths::touch_in_root(rootfs, INIT_PATH)?
+        } else {
+            INIT_PATH.to_string()
+        };
         mounts.push(json!({"destination": dest, "type": "bind", "source": init, "options": ["rbind", "ro", "nosuid", "nodev"]}));
     }
     for m in &opts.mounts {
         let target = m.target();
         if !target.starts_with('/') {
-            return Err(Error::Invalid(format!("invalid mount config: mount path must be absolute: {target}")));
+            return Err(Error::Invalid(format!(
+                "invalid mount config: mount path must be absolute: {target}"
+            )));
         }
         let is_file = match m {
-            MountSpec::Bind { source, .. } => source.metadata().map(|md| !md.is_dir()).unwrap_or(false),
+            MountSpec::Bind { source, .. } => {
+                source.metadata().map(|md| !md.is_dir()).unwrap_or(false)
+            }
             _ => false,
         };
         if let MountSpec::Bind { source, .. } = m {
@@ -409,17 +534,31 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
             }
         }
         let dest = if input.create_paths {
-            if is_file { paths::touch_in_root(rootfs, target)? } else { paths::mkdir_all_in_root(rootfs, target)? }
+            if is_file {
+                paths::touch_in_root(rootfs, target)?
+            } else {
+                paths::mkdir_all_in_root(rootfs, target)?
+            }
         } else {
             paths::resolve_in_root(rootfs, target)?
         };
         mounts.push(match m {
-            MountSpec::Bind { source, readonly, .. } | MountSpec::Volume { source, readonly, .. } => {
+            MountSpec::Bind {
+                source, readonly, ..
+            }
+            | MountSpec::Volume {
+                source, readonly, ..
+            } => {
                 let mut o = vec!["rbind", "rprivate"];
                 o.push(if *readonly { "ro" } else { "rw" });
                 json!({"destination": dest, "type": "bind", "source": source, "options": o})
             }
-            MountSpec::Tmpfs { size, mode, options, .. } => {
+            MountSpec::Tmpfs {
+                size,
+                mode,
+                options,
+                ..
+            } => {
                 let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
                 if let Some(s) = size {
                     o.push(format!("size={s}"));
@@ -434,7 +573,12 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     }
 
     // Namespaces.
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     match &opts.network {
         NetworkMode::None => namespaces.push(json!({"type": "network"})),
         NetworkMode::Host => {}
@@ -449,11 +593,21 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     } else {
         devices.push(json!({"allow": true, "type": "c", "access": "m"}));
         devices.push(json!({"allow": true, "type": "b", "access": "m"}));
-        for (major, minor) in [(1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1), (5, 2)] {
+        for (major, minor) in [
+            (1, 3),
+            (1, 8),
+            (1, 7),
+            (5, 0),
+            (1, 5),
+            (1, 9),
+            (5, 1),
+            (5, 2),
+        ] {
             devices.push(json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}));
         }
         devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
-        devices.push(json!({"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}));
+        devices
+            .push(json!({"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}));
     }
     let mut resources = json!({ "devices": devices });
     let mut memory = serde_json::Map::new();
@@ -570,7 +724,9 @@ mod tests {
     fn validator() -> Option<jsonschema::Validator> {
         let p = Path::new(SCHEMA_DIR).join("config-schema.json");
         let Ok(bytes) = std::fs::read(&p) else {
-            eprintln!("!!! runtime-spec schema not found at {SCHEMA_DIR}: schema validation SKIPPED");
+            eprintln!(
+                "!!! runtime-spec schema not found at {SCHEMA_DIR}: schema validation SKIPPED"
+            );
             return None;
         };
         let schema: Value = serde_json::from_slice(&bytes).unwrap();
@@ -592,13 +748,24 @@ mod tests {
             "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\nwheel:x:10:app\napp:x:1000:\nstaff:x:50:\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\nwheel:x:10:app\napp:x:1000:\nstaff:x:50:\n",
+        )
+        .unwrap();
         std::os::unix::fs::symlink("/etc", d.path().join("link-out")).unwrap();
         d
     }
 
     fn gen(root: &Path, image: &ImageRuntimeConfig, opts: &RunOptions) -> Value {
-        let input = SpecInput { id: "0123456789abcdef", rootfs: root, image, opts, cgroup_parent: "/berth", create_paths: true };
+        let input = SpecInput {
+            id: "0123456789abcdef",
+            rootfs: root,
+            image,
+            opts,
+            cgroup_parent: "/berth",
+            create_paths: true,
+        };
         let v = generate_json(&input).unwrap();
         // It must also parse as oci-spec's typed Spec.
         let _: Spec = serde_json::from_value(v.clone()).unwrap();
@@ -607,7 +774,10 @@ mod tests {
 
     fn assert_valid(v: &Value) {
         if let Some(val) = validator() {
-            let errors: Vec<String> = val.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+            let errors: Vec<String> = val
+                .iter_errors(v)
+                .map(|e| format!("{} at {}", e, e.instance_path))
+                .collect();
             assert!(errors.is_empty(), "schema errors: {errors:#?}");
         }
     }
@@ -632,12 +802,33 @@ mod tests {
         let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert_eq!(caps.len(), DEFAULT_CAPS.len());
         assert_eq!(v["linux"]["cgroupsPath"], "/berth/0123456789abcdef");
-        let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network", "cgroup"]);
         assert!(v["linux"]["seccomp"]["syscalls"].as_array().unwrap().len() > 10);
-        assert_eq!(v["linux"]["maskedPaths"].as_array().unwrap().len(), MASKED_PATHS.len());
-        let dests: Vec<&str> = v["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
-        for want in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"] {
+        assert_eq!(
+            v["linux"]["maskedPaths"].as_array().unwrap().len(),
+            MASKED_PATHS.len()
+        );
+        let dests: Vec<&str> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        for want in [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/sys/fs/cgroup",
+        ] {
             assert!(dests.contains(&want), "{want} missing");
         }
     }
@@ -655,7 +846,18 @@ mod tests {
             cap_add: vec!["NET_ADMIN".into()],
             cap_drop: vec!["chown".into()],
             no_new_privileges: true,
-            ulimits: vec![Ulimit { name: "nofile".into(), soft: 1 << 30, hard: 1 << 30 }, Ulimit { name: "nproc".into(), soft: 100, hard: 200 }],
+            ulimits: vec![
+                Ulimit {
+                    name: "nofile".into(),
+                    soft: 1 << 30,
+                    hard: 1 << 30,
+                },
+                Ulimit {
+                    name: "nproc".into(),
+                    soft: 100,
+                    hard: 200,
+                },
+            ],
             memory: Some(64 << 20),
             memory_swap: Some(128 << 20),
             cpus: Some(1.5),
@@ -664,8 +866,17 @@ mod tests {
             pids_limit: Some(50),
             network: NetworkMode::Host,
             mounts: vec![
-                MountSpec::Bind { source: src.path().to_path_buf(), target: "/link-out/data".into(), readonly: true },
-                MountSpec::Tmpfs { target: "/scratch".into(), size: Some(1 << 20), mode: Some(0o1777), options: vec![] },
+                MountSpec::Bind {
+                    source: src.path().to_path_buf(),
+                    target: "/link-out/data".into(),
+                    readonly: true,
+                },
+                MountSpec::Tmpfs {
+                    target: "/scratch".into(),
+                    size: Some(1 << 20),
+                    mode: Some(0o1777),
+                    options: vec![],
+                },
             ],
             hostname: Some("box".into()),
             ..Default::default()
@@ -680,12 +891,22 @@ mod tests {
         assert!(d.path().join("work/dir").is_dir());
         assert_eq!(p["terminal"], true);
         assert!(p["env"].as_array().unwrap().contains(&json!("TERM=xterm")));
-        assert!(p["env"].as_array().unwrap().contains(&json!("HOME=/home/app")));
+        assert!(p["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("HOME=/home/app")));
         assert_eq!(p["capabilities"]["effective"], json!([]));
         let bounding = p["capabilities"]["bounding"].as_array().unwrap();
-        assert!(bounding.contains(&json!("CAP_NET_ADMIN")) && !bounding.contains(&json!("CAP_CHOWN")));
+        assert!(
+            bounding.contains(&json!("CAP_NET_ADMIN")) && !bounding.contains(&json!("CAP_CHOWN"))
+        );
         assert_eq!(p["noNewPrivileges"], true);
-        let nofile = p["rlimits"].as_array().unwrap().iter().find(|r| r["type"] == "RLIMIT_NOFILE").unwrap();
+        let nofile = p["rlimits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "RLIMIT_NOFILE")
+            .unwrap();
         let host = host_hard_limit(libc::RLIMIT_NOFILE);
         assert_eq!(nofile["hard"].as_u64().unwrap(), host.min(1 << 30));
         assert_eq!(v["root"]["readonly"], true);
@@ -696,26 +917,57 @@ mod tests {
         assert_eq!(r["cpu"]["shares"], 512);
         assert_eq!(r["pids"]["limit"], 50);
         assert_eq!(v["hostname"], "box");
-        assert!(!v["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "network"));
+        assert!(!v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"));
         // The bind target behind a symlink leaving the rootfs lands inside it.
-        let bind = v["mounts"].as_array().unwrap().iter().find(|m| m["type"] == "bind").unwrap();
+        let bind = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["type"] == "bind")
+            .unwrap();
         assert_eq!(bind["destination"], "/etc/data");
         assert!(bind["options"].as_array().unwrap().contains(&json!("ro")));
         assert!(d.path().join("etc/data").is_dir());
-        let tmpfs = v["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/scratch").unwrap();
-        assert!(tmpfs["options"].as_array().unwrap().contains(&json!("mode=1777")));
+        let tmpfs = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/scratch")
+            .unwrap();
+        assert!(tmpfs["options"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("mode=1777")));
     }
 
     #[test]
     fn privileged_and_unconfined() {
         let d = rootfs();
-        let opts = RunOptions { cmd: vec!["sh".into()], privileged: true, ..Default::default() };
+        let opts = RunOptions {
+            cmd: vec!["sh".into()],
+            privileged: true,
+            ..Default::default()
+        };
         let v = gen(d.path(), &ImageRuntimeConfig::default(), &opts);
         assert_valid(&v);
         assert!(v["linux"].get("seccomp").is_none());
         assert!(v["linux"].get("maskedPaths").is_none());
-        assert_eq!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len(), ALL_CAPS.len());
-        let opts = RunOptions { cmd: vec!["sh".into()], seccomp_unconfined: true, ..Default::default() };
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            ALL_CAPS.len()
+        );
+        let opts = RunOptions {
+            cmd: vec!["sh".into()],
+            seccomp_unconfined: true,
+            ..Default::default()
+        };
         let v = gen(d.path(), &ImageRuntimeConfig::default(), &opts);
         assert!(v["linux"].get("seccomp").is_none());
         assert!(v["linux"].get("maskedPaths").is_some());
@@ -733,28 +985,66 @@ mod tests {
             cmd: c.into_iter().map(String::from).collect(),
             ..Default::default()
         };
-        assert_eq!(process_args(&image, &o(None, vec![])).unwrap(), ["/entry", "default"]);
-        assert_eq!(process_args(&image, &o(None, vec!["x"])).unwrap(), ["/entry", "x"]);
-        assert_eq!(process_args(&image, &o(Some(vec!["sh"]), vec![])).unwrap(), ["sh"]);
+        assert_eq!(
+            process_args(&image, &o(None, vec![])).unwrap(),
+            ["/entry", "default"]
+        );
+        assert_eq!(
+            process_args(&image, &o(None, vec!["x"])).unwrap(),
+            ["/entry", "x"]
+        );
+        assert_eq!(
+            process_args(&image, &o(Some(vec!["sh"]), vec![])).unwrap(),
+            ["sh"]
+        );
         assert!(process_args(&ImageRuntimeConfig::default(), &o(Some(vec![]), vec![])).is_err());
     }
 
     #[test]
     fn bad_input_is_rejected() {
         let d = rootfs();
-        let base = RunOptions { cmd: vec!["sh".into()], ..Default::default() };
+        let base = RunOptions {
+            cmd: vec!["sh".into()],
+            ..Default::default()
+        };
         for opts in [
-            RunOptions { workdir: Some("/proc/self/fd/3".into()), ..base.clone() },
-            RunOptions { workdir: Some("rel".into()), ..base.clone() },
-            RunOptions { user: Some("ghost".into()), ..base.clone() },
-            RunOptions { cap_add: vec!["CAP_BOGUS".into()], ..base.clone() },
-            RunOptions { memory: Some(1024), ..base.clone() },
             RunOptions {
-                mounts: vec![MountSpec::Bind { source: PathBuf::from("/nonexistent/x"), target: "/x".into(), readonly: false }],
+                workdir: Some("/proc/self/fd/3".into()),
+                ..base.clone()
+            },
+            RunOptions {
+                workdir: Some("rel".into()),
+                ..base.clone()
+            },
+            RunOptions {
+                user: Some("ghost".into()),
+                ..base.clone()
+            },
+            RunOptions {
+                cap_add: vec!["CAP_BOGUS".into()],
+                ..base.clone()
+            },
+            RunOptions {
+                memory: Some(1024),
+                ..base.clone()
+            },
+            RunOptions {
+                mounts: vec![MountSpec::Bind {
+                    source: PathBuf::from("/nonexistent/x"),
+                    target: "/x".into(),
+                    readonly: false,
+                }],
                 ..base.clone()
             },
         ] {
-            let input = SpecInput { id: "c", rootfs: d.path(), image: &ImageRuntimeConfig::default(), opts: &opts, cgroup_parent: "/berth", create_paths: true };
+            let input = SpecInput {
+                id: "c",
+                rootfs: d.path(),
+                image: &ImageRuntimeConfig::default(),
+                opts: &opts,
+                cgroup_parent: "/berth",
+                create_paths: true,
+            };
             assert!(generate_json(&input).is_err(), "{opts:?} accepted");
         }
     }
@@ -764,7 +1054,10 @@ mod tests {
         let d = rootfs();
         assert_eq!(resolve_user(d.path(), "", &[]).unwrap().uid, 0);
         let u = resolve_user(d.path(), "1000:50", &["wheel".into()]).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (1000, 50, vec![10]));
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids.clone()),
+            (1000, 50, vec![10])
+        );
         let u = resolve_user(d.path(), "4242", &[]).unwrap();
         assert_eq!((u.uid, u.gid), (4242, 0));
         assert!(resolve_user(d.path(), "app:nogroup", &[]).is_err());

@@ -27,7 +27,9 @@ pub fn rfc3339_nano(secs: i64, nanos: u32) -> String {
 
 /// The current time as [`rfc3339_nano`].
 pub fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339_nano(d.as_secs() as i64, d.subsec_nanos())
 }
 
@@ -51,8 +53,12 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
 
 /// Whether process `pid` is alive (not a zombie) and started at `start`.
 pub fn proc_alive(pid: i32, start: u64) -> bool {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let Some(close) = s.rfind(')') else { return false };
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = s.rfind(')') else {
+        return false;
+    };
     let mut f = s[close + 2..].split(' ');
     let state = f.next().unwrap_or("");
     let st: Option<u64> = f.nth(18).and_then(|x| x.parse().ok());
@@ -80,9 +86,13 @@ pub fn socket_path(path: &Path) -> io::Result<(PathBuf, Option<OwnedFd>)> {
         return Ok((path.to_path_buf(), None));
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let fd: OwnedFd = nix::fcntl::open(dir, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-        .map_err(io::Error::from)?;
+    let fd: OwnedFd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    .map_err(io::Error::from)?;
     let name = path.file_name().unwrap_or_default();
     let p = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())).join(name);
     Ok((p, Some(fd)))
@@ -94,7 +104,13 @@ mod tests {
     #[test]
     fn time_format() {
         assert_eq!(rfc3339_nano(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339_nano(1_700_000_000, 5), "2023-11-14T22:13:20.000000005Z");
-        assert_eq!(rfc3339_nano(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339_nano(1_700_000_000, 5),
+            "2023-11-14T22:13:20.000000005Z"
+        );
+        assert_eq!(
+            rfc3339_nano(951_782_400, 0),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 }

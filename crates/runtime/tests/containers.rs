@@ -12,7 +12,9 @@ fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    eprintln!("\n!!!!!!!!!! berth-runtime container tests SKIPPED: they must run as root !!!!!!!!!!\n");
+    eprintln!(
+        "\n!!!!!!!!!! berth-runtime container tests SKIPPED: they must run as root !!!!!!!!!!\n"
+    );
     false
 }
 
@@ -22,20 +24,44 @@ fn busybox_layer() -> &'static Path {
     LAYER.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("berth-rt-busybox-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for d in ["bin", "etc", "tmp", "root", "home/user", "proc", "sys", "dev"] {
+        for d in [
+            "bin",
+            "etc",
+            "tmp",
+            "root",
+            "home/user",
+            "proc",
+            "sys",
+            "dev",
+        ] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("busybox-static installed");
-        let list = std::process::Command::new("/bin/busybox").arg("--list").output().unwrap();
+        let list = std::process::Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .unwrap();
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             if applet != "busybox" {
                 let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
             }
         }
-        std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n").unwrap();
-        std::fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\nextra:x:2000:user\n").unwrap();
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("etc/group"),
+            "root:x:0:\nuser:x:1000:\nextra:x:2000:user\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("etc/notexec"), "data\n").unwrap();
-        std::fs::set_permissions(dir.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        std::fs::set_permissions(
+            dir.join("tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
         dir
     })
 }
@@ -51,9 +77,22 @@ fn runtimes() -> Vec<RuntimeKind> {
             }
         }
     }
+    let hybrid = cgroup::hybrid_v2_controllers();
+    if !hybrid.is_empty() {
+        eprintln!(
+            "!!! crun runs SKIPPED: this hybrid cgroup host has controllers {hybrid:?} on the v2 side, \
+             which crun refuses (\"cgroups in hybrid mode not supported\"); builtin and runc still run"
+        );
+        v.retain(|k| !matches!(k, RuntimeKind::External(p) if p.ends_with("crun")));
+    }
     for rt in ["runc", "crun"] {
-        if !v.iter().any(|k| matches!(k, RuntimeKind::External(p) if p.ends_with(rt))) {
-            eprintln!("!!! {rt} not installed: its runs are SKIPPED");
+        if !v
+            .iter()
+            .any(|k| matches!(k, RuntimeKind::External(p) if p.ends_with(rt)))
+        {
+            if !(rt == "crun" && !hybrid.is_empty()) {
+                eprintln!("!!! {rt} not installed: its runs are SKIPPED");
+            }
         }
     }
     // BERTH_TEST_RUNTIMES=builtin,runc narrows the set while developing.
@@ -79,7 +118,11 @@ fn start_opts(rt: &RuntimeKind) -> StartOptions {
 
 fn new_id() -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    format!("t{}x{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    format!(
+        "t{}x{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    )
 }
 
 struct Ctr {
@@ -114,11 +157,26 @@ impl Drop for Ctr {
 }
 
 fn create(rt: &RuntimeKind, cmd: &[&str], f: impl FnOnce(&mut RunOptions)) -> Result<Ctr> {
-    let dir = tempfile::Builder::new().prefix("berth-rt-").tempdir().unwrap();
-    let mut opts = RunOptions { cmd: cmd.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+    let dir = tempfile::Builder::new()
+        .prefix("berth-rt-")
+        .tempdir()
+        .unwrap();
+    let mut opts = RunOptions {
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
     f(&mut opts);
-    let ctr = Ctr { dir, rt: rt.clone() };
-    prepare_bundle(&new_id(), ctr.path(), &[busybox_layer().to_path_buf()], &ImageRuntimeConfig::default(), &opts)?;
+    let ctr = Ctr {
+        dir,
+        rt: rt.clone(),
+    };
+    prepare_bundle(
+        &new_id(),
+        ctr.path(),
+        &[busybox_layer().to_path_buf()],
+        &ImageRuntimeConfig::default(),
+        &opts,
+    )?;
     Ok(ctr)
 }
 
@@ -152,11 +210,21 @@ fn stdout_and_stderr_in_json_log() {
         return;
     }
     for rt in runtimes() {
-        let (st, c) = run(&rt, &["sh", "-c", "echo hello; echo oops >&2; printf partial"], |_| {});
+        let (st, c) = run(
+            &rt,
+            &["sh", "-c", "echo hello; echo oops >&2; printf partial"],
+            |_| {},
+        );
         assert_eq!(st.exit_code, 0);
-        assert_eq!(c.output("stdout"), "hello\npartial", "{rt:?} log: {}", c.log());
+        assert_eq!(
+            c.output("stdout"),
+            "hello\npartial",
+            "{rt:?} log: {}",
+            c.log()
+        );
         assert_eq!(c.output("stderr"), "oops\n");
-        let first: serde_json::Value = serde_json::from_str(c.log().lines().next().unwrap()).unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(c.log().lines().next().unwrap()).unwrap();
         let t = first["time"].as_str().unwrap();
         assert!(t.len() == 30 && t.ends_with('Z'), "time {t}");
     }
@@ -168,14 +236,26 @@ fn env_workdir_user() {
         return;
     }
     for rt in runtimes() {
-        let (st, c) = run(&rt, &["sh", "-c", "echo $FOO $HOSTNAME; pwd; id -u; id -g; id -G; echo $HOME"], |o| {
-            o.env = vec!["FOO=bar".into()];
-            o.workdir = Some("/made/here".into());
-            o.user = Some("user".into());
-            o.hostname = Some("boxname".into());
-        });
+        let (st, c) = run(
+            &rt,
+            &[
+                "sh",
+                "-c",
+                "echo $FOO $HOSTNAME; pwd; id -u; id -g; id -G; echo $HOME",
+            ],
+            |o| {
+                o.env = vec!["FOO=bar".into()];
+                o.workdir = Some("/made/here".into());
+                o.user = Some("user".into());
+                o.hostname = Some("boxname".into());
+            },
+        );
         assert_eq!(st.exit_code, 0, "{}", c.log());
-        assert_eq!(c.output("stdout"), "bar boxname\n/made/here\n1000\n1000\n1000 2000\n/home/user\n", "{rt:?}");
+        assert_eq!(
+            c.output("stdout"),
+            "bar boxname\n/made/here\n1000\n1000\n1000 2000\n/home/user\n",
+            "{rt:?}"
+        );
     }
 }
 
@@ -190,8 +270,14 @@ fn capabilities_and_seccomp_apply() {
         // Docker's default set is 0xa80425fb.
         assert!(out.contains("00000000a80425fb"), "{rt:?}: {out}");
         assert!(out.contains("mountfail"), "{rt:?}: {out}");
-        let (_, c) = run(&rt, &["sh", "-c", "grep CapEff /proc/self/status"], |o| o.user = Some("1000".into()));
-        assert!(c.output("stdout").contains("0000000000000000"), "{rt:?}: {}", c.log());
+        let (_, c) = run(&rt, &["sh", "-c", "grep CapEff /proc/self/status"], |o| {
+            o.user = Some("1000".into())
+        });
+        assert!(
+            c.output("stdout").contains("0000000000000000"),
+            "{rt:?}: {}",
+            c.log()
+        );
     }
 }
 
@@ -218,11 +304,23 @@ fn pids_limit() {
         return;
     }
     for rt in runtimes() {
-        let (st, c) = run(&rt, &["sh", "-c", "i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); done; echo spawned"], |o| {
-            o.pids_limit = Some(10);
-        });
+        let (st, c) = run(
+            &rt,
+            &[
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); done; echo spawned",
+            ],
+            |o| {
+                o.pids_limit = Some(10);
+            },
+        );
         let err = c.output("stderr");
-        assert!(err.contains("fork") || err.contains("Resource temporarily unavailable"), "{rt:?} {st:?} {}", c.log());
+        assert!(
+            err.contains("fork") || err.contains("Resource temporarily unavailable"),
+            "{rt:?} {st:?} {}",
+            c.log()
+        );
     }
 }
 
@@ -237,7 +335,12 @@ fn read_only_rootfs_with_tmpfs() {
             o.mounts = vec![MountSpec::Tmpfs { target: "/scratch".into(), size: Some(1 << 20), mode: None, options: vec![] }];
         });
         assert_eq!(st.exit_code, 0);
-        assert_eq!(c.output("stdout"), "ro\ntmpfs-ok\ntmpfs\n", "{rt:?} {}", c.log());
+        assert_eq!(
+            c.output("stdout"),
+            "ro\ntmpfs-ok\ntmpfs\n",
+            "{rt:?} {}",
+            c.log()
+        );
     }
 }
 
@@ -257,13 +360,24 @@ fn bind_mounts_and_symlinked_targets() {
             ];
         });
         assert_eq!(st.exit_code, 0, "{}", c.log());
-        assert_eq!(c.output("stdout"), "from-host\nfrom-host\nro-ok\n", "{rt:?}");
-        assert_eq!(std::fs::read_to_string(host.path().join("out.txt")).unwrap(), "written\n");
+        assert_eq!(
+            c.output("stdout"),
+            "from-host\nfrom-host\nro-ok\n",
+            "{rt:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.path().join("out.txt")).unwrap(),
+            "written\n"
+        );
     }
     // A mount target that is a symlink pointing out of the rootfs stays inside it.
     let rt = RuntimeKind::Builtin;
     let ctr = create(&rt, &["cat", "/escape/in.txt"], |o| {
-        o.mounts = vec![MountSpec::Bind { source: host.path().to_path_buf(), target: "/tmp/link/sub".into(), readonly: true }];
+        o.mounts = vec![MountSpec::Bind {
+            source: host.path().to_path_buf(),
+            target: "/tmp/link/sub".into(),
+            readonly: true,
+        }];
     });
     // (created after the symlink exists in the upper layer is not possible before prepare; test
     // the resolution on a rootfs that has the link)
@@ -282,17 +396,45 @@ fn symlink_mount_target_resolved_inside_rootfs() {
     std::fs::write(host.path().join("f"), "x\n").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let opts = RunOptions {
-        cmd: vec!["sh".into(), "-c".into(), "cat /tmp/inside/f /tmp/in2/f".into()],
+        cmd: vec![
+            "sh".into(),
+            "-c".into(),
+            "cat /tmp/inside/f /tmp/in2/f".into(),
+        ],
         mounts: vec![
-            MountSpec::Bind { source: host.path().to_path_buf(), target: "/evil".into(), readonly: true },
-            MountSpec::Bind { source: host.path().to_path_buf(), target: "/evil2/in2".into(), readonly: true },
+            MountSpec::Bind {
+                source: host.path().to_path_buf(),
+                target: "/evil".into(),
+                readonly: true,
+            },
+            MountSpec::Bind {
+                source: host.path().to_path_buf(),
+                target: "/evil2/in2".into(),
+                readonly: true,
+            },
         ],
         ..Default::default()
     };
     let layers = [busybox_layer().to_path_buf(), layer.path().to_path_buf()];
-    let spec = prepare_bundle(&new_id(), dir.path(), &layers, &ImageRuntimeConfig::default(), &opts).unwrap();
-    let dests: Vec<String> = spec.mounts().as_ref().unwrap().iter().map(|m| m.destination().display().to_string()).collect();
-    assert!(dests.contains(&"/tmp/inside".to_string()) && dests.contains(&"/tmp/in2".to_string()), "{dests:?}");
+    let spec = prepare_bundle(
+        &new_id(),
+        dir.path(),
+        &layers,
+        &ImageRuntimeConfig::default(),
+        &opts,
+    )
+    .unwrap();
+    let dests: Vec<String> = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.destination().display().to_string())
+        .collect();
+    assert!(
+        dests.contains(&"/tmp/inside".to_string()) && dests.contains(&"/tmp/in2".to_string()),
+        "{dests:?}"
+    );
     assert!(!Path::new("/tmp/inside").exists() && !Path::new("/tmp/in2").exists());
     start(dir.path(), &start_opts(&RuntimeKind::Builtin)).unwrap();
     let st = wait(dir.path(), Some(Duration::from_secs(20))).unwrap();
@@ -306,16 +448,25 @@ fn no_host_fd_leaks_and_proc_workdir_rejected() {
         return;
     }
     for n in [3, 4, 5, 6, 7, 8] {
-        let err = create(&RuntimeKind::Builtin, &["true"], |o| o.workdir = Some(format!("/proc/self/fd/{n}")));
+        let err = create(&RuntimeKind::Builtin, &["true"], |o| {
+            o.workdir = Some(format!("/proc/self/fd/{n}"))
+        });
         assert!(err.is_err(), "workdir /proc/self/fd/{n} accepted");
     }
     for rt in runtimes() {
-        let (st, c) = run(&rt, &["sh", "-c", "cd /proc/self/fd && ls; ls /proc/1/fd"], |_| {});
+        let (st, c) = run(
+            &rt,
+            &["sh", "-c", "cd /proc/self/fd && ls; ls /proc/1/fd"],
+            |_| {},
+        );
         assert_eq!(st.exit_code, 0, "{}", c.log());
         let out = c.output("stdout");
         let fds: Vec<&str> = out.split_whitespace().collect();
         for fd in fds {
-            assert!(["0", "1", "2", "3", "255", "10"].contains(&fd), "{rt:?}: unexpected fd {fd} in {out:?}");
+            assert!(
+                ["0", "1", "2", "3", "255", "10"].contains(&fd),
+                "{rt:?}: unexpected fd {fd} in {out:?}"
+            );
         }
     }
 }
@@ -329,7 +480,10 @@ fn start_errors_map_to_127_and_126() {
         let c = create(&rt, &["nosuchcmd"], |_| {}).unwrap();
         let e = start(c.path(), &start_opts(&rt)).unwrap_err();
         assert_eq!(e.exit_code(), 127, "{e}");
-        assert_eq!(e.to_string(), "exec: \"nosuchcmd\": executable file not found in $PATH");
+        assert_eq!(
+            e.to_string(),
+            "exec: \"nosuchcmd\": executable file not found in $PATH"
+        );
         match state(c.path()).unwrap() {
             ContainerState::Exited(st) => assert_eq!(st.exit_code, 127),
             s => panic!("{s:?}"),
@@ -338,7 +492,10 @@ fn start_errors_map_to_127_and_126() {
         let e = start(c.path(), &start_opts(&rt)).unwrap_err();
         assert_eq!(e.exit_code(), 126, "{e}");
         let c = create(&rt, &["/no/such"], |_| {}).unwrap();
-        assert_eq!(start(c.path(), &start_opts(&rt)).unwrap_err().exit_code(), 127);
+        assert_eq!(
+            start(c.path(), &start_opts(&rt)).unwrap_err().exit_code(),
+            127
+        );
     }
 }
 
@@ -352,23 +509,80 @@ fn exec_into_running_container() {
         let started = start(c.path(), &start_opts(&rt)).unwrap();
         assert!(started.pid > 0);
         let monitor = PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor"));
-        let opts = ExecOptions { args: vec!["sh".into(), "-c".into(), "echo $IN $X; cat /proc/1/cmdline; grep CapEff /proc/self/status; exit 3".into()], env: vec!["X=y".into()], ..Default::default() };
+        let opts = ExecOptions {
+            args: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo $IN $X; cat /proc/1/cmdline; grep CapEff /proc/self/status; exit 3".into(),
+            ],
+            env: vec!["X=y".into()],
+            ..Default::default()
+        };
         let t = Instant::now();
-        let out = exec(c.path(), &opts, Some(&monitor)).unwrap().output().unwrap();
+        let out = exec(c.path(), &opts, Some(&monitor))
+            .unwrap()
+            .output()
+            .unwrap();
         let took = t.elapsed();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(3), "{rt:?} {stdout} {}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.starts_with("ctr y\nsleep\u{0}30\u{0}"), "{rt:?}: {stdout:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{rt:?} {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.starts_with("ctr y\nsleep\u{0}30\u{0}"),
+            "{rt:?}: {stdout:?}"
+        );
         assert!(stdout.contains("00000000a80425fb"), "{rt:?}: {stdout:?}");
         eprintln!("BENCH exec {rt:?}: {took:?}");
         // Exec as another user in another directory.
-        let opts = ExecOptions { args: vec!["sh".into(), "-c".into(), "id -u; pwd".into()], user: Some("user".into()), workdir: Some("/tmp".into()), ..Default::default() };
-        let out = exec(c.path(), &opts, Some(&monitor)).unwrap().output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "1000\n/tmp\n", "{rt:?}");
+        let opts = ExecOptions {
+            args: vec!["sh".into(), "-c".into(), "id -u; pwd".into()],
+            user: Some("user".into()),
+            workdir: Some("/tmp".into()),
+            ..Default::default()
+        };
+        let out = exec(c.path(), &opts, Some(&monitor))
+            .unwrap()
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "1000\n/tmp\n",
+            "{rt:?}"
+        );
+        // With a pty.
+        let opts = ExecOptions {
+            args: vec!["sh".into(), "-c".into(), "tty; echo $TERM".into()],
+            tty: true,
+            env: vec!["TERM=xterm".into()],
+            ..Default::default()
+        };
+        let out = exec(c.path(), &opts, Some(&monitor))
+            .unwrap()
+            .stdin(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("/dev/pts/") && text.contains("xterm"),
+            "{rt:?}: {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Not found.
-        let opts = ExecOptions { args: vec!["nope".into()], ..Default::default() };
-        let out = exec(c.path(), &opts, Some(&monitor)).unwrap().output().unwrap();
-        assert_eq!(out.status.code(), Some(127), "{rt:?}");
+        let opts = ExecOptions {
+            args: vec!["nope".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            exec(c.path(), &opts, Some(&monitor))
+                .unwrap_err()
+                .exit_code(),
+            127,
+            "{rt:?}"
+        );
         kill(c.path(), libc::SIGKILL).unwrap();
         let st = wait(c.path(), Some(Duration::from_secs(10))).unwrap();
         assert_eq!(st.exit_code, 137);
@@ -382,7 +596,16 @@ fn kill_and_stop() {
     }
     for rt in runtimes() {
         // A trap handler: SIGTERM ends it with its own code.
-        let c = create(&rt, &["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"], |_| {}).unwrap();
+        let c = create(
+            &rt,
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 42' TERM; while true; do sleep 0.05; done",
+            ],
+            |_| {},
+        )
+        .unwrap();
         start(c.path(), &start_opts(&rt)).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         let st = stop(c.path(), None, Some(Duration::from_secs(5))).unwrap();
@@ -391,7 +614,12 @@ fn kill_and_stop() {
         let c = create(&rt, &["sleep", "100"], |_| {}).unwrap();
         start(c.path(), &start_opts(&rt)).unwrap();
         let t = Instant::now();
-        let st = stop(c.path(), Some(libc::SIGTERM), Some(Duration::from_millis(300))).unwrap();
+        let st = stop(
+            c.path(),
+            Some(libc::SIGTERM),
+            Some(Duration::from_millis(300)),
+        )
+        .unwrap();
         assert_eq!(st.exit_code, 137, "{rt:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
         assert!(matches!(kill(c.path(), 9), Err(Error::NotRunning)));
@@ -404,11 +632,19 @@ fn pause_and_unpause() {
         return;
     }
     let rt = RuntimeKind::Builtin;
-    let c = create(&rt, &["sh", "-c", "while true; do echo tick; sleep 0.02; done"], |_| {}).unwrap();
+    let c = create(
+        &rt,
+        &["sh", "-c", "while true; do echo tick; sleep 0.02; done"],
+        |_| {},
+    )
+    .unwrap();
     start(c.path(), &start_opts(&rt)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     pause(c.path()).unwrap();
-    assert!(matches!(state(c.path()).unwrap(), ContainerState::Running { paused: true, .. }));
+    assert!(matches!(
+        state(c.path()).unwrap(),
+        ContainerState::Running { paused: true, .. }
+    ));
     std::thread::sleep(Duration::from_millis(50));
     let n1 = c.output("stdout").len();
     std::thread::sleep(Duration::from_millis(200));
@@ -428,15 +664,27 @@ fn monitor_death_is_reported_honestly() {
     let rt = RuntimeKind::Builtin;
     let c = create(&rt, &["sleep", "100"], |_| {}).unwrap();
     let s = start(c.path(), &start_opts(&rt)).unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.monitor_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.monitor_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     match state(c.path()).unwrap() {
         ContainerState::MonitorDied(st) => assert_eq!(st.exit_code, 255),
         other => panic!("{other:?}"),
     }
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!Path::new(&format!("/proc/{}", s.pid)).exists() || std::fs::read_to_string(format!("/proc/{}/stat", s.pid)).map(|x| x.contains(") Z")).unwrap_or(true));
-    assert!(matches!(state(c.path()).unwrap(), ContainerState::Exited(_)));
+    assert!(
+        !Path::new(&format!("/proc/{}", s.pid)).exists()
+            || std::fs::read_to_string(format!("/proc/{}/stat", s.pid))
+                .map(|x| x.contains(") Z"))
+                .unwrap_or(true)
+    );
+    assert!(matches!(
+        state(c.path()).unwrap(),
+        ContainerState::Exited(_)
+    ));
 }
 
 #[test]
@@ -445,7 +693,12 @@ fn attach_stdin_and_output() {
         return;
     }
     for rt in runtimes() {
-        let c = create(&rt, &["sh", "-c", "read x; echo got $x; echo err >&2"], |o| o.stdin_open = true).unwrap();
+        let c = create(
+            &rt,
+            &["sh", "-c", "read x; echo got $x; echo err >&2"],
+            |o| o.stdin_open = true,
+        )
+        .unwrap();
         start(c.path(), &start_opts(&rt)).unwrap();
         let mut a = attach::AttachClient::connect(c.path()).unwrap();
         a.send_stdin(b"hello\n").unwrap();
@@ -453,8 +706,16 @@ fn attach_stdin_and_output() {
         while let Some((kind, data)) = a.next_output().unwrap() {
             out.push_str(&format!("{kind}:{}", String::from_utf8_lossy(&data)));
         }
-        assert!(out.contains("1:got hello\n") && out.contains("2:err\n"), "{rt:?}: {out:?}");
-        assert_eq!(wait(c.path(), Some(Duration::from_secs(5))).unwrap().exit_code, 0);
+        assert!(
+            out.contains("1:got hello\n") && out.contains("2:err\n"),
+            "{rt:?}: {out:?}"
+        );
+        assert_eq!(
+            wait(c.path(), Some(Duration::from_secs(5)))
+                .unwrap()
+                .exit_code,
+            0
+        );
     }
 }
 
@@ -464,10 +725,14 @@ fn tty_containers() {
         return;
     }
     for rt in runtimes() {
-        let c = create(&rt, &["sh", "-c", "read x; tty; echo $TERM $x; stty size"], |o| {
-            o.tty = true;
-            o.stdin_open = true;
-        })
+        let c = create(
+            &rt,
+            &["sh", "-c", "read x; tty; echo $TERM $x; stty size"],
+            |o| {
+                o.tty = true;
+                o.stdin_open = true;
+            },
+        )
         .unwrap();
         start(c.path(), &start_opts(&rt)).unwrap();
         let mut a = attach::AttachClient::connect(c.path()).unwrap();
@@ -477,7 +742,10 @@ fn tty_containers() {
         let st = wait(c.path(), Some(Duration::from_secs(10))).unwrap();
         let out = c.output("stdout");
         assert_eq!(st.exit_code, 0, "{rt:?} {out}");
-        assert!(out.contains("/dev/pts/0\r\n") && out.contains("xterm hi\r\n") && out.contains("33 99"), "{rt:?}: {out:?}");
+        assert!(
+            out.contains("/dev/pts/0\r\n") && out.contains("xterm hi\r\n") && out.contains("33 99"),
+            "{rt:?}: {out:?}"
+        );
     }
 }
 
@@ -498,10 +766,29 @@ fn overlay_with_60_long_layers() {
     let total: usize = layers.iter().map(|l| l.as_os_str().len() + 1).sum();
     assert!(total > 4096, "layer paths must exceed a page ({total})");
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions { cmd: vec!["sh".into(), "-c".into(), "cat /top; ls / | grep -c '^f'".into()], ..Default::default() };
-    prepare_bundle(&new_id(), dir.path(), &layers, &ImageRuntimeConfig::default(), &opts).unwrap();
-    assert_eq!(std::fs::read_to_string(dir.path().join("rootfs/top")).unwrap(), "59");
-    assert!(dir.path().join("rootfs/f0").exists() && dir.path().join("rootfs/bin/busybox").exists());
+    let opts = RunOptions {
+        cmd: vec![
+            "sh".into(),
+            "-c".into(),
+            "cat /top; ls / | grep -c '^f'".into(),
+        ],
+        ..Default::default()
+    };
+    prepare_bundle(
+        &new_id(),
+        dir.path(),
+        &layers,
+        &ImageRuntimeConfig::default(),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("rootfs/top")).unwrap(),
+        "59"
+    );
+    assert!(
+        dir.path().join("rootfs/f0").exists() && dir.path().join("rootfs/bin/busybox").exists()
+    );
     start(dir.path(), &start_opts(&RuntimeKind::Builtin)).unwrap();
     wait(dir.path(), Some(Duration::from_secs(10))).unwrap();
     let log = std::fs::read_to_string(log_path(dir.path())).unwrap();
@@ -532,6 +819,11 @@ fn bench_start_wait_true() {
         }
         let mut starts: Vec<Duration> = times.into_iter().filter(|d| !d.is_zero()).collect();
         starts.sort();
-        eprintln!("BENCH start+wait `true` {rt:?}: min {:?} median {:?} max {:?}", starts[0], starts[starts.len() / 2], starts[starts.len() - 1]);
+        eprintln!(
+            "BENCH start+wait `true` {rt:?}: min {:?} median {:?} max {:?}",
+            starts[0],
+            starts[starts.len() / 2],
+            starts[starts.len() - 1]
+        );
     }
 }

@@ -1,1 +1,3 @@
-fn main() { berth_runtime::monitor::main() }
+fn main() {
+    berth_runtime::monitor::main()
+}
