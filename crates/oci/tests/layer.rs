@@ -114,7 +114,11 @@ struct Sandbox {
 }
 
 fn sandbox() -> Sandbox {
-    let tmp = tempfile::tempdir().unwrap();
+    // BERTH_TEST_TMPDIR picks the filesystem (e.g. a tmpfs to time the extractor alone).
+    let tmp = match std::env::var_os("BERTH_TEST_TMPDIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
     let top = tmp.path().to_path_buf();
     let root = top.join("root");
     let outside = top.join("outside");
