@@ -86,13 +86,11 @@ fn runtimes() -> Vec<RuntimeKind> {
         v.retain(|k| !matches!(k, RuntimeKind::External(p) if p.ends_with("crun")));
     }
     for rt in ["runc", "crun"] {
-        if !v
+        let present = v
             .iter()
-            .any(|k| matches!(k, RuntimeKind::External(p) if p.ends_with(rt)))
-        {
-            if !(rt == "crun" && !hybrid.is_empty()) {
-                eprintln!("!!! {rt} not installed: its runs are SKIPPED");
-            }
+            .any(|k| matches!(k, RuntimeKind::External(p) if p.ends_with(rt)));
+        if !present && (rt != "crun" || hybrid.is_empty()) {
+            eprintln!("!!! {rt} not installed: its runs are SKIPPED");
         }
     }
     // BERTH_TEST_RUNTIMES=builtin,runc narrows the set while developing.
@@ -370,18 +368,6 @@ fn bind_mounts_and_symlinked_targets() {
             "written\n"
         );
     }
-    // A mount target that is a symlink pointing out of the rootfs stays inside it.
-    let rt = RuntimeKind::Builtin;
-    let ctr = create(&rt, &["cat", "/escape/in.txt"], |o| {
-        o.mounts = vec![MountSpec::Bind {
-            source: host.path().to_path_buf(),
-            target: "/tmp/link/sub".into(),
-            readonly: true,
-        }];
-    });
-    // (created after the symlink exists in the upper layer is not possible before prepare; test
-    // the resolution on a rootfs that has the link)
-    drop(ctr);
 }
 
 #[test]
