@@ -1097,8 +1097,18 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|l| l.split_once('<'))
                 .and_then(|(_, r)| r.split_once('>'))
-                .map(|(p, _)| p.to_string())
-                .filter(|p| p.starts_with("/v2/"));
+                .and_then(|(p, _)| {
+                    // A path, or an absolute URL on the same registry.
+                    let base = Url::parse(&reg.base).ok()?;
+                    let u = base.join(p).ok()?;
+                    (u.origin() == base.origin() && u.path().starts_with("/v2/")).then(|| {
+                        format!(
+                            "{}{}",
+                            u.path(),
+                            u.query().map(|q| format!("?{q}")).unwrap_or_default()
+                        )
+                    })
+                });
             let v: serde_json::Value = resp.json().await?;
             if let Some(list) = v.get("tags").and_then(|t| t.as_array()) {
                 tags.extend(list.iter().filter_map(|t| t.as_str().map(str::to_string)));
