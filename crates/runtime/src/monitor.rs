@@ -48,63 +48,83 @@ pub fn main() -> ! {
     }
 }
 
+/// With `BERTH_MONITOR_TRACE` set, timestamps of each phase go to stderr (`monitor.log`).
+fn trace(what: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("BERTH_MONITOR_TRACE").is_some()) {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!(
+            "{}.{:06} [{}] {what}",
+            d.as_secs(),
+            d.subsec_micros(),
+            std::process::id()
+        );
+    }
+}
+
 fn die(msg: &str) -> ! {
     eprintln!("berth-monitor: {msg}");
     std::process::exit(125)
 }
 
-const SEALED_ENV: &str = "_BERTH_MONITOR_SEALED";
-
-/// Re-executes the current binary from a sealed, read-only memfd copy unless already done.
+/// Makes sure the running binary cannot be written through `/proc/<pid>/exe` by a container
+/// process (CVE-2019-5736): unless it already runs from a read-only mount, the monitor moves
+/// into its own mount namespace (a slave of the host's, so host unmounts still reach it),
+/// bind-mounts its binary read-only over itself and re-executes through that mount. Unlike a
+/// sealed memfd copy this costs no memory and no copying.
 fn seal_exe() {
-    if std::env::var_os(SEALED_ENV).is_some() {
-        std::env::remove_var(SEALED_ENV);
+    if exe_is_read_only() {
         return;
     }
     if let Err(e) = try_seal_exe() {
-        eprintln!("berth-monitor: cannot seal /proc/self/exe: {e}");
+        eprintln!("berth-monitor: cannot protect /proc/self/exe: {e}");
     }
 }
 
+fn exe_is_read_only() -> bool {
+    nix::sys::statvfs::statvfs("/proc/self/exe")
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .unwrap_or(false)
+}
+
 fn try_seal_exe() -> std::io::Result<()> {
-    let name = CString::new("berth-monitor").unwrap();
-    // SAFETY: plain syscalls; fds are owned right away.
-    let memfd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if memfd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
-    let exe = File::open("/proc/self/exe")?;
-    let len = exe.metadata()?.len();
-    let mut left = len;
-    while left > 0 {
-        let n = unsafe {
-            libc::sendfile(
-                memfd.as_raw_fd(),
-                exe.as_raw_fd(),
-                std::ptr::null_mut(),
-                left as usize,
-            )
-        };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if n == 0 {
-            break;
-        }
-        left -= n as u64;
-    }
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    use nix::mount::{mount, MsFlags};
+    let exe = std::fs::read_link("/proc/self/exe")?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    mount(
+        Some(&exe),
+        &exe,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    mount(
+        None::<&str>,
+        &exe,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None::<&str>,
+    )?;
+    let path = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str()))?;
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| {
             CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).unwrap_or_default()
         })
         .collect();
-    let mut envp: Vec<CString> = std::env::vars_os()
+    let envp: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
             let mut s = std::os::unix::ffi::OsStrExt::as_bytes(k.as_os_str()).to_vec();
             s.push(b'=');
@@ -112,8 +132,7 @@ fn try_seal_exe() -> std::io::Result<()> {
             CString::new(s).ok()
         })
         .collect();
-    envp.push(CString::new(format!("{SEALED_ENV}=1")).unwrap());
-    nix::unistd::fexecve(memfd.as_fd().as_raw_fd(), &argv, &envp)?;
+    nix::unistd::execve(&path, &argv, &envp)?;
     unreachable!()
 }
 
@@ -401,16 +420,19 @@ fn create_and_start(
                     sock: theirs.as_raw_fd(),
                 });
             }
+            trace("create: builder ready");
             let mut c = b
                 .as_init(dir)
                 .with_systemd(false)
                 .with_detach(true)
                 .build()
                 .map_err(|e| fail(format!("creating container: {e}")))?;
+            trace("create: created");
             if let Err(e) = c.start() {
                 let _ = c.delete(true);
                 return Err(fail(format!("starting container: {e}")));
             }
+            trace("create: started");
             if let Some((ours, theirs)) = pty_pair {
                 drop(theirs);
                 match receive_fd(&ours) {
@@ -578,7 +600,9 @@ fn report(ready: &mut File, r: &Ready) {
 }
 
 fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
+    trace("run: begin");
     seal_exe();
+    trace("run: sealed");
     // Second fork: the spawner reaps our parent at once and is not the monitor's parent.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Parent { .. }) => unsafe { libc::_exit(0) },
@@ -623,6 +647,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
             std::process::exit(1);
         }
     };
+    trace("run: forked, config read");
     let started = match create_and_start(&dir, &info, &rec) {
         Ok(s) => s,
         Err(f) => {
@@ -655,6 +680,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
     };
     // Blocked signals are inherited by the container's init through clone(2): block them only
     // now. A SIGCHLD that came earlier is not lost: `relay` reaps once before waiting.
+    trace("run: container started");
     let sigfd = signal_fd();
     let _ = util::write_pid_file(&dir.join("init.pid"), started.pid);
     // The attach socket exists before the spawner learns the container runs.
@@ -675,6 +701,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
         },
     );
     drop(ready);
+    trace("run: ready reported");
     let status = relay(
         &dir,
         &info,
@@ -685,13 +712,16 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
         started.stdin,
         listener,
     );
+    trace("run: exited");
     let _ = std::fs::remove_file(&sock);
     let _ = util::write_atomic(
         &crate::exit_path(&dir),
         &serde_json::to_vec(&status).unwrap_or_default(),
     );
+    trace("run: exit recorded");
     delete_runtime(started.runtime);
     let _ = CgroupMode::detect().remove(&info.cgroup);
+    trace("run: runtime state and cgroup removed");
     std::process::exit(0)
 }
 

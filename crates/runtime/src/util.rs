@@ -72,10 +72,12 @@ pub fn read_pid_file(path: &Path) -> Option<(i32, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-/// Writes a `pid start_time` file atomically.
+/// Writes a `pid start_time` file atomically (not fsynced: pids mean nothing after a reboot).
 pub fn write_pid_file(path: &Path, pid: i32) -> io::Result<()> {
     let st = proc_start_time(pid).unwrap_or(0);
-    write_atomic(path, format!("{pid} {st}\n").as_bytes())
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, format!("{pid} {st}\n"))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// A path for binding/connecting a unix socket at `path` even when it is longer than

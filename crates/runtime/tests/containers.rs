@@ -494,6 +494,14 @@ fn exec_into_running_container() {
         let c = create(&rt, &["sleep", "30"], |o| o.env = vec!["IN=ctr".into()]).unwrap();
         let started = start(c.path(), &start_opts(&rt)).unwrap();
         assert!(started.pid > 0);
+        std::thread::sleep(Duration::from_millis(50));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", started.monitor_pid))
+            .unwrap_or_default();
+        let rss: Vec<&str> = status
+            .lines()
+            .filter(|l| l.starts_with("VmRSS") || l.starts_with("Rss"))
+            .collect();
+        eprintln!("BENCH monitor memory {rt:?}: {rss:?}");
         let monitor = PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor"));
         let opts = ExecOptions {
             args: vec![
@@ -798,6 +806,13 @@ fn bench_start_wait_true() {
             let st = wait(c.path(), Some(Duration::from_secs(10))).unwrap();
             times.push(t.elapsed());
             assert_eq!(st.exit_code, 0);
+            if std::env::var_os("BERTH_MONITOR_TRACE").is_some() {
+                std::thread::sleep(Duration::from_millis(200));
+                eprintln!(
+                    "{}",
+                    std::fs::read_to_string(c.path().join("monitor.log")).unwrap_or_default()
+                );
+            }
             let t = Instant::now();
             drop(c);
             times.push(Duration::ZERO);
