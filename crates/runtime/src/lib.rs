@@ -36,6 +36,23 @@
 //! Everything that starts containers clones the calling process, so it never runs inside the
 //! caller: [`start`] spawns `berth-monitor`, [`exec`] returns a command running it (or the
 //! external runtime). The library is safe to call from a multi-threaded (tokio) process.
+//!
+//! # Invariants and notes
+//! - Crash safety: every step can be interrupted by a kill -9 of any process; [`cleanup`] (kill
+//!   leftovers, delete runtime state, remove the cgroup, unmount) is idempotent and [`state`]
+//!   turns a dead monitor into a recorded exit (code 255, `error` set), never "running forever".
+//! - Cgroups: `linux.cgroupsPath` is `/berth/<id>`; hybrid hosts are driven as v1 (like runc).
+//!   crun refuses hybrid hosts that have controllers on the v2 side.
+//! - The monitor protects its binary against CVE-2019-5736 by re-executing through a read-only
+//!   bind mount of itself in a private (slave) mount namespace.
+//! - `-w` under `/proc` or `/sys` is refused (CVE-2024-21626 class); the runtimes also close
+//!   every fd but stdio before exec.
+//! - libcontainer quirks handled here: `noNewPrivileges: false` is omitted (an explicit false
+//!   makes it load seccomp after dropping CAP_SYS_ADMIN), and for `-t` the pty is allocated inside
+//!   the container by a custom executor (libcontainer's console socket allocates it from the
+//!   host's devpts).
+//! - Developer aids: `BERTH_MONITOR_TRACE=1` timestamps the monitor's phases into
+//!   `monitor.log`; `BERTH_TEST_RUNTIMES=builtin,runc,crun` narrows the container tests.
 
 pub mod attach;
 pub mod cgroup;
@@ -765,6 +782,9 @@ pub fn cleanup(container_dir: &Path) -> Result<()> {
                     .stderr(Stdio::null())
                     .status();
             }
+        }
+        for suffix in ["pid", "tty"] {
+            let _ = std::fs::remove_file(rec.state_root.join(format!("{}.{suffix}", info.id)));
         }
     }
     if let Some(info) = &info {

@@ -583,6 +583,7 @@ fn delete_runtime(rt: Runtime) {
             let _ = c.delete(true);
         }
         Runtime::External { bin, root, id } => {
+            let _ = std::fs::remove_file(root.join(format!("{id}.pid")));
             let _ = Command::new(bin)
                 .arg("--root")
                 .arg(root)

@@ -22,6 +22,10 @@ fn is_root() -> bool {
 fn busybox_layer() -> &'static Path {
     static LAYER: OnceLock<PathBuf> = OnceLock::new();
     LAYER.get_or_init(|| {
+        let done = std::env::temp_dir().join("berth-rt-busybox-layer");
+        if done.join("bin/busybox").exists() {
+            return done;
+        }
         let dir = std::env::temp_dir().join(format!("berth-rt-busybox-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for d in [
