@@ -79,6 +79,8 @@ pub struct RuntimeInfo {
 
 /// Which cgroup hierarchy the host mounts at /sys/fs/cgroup: "2" (unified) or "1" (v1
 /// controllers, possibly with a cgroup2 mount beside them: "hybrid").
+// `f_type`'s integer type differs between architectures.
+#[allow(clippy::unnecessary_cast)]
 pub fn cgroup_version() -> &'static str {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     match rustix::fs::statfs("/sys/fs/cgroup") {
@@ -120,6 +122,7 @@ fn mem_total() -> u64 {
         .unwrap_or(0)
 }
 
+#[allow(clippy::unnecessary_cast)]
 fn backing_filesystem(path: &Path) -> String {
     match rustix::fs::statfs(path) {
         Ok(s) => match s.f_type as i64 {

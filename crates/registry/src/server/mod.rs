@@ -1,3 +1,7 @@
+// Handlers return `ApiError` by value: it is built only on a failed request and carries the
+// status, code, message, detail and headers of the response, so boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
 //! The registry server: configuration, listener, routing and authentication.
 
 mod auth;
