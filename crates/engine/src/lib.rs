@@ -7,6 +7,7 @@
 
 mod error;
 pub mod images;
+pub mod registry;
 pub mod system;
 pub mod types;
 

@@ -8,6 +8,7 @@ mod import;
 pub use archive::SaveOptions;
 pub use filters::ImageFilters;
 pub use import::{ImportOptions, ImportSource};
+pub(crate) use import::{commit_with_manifest, AssembledLayer};
 
 use crate::types::{
     DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImagePruneReport,
