@@ -62,6 +62,17 @@ pub enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// Run or maintain the built-in OCI registry
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +97,10 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Save one or more images to a tar archive
     Save(SaveArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,4 +246,98 @@ pub struct FormatOnly {
     /// Format output using a custom template
     #[arg(short, long)]
     pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// NAME[:TAG|@DIGEST]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// NAME[:TAG]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Registry server (Docker Hub by default)
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry server (Docker Hub by default)
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve an OCI distribution registry
+    Serve(RegistryServeArgs),
+    /// Remove blobs that no manifest references (run while the server is stopped or read-only)
+    Gc(RegistryGcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryServeArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// Storage directory (default: the registry/ directory under --root)
+    #[arg(long)]
+    pub storage: Option<PathBuf>,
+    /// htpasswd file with bcrypt entries (htpasswd -B); enables authentication
+    #[arg(long)]
+    pub htpasswd: Option<PathBuf>,
+    /// Hand out bearer tokens from a built-in /token endpoint
+    #[arg(long)]
+    pub token_auth: bool,
+    /// TLS certificate chain (PEM)
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse every write
+    #[arg(long)]
+    pub read_only: bool,
+    /// Allow deleting manifests, tags and blobs
+    #[arg(long)]
+    pub delete_enabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryGcArgs {
+    /// Only report what would be removed
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Storage directory (default: the registry/ directory under --root)
+    #[arg(long)]
+    pub storage: Option<PathBuf>,
 }

@@ -1,9 +1,10 @@
 //! One module per command family; each turns parsed arguments into engine calls and prints.
 
 mod images;
+mod registry;
 mod system;
 
-use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
+use crate::cli::{Cli, Command, ImageCommand, RegistryCommand, SystemCommand};
 use anyhow::Result;
 use berth_engine::{Engine, EngineConfig};
 
@@ -30,6 +31,12 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&mut open()?, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&open()?, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => registry::pull(&mut open()?, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => registry::push(&mut open()?, a),
+        Command::Login(a) => registry::login(&open()?, a),
+        Command::Logout(a) => registry::logout(&open()?, a),
+        Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli.root, a),
+        Command::Registry(RegistryCommand::Gc(a)) => registry::gc(&cli.root, a),
         Command::Version(a) => system::version(&open()?, a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(&open()?, a),
     }
