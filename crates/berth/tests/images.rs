@@ -330,3 +330,43 @@ fn save_load_round_trip_and_peers_accept_the_archive() {
     assert!(out.status.success());
     assert!(out.stdout.len() > 1_000_000);
 }
+
+#[test]
+fn load_from_stdin_streams_the_same_archive() {
+    let a = Berth::new();
+    let id = a.import_busybox("busybox");
+    let archive = a.dir.path().join("images.tar");
+    a.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    let b = Berth::new();
+    let out = b
+        .command()
+        .arg("load")
+        .stdin(std::fs::File::open(&archive).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Loaded image: busybox:latest"
+    );
+    assert_eq!(b.ok(&["inspect", "-f", "{{.Id}}", "busybox"]).trim(), id);
+    assert!(b.staged_leftovers().is_empty());
+    // A truncated stream is an error and leaves nothing behind.
+    let bytes = std::fs::read(&archive).unwrap();
+    let cut = a.dir.path().join("cut.tar");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let c = Berth::new();
+    let out = c
+        .command()
+        .arg("load")
+        .stdin(std::fs::File::open(&cut).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(c.ok(&["images", "-q"]), "");
+    assert!(c.staged_leftovers().is_empty());
+}

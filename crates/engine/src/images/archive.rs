@@ -52,6 +52,103 @@ fn clean_member_path(p: &str) -> String {
     s
 }
 
+/// The members of an archive, either streamed into staged blobs (stdin) or indexed by offset
+/// in a seekable file (read once per layer, straight into the store).
+enum Members {
+    Staged(Staged),
+    Indexed(Indexed),
+}
+
+/// Small members (manifests, configs) are read into memory; anything bigger is not metadata.
+const MAX_METADATA: u64 = 32 << 20;
+
+struct Indexed {
+    file: File,
+    members: HashMap<String, (u64, u64)>,
+    links: HashMap<String, String>,
+}
+
+impl Indexed {
+    fn get(&self, path: &str) -> Option<(u64, u64)> {
+        let mut p = clean_member_path(path);
+        for _ in 0..8 {
+            if let Some(m) = self.members.get(&p) {
+                return Some(*m);
+            }
+            p = self.links.get(&p)?.clone();
+        }
+        None
+    }
+
+    fn open(&self, path: &str) -> Result<(impl Read + '_, u64), EngineError> {
+        use std::io::{Seek, SeekFrom};
+        let (offset, size) = self
+            .get(path)
+            .ok_or_else(|| invalid(format!("{path} is referenced but missing from the archive")))?;
+        let mut f = &self.file;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| EngineError::io("seeking in the archive", e))?;
+        Ok((f.take(size), size))
+    }
+}
+
+impl Members {
+    fn contains(&self, path: &str) -> bool {
+        match self {
+            Members::Staged(s) => s.get(path).is_some(),
+            Members::Indexed(i) => i.get(path).is_some(),
+        }
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, EngineError> {
+        match self {
+            Members::Staged(s) => s.read(path),
+            Members::Indexed(i) => {
+                let (mut r, size) = i.open(path)?;
+                if size > MAX_METADATA {
+                    return Err(invalid(format!(
+                        "{path} is {size} bytes: too large for image metadata"
+                    )));
+                }
+                let mut buf = Vec::with_capacity(size as usize);
+                r.read_to_end(&mut buf)
+                    .map_err(|e| EngineError::io(format!("reading {path} from the archive"), e))?;
+                Ok(buf)
+            }
+        }
+    }
+
+    /// A metadata member as a staged blob, checked against `expected` when given.
+    fn stage(
+        &self,
+        op: &mut Op,
+        path: &str,
+        expected: Option<&Digest>,
+    ) -> Result<StagedBlob, EngineError> {
+        let blob = match self {
+            Members::Staged(s) => s
+                .get(path)
+                .ok_or_else(|| {
+                    invalid(format!("{path} is referenced but missing from the archive"))
+                })?
+                .clone(),
+            Members::Indexed(_) => {
+                let bytes = self.read(path)?;
+                op.stage_bytes(&bytes)?
+            }
+        };
+        if let Some(want) = expected {
+            if blob.digest != *want {
+                return Err(invalid(format!(
+                    "{path}: content digest {} does not match its name",
+                    blob.digest
+                )));
+            }
+        }
+        Ok(blob)
+    }
+}
+
 struct Staged {
     files: HashMap<String, StagedBlob>,
     links: HashMap<String, String>,
@@ -85,14 +182,31 @@ struct PendingImage {
 }
 
 impl Engine {
-    /// Loads every image in a docker-archive or OCI-layout tar stream.
+    /// Loads every image in a docker-archive or OCI-layout tar stream (e.g. stdin): members are
+    /// staged as they stream past, then unpacked.
     pub fn load_images<R: Read>(&mut self, input: R) -> Result<Vec<LoadedImage>, EngineError> {
         let mut op = self.store().begin_op()?;
-        let staged = stage_members(&mut op, input)?;
+        let staged = Members::Staged(stage_members(&mut op, input)?);
+        self.load_members(op, staged)
+    }
+
+    /// Loads every image in an archive file: the file is indexed, then each layer is read once,
+    /// straight into the store.
+    pub fn load_images_from_file(&mut self, file: File) -> Result<Vec<LoadedImage>, EngineError> {
+        let op = self.store().begin_op()?;
+        let indexed = Members::Indexed(index_members(file)?);
+        self.load_members(op, indexed)
+    }
+
+    fn load_members(
+        &mut self,
+        mut op: Op,
+        staged: Members,
+    ) -> Result<Vec<LoadedImage>, EngineError> {
         let mut unpacked: HashMap<Digest, u64> = HashMap::new();
-        let pending = if staged.get("manifest.json").is_some() {
+        let pending = if staged.contains("manifest.json") {
             self.plan_docker_archive(&mut op, &staged, &mut unpacked)?
-        } else if staged.get("index.json").is_some() {
+        } else if staged.contains("index.json") {
             self.plan_oci_layout(&mut op, &staged, &mut unpacked)?
         } else {
             return Err(invalid(
@@ -116,7 +230,7 @@ impl Engine {
     fn plan_docker_archive(
         &self,
         op: &mut Op,
-        staged: &Staged,
+        staged: &Members,
         unpacked: &mut HashMap<Digest, u64>,
     ) -> Result<Vec<PendingImage>, EngineError> {
         let entries: Vec<ArchiveManifestEntry> =
@@ -124,15 +238,7 @@ impl Engine {
                 .map_err(|e| invalid(format!("manifest.json: {e}")))?;
         let mut out = Vec::new();
         for entry in entries {
-            let config_blob = staged
-                .get(&entry.config)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "config {} is missing from the archive",
-                        entry.config
-                    ))
-                })?
-                .clone();
+            let config_blob = staged.stage(op, &entry.config, None)?;
             let layers: Vec<(String, Option<Descriptor>)> =
                 entry.layers.iter().map(|l| (l.clone(), None)).collect();
             let tags = entry
@@ -149,7 +255,7 @@ impl Engine {
     fn plan_oci_layout(
         &self,
         op: &mut Op,
-        staged: &Staged,
+        staged: &Members,
         unpacked: &mut HashMap<Digest, u64>,
     ) -> Result<Vec<PendingImage>, EngineError> {
         let index: Index = serde_json::from_slice(&staged.read("index.json")?)
@@ -162,9 +268,7 @@ impl Engine {
             .collect();
         let host = berth_oci::image::host_platform();
         while let Some((desc, annotations)) = queue.pop() {
-            let blob = staged_blob_for(staged, &desc)?;
-            let bytes = std::fs::read(&blob.path)
-                .map_err(|e| EngineError::io("reading staged manifest", e))?;
+            let bytes = read_verified(staged, &desc)?;
             if media::is_index(&desc.media_type) {
                 let nested: Index = serde_json::from_slice(&bytes)
                     .map_err(|e| invalid(format!("index {}: {e}", desc.digest)))?;
@@ -190,7 +294,8 @@ impl Engine {
             }
             let manifest: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| invalid(format!("manifest {}: {e}", desc.digest)))?;
-            let config_blob = staged_blob_for(staged, &manifest.config)?.clone();
+            let config_path = format!("blobs/sha256/{}", manifest.config.digest.hex());
+            let config_blob = staged.stage(op, &config_path, Some(&manifest.config.digest))?;
             let layers: Vec<(String, Option<Descriptor>)> = manifest
                 .layers
                 .iter()
@@ -215,7 +320,7 @@ impl Engine {
     fn plan_image(
         &self,
         op: &mut Op,
-        staged: &Staged,
+        staged: &Members,
         unpacked: &mut HashMap<Digest, u64>,
         config_blob: StagedBlob,
         layers: &[(String, Option<Descriptor>)],
@@ -239,17 +344,7 @@ impl Engine {
         let chains = berth_oci::image::chain_ids(&config.rootfs.diff_ids);
         let mut assembled: Vec<AssembledLayer> = Vec::new();
         for (i, (path, desc)) in layers.iter().enumerate() {
-            let blob = staged
-                .get(path)
-                .ok_or_else(|| invalid(format!("layer {path} is missing from the archive")))?
-                .clone();
             if let Some(desc) = desc {
-                if desc.digest != blob.digest {
-                    return Err(invalid(format!(
-                        "layer {path}: content digest {} does not match the manifest's {}",
-                        blob.digest, desc.digest
-                    )));
-                }
                 if !media::is_layer(&desc.media_type) {
                     return Err(invalid(format!(
                         "layer {path}: unsupported media type {}",
@@ -263,24 +358,67 @@ impl Engine {
                 Some(size) => Some(*size),
                 None => self.store().layer(chain)?.map(|l| l.size),
             };
-            let (size, dir) = if let Some(size) = known_size {
-                // Already unpacked: only check that the archive's bytes are what it claims.
-                // An uncompressed blob whose digest is the diff ID verifies itself.
-                if blob.digest != *want {
-                    let (got, _) = hash_uncompressed(&blob)?;
-                    check_diff_id(path, want, &got)?;
-                }
-                (size, None)
+            let dir = if known_size.is_none() {
+                Some(op.layer_dir()?)
             } else {
-                let dir = op.layer_dir()?;
-                let (got, size) = unpack(&blob, &dir, path)?;
-                check_diff_id(path, want, &got)?;
-                unpacked.insert(chain.clone(), size);
-                (size, Some(dir))
+                None
+            };
+            let (blob, got, unpacked_size, detected_type) = match staged {
+                Members::Staged(s) => {
+                    let blob = s
+                        .get(path)
+                        .ok_or_else(|| {
+                            invalid(format!("layer {path} is missing from the archive"))
+                        })?
+                        .clone();
+                    let f = File::open(&blob.path)
+                        .map_err(|e| EngineError::io("reading staged layer", e))?;
+                    let (got, size, media_type) = digest_layer(
+                        f,
+                        dir.as_ref(),
+                        path,
+                        known_size.is_some() && blob.digest == *want,
+                    )?;
+                    (blob, got.unwrap_or_else(|| want.clone()), size, media_type)
+                }
+                Members::Indexed(idx) => {
+                    let (reader, _) = idx.open(path)?;
+                    let mut writer = op.blob_writer()?;
+                    let tee = super::import::TeeReader {
+                        inner: reader,
+                        sink: &mut writer,
+                        total: 0,
+                    };
+                    let (got, size, media_type) = digest_layer(tee, dir.as_ref(), path, false)?;
+                    let expected = desc.as_ref().map(|d| (&d.digest, Some(d.size)));
+                    let blob = writer.finish(expected).map_err(|e| match e {
+                        berth_store::StoreError::DigestMismatch { expected, actual } => invalid(format!(
+                            "layer {path}: content digest {actual} does not match the manifest's {expected}"
+                        )),
+                        other => other.into(),
+                    })?;
+                    (blob, got.unwrap_or_else(|| want.clone()), size, media_type)
+                }
+            };
+            if let Some(desc) = desc {
+                if desc.digest != blob.digest {
+                    return Err(invalid(format!(
+                        "layer {path}: content digest {} does not match the manifest's {}",
+                        blob.digest, desc.digest
+                    )));
+                }
+            }
+            check_diff_id(path, want, &got)?;
+            let size = match known_size {
+                Some(size) => size,
+                None => {
+                    unpacked.insert(chain.clone(), unpacked_size);
+                    unpacked_size
+                }
             };
             let media_type = match desc {
                 Some(d) => d.media_type.clone(),
-                None => layer_media_type(&blob)?,
+                None => detected_type,
             };
             let descriptor = Descriptor {
                 media_type,
@@ -564,21 +702,17 @@ fn normalize(path: &str) -> String {
     parts.join("/")
 }
 
-fn staged_blob_for<'a>(
-    staged: &'a Staged,
-    desc: &Descriptor,
-) -> Result<&'a StagedBlob, EngineError> {
+/// A metadata blob of an OCI layout, checked against its descriptor.
+fn read_verified(members: &Members, desc: &Descriptor) -> Result<Vec<u8>, EngineError> {
     let path = format!("blobs/sha256/{}", desc.digest.hex());
-    let blob = staged
-        .get(&path)
-        .ok_or_else(|| invalid(format!("{path} is referenced but missing from the archive")))?;
-    if blob.digest != desc.digest {
+    let bytes = members.read(&path)?;
+    let actual = Digest::of(&bytes);
+    if actual != desc.digest {
         return Err(invalid(format!(
-            "{path}: content digest {} does not match its name",
-            blob.digest
+            "{path}: content digest {actual} does not match its name"
         )));
     }
-    Ok(blob)
+    Ok(bytes)
 }
 
 fn check_diff_id(path: &str, want: &Digest, got: &Digest) -> Result<(), EngineError> {
@@ -590,41 +724,108 @@ fn check_diff_id(path: &str, want: &Digest, got: &Digest) -> Result<(), EngineEr
     Ok(())
 }
 
-fn layer_media_type(blob: &StagedBlob) -> Result<String, EngineError> {
-    let mut f = File::open(&blob.path).map_err(|e| EngineError::io("reading staged layer", e))?;
-    let mut head = [0u8; 8];
-    let n = f
-        .read(&mut head)
-        .map_err(|e| EngineError::io("reading staged layer", e))?;
-    Ok(match detect_compression(&head[..n]) {
+/// Reads one layer archive to its end: detects its compression, and either unpacks it into
+/// `dir` or only hashes it, returning the diff ID (`None` when `trust_blob_digest` says the
+/// uncompressed blob's own digest already is the diff ID), the unpacked size and the media type.
+fn digest_layer<R: Read>(
+    raw: R,
+    dir: Option<&StagedLayer>,
+    path: &str,
+    trust_blob_digest: bool,
+) -> Result<(Option<Digest>, u64, String), EngineError> {
+    let mut buffered = BufReader::with_capacity(1 << 20, raw);
+    let head = io::BufRead::fill_buf(&mut buffered)
+        .map_err(|e| EngineError::io(format!("reading layer {path}"), e))?;
+    let media_type = match detect_compression(head) {
         Compression::Gzip => media::OCI_LAYER_GZIP,
         Compression::Zstd => media::OCI_LAYER_ZSTD,
         Compression::None => media::OCI_LAYER,
     }
-    .to_string())
-}
-
-fn hash_uncompressed(blob: &StagedBlob) -> Result<(Digest, u64), EngineError> {
-    let f = File::open(&blob.path).map_err(|e| EngineError::io("reading staged layer", e))?;
-    let reader = decompress(BufReader::with_capacity(1 << 20, f))
-        .map_err(|e| EngineError::io("decompressing layer", e))?;
-    HashingReader::new(reader)
-        .finish()
-        .map_err(|e| invalid(format!("corrupt layer: {e}")))
-}
-
-/// Unpacks a staged layer blob into `dir`, returning the diff ID and unpacked size.
-fn unpack(blob: &StagedBlob, dir: &StagedLayer, path: &str) -> Result<(Digest, u64), EngineError> {
-    let f = File::open(&blob.path).map_err(|e| EngineError::io("reading staged layer", e))?;
-    let reader = decompress(BufReader::with_capacity(1 << 20, f))
-        .map_err(|e| EngineError::io("decompressing layer", e))?;
+    .to_string();
+    if trust_blob_digest && dir.is_none() {
+        return Ok((None, 0, media_type));
+    }
+    let reader = decompress(buffered)
+        .map_err(|e| EngineError::io(format!("decompressing layer {path}"), e))?;
     let mut hashing = HashingReader::new(reader);
-    let stats = apply_layer(&mut hashing, &dir.path).map_err(|source| EngineError::Layer {
-        context: format!("unpacking layer {path}"),
-        source,
-    })?;
+    let size = match dir {
+        Some(dir) => {
+            apply_layer(&mut hashing, &dir.path)
+                .map_err(|source| EngineError::Layer {
+                    context: format!("unpacking layer {path}"),
+                    source,
+                })?
+                .size
+        }
+        None => 0,
+    };
     let (digest, _) = hashing
         .finish()
         .map_err(|e| invalid(format!("corrupt layer {path}: {e}")))?;
-    Ok((digest, stats.size))
+    Ok((Some(digest), size, media_type))
+}
+
+/// Indexes a seekable archive: member offsets and sizes, without reading their data.
+fn index_members(file: File) -> Result<Indexed, EngineError> {
+    let mut members = HashMap::new();
+    let mut links = HashMap::new();
+    {
+        let mut archive = tar::Archive::new(&file);
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| invalid(format!("not a tar archive: {e}")))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| invalid(format!("corrupt or truncated tar archive: {e}")))?;
+            let path = entry
+                .path()
+                .map_err(|e| invalid(format!("bad member name: {e}")))?
+                .to_string_lossy()
+                .to_string();
+            let path = clean_member_path(&path);
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    members.insert(path, (entry.raw_file_position(), entry.size()));
+                }
+                kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
+                    if let Ok(Some(target)) = entry.link_name() {
+                        links.insert(
+                            path.clone(),
+                            resolve_link(&path, &target.to_string_lossy(), kind),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if members.is_empty() && links.is_empty() {
+        return Err(invalid("the archive is empty"));
+    }
+    // A member that claims more bytes than the file holds is a truncated archive.
+    let len = file
+        .metadata()
+        .map_err(|e| EngineError::io("reading archive size", e))?
+        .len();
+    if let Some((p, _)) = members.iter().find(|(_, (off, size))| off + size > len) {
+        return Err(invalid(format!("corrupt or truncated tar archive at {p}")));
+    }
+    Ok(Indexed {
+        file,
+        members,
+        links,
+    })
+}
+
+fn resolve_link(path: &str, target: &str, kind: tar::EntryType) -> String {
+    // Old docker-archives link `<id>/layer.tar` to `../<other>/layer.tar`.
+    if kind == tar::EntryType::Symlink {
+        let base = std::path::Path::new(path)
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        normalize(&base.join(target).to_string_lossy())
+    } else {
+        clean_member_path(target)
+    }
 }
