@@ -7,8 +7,8 @@ mod import;
 
 pub use archive::SaveOptions;
 pub use filters::ImageFilters;
-pub use import::{ImportOptions, ImportSource};
 pub(crate) use import::{commit_with_manifest, AssembledLayer};
+pub use import::{ImportOptions, ImportSource};
 
 use crate::types::{
     DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImagePruneReport,
@@ -33,10 +33,20 @@ pub(crate) fn now_rfc3339() -> String {
 }
 
 /// Familiar form of a normalised tag or digest name (`docker.io/library/x:1` → `x:1`).
+///
+/// Names in the store are already normalised, so this is string surgery, not a parse: listing
+/// a thousand images calls it a thousand times.
 pub fn familiar(name: &str) -> String {
-    Reference::parse(name)
-        .map(|r| r.familiar_string())
-        .unwrap_or_else(|_| name.to_string())
+    if let Some(rest) = name.strip_prefix("docker.io/library/") {
+        let repo_end = rest.find(['@', ':']).unwrap_or(rest.len());
+        if !rest[..repo_end].contains('/') {
+            return rest.to_string();
+        }
+    }
+    match name.strip_prefix("docker.io/") {
+        Some(rest) => rest.to_string(),
+        None => name.to_string(),
+    }
 }
 
 fn parse_config(row: &ImageRow) -> Result<ImageConfig, EngineError> {
@@ -393,6 +403,27 @@ impl Engine {
 }
 
 /// The 12-digit form Docker shows.
+#[cfg(test)]
+mod familiar_tests {
+    use super::familiar;
+    use berth_oci::Reference;
+
+    #[test]
+    fn familiar_matches_the_reference_parser() {
+        for name in [
+            "docker.io/library/busybox:latest",
+            "docker.io/library/busybox@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "docker.io/user/app:1",
+            "docker.io/library/a/b:1",
+            "localhost:5000/x:1",
+            "ghcr.io/org/app:v2",
+        ] {
+            let parsed = Reference::parse(name).unwrap().familiar_string();
+            assert_eq!(familiar(name), parsed, "{name}");
+        }
+    }
+}
+
 pub fn short_id(id: &str) -> String {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.chars().take(12).collect()
