@@ -1,0 +1,1083 @@
+//! Networks, endpoints and published ports in berth.db, and the host state derived from them.
+
+use crate::nft::{FwNetwork, FwPort};
+use crate::ports::{PortBinding, PortSpec, Proto, Reserved};
+use crate::proxy::{DnsConfig, ProxyConfig, ProxyPort};
+use crate::subnet::{host_routes, Subnet};
+use crate::{netlink, nft, Error, Result};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Name of the default bridge network.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// Device of the default bridge network.
+pub const DEFAULT_BRIDGE: &str = "berth0";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS net_networks (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT NULL,
+  subnet TEXT, gateway TEXT, bridge TEXT, internal INTEGER NOT NULL DEFAULT 0,
+  created TEXT NOT NULL, labels TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS net_endpoints (
+  container_id TEXT NOT NULL, network_id TEXT NOT NULL REFERENCES net_networks(id),
+  container_name TEXT NOT NULL, aliases TEXT NOT NULL, ip TEXT NOT NULL, mac TEXT NOT NULL,
+  host_veth TEXT NOT NULL, ifname TEXT NOT NULL, netns TEXT NOT NULL,
+  PRIMARY KEY (container_id, network_id), UNIQUE (network_id, ip));
+CREATE TABLE IF NOT EXISTS net_ports (
+  container_id TEXT NOT NULL, host_ip TEXT NOT NULL, host_port INTEGER NOT NULL,
+  proto TEXT NOT NULL, container_port INTEGER NOT NULL, target_ip TEXT NOT NULL,
+  PRIMARY KEY (host_ip, host_port, proto));
+";
+
+/// A network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    /// Bridge device (`berth0`, `berth-<id>`).
+    pub bridge: Option<String>,
+    pub internal: bool,
+    /// RFC 3339.
+    pub created: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl Network {
+    /// Predefined networks cannot be removed and have no embedded DNS.
+    pub fn is_predefined(&self) -> bool {
+        matches!(self.name.as_str(), "bridge" | "host" | "none")
+    }
+    pub fn subnet(&self) -> Option<Subnet> {
+        self.subnet.as_deref().and_then(|s| s.parse().ok())
+    }
+    fn gateway_ip(&self) -> Option<Ipv4Addr> {
+        self.gateway.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+/// A container's attachment to a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub container_id: String,
+    pub container_name: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub aliases: Vec<String>,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    /// `02:42:…` derived from the address, as Docker does.
+    pub mac: String,
+    pub host_veth: String,
+    /// Interface name inside the container (`eth0`, …).
+    pub ifname: String,
+    pub netns: PathBuf,
+}
+
+/// `network create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNetwork {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// `connect`.
+#[derive(Debug, Clone, Default)]
+pub struct Connect {
+    pub container_id: String,
+    /// Resolvable on user-defined networks (with the aliases and the short ID).
+    pub container_name: String,
+    /// The container's network namespace (`/proc/PID/ns/net` or a bind mount of it).
+    pub netns: PathBuf,
+    /// Network name, ID or unique ID prefix.
+    pub network: String,
+    pub aliases: Vec<String>,
+    /// `--ip`: a fixed address (user-defined networks with a subnet only, as in Docker).
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// What [`Networking::gc`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub endpoints: usize,
+    pub links: usize,
+    pub ports: usize,
+}
+
+/// The network manager for one store (see the crate docs).
+pub struct Networking<'a> {
+    db: &'a Connection,
+    dir: PathBuf,
+}
+
+fn new_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+fn now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // RFC 3339 in UTC without pulling in a date crate.
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, dd) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// `02:42:` + the four address bytes.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+fn mac_string(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Deterministic host-side veth name for (container, network): `bv` + 12 hex digits.
+pub fn host_veth_name(container_id: &str, network_id: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in container_id.bytes().chain([0]).chain(network_id.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("bv{:012x}", h & 0xffff_ffff_ffff)
+}
+
+fn row_network(r: &rusqlite::Row) -> rusqlite::Result<Network> {
+    let labels: String = r.get(8)?;
+    Ok(Network {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        driver: r.get(2)?,
+        subnet: r.get(3)?,
+        gateway: r.get(4)?,
+        bridge: r.get(5)?,
+        internal: r.get::<_, i64>(6)? != 0,
+        created: r.get(7)?,
+        labels: serde_json::from_str(&labels).unwrap_or_default(),
+    })
+}
+
+const NET_COLS: &str = "id, name, driver, subnet, gateway, bridge, internal, created, labels";
+
+/// A file lock held while derived host state (nft table, DNS records) is rewritten.
+struct Lock {
+    _file: std::fs::File,
+}
+impl Lock {
+    fn take(dir: &Path) -> Result<Lock> {
+        std::fs::create_dir_all(dir)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))?;
+        // SAFETY: flock on a valid fd; released when the file closes.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(Lock { _file: f })
+    }
+}
+
+fn write_atomic(path: &Path, data: &str) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+impl<'a> Networking<'a> {
+    /// Creates the tables if needed. `runroot` is berth's run root (`/run/berth`); derived host
+    /// state goes to `runroot/network`.
+    pub fn new(db: &'a Connection, runroot: &Path) -> Result<Self> {
+        db.execute_batch(SCHEMA)?;
+        Ok(Networking {
+            db,
+            dir: runroot.join("network"),
+        })
+    }
+
+    /// Directory of the derived state.
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn tx(&self) -> Result<Transaction<'a>> {
+        Ok(Transaction::new_unchecked(
+            self.db,
+            TransactionBehavior::Immediate,
+        )?)
+    }
+
+    /// All networks, by name.
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        let mut st = self.db.prepare(&format!(
+            "SELECT {NET_COLS} FROM net_networks ORDER BY name"
+        ))?;
+        let v = st
+            .query_map([], row_network)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// A network by name, full ID or unique ID prefix.
+    pub fn network(&self, name_or_id: &str) -> Result<Network> {
+        let nf = || Error::NotFound(format!("network {name_or_id} not found"));
+        if name_or_id.is_empty() {
+            return Err(nf());
+        }
+        if let Some(n) = self
+            .db
+            .query_row(
+                &format!("SELECT {NET_COLS} FROM net_networks WHERE name = ?1 OR id = ?1"),
+                [name_or_id],
+                row_network,
+            )
+            .optional()?
+        {
+            return Ok(n);
+        }
+        let mut st = self.db.prepare(&format!(
+            "SELECT {NET_COLS} FROM net_networks WHERE id LIKE ?1 || '%'"
+        ))?;
+        let v = st
+            .query_map([name_or_id], row_network)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        match v.len() {
+            1 => Ok(v.into_iter().next().unwrap()),
+            0 => Err(nf()),
+            _ => Err(Error::Conflict(format!(
+                "network {name_or_id} is ambiguous ({} matches found based on ID prefix)",
+                v.len()
+            ))),
+        }
+    }
+
+    fn subnet_free(&self, s: &Subnet, own_bridge: Option<&str>) -> Result<()> {
+        for n in self.networks()? {
+            if let Some(o) = n.subnet() {
+                if o.overlaps(s) {
+                    return Err(Error::Conflict(format!(
+                        "invalid pool request: Pool overlaps with other one on this address space ({s} overlaps network {} with subnet {o})",
+                        n.name
+                    )));
+                }
+            }
+        }
+        for r in host_routes() {
+            if Some(r.dev.as_str()) == own_bridge || r.dev.starts_with("berth") {
+                continue;
+            }
+            if r.dest.overlaps(s) {
+                return Err(Error::Conflict(format!(
+                    "subnet {s} overlaps the host route {} on {}: choose another --subnet",
+                    r.dest, r.dev
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_network(&self, tx: &Transaction, n: &Network) -> Result<()> {
+        tx.execute(
+            &format!("INSERT INTO net_networks ({NET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
+            params![
+                n.id,
+                n.name,
+                n.driver,
+                n.subnet,
+                n.gateway,
+                n.bridge,
+                n.internal as i64,
+                n.created,
+                serde_json::to_string(&n.labels).unwrap()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Makes sure `bridge`, `host` and `none` exist in the database and the default bridge
+    /// device is up with its address; returns the `bridge` network.
+    pub fn ensure_default_bridge(&self) -> Result<Network> {
+        if let Ok(n) = self.network(DEFAULT_NETWORK) {
+            self.ensure_host_setup(&n)?;
+            return Ok(n);
+        }
+        let subnet = match std::env::var("BERTH_BRIDGE_SUBNET") {
+            Ok(s) if !s.is_empty() => {
+                let s: Subnet = s.parse()?;
+                self.subnet_free(&s, Some(DEFAULT_BRIDGE))?;
+                s
+            }
+            _ => (210u8..=250)
+                .map(|b| Subnet::new(Ipv4Addr::new(10, b, 0, 0), 16))
+                .find(|s| self.subnet_free(s, Some(DEFAULT_BRIDGE)).is_ok())
+                .ok_or_else(|| {
+                    Error::Conflict(
+                        "no free subnet for the default bridge: set BERTH_BRIDGE_SUBNET".into(),
+                    )
+                })?,
+        };
+        let tx = self.tx()?;
+        let exists: bool = tx.query_row(
+            "SELECT COUNT(*) FROM net_networks WHERE name = 'bridge'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
+        if !exists {
+            for (name, driver) in [("host", "host"), ("none", "null")] {
+                tx.execute(
+                    &format!("INSERT OR IGNORE INTO net_networks ({NET_COLS}) VALUES (?1,?2,?3,NULL,NULL,NULL,0,?4,'{{}}')"),
+                    params![new_id(), name, driver, now()],
+                )?;
+            }
+            let n = Network {
+                id: new_id(),
+                name: DEFAULT_NETWORK.into(),
+                driver: "bridge".into(),
+                subnet: Some(subnet.to_string()),
+                gateway: Some(subnet.first_host().to_string()),
+                bridge: Some(DEFAULT_BRIDGE.into()),
+                internal: false,
+                created: now(),
+                labels: Default::default(),
+            };
+            self.insert_network(&tx, &n)?;
+        }
+        tx.commit()?;
+        let n = self.network(DEFAULT_NETWORK)?;
+        self.ensure_host_setup(&n)?;
+        Ok(n)
+    }
+
+    /// Bridge device, forwarding and firewall for a network; cheap when already done (a
+    /// marker file per bridge in the run root, which a reboot clears).
+    pub fn ensure_host_setup(&self, n: &Network) -> Result<()> {
+        let (Some(bridge), Some(s), Some(gw)) = (&n.bridge, n.subnet(), n.gateway_ip()) else {
+            return Ok(());
+        };
+        let marker = self.dir.join(format!("up-{bridge}"));
+        if marker.exists() && netlink::link_exists(bridge)? {
+            return Ok(());
+        }
+        netlink::ensure_bridge(bridge, gw, s.prefix)?;
+        if !n.internal {
+            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+        }
+        nft::ensure_forward_accept()?;
+        self.sync()?;
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::write(marker, "")?;
+        Ok(())
+    }
+
+    /// `network create`: validates, records, brings the bridge up.
+    pub fn create_network(&self, req: &CreateNetwork) -> Result<Network> {
+        let valid = !req.name.is_empty()
+            && req.name.chars().next().unwrap().is_ascii_alphanumeric()
+            && req
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid {
+            return Err(Error::Invalid(format!(
+                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                req.name
+            )));
+        }
+        self.ensure_default_bridge()?;
+        let id = new_id();
+        let bridge = format!("berth-{}", &id[..9]);
+        let tx = self.tx()?;
+        if tx.query_row(
+            "SELECT COUNT(*) FROM net_networks WHERE name = ?1",
+            [&req.name],
+            |r| r.get::<_, i64>(0),
+        )? > 0
+        {
+            return Err(Error::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let subnet = match &req.subnet {
+            Some(s) => {
+                let s: Subnet = s.parse()?;
+                self.subnet_free(&s, None)?;
+                s
+            }
+            None => (0u8..=255)
+                .map(|b| Subnet::new(Ipv4Addr::new(10, 211, b, 0), 24))
+                .find(|s| self.subnet_free(s, None).is_ok())
+                .ok_or_else(|| Error::Conflict("could not find an available, non-overlapping IPv4 address pool: use --subnet".into()))?,
+        };
+        let gateway = match &req.gateway {
+            Some(g) => {
+                let g: Ipv4Addr = g
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("invalid gateway address {g:?}")))?;
+                let (lo, hi) = subnet.host_range();
+                if !(lo..=hi).contains(&u32::from(g)) {
+                    return Err(Error::Invalid(format!(
+                        "no matching subnet for gateway {g}"
+                    )));
+                }
+                g
+            }
+            None => subnet.first_host(),
+        };
+        let n = Network {
+            id,
+            name: req.name.clone(),
+            driver: "bridge".into(),
+            subnet: Some(subnet.to_string()),
+            gateway: Some(gateway.to_string()),
+            bridge: Some(bridge),
+            internal: req.internal,
+            created: now(),
+            labels: req.labels.clone(),
+        };
+        self.insert_network(&tx, &n)?;
+        tx.commit()?;
+        if let Err(e) = self.ensure_host_setup(&n) {
+            let _ = self
+                .db
+                .execute("DELETE FROM net_networks WHERE id = ?1", [&n.id]);
+            let _ = netlink::delete_link(n.bridge.as_deref().unwrap());
+            return Err(e);
+        }
+        Ok(n)
+    }
+
+    /// `network rm`: refuses predefined networks and networks with endpoints.
+    pub fn remove_network(&self, name_or_id: &str) -> Result<Network> {
+        let n = self.network(name_or_id)?;
+        if n.is_predefined() {
+            return Err(Error::Conflict(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
+        }
+        let tx = self.tx()?;
+        let users: Vec<String> = {
+            let mut st = tx.prepare("SELECT container_name FROM net_endpoints WHERE network_id = ?1 ORDER BY container_name")?;
+            let v = st
+                .query_map([&n.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            v
+        };
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "error while removing network: network {} id {} has active endpoints ({})",
+                n.name,
+                n.id,
+                users.join(", ")
+            )));
+        }
+        tx.execute("DELETE FROM net_networks WHERE id = ?1", [&n.id])?;
+        tx.commit()?;
+        self.remove_host_state(&n)?;
+        Ok(n)
+    }
+
+    fn remove_host_state(&self, n: &Network) -> Result<()> {
+        if let Some(b) = &n.bridge {
+            netlink::delete_link(b)?;
+            let _ = std::fs::remove_file(self.dir.join(format!("up-{b}")));
+        }
+        let _ = std::fs::remove_file(self.records_path(&n.id));
+        self.sync()
+    }
+
+    /// `network prune`: removes user-defined networks without endpoints; returns their names.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for n in self.networks()? {
+            if n.is_predefined() {
+                continue;
+            }
+            match self.remove_network(&n.id) {
+                Ok(_) => out.push(n.name),
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn endpoint_rows(&self, sql_where: &str, arg: &str) -> Result<Vec<Endpoint>> {
+        let sql = format!(
+            "SELECT e.container_id, e.container_name, e.network_id, n.name, e.aliases, e.ip, n.subnet, n.gateway, e.mac, e.host_veth, e.ifname, e.netns, n.internal
+             FROM net_endpoints e JOIN net_networks n ON n.id = e.network_id WHERE {sql_where} ORDER BY e.ifname, n.name"
+        );
+        let mut st = self.db.prepare(&sql)?;
+        let rows = st.query_map([arg], |r| {
+            let aliases: String = r.get(4)?;
+            let ip: String = r.get(5)?;
+            let subnet: Option<String> = r.get(6)?;
+            let gw: Option<String> = r.get(7)?;
+            Ok(Endpoint {
+                container_id: r.get(0)?,
+                container_name: r.get(1)?,
+                network_id: r.get(2)?,
+                network_name: r.get(3)?,
+                aliases: serde_json::from_str(&aliases).unwrap_or_default(),
+                ip: ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                prefix: subnet
+                    .and_then(|s| s.parse::<Subnet>().ok())
+                    .map(|s| s.prefix)
+                    .unwrap_or(32),
+                gateway: if r.get::<_, i64>(12)? != 0 {
+                    None
+                } else {
+                    gw.and_then(|g| g.parse().ok())
+                },
+                mac: r.get(8)?,
+                host_veth: r.get(9)?,
+                ifname: r.get(10)?,
+                netns: PathBuf::from(r.get::<_, String>(11)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// A container's endpoints, `eth0` first.
+    pub fn container_endpoints(&self, container_id: &str) -> Result<Vec<Endpoint>> {
+        self.endpoint_rows("e.container_id = ?1", container_id)
+    }
+
+    /// A network's endpoints.
+    pub fn network_endpoints(&self, network_id: &str) -> Result<Vec<Endpoint>> {
+        self.endpoint_rows("e.network_id = ?1", network_id)
+    }
+
+    /// Every endpoint.
+    pub fn all_endpoints(&self) -> Result<Vec<Endpoint>> {
+        self.endpoint_rows("?1 = ?1", "")
+    }
+
+    /// Attaches a running container's namespace to a network: allocates the address (or takes
+    /// `ip`), records the endpoint, creates the veth pair and configures the inside.
+    pub fn connect(&self, req: &Connect) -> Result<Endpoint> {
+        let n = self.network(&req.network)?;
+        if n.driver != "bridge" {
+            return Err(Error::Invalid(format!(
+                "container cannot be connected to network {}: only bridge networks take endpoints",
+                n.name
+            )));
+        }
+        self.ensure_host_setup(&n)?;
+        let subnet = n
+            .subnet()
+            .ok_or_else(|| Error::Invalid(format!("network {} has no subnet", n.name)))?;
+        let gw = n.gateway_ip();
+        if req.ip.is_some() && n.is_predefined() {
+            return Err(Error::Invalid(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !req.aliases.is_empty() && n.is_predefined() {
+            return Err(Error::Invalid(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        let tx = self.tx()?;
+        if tx.query_row(
+            "SELECT COUNT(*) FROM net_endpoints WHERE container_id = ?1 AND network_id = ?2",
+            [&req.container_id, &n.id],
+            |r| r.get::<_, i64>(0),
+        )? > 0
+        {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                req.container_name, n.name
+            )));
+        }
+        let used: std::collections::HashSet<u32> = {
+            let mut st = tx.prepare("SELECT ip FROM net_endpoints WHERE network_id = ?1")?;
+            let v = st
+                .query_map([&n.id], |r| r.get::<_, String>(0))?
+                .filter_map(|r| r.ok()?.parse::<Ipv4Addr>().ok().map(u32::from))
+                .collect();
+            v
+        };
+        let (lo, hi) = subnet.host_range();
+        let ip = match req.ip {
+            Some(ip) => {
+                if !subnet.contains(ip) || !(lo..=hi).contains(&u32::from(ip)) {
+                    return Err(Error::Invalid(format!("invalid address {ip}: it does not belong to any of this network's subnets ({subnet})")));
+                }
+                if used.contains(&u32::from(ip)) || Some(ip) == gw {
+                    return Err(Error::Conflict(format!(
+                        "Address already in use: {ip} on network {}",
+                        n.name
+                    )));
+                }
+                ip
+            }
+            None => (lo..=hi)
+                .map(Ipv4Addr::from)
+                .find(|a| Some(*a) != gw && !used.contains(&u32::from(*a)))
+                .ok_or_else(|| {
+                    Error::Conflict(format!("no available IPv4 addresses on network {}", n.name))
+                })?,
+        };
+        let ifnames: Vec<String> = {
+            let mut st = tx.prepare("SELECT ifname FROM net_endpoints WHERE container_id = ?1")?;
+            let v = st
+                .query_map([&req.container_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            v
+        };
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|f| !ifnames.contains(f))
+            .unwrap();
+        let mac = mac_for(ip);
+        let host_veth = host_veth_name(&req.container_id, &n.id);
+        tx.execute(
+            "INSERT INTO net_endpoints (container_id, network_id, container_name, aliases, ip, mac, host_veth, ifname, netns) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+            params![req.container_id, n.id, req.container_name, serde_json::to_string(&req.aliases).unwrap(), ip.to_string(), mac_string(mac), host_veth, ifname, req.netns.to_string_lossy()],
+        )?;
+        tx.commit()?;
+        let first = ifname == "eth0";
+        let r = netlink::attach(&netlink::VethConfig {
+            bridge: n.bridge.as_deref().unwrap(),
+            host_name: &host_veth,
+            netns: &req.netns,
+            ifname: &ifname,
+            mac,
+            ip,
+            prefix: subnet.prefix,
+            gateway: if first && !n.internal { gw } else { None },
+        });
+        if let Err(e) = r {
+            let _ = self.db.execute(
+                "DELETE FROM net_endpoints WHERE container_id = ?1 AND network_id = ?2",
+                [&req.container_id, &n.id],
+            );
+            return Err(e);
+        }
+        if !n.is_predefined() {
+            self.write_records(&n.id)?;
+        }
+        self.container_endpoints(&req.container_id)?
+            .into_iter()
+            .find(|e| e.network_id == n.id)
+            .ok_or_else(|| Error::NotFound("endpoint vanished".into()))
+    }
+
+    /// Detaches a container from one network (idempotent for the host side).
+    pub fn disconnect(&self, container_id: &str, network: &str) -> Result<()> {
+        let n = self.network(network)?;
+        let ep = self
+            .container_endpoints(container_id)?
+            .into_iter()
+            .find(|e| e.network_id == n.id);
+        let Some(ep) = ep else {
+            return Err(Error::NotFound(format!(
+                "container {container_id} is not connected to network {}",
+                n.name
+            )));
+        };
+        self.remove_endpoint(&ep)?;
+        Ok(())
+    }
+
+    fn remove_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        netlink::delete_link(&ep.host_veth)?;
+        self.db.execute(
+            "DELETE FROM net_endpoints WHERE container_id = ?1 AND network_id = ?2",
+            [&ep.container_id, &ep.network_id],
+        )?;
+        let had_ports = self.db.execute(
+            "DELETE FROM net_ports WHERE container_id = ?1 AND target_ip = ?2",
+            [&ep.container_id, &ep.ip.to_string()],
+        )?;
+        self.write_records(&ep.network_id)?;
+        if had_ports > 0 {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Everything a container holds: endpoints, addresses, veths, port rules, the proxy.
+    /// Idempotent; what is already gone is skipped.
+    pub fn release_container(&self, container_id: &str) -> Result<()> {
+        self.stop_proxy(container_id);
+        for ep in self.container_endpoints(container_id)? {
+            self.remove_endpoint(&ep)?;
+        }
+        if self.db.execute(
+            "DELETE FROM net_ports WHERE container_id = ?1",
+            [container_id],
+        )? > 0
+        {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Reserves host ports (binding them), records the mappings and installs the DNAT rules to
+    /// the container's first endpoint. The returned sockets go to [`Networking::start_proxy`].
+    pub fn publish(&self, container_id: &str, specs: &[PortSpec]) -> Result<Vec<Reserved>> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ep = self
+            .container_endpoints(container_id)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Invalid("published ports need a bridge network".into()))?;
+        let reserved = crate::ports::reserve(specs)?;
+        let tx = self.tx()?;
+        for r in &reserved {
+            let b = &r.binding;
+            tx.execute(
+                "INSERT OR REPLACE INTO net_ports (container_id, host_ip, host_port, proto, container_port, target_ip) VALUES (?1,?2,?3,?4,?5,?6)",
+                params![container_id, b.host_ip.to_string(), b.host_port, b.proto.as_str(), b.container_port, ep.ip.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        if let Err(e) = self.sync() {
+            let _ = self.db.execute(
+                "DELETE FROM net_ports WHERE container_id = ?1",
+                [container_id],
+            );
+            return Err(e);
+        }
+        Ok(reserved)
+    }
+
+    /// A container's published ports, sorted as Docker lists them.
+    pub fn ports(&self, container_id: &str) -> Result<Vec<PortBinding>> {
+        let mut st = self.db.prepare("SELECT host_ip, host_port, proto, container_port FROM net_ports WHERE container_id = ?1")?;
+        let mut v = st
+            .query_map([container_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u16>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u16>(3)?,
+                ))
+            })?
+            .filter_map(|r| r.ok())
+            .map(|(ip, hp, pr, cp)| PortBinding {
+                container_port: cp,
+                proto: Proto::parse(&pr).unwrap_or(Proto::Tcp),
+                host_ip: ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                host_port: hp,
+            })
+            .collect::<Vec<_>>();
+        v.sort();
+        Ok(v)
+    }
+
+    fn records_path(&self, network_id: &str) -> PathBuf {
+        self.dir.join("dns").join(network_id)
+    }
+
+    /// Rewrites a user network's DNS records (`ip name alias… shortid`).
+    fn write_records(&self, network_id: &str) -> Result<()> {
+        let _l = Lock::take(&self.dir)?;
+        let path = self.records_path(network_id);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        let mut s = String::new();
+        for e in self.network_endpoints(network_id)? {
+            s.push_str(&e.ip.to_string());
+            for n in std::iter::once(&e.container_name).chain(e.aliases.iter()) {
+                if !n.is_empty() {
+                    s.push(' ');
+                    s.push_str(n);
+                }
+            }
+            s.push(' ');
+            s.push_str(&e.container_id[..e.container_id.len().min(12)]);
+            s.push('\n');
+        }
+        write_atomic(&path, &s)
+    }
+
+    /// Rewrites the nftables table from the database (atomic, under the state lock).
+    pub fn sync(&self) -> Result<()> {
+        let _l = Lock::take(&self.dir)?;
+        let nets: Vec<FwNetwork> = self
+            .networks()?
+            .into_iter()
+            .filter_map(|n| {
+                Some(FwNetwork {
+                    subnet: n.subnet()?,
+                    bridge: n.bridge?,
+                    internal: n.internal,
+                })
+            })
+            .collect();
+        let mut st = self.db.prepare("SELECT host_ip, host_port, proto, container_port, target_ip FROM net_ports ORDER BY host_port")?;
+        let ports: Vec<FwPort> = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u16>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u16>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })?
+            .filter_map(|r| r.ok())
+            .filter_map(|(hi, hp, pr, cp, t)| {
+                Some(FwPort {
+                    host_ip: hi.parse().ok()?,
+                    host_port: hp,
+                    proto: if pr == "udp" { "udp" } else { "tcp" },
+                    target: t.parse().ok()?,
+                    target_port: cp,
+                })
+            })
+            .collect();
+        nft::apply(&nft::script(&nets, &ports))
+    }
+
+    fn proxy_pid_file(&self, container_id: &str) -> PathBuf {
+        self.dir.join("proxy").join(format!("{container_id}.pid"))
+    }
+
+    /// Starts the `berth-netproxy` helper for a container: serves the reserved ports (to the
+    /// container's address) and, when an endpoint is on a user-defined network, DNS on
+    /// 127.0.0.11 inside `netns` (forwarding other names to `upstreams`). Returns once it is
+    /// ready; it exits by itself when `watch_pid` exits. Does nothing when there is nothing to
+    /// serve.
+    pub fn start_proxy(
+        &self,
+        container_id: &str,
+        watch_pid: i32,
+        reserved: Vec<Reserved>,
+        endpoints: &[Endpoint],
+        upstreams: &[IpAddr],
+    ) -> Result<()> {
+        let user_nets: Vec<&Endpoint> = endpoints
+            .iter()
+            .filter(|e| !matches!(e.network_name.as_str(), "bridge" | "host" | "none"))
+            .collect();
+        if reserved.is_empty() && user_nets.is_empty() {
+            return Ok(());
+        }
+        let target_ip = endpoints
+            .first()
+            .map(|e| e.ip)
+            .unwrap_or(Ipv4Addr::LOCALHOST);
+        let dns = user_nets.first().map(|e| DnsConfig {
+            netns: e.netns.clone(),
+            records: user_nets
+                .iter()
+                .map(|e| self.records_path(&e.network_id))
+                .collect(),
+            upstreams: upstreams.to_vec(),
+        });
+        let pid_file = self.proxy_pid_file(container_id);
+        std::fs::create_dir_all(pid_file.parent().unwrap())?;
+        let mut p = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills two new fds that we own from here on.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: fresh fds from pipe2.
+        let (rd, wr) = unsafe {
+            (
+                std::fs::File::from_raw_fd(p[0]),
+                std::os::fd::OwnedFd::from_raw_fd(p[1]),
+            )
+        };
+        let mut fds: Vec<i32> = vec![wr.as_raw_fd()];
+        let mut ports = Vec::new();
+        for (i, r) in reserved.iter().enumerate() {
+            fds.push(r.fd.as_raw_fd());
+            ports.push(ProxyPort {
+                fd: 4 + i as i32,
+                proto: r.binding.proto,
+                target: SocketAddr::new(IpAddr::V4(target_ip), r.binding.container_port),
+            });
+        }
+        let cfg = ProxyConfig {
+            container_id: container_id.into(),
+            watch_pid,
+            ports,
+            dns,
+            pid_file,
+            ready_fd: 3,
+        };
+        let mut cmd = Command::new(proxy_binary());
+        cmd.arg(serde_json::to_string(&cfg).unwrap())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Move the sources out of the way first so dup2 cannot clobber one.
+                let mut high = Vec::with_capacity(fds.len());
+                for &fd in &fds {
+                    let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1000);
+                    if h < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    high.push(h);
+                }
+                for (i, &h) in high.iter().enumerate() {
+                    if libc::dup2(h, 3 + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("starting berth-netproxy: {e}"),
+            ))
+        })?;
+        drop(wr);
+        drop(reserved);
+        let mut line = String::new();
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(rd).read_line(&mut line);
+        if line.trim() != "ok" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Io(std::io::Error::other(format!(
+                "port proxy: {}",
+                if line.is_empty() {
+                    "exited"
+                } else {
+                    line.trim()
+                }
+            ))));
+        }
+        // The helper outlives us; reaping is init's job once we exit.
+        std::mem::forget(child);
+        Ok(())
+    }
+
+    /// Stops a container's helper if it runs (idempotent).
+    pub fn stop_proxy(&self, container_id: &str) {
+        let f = self.proxy_pid_file(container_id);
+        if let Ok(s) = std::fs::read_to_string(&f) {
+            if let Ok(pid) = s.trim().parse::<i32>() {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                if cmdline.contains("berth-netproxy") && cmdline.contains(container_id) {
+                    // SAFETY: signalling a process we verified is our helper.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            let _ = std::fs::remove_file(&f);
+        }
+    }
+
+    /// Crash recovery: releases endpoints and ports of containers `live` says are gone,
+    /// deletes `bv*` veths without an endpoint, and resyncs the firewall.
+    pub fn gc(&self, live: &dyn Fn(&str) -> bool) -> Result<GcReport> {
+        let mut rep = GcReport::default();
+        for ep in self.all_endpoints()? {
+            if !live(&ep.container_id) {
+                self.stop_proxy(&ep.container_id);
+                self.remove_endpoint(&ep)?;
+                rep.endpoints += 1;
+            }
+        }
+        let dead_ports: Vec<String> = {
+            let mut st = self
+                .db
+                .prepare("SELECT DISTINCT container_id FROM net_ports")?;
+            let v = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .filter_map(|r| r.ok())
+                .filter(|c| !live(c))
+                .collect();
+            v
+        };
+        for c in dead_ports {
+            rep.ports += self
+                .db
+                .execute("DELETE FROM net_ports WHERE container_id = ?1", [&c])?;
+        }
+        let known: std::collections::HashSet<String> = self
+            .all_endpoints()?
+            .into_iter()
+            .map(|e| e.host_veth)
+            .collect();
+        for l in netlink::link_names()? {
+            if l.len() == 14 && l.starts_with("bv") && !known.contains(&l) {
+                netlink::delete_link(&l)?;
+                rep.links += 1;
+            }
+        }
+        for n in self.networks()? {
+            if n.bridge.is_some() {
+                self.ensure_host_setup(&n)?;
+            }
+        }
+        self.sync()?;
+        Ok(rep)
+    }
+}
+
+/// The helper binary: `$BERTH_NETPROXY`, next to the current executable (or its parent, for
+/// test binaries in `deps/`), then `$PATH`.
+pub fn proxy_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_NETPROXY") {
+        return p.into();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let p = dir.join("berth-netproxy");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    PathBuf::from("berth-netproxy")
+}

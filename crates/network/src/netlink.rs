@@ -1,0 +1,253 @@
+//! Links, addresses and routes through rtnetlink (no `ip` binary).
+//!
+//! Every function runs its own current-thread tokio runtime, so callers stay synchronous. Work
+//! inside a container's network namespace happens on a short-lived thread that `setns`es into it
+//! first: a netlink socket belongs to the namespace it was created in.
+
+use crate::{Error, Result};
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// errno carried by a netlink error (positive), if any.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+fn nl(what: &str, e: rtnetlink::Error) -> Error {
+    match errno(&e) {
+        Some(code) => Error::Netlink(format!(
+            "{what}: {}",
+            std::io::Error::from_raw_os_error(code)
+        )),
+        None => Error::Netlink(format!("{what}: {e}")),
+    }
+}
+
+/// Runs `f` with a netlink handle in the current network namespace.
+pub(crate) fn with_handle<T, F, Fut>(f: F) -> Result<T>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    rt.block_on(async move {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        let task = tokio::spawn(conn);
+        let r = f(handle).await;
+        task.abort();
+        r
+    })
+}
+
+/// Runs `f` on a thread that has joined the network namespace at `netns`.
+pub(crate) fn in_netns<T: Send, F: FnOnce() -> Result<T> + Send>(netns: &Path, f: F) -> Result<T> {
+    let ns = File::open(netns)
+        .map_err(|e| Error::Invalid(format!("network namespace {}: {e}", netns.display())))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: plain syscall on a valid fd; only this thread changes namespace, and it
+            // ends right after `f`.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(Error::Io(std::io::Error::last_os_error()));
+            }
+            f()
+        })
+        .join()
+        .map_err(|_| Error::Netlink("namespace thread panicked".into()))?
+    })
+}
+
+async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(m)) => Ok(Some(m.header.index)),
+        Ok(None) => Ok(None),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(nl(&format!("looking up {name}"), e)),
+    }
+}
+
+/// Index of the link `name` in the current namespace, if it exists.
+pub fn link_exists(name: &str) -> Result<bool> {
+    with_handle(|h| async move { Ok(link_index(&h, name).await?.is_some()) })
+}
+
+/// Creates the bridge `name` (up) with `gateway/prefix` on it, or completes a partial one.
+pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
+    with_handle(|h| async move {
+        let idx = match link_index(&h, name).await? {
+            Some(i) => i,
+            None => {
+                match h.link().add(LinkBridge::new(name).build()).execute().await {
+                    Ok(()) => {}
+                    Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(nl(&format!("creating bridge {name}"), e)),
+                }
+                link_index(&h, name)
+                    .await?
+                    .ok_or_else(|| Error::Netlink(format!("bridge {name} vanished")))?
+            }
+        };
+        match h
+            .address()
+            .add(idx, IpAddr::V4(gateway), prefix)
+            .execute()
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+            Err(e) => return Err(nl(&format!("adding {gateway}/{prefix} to {name}"), e)),
+        }
+        h.link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(|e| nl(&format!("setting {name} up"), e))
+    })
+}
+
+/// Deletes the link `name` in the current namespace; a missing link is not an error.
+pub fn delete_link(name: &str) -> Result<()> {
+    with_handle(|h| async move {
+        let Some(idx) = link_index(&h, name).await? else {
+            return Ok(());
+        };
+        match h.link().del(idx).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(nl(&format!("deleting {name}"), e)),
+        }
+    })
+}
+
+/// Names of all links in the current namespace.
+pub fn link_names() -> Result<Vec<String>> {
+    with_handle(|h| async move {
+        let mut out = Vec::new();
+        let mut links = h.link().get().execute();
+        while let Some(m) = links.try_next().await.map_err(|e| nl("listing links", e))? {
+            for a in m.attributes {
+                if let LinkAttribute::IfName(n) = a {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// What [`attach`] sets up.
+pub struct VethConfig<'a> {
+    pub bridge: &'a str,
+    pub host_name: &'a str,
+    pub netns: &'a Path,
+    /// Interface name inside the namespace (`eth0`, `eth1`, ...).
+    pub ifname: &'a str,
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    /// Default route via this address (`None`: no default route, e.g. a second network).
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// Creates a veth pair whose host end joins the bridge and whose other end is created directly
+/// inside the namespace (one netlink request), then configures it there: address, up, default
+/// route, loopback up.
+pub fn attach(c: &VethConfig) -> Result<()> {
+    let ns = File::open(c.netns)
+        .map_err(|e| Error::Invalid(format!("network namespace {}: {e}", c.netns.display())))?;
+    let nsfd = ns.as_raw_fd();
+    with_handle(|h| async move {
+        let bridge = link_index(&h, c.bridge)
+            .await?
+            .ok_or_else(|| Error::Netlink(format!("bridge {} does not exist", c.bridge)))?;
+        let peer: LinkMessage = LinkUnspec::new_with_name(c.ifname)
+            .setns_by_fd(nsfd)
+            .address(c.mac.to_vec())
+            .build();
+        let msg = LinkMessageBuilder::<LinkVeth>::new(c.host_name, c.ifname)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .controller(bridge)
+            .up()
+            .build();
+        h.link().add(msg).execute().await.map_err(|e| {
+            if errno(&e) == Some(libc::EEXIST) {
+                Error::Conflict(format!(
+                    "interface {} or {} already exists",
+                    c.host_name, c.ifname
+                ))
+            } else {
+                nl(&format!("creating veth {}", c.host_name), e)
+            }
+        })
+    })?;
+    let r = in_netns(c.netns, || {
+        with_handle(|h| async move {
+            for name in ["lo", c.ifname] {
+                h.link()
+                    .set(LinkUnspec::new_with_name(name).up().build())
+                    .execute()
+                    .await
+                    .map_err(|e| nl(&format!("setting {name} up in the container"), e))?;
+            }
+            let idx = link_index(&h, c.ifname)
+                .await?
+                .ok_or_else(|| Error::Netlink(format!("{} missing in the container", c.ifname)))?;
+            h.address()
+                .add(idx, IpAddr::V4(c.ip), c.prefix)
+                .execute()
+                .await
+                .map_err(|e| nl(&format!("adding {}/{}", c.ip, c.prefix), e))?;
+            if let Some(gw) = c.gateway {
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .gateway(gw)
+                    .output_interface(idx)
+                    .build();
+                h.route()
+                    .add(route)
+                    .execute()
+                    .await
+                    .map_err(|e| nl("adding the default route", e))?;
+            }
+            Ok(())
+        })
+    });
+    if r.is_err() {
+        let _ = delete_link(c.host_name);
+    }
+    r
+}
+
+/// Deletes the interface `ifname` inside the namespace (used by `disconnect` while the
+/// container runs; its host end goes with it).
+pub fn detach_in_netns(netns: &Path, ifname: &str) -> Result<()> {
+    if !netns.exists() {
+        return Ok(());
+    }
+    in_netns(netns, || delete_link(ifname))
+}
+
+/// Sets loopback up in a namespace (for `--network none`).
+pub fn loopback_up(netns: &Path) -> Result<()> {
+    in_netns(netns, || {
+        with_handle(|h| async move {
+            h.link()
+                .set(LinkUnspec::new_with_name("lo").up().build())
+                .execute()
+                .await
+                .map_err(|e| nl("setting lo up", e))
+        })
+    })
+}
