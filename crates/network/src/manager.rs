@@ -116,10 +116,33 @@ pub struct GcReport {
     pub ports: usize,
 }
 
+/// Host-wide names, so that a second berth root (tests) can live beside the main one.
+#[derive(Debug, Clone)]
+pub struct NetOptions {
+    /// nftables table (family inet); `BERTH_NFT_TABLE`, default `berth`.
+    pub nft_table: String,
+    /// Default bridge device; `BERTH_BRIDGE_NAME`, default `berth0` (must start with `berth`).
+    pub default_bridge: String,
+    /// Default bridge subnet; `BERTH_BRIDGE_SUBNET`, default the first free of 10.210-250.0.0/16.
+    pub default_subnet: Option<String>,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        NetOptions {
+            nft_table: env("BERTH_NFT_TABLE").unwrap_or_else(|| nft::TABLE.into()),
+            default_bridge: env("BERTH_BRIDGE_NAME").unwrap_or_else(|| DEFAULT_BRIDGE.into()),
+            default_subnet: env("BERTH_BRIDGE_SUBNET"),
+        }
+    }
+}
+
 /// The network manager for one store (see the crate docs).
 pub struct Networking<'a> {
     db: &'a Connection,
     dir: PathBuf,
+    opts: NetOptions,
 }
 
 fn new_id() -> String {
@@ -230,11 +253,28 @@ impl<'a> Networking<'a> {
     /// Creates the tables if needed. `runroot` is berth's run root (`/run/berth`); derived host
     /// state goes to `runroot/network`.
     pub fn new(db: &'a Connection, runroot: &Path) -> Result<Self> {
+        Self::with_options(db, runroot, NetOptions::default())
+    }
+
+    /// [`Networking::new`] with explicit host-wide names.
+    pub fn with_options(db: &'a Connection, runroot: &Path, opts: NetOptions) -> Result<Self> {
+        if !opts.default_bridge.starts_with("berth") || opts.default_bridge.len() > 15 {
+            return Err(Error::Invalid(format!(
+                "bridge name {:?} must start with \"berth\" and have at most 15 characters",
+                opts.default_bridge
+            )));
+        }
         db.execute_batch(SCHEMA)?;
         Ok(Networking {
             db,
             dir: runroot.join("network"),
+            opts,
         })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &NetOptions {
+        &self.opts
     }
 
     /// Directory of the derived state.
@@ -294,7 +334,8 @@ impl<'a> Networking<'a> {
     }
 
     fn subnet_free(&self, s: &Subnet, own_bridge: Option<&str>) -> Result<()> {
-        for n in self.networks()? {
+        let nets = self.networks()?;
+        for n in &nets {
             if let Some(o) = n.subnet() {
                 if o.overlaps(s) {
                     return Err(Error::Conflict(format!(
@@ -305,7 +346,10 @@ impl<'a> Networking<'a> {
             }
         }
         for r in host_routes() {
-            if Some(r.dev.as_str()) == own_bridge || r.dev.starts_with("berth") {
+            let ours = nets
+                .iter()
+                .any(|n| n.bridge.as_deref() == Some(r.dev.as_str()));
+            if Some(r.dev.as_str()) == own_bridge || ours {
                 continue;
             }
             if r.dest.overlaps(s) {
@@ -343,15 +387,16 @@ impl<'a> Networking<'a> {
             self.ensure_host_setup(&n)?;
             return Ok(n);
         }
-        let subnet = match std::env::var("BERTH_BRIDGE_SUBNET") {
-            Ok(s) if !s.is_empty() => {
+        let own = Some(self.opts.default_bridge.as_str());
+        let subnet = match &self.opts.default_subnet {
+            Some(s) => {
                 let s: Subnet = s.parse()?;
-                self.subnet_free(&s, Some(DEFAULT_BRIDGE))?;
+                self.subnet_free(&s, own)?;
                 s
             }
-            _ => (210u8..=250)
+            None => (210u8..=250)
                 .map(|b| Subnet::new(Ipv4Addr::new(10, b, 0, 0), 16))
-                .find(|s| self.subnet_free(s, Some(DEFAULT_BRIDGE)).is_ok())
+                .find(|s| self.subnet_free(s, own).is_ok())
                 .ok_or_else(|| {
                     Error::Conflict(
                         "no free subnet for the default bridge: set BERTH_BRIDGE_SUBNET".into(),
@@ -377,7 +422,7 @@ impl<'a> Networking<'a> {
                 driver: "bridge".into(),
                 subnet: Some(subnet.to_string()),
                 gateway: Some(subnet.first_host().to_string()),
-                bridge: Some(DEFAULT_BRIDGE.into()),
+                bridge: Some(self.opts.default_bridge.clone()),
                 internal: false,
                 created: now(),
                 labels: Default::default(),
@@ -875,7 +920,7 @@ impl<'a> Networking<'a> {
                 })
             })
             .collect();
-        nft::apply(&nft::script(&nets, &ports))
+        nft::apply(&nft::script(&self.opts.nft_table, &nets, &ports))
     }
 
     fn proxy_pid_file(&self, container_id: &str) -> PathBuf {
@@ -1049,10 +1094,13 @@ impl<'a> Networking<'a> {
             .into_iter()
             .map(|e| e.host_veth)
             .collect();
-        for l in netlink::link_names()? {
-            if l.len() == 14 && l.starts_with("bv") && !known.contains(&l) {
-                netlink::delete_link(&l)?;
-                rep.links += 1;
+        for n in self.networks()? {
+            let Some(b) = &n.bridge else { continue };
+            for l in netlink::bridge_ports(b)? {
+                if l.len() == 14 && l.starts_with("bv") && !known.contains(&l) {
+                    netlink::delete_link(&l)?;
+                    rep.links += 1;
+                }
             }
         }
         for n in self.networks()? {

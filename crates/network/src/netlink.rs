@@ -132,16 +132,26 @@ pub fn delete_link(name: &str) -> Result<()> {
     })
 }
 
-/// Names of all links in the current namespace.
-pub fn link_names() -> Result<Vec<String>> {
+/// Names of the links enslaved to the bridge `bridge` (empty when it does not exist).
+pub fn bridge_ports(bridge: &str) -> Result<Vec<String>> {
     with_handle(|h| async move {
+        let Some(b) = link_index(&h, bridge).await? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         let mut links = h.link().get().execute();
         while let Some(m) = links.try_next().await.map_err(|e| nl("listing links", e))? {
+            let mut name = None;
+            let mut on = false;
             for a in m.attributes {
-                if let LinkAttribute::IfName(n) = a {
-                    out.push(n);
+                match a {
+                    LinkAttribute::IfName(n) => name = Some(n),
+                    LinkAttribute::Controller(c) if c == b => on = true,
+                    _ => {}
                 }
+            }
+            if let (true, Some(n)) = (on, name) {
+                out.push(n);
             }
         }
         Ok(out)

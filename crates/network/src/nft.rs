@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Table name (family inet).
+/// Default table name (family inet).
 pub const TABLE: &str = "berth";
 
 /// A bridge network as the firewall sees it.
@@ -33,12 +33,12 @@ pub struct FwPort {
 }
 
 /// The nft script that replaces the whole table.
-pub fn script(nets: &[FwNetwork], ports: &[FwPort]) -> String {
+pub fn script(table: &str, nets: &[FwNetwork], ports: &[FwPort]) -> String {
     let mut s = String::new();
     // `add table` then `delete table` makes the delete succeed whether or not it existed.
     let _ = writeln!(
         s,
-        "add table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{"
+        "add table inet {table}\ndelete table inet {table}\ntable inet {table} {{"
     );
     s.push_str(
         "  chain forward {\n    type filter hook forward priority filter - 10; policy accept;\n",
@@ -79,7 +79,7 @@ pub fn script(nets: &[FwNetwork], ports: &[FwPort]) -> String {
     }
     s.push_str("  }\n");
     s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n");
-    s.push_str("  chain output {\n    type nat hook output priority dstnat; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump ports\n  }\n}\n");
+    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump ports\n  }\n}\n");
     s
 }
 
@@ -113,16 +113,16 @@ fn nft_binary() -> &'static str {
 }
 
 /// Removes the table (idempotent).
-pub fn remove_table() -> Result<()> {
+pub fn remove_table(table: &str) -> Result<()> {
     apply(&format!(
-        "add table inet {TABLE}\ndelete table inet {TABLE}\n"
+        "add table inet {table}\ndelete table inet {table}\n"
     ))
 }
 
 /// Whether our table exists and the rules it holds (for tests and `gc`).
-pub fn list_table() -> Option<String> {
+pub fn list_table(table: &str) -> Option<String> {
     let out = Command::new(nft_binary())
-        .args(["list", "table", "inet", TABLE])
+        .args(["list", "table", "inet", table])
         .stderr(Stdio::null())
         .output()
         .ok()?;
