@@ -318,7 +318,7 @@ fn published_ports_answer_on_loopback_and_cleanup_leaves_nothing() {
         table.contains(&format!("dnat ip to {}:80", ep.ip)),
         "{table}"
     );
-    net.start_proxy(id, 0, reserved, &[ep.clone()], &[])
+    net.start_proxy(id, 0, reserved, std::slice::from_ref(&ep), &[])
         .unwrap();
 
     let addr = SocketAddr::from(([127, 0, 0, 1], tcp.host_port));
