@@ -370,3 +370,38 @@ fn load_from_stdin_streams_the_same_archive() {
     assert_eq!(c.ok(&["images", "-q"]), "");
     assert!(c.staged_leftovers().is_empty());
 }
+
+#[test]
+fn podman_loads_what_we_save() {
+    let a = Berth::new();
+    let id = a.import_busybox("busybox");
+    let archive = a.dir.path().join("images.tar");
+    a.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    // A private podman store (vfs: no overlay mounts, nothing shared with the host's podman).
+    // podman wants a short runroot path.
+    let store = tempfile::Builder::new()
+        .prefix("pod")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let podman = format!(
+        "podman --root {0}/root --runroot {0}/run --storage-driver vfs",
+        store.path().display()
+    );
+    let out = sh(&format!("{podman} load -i {}", archive.display()));
+    assert!(
+        out.contains("Loaded image: docker.io/library/busybox:latest"),
+        "{out}"
+    );
+    let config = sh(&format!(
+        "{podman} image inspect --format '{{{{.Id}}}}' busybox"
+    ));
+    assert_eq!(
+        format!("sha256:{}", config.trim()),
+        id,
+        "podman sees the same image ID"
+    );
+    let _ = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{podman} rmi -a -f >/dev/null 2>&1"))
+        .status();
+}
