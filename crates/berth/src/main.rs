@@ -33,6 +33,22 @@ pub fn exit_status(code: u8) -> anyhow::Error {
 }
 
 fn main() -> ExitCode {
+    // The container monitor lives in this binary too: reached through a `berth-monitor`
+    // symlink (the engine makes one) or the hidden `__monitor` subcommand.
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&arg0).file_name() == Some(std::ffi::OsStr::new("berth-monitor")) {
+        berth_runtime::monitor::main();
+    }
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("__monitor")) {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+        let err = std::process::Command::new(exe)
+            .arg0("berth-monitor")
+            .args(std::env::args_os().skip(2))
+            .exec();
+        eprintln!("berth: cannot run the monitor: {err}");
+        return ExitCode::from(125);
+    }
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(e) => {

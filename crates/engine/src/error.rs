@@ -12,6 +12,11 @@ pub enum EngineError {
     Reference(#[from] ReferenceError),
     #[error("No such image: {0}")]
     ImageNotFound(String),
+    #[error("No such container: {0}")]
+    ContainerNotFound(String),
+    /// A container runtime failure; [`berth_runtime::Error::exit_code`] gives Docker's code.
+    #[error("{0}")]
+    Runtime(berth_runtime::Error),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -49,7 +54,9 @@ impl EngineError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            EngineError::ImageNotFound(_) | EngineError::Store(StoreError::ImageNotFound(_))
+            EngineError::ImageNotFound(_)
+                | EngineError::ContainerNotFound(_)
+                | EngineError::Store(StoreError::ImageNotFound(_))
         )
     }
 }

@@ -5,11 +5,13 @@
 //! formats them and the API server serialises them, and neither holds any image or container
 //! logic of its own.
 
+pub mod containers;
 mod error;
 pub mod images;
 pub mod registry;
 pub mod system;
 pub mod types;
+pub mod volumes;
 
 pub use error::EngineError;
 

@@ -666,6 +666,115 @@ impl Store {
         Ok(rows)
     }
 
+    /// Inserts a container row, checking the name in the same write transaction: returns
+    /// `Ok(Err(id))` with the ID of the container that already holds the name.
+    pub fn insert_container(&mut self, row: &ContainerRow) -> Result<Result<(), String>, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.db_err(e))?;
+        let holder: Option<String> = tx
+            .query_row("SELECT id FROM containers WHERE name = ?1", [&row.name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        if let Some(id) = holder {
+            return Ok(Err(id));
+        }
+        tx.execute(
+            "INSERT INTO containers (id, name, image_id, created, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![row.id, row.name, row.image_id, row.created, row.record],
+        )
+        .map_err(|e| self.db_err(e))?;
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(Ok(()))
+    }
+
+    /// Replaces a container's record JSON; returns whether the container exists.
+    pub fn update_container_record(&mut self, id: &str, record: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE containers SET record = ?2 WHERE id = ?1",
+                params![id, record],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Renames a container: `Ok(Err(id))` when another container holds `name`.
+    pub fn rename_container(
+        &mut self,
+        id: &str,
+        name: &str,
+    ) -> Result<Result<(), String>, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.db_err(e))?;
+        let holder: Option<String> = tx
+            .query_row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        if let Some(other) = holder {
+            if other != id {
+                return Ok(Err(other));
+            }
+        }
+        tx.execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )
+        .map_err(|e| self.db_err(e))?;
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(Ok(()))
+    }
+
+    /// Deletes a container row; returns whether it existed.
+    pub fn delete_container(&mut self, id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM containers WHERE id = ?1", [id])
+            .map_err(|e| self.db_err(e))?;
+        Ok(n > 0)
+    }
+
+    /// The container with this exact ID.
+    pub fn container(&self, id: &str) -> Result<Option<ContainerRow>, StoreError> {
+        self.container_where("id = ?1", id)
+    }
+
+    /// The container with this exact name (without Docker's leading slash).
+    pub fn container_by_name(&self, name: &str) -> Result<Option<ContainerRow>, StoreError> {
+        self.container_where("name = ?1", name)
+    }
+
+    fn container_where(&self, cond: &str, arg: &str) -> Result<Option<ContainerRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT id, name, image_id, created, record FROM containers WHERE {cond}"
+            ))
+            .map_err(|e| self.db_err(e))?;
+        stmt.query_row([arg], row_to_container)
+            .optional()
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// IDs of containers starting with `prefix` (lower-case hex).
+    pub fn container_ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2")
+            .map_err(|e| self.db_err(e))?;
+        let upper = format!("{prefix}\u{10ffff}");
+        let rows = stmt
+            .query_map(params![prefix, upper], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows)
+    }
+
     /// All containers, newest first.
     pub fn containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
         let mut stmt = self

@@ -181,11 +181,38 @@ pub fn inspect(engine: &Engine, names: &[String], format: Option<&str>) -> Resul
     Ok(())
 }
 
-pub fn inspect_any(engine: &Engine, args: InspectArgs) -> Result<()> {
+/// `inspect`: containers first, then images, like Docker; `--type` narrows it.
+pub fn inspect_any(engine: &mut Engine, args: InspectArgs) -> Result<()> {
     match args.kind.as_deref() {
-        None | Some("image") => inspect(engine, &args.names, args.format.as_deref()),
+        Some("image") => return inspect(engine, &args.names, args.format.as_deref()),
+        None | Some("container") => {}
         Some(other) => bail!("\"{other}\" is not a valid value for --type"),
     }
+    let mut values = Vec::new();
+    let mut failed = false;
+    for name in &args.names {
+        match engine.inspect_container(name, args.size) {
+            Ok(v) => values.push(v),
+            Err(e) if e.is_not_found() && args.kind.is_none() => match engine.inspect_image(name) {
+                Ok(i) => values.push(serde_json::to_value(i)?),
+                Err(_) => {
+                    eprintln!("Error: No such object: {name}");
+                    failed = true;
+                }
+            },
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if !values.is_empty() || !failed {
+        print_inspect(&values, args.format.as_deref())?;
+    }
+    if failed {
+        return Err(exit_status(1));
+    }
+    Ok(())
 }
 
 pub fn tag(engine: &mut Engine, args: TagArgs) -> Result<()> {

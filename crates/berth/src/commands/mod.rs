@@ -1,10 +1,14 @@
 //! One module per command family; each turns parsed arguments into engine calls and prints.
 
+mod containers;
 mod images;
 mod registry;
 mod system;
 
-use crate::cli::{Cli, Command, ImageCommand, RegistryCommand, SystemCommand};
+use crate::cli::{
+    Cli, Command, ContainerCommand as C, ImageCommand, RegistryCommand, SystemCommand,
+    VolumeCommand as V,
+};
 use anyhow::Result;
 use berth_engine::{Engine, EngineConfig};
 
@@ -19,7 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Inspect(a)) => {
             images::inspect(&open()?, &a.names, a.format.as_deref())
         }
-        Command::Inspect(a) => images::inspect_any(&open()?, a),
+        Command::Inspect(a) => images::inspect_any(&mut open()?, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&mut open()?, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&mut open()?, a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&mut open()?, a),
@@ -37,6 +41,40 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logout(a) => registry::logout(&open()?, a),
         Command::Registry(RegistryCommand::Serve(a)) => registry::serve(&cli.root, a),
         Command::Registry(RegistryCommand::Gc(a)) => registry::gc(&cli.root, a),
+        Command::Run(a) | Command::Container(C::Run(a)) => containers::run(&mut open()?, a),
+        Command::Create(a) | Command::Container(C::Create(a)) => {
+            containers::create(&mut open()?, a)
+        }
+        Command::Start(a) | Command::Container(C::Start(a)) => containers::start(&mut open()?, a),
+        Command::Stop(a) | Command::Container(C::Stop(a)) => containers::stop(&mut open()?, a),
+        Command::Restart(a) | Command::Container(C::Restart(a)) => {
+            containers::restart(&mut open()?, a)
+        }
+        Command::Kill(a) | Command::Container(C::Kill(a)) => containers::kill(&mut open()?, a),
+        Command::Rm(a) | Command::Container(C::Rm(a)) => containers::rm(&mut open()?, a),
+        Command::Ps(a) | Command::Container(C::Ls(a)) => containers::ps(&mut open()?, a),
+        Command::Logs(a) | Command::Container(C::Logs(a)) => containers::logs(&mut open()?, a),
+        Command::Exec(a) | Command::Container(C::Exec(a)) => containers::exec(&mut open()?, a),
+        Command::Attach(a) | Command::Container(C::Attach(a)) => {
+            containers::attach(&mut open()?, a)
+        }
+        Command::Wait(a) | Command::Container(C::Wait(a)) => containers::wait(&mut open()?, a),
+        Command::Rename(a) | Command::Container(C::Rename(a)) => {
+            containers::rename(&mut open()?, a)
+        }
+        Command::Pause(a) | Command::Container(C::Pause(a)) => containers::pause(&mut open()?, a),
+        Command::Unpause(a) | Command::Container(C::Unpause(a)) => {
+            containers::unpause(&mut open()?, a)
+        }
+        Command::Top(a) | Command::Container(C::Top(a)) => containers::top(&mut open()?, a),
+        Command::Port(a) | Command::Container(C::Port(a)) => containers::port(&mut open()?, a),
+        Command::Container(C::Inspect(a)) => containers::inspect(&mut open()?, a),
+        Command::Container(C::Prune(a)) => containers::prune(&mut open()?, a),
+        Command::Volume(V::Create(a)) => containers::volume_create(&mut open()?, a),
+        Command::Volume(V::Ls(a)) => containers::volume_ls(&mut open()?, a),
+        Command::Volume(V::Inspect(a)) => containers::volume_inspect(&mut open()?, a),
+        Command::Volume(V::Rm(a)) => containers::volume_rm(&mut open()?, a),
+        Command::Volume(V::Prune(a)) => containers::volume_prune(&mut open()?, a),
         Command::Version(a) => system::version(&open()?, a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(&open()?, a),
     }

@@ -1,0 +1,1178 @@
+//! Container commands: `run`, `create`, `start`, `stop`, `restart`, `kill`, `rm`, `ps`, `logs`,
+//! `exec`, `attach`, `wait`, `rename`, `pause`, `unpause`, `top`, `port`, `container inspect`,
+//! `container prune`, and the `volume` commands.
+
+use crate::cli::{
+    AttachArgs, ContainerInspectArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PortArgs,
+    PruneArgs, PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, VolumeCreateArgs,
+    VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
+};
+use crate::output::{default_header, go_time, human_size, print_inspect, render_rows, since};
+use crate::{exit_status, StatusError};
+use anyhow::Result;
+use berth_engine::containers::{
+    parse_time_arg, ContainerSummary, CreateOptions, ListOptions, LogOptions,
+};
+use berth_engine::{Engine, EngineError};
+use berth_runtime::{ExecOptions, RunOptions, Ulimit};
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// An error with Docker's exit code and message.
+fn status(code: u8, message: impl Into<String>) -> anyhow::Error {
+    StatusError {
+        code,
+        message: message.into(),
+    }
+    .into()
+}
+
+fn flag_error(value: &str, flag: &str, why: &str) -> anyhow::Error {
+    status(
+        125,
+        format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}"),
+    )
+}
+
+/// Docker's RAMInBytes: `12`, `64k`, `512m`, `1g`, `1.5g` (binary units, optional `b`).
+pub fn parse_ram(s: &str) -> Option<i64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let body = lower.strip_suffix('b').unwrap_or(&lower);
+    let (num, mult): (&str, f64) = match body.chars().last()? {
+        'k' => (&body[..body.len() - 1], 1024.0),
+        'm' => (&body[..body.len() - 1], 1024.0 * 1024.0),
+        'g' => (&body[..body.len() - 1], 1024.0 * 1024.0 * 1024.0),
+        't' => (&body[..body.len() - 1], 1024f64.powi(4)),
+        'p' => (&body[..body.len() - 1], 1024f64.powi(5)),
+        c if c.is_ascii_digit() => (body, 1.0),
+        _ => return None,
+    };
+    let v: f64 = num.parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    Some((v * mult) as i64)
+}
+
+fn read_env_files(files: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| status(125, format!("open {}: {e}", f.display())))?;
+        for line in text.lines() {
+            let l = line.trim_start();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            out.push(l.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// `-e KEY` takes KEY from the caller's environment (dropped when unset), as the docker CLI.
+fn resolve_env(list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e)
+            } else {
+                std::env::var(&e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect()
+}
+
+fn ncpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Turns `run`/`create` flags into engine options; bad values exit 125 with Docker's words.
+fn create_options(a: &RunArgs) -> Result<CreateOptions> {
+    let mut env = read_env_files(&a.env_file)?;
+    env.extend(a.env.iter().cloned());
+    let env = resolve_env(env);
+    let mut run = RunOptions {
+        cmd: a.command.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        group_add: a.group_add.clone(),
+        hostname: a.hostname.clone(),
+        domainname: a.domainname.clone(),
+        tty: a.tty,
+        stdin_open: a.interactive,
+        read_only: a.read_only,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
+        stop_signal: a.stop_signal.clone(),
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        ..Default::default()
+    };
+    if let Some(e) = &a.entrypoint {
+        run.entrypoint = Some(if e.is_empty() {
+            Vec::new()
+        } else {
+            vec![e.clone()]
+        });
+    }
+    if let Some(w) = &a.workdir {
+        if !w.starts_with('/') {
+            return Err(status(
+                125,
+                format!("Error response from daemon: the working directory '{w}' is invalid, it needs to be an absolute path"),
+            ));
+        }
+    }
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        run.labels.insert(k.to_string(), v.to_string());
+    }
+    if let Some(m) = &a.memory {
+        let v = parse_ram(m)
+            .ok_or_else(|| flag_error(m, "-m, --memory", &format!("invalid size: '{m}'")))?;
+        if v > 0 && v < 6 * 1024 * 1024 {
+            return Err(status(
+                125,
+                "Error response from daemon: Minimum memory limit allowed is 6MB",
+            ));
+        }
+        run.memory = Some(v);
+    }
+    if let Some(m) = &a.memory_swap {
+        let v = if m == "-1" {
+            -1
+        } else {
+            parse_ram(m)
+                .ok_or_else(|| flag_error(m, "--memory-swap", &format!("invalid size: '{m}'")))?
+        };
+        if v > 0 && run.memory.map(|mem| v < mem).unwrap_or(true) {
+            return Err(status(
+                125,
+                if run.memory.is_none() {
+                    "Error response from daemon: You should always set the Memory limit when using Memoryswap limit, see usage"
+                } else {
+                    "Error response from daemon: Minimum memoryswap limit should be larger than memory limit, see usage"
+                },
+            ));
+        }
+        run.memory_swap = Some(v);
+    }
+    if let Some(c) = &a.cpus {
+        let v: f64 = c.parse().map_err(|_| {
+            flag_error(
+                c,
+                "--cpus",
+                &format!("failed to parse {c} as a rational number"),
+            )
+        })?;
+        let n = ncpus();
+        if v < 0.0 || (v > 0.0 && v < 0.01) || v > n as f64 {
+            return Err(status(
+                125,
+                format!("Error response from daemon: Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"),
+            ));
+        }
+        if v > 0.0 {
+            run.cpus = Some(v);
+        }
+    }
+    if let Some(c) = &a.cpu_shares {
+        let v: i64 = c.parse().map_err(|_| {
+            flag_error(
+                c,
+                "-c, --cpu-shares",
+                &format!("strconv.ParseInt: parsing \"{c}\": invalid syntax"),
+            )
+        })?;
+        if v < 0 {
+            return Err(status(
+                125,
+                "Error response from daemon: invalid CPU shares: must be positive",
+            ));
+        }
+        if v > 0 {
+            run.cpu_shares = Some(v as u64);
+        }
+    }
+    if let Some(p) = &a.pids_limit {
+        let v: i64 = p.parse().map_err(|_| {
+            flag_error(
+                p,
+                "--pids-limit",
+                &format!("strconv.ParseInt: parsing \"{p}\": invalid syntax"),
+            )
+        })?;
+        if v != 0 {
+            run.pids_limit = Some(v);
+        }
+    }
+    if let Some(s) = &a.shm_size {
+        let v = parse_ram(s)
+            .ok_or_else(|| flag_error(s, "--shm-size", &format!("invalid size: '{s}'")))?;
+        run.shm_size = Some(v as u64);
+    }
+    if let Some(t) = &a.stop_timeout {
+        let v: i64 = t.parse().map_err(|_| {
+            flag_error(
+                t,
+                "--stop-timeout",
+                &format!("strconv.ParseInt: parsing \"{t}\": invalid syntax"),
+            )
+        })?;
+        run.stop_timeout = Some(v.max(0) as u32);
+    }
+    for u in &a.ulimit {
+        let bad = || flag_error(u, "--ulimit", &format!("invalid ulimit argument: {u}"));
+        let (name, vals) = u.split_once('=').ok_or_else(bad)?;
+        let (soft, hard) = match vals.split_once(':') {
+            Some((s, h)) => (s, h),
+            None => (vals, vals),
+        };
+        let p = |x: &str| -> Result<u64> {
+            if x == "-1" || x == "unlimited" {
+                Ok(u64::MAX)
+            } else {
+                x.parse::<u64>().map_err(|_| bad())
+            }
+        };
+        run.ulimits.push(Ulimit {
+            name: name.to_string(),
+            soft: p(soft)?,
+            hard: p(hard)?,
+        });
+    }
+    for s in &a.security_opt {
+        match s.as_str() {
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                run.no_new_privileges = true
+            }
+            "no-new-privileges=false" | "no-new-privileges:false" => {}
+            "seccomp=unconfined" | "seccomp:unconfined" => run.seccomp_unconfined = true,
+            "apparmor=unconfined" | "apparmor:unconfined" | "label=disable" | "label:disable" => {}
+            other => {
+                return Err(status(
+                    125,
+                    format!("Error response from daemon: invalid --security-opt: {other:?}"),
+                ))
+            }
+        }
+    }
+    if a.init {
+        let found = [
+            "/usr/bin/tini-static",
+            "/usr/bin/tini",
+            "/usr/bin/catatonit",
+            "/usr/libexec/podman/catatonit",
+            "/usr/bin/docker-init",
+        ]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists());
+        match found {
+            Some(p) => run.init = Some(p.to_path_buf()),
+            None => {
+                return Err(status(
+                    125,
+                    "Error response from daemon: --init needs tini or catatonit installed on the host (apt install tini)",
+                ))
+            }
+        }
+    }
+    if !a.publish.is_empty() {
+        match a.network.as_deref() {
+            Some("none") | Some("host") => {}
+            _ => {
+                return Err(status(
+                    125,
+                    "Error response from daemon: publishing ports (-p) needs a bridge network, which this berth does not have yet; use --network host",
+                ))
+            }
+        }
+    }
+    if let Some(k) = &a.detach_keys {
+        parse_detach_keys(k)?;
+    }
+    Ok(CreateOptions {
+        image: a.image.clone(),
+        name: a.name.clone(),
+        run,
+        binds: a.volume.clone(),
+        mounts: a.mount.clone(),
+        tmpfs: a.tmpfs.clone(),
+        runtime: a.runtime.clone(),
+        auto_remove: a.rm,
+        restart: a.restart.clone(),
+        network: a.network.clone(),
+        detach: a.detach,
+        security_opt: a.security_opt.clone(),
+    })
+}
+
+/// `ctrl-p,ctrl-q` → bytes.
+fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for k in s.split(',') {
+        let k = k.trim();
+        if let Some(c) = k.strip_prefix("ctrl-") {
+            let b = match c {
+                "@" => 0,
+                "[" => 27,
+                "\\" => 28,
+                "]" => 29,
+                "^" => 30,
+                "_" => 31,
+                c if c.len() == 1 && c.as_bytes()[0].is_ascii_lowercase() => {
+                    c.as_bytes()[0] - b'a' + 1
+                }
+                _ => return Err(status(125, format!("Invalid detach keys ({s}) provided"))),
+            };
+            out.push(b);
+        } else if k.len() == 1 {
+            out.push(k.as_bytes()[0]);
+        } else {
+            return Err(status(125, format!("Invalid detach keys ({s}) provided")));
+        }
+    }
+    Ok(out)
+}
+
+/// Makes sure the image is there: Docker's "Unable to find image" line, then a pull.
+fn ensure_image(engine: &mut Engine, image: &str) -> Result<()> {
+    match engine.resolve_image(image) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => {
+            let shown = berth_oci::reference::Reference::parse_with_default_tag(image)
+                .map(|r| r.familiar_string())
+                .unwrap_or_else(|_| image.to_string());
+            eprintln!("Unable to find image '{shown}' locally");
+            match engine.ensure_image(
+                image,
+                berth_engine::registry::PullPolicy::Missing,
+                &mut |_| {},
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(status(125, format!("Error response from daemon: {e}"))),
+            }
+        }
+        Err(e) => Err(status(125, format!("Error response from daemon: {e}"))),
+    }
+}
+
+fn engine_error(code: u8, e: EngineError) -> anyhow::Error {
+    match &e {
+        EngineError::Runtime(r) => status(
+            r.exit_code() as u8,
+            format!("Error response from daemon: failed to create task for container: OCI runtime create failed: {e}"),
+        ),
+        _ => status(code, format!("Error response from daemon: {e}")),
+    }
+}
+
+pub fn create(engine: &mut Engine, a: RunArgs) -> Result<()> {
+    let opts = create_options(&a)?;
+    ensure_image(engine, &a.image)?;
+    let id = engine
+        .create_container(&opts)
+        .map_err(|e| engine_error(125, e))?;
+    println!("{id}");
+    Ok(())
+}
+
+/// Blocks SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGWINCH in this thread (and the threads it starts
+/// later) and forwards them from a dedicated thread: termination signals go to the container,
+/// SIGWINCH calls `on_winch`.
+fn forward_signals(dir: std::path::PathBuf, on_winch: Option<Box<dyn Fn() + Send>>) {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGWINCH,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let set_copy = set;
+        std::thread::spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            if libc::sigwait(&set_copy, &mut sig) != 0 {
+                return;
+            }
+            if sig == libc::SIGWINCH {
+                if let Some(f) = &on_winch {
+                    f();
+                }
+                continue;
+            }
+            let _ = berth_runtime::kill(&dir, sig);
+        });
+    }
+}
+
+fn print_entry(e: &berth_engine::containers::LogEntry, timestamps: bool) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(e.data.len() + 40);
+    if timestamps {
+        buf.extend_from_slice(e.time.as_bytes());
+        buf.push(b' ');
+    }
+    buf.extend_from_slice(&e.data);
+    if e.stream == 2 {
+        let mut err = std::io::stderr().lock();
+        err.write_all(&buf)?;
+        err.flush()
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&buf)?;
+        out.flush()
+    }
+}
+
+/// Streams a container's output from its log until it exits, forwarding signals; returns its
+/// exit code.
+fn follow_until_exit(engine: &mut Engine, id: &str) -> Result<i32> {
+    let (_, dir) = engine.container_dir(id)?;
+    forward_signals(dir.clone(), None);
+    let done = Arc::new(AtomicBool::new(false));
+    let d2 = done.clone();
+    let dir2 = dir.clone();
+    let reader = std::thread::spawn(move || {
+        let opts = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
+        let _ = berth_engine::containers::follow_log(
+            &dir2,
+            &opts,
+            &|| d2.load(Ordering::Relaxed),
+            &mut |e| print_entry(e, false),
+        );
+    });
+    let st = berth_runtime::wait(&dir, None);
+    done.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    let code = match st {
+        Ok(st) => st.exit_code,
+        Err(_) => engine.wait_and_finish(id).map(|(c, _)| c).unwrap_or(255),
+    };
+    engine
+        .wait_and_finish(id)
+        .map_err(|e| engine_error(125, e))?;
+    Ok(code)
+}
+
+/// A terminal in raw mode, restored on drop.
+struct RawTerminal {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl RawTerminal {
+    fn enable(on: bool) -> RawTerminal {
+        let stdin = std::io::stdin();
+        if !on || !stdin.is_terminal() {
+            return RawTerminal { saved: None };
+        }
+        let Ok(saved) = rustix::termios::tcgetattr(&stdin) else {
+            return RawTerminal { saved: None };
+        };
+        let mut raw = saved.clone();
+        raw.make_raw();
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw);
+        RawTerminal { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(s) = &self.saved {
+            let _ = rustix::termios::tcsetattr(
+                std::io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                s,
+            );
+        }
+    }
+}
+
+fn window_size() -> Option<(u16, u16)> {
+    let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
+    Some((ws.ws_row, ws.ws_col))
+}
+
+/// Attaches to the container's socket: stdin (with `stdin`), output, pty size. Returns
+/// `true` when the user detached with the detach keys.
+fn attach_streams(dir: &Path, stdin: bool, tty: bool, detach_keys: &[u8]) -> Result<bool> {
+    let client = berth_runtime::attach::AttachClient::connect(dir)
+        .map_err(|e| status(1, format!("cannot attach: {e}")))?;
+    let writer = client.stream().try_clone()?;
+    let _raw = RawTerminal::enable(tty && stdin);
+    {
+        let w = writer.try_clone()?;
+        let resize = move || {
+            if let Some((r, c)) = window_size() {
+                let mut p = r.to_be_bytes().to_vec();
+                p.extend_from_slice(&c.to_be_bytes());
+                let _ = (&w).write_all(&berth_runtime::attach::frame(
+                    berth_runtime::attach::RESIZE,
+                    &p,
+                ));
+            }
+        };
+        if tty {
+            resize();
+        }
+        forward_signals(dir.to_path_buf(), Some(Box::new(resize)));
+    }
+    let detached = Arc::new(AtomicBool::new(false));
+    if stdin {
+        let keys = detach_keys.to_vec();
+        let det = detached.clone();
+        let mut w = writer.try_clone()?;
+        std::thread::spawn(move || {
+            let mut input = std::io::stdin();
+            let mut buf = [0u8; 4096];
+            let mut matched = 0usize;
+            loop {
+                let n = match input.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = w.write_all(&berth_runtime::attach::frame(
+                            berth_runtime::attach::STDIN_CLOSE,
+                            &[],
+                        ));
+                        return;
+                    }
+                    Ok(n) => n,
+                };
+                if tty && !keys.is_empty() {
+                    for &b in &buf[..n] {
+                        if b == keys[matched] {
+                            matched += 1;
+                            if matched == keys.len() {
+                                det.store(true, Ordering::SeqCst);
+                                let _ = w.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                        } else {
+                            matched = if b == keys[0] { 1 } else { 0 };
+                        }
+                    }
+                }
+                if w.write_all(&berth_runtime::attach::frame(
+                    berth_runtime::attach::STDIN,
+                    &buf[..n],
+                ))
+                .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+    let mut client = client;
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    while let Ok(Some((kind, data))) = client.next_output() {
+        if kind == berth_runtime::attach::STDERR {
+            let mut e = stderr.lock();
+            let _ = e.write_all(&data);
+            let _ = e.flush();
+        } else {
+            let mut o = stdout.lock();
+            let _ = o.write_all(&data);
+            let _ = o.flush();
+        }
+    }
+    Ok(detached.load(Ordering::SeqCst))
+}
+
+pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
+    let opts = create_options(&a)?;
+    ensure_image(engine, &a.image)?;
+    let detach_keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+    let id = engine
+        .run_container(&opts)
+        .map_err(|e| engine_error(125, e))?;
+    if a.detach {
+        println!("{id}");
+        return Ok(());
+    }
+    let code = if a.interactive {
+        let (_, dir) = engine.container_dir(&id)?;
+        let detached = attach_streams(&dir, true, a.tty, &detach_keys)?;
+        if detached {
+            return Ok(());
+        }
+        let (code, _) = engine
+            .wait_and_finish(&id)
+            .map_err(|e| engine_error(125, e))?;
+        code
+    } else {
+        follow_until_exit(engine, &id)?
+    };
+    if code != 0 {
+        return Err(exit_status(code.clamp(0, 255) as u8));
+    }
+    Ok(())
+}
+
+pub fn start(engine: &mut Engine, a: StartArgs) -> Result<()> {
+    let attach = a.attach || a.interactive;
+    if attach && a.containers.len() > 1 {
+        return Err(status(
+            1,
+            "you cannot start and attach multiple containers at once",
+        ));
+    }
+    let mut failed = false;
+    for name in &a.containers {
+        match engine.start_container(name) {
+            Ok(id) => {
+                if attach {
+                    let spec = engine.container_spec(&id)?;
+                    let code = if a.interactive {
+                        let (_, dir) = engine.container_dir(&id)?;
+                        let keys =
+                            parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+                        if attach_streams(&dir, true, spec.run.tty, &keys)? {
+                            return Ok(());
+                        }
+                        engine.wait_and_finish(&id)?.0
+                    } else {
+                        follow_until_exit(engine, &id)?
+                    };
+                    if code != 0 {
+                        return Err(exit_status(code.clamp(0, 255) as u8));
+                    }
+                    return Ok(());
+                }
+                println!("{name}");
+            }
+            Err(e) => {
+                let code = if let EngineError::Runtime(r) = &e {
+                    r.exit_code()
+                } else {
+                    1
+                };
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+                if a.containers.len() == 1 {
+                    return Err(exit_status(if code == 125 { 1 } else { code as u8 }));
+                }
+            }
+        }
+    }
+    if failed {
+        eprintln!(
+            "Error: failed to start containers: {}",
+            a.containers.join(", ")
+        );
+        return Err(exit_status(1));
+    }
+    Ok(())
+}
+
+/// Runs `f` for each container, printing the name as given, or Docker's error line.
+fn each(
+    engine: &mut Engine,
+    names: &[String],
+    mut f: impl FnMut(&mut Engine, &str) -> Result<(), EngineError>,
+) -> Result<()> {
+    let mut failed = false;
+    for n in names {
+        match f(engine, n) {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(exit_status(1));
+    }
+    Ok(())
+}
+
+pub fn stop(engine: &mut Engine, a: StopArgs) -> Result<()> {
+    each(engine, &a.containers, |e, n| {
+        e.stop_container(n, a.time, a.signal.as_deref()).map(|_| ())
+    })
+}
+
+pub fn restart(engine: &mut Engine, a: StopArgs) -> Result<()> {
+    each(engine, &a.containers, |e, n| {
+        let id = e.stop_container(n, a.time, a.signal.as_deref())?;
+        e.start_container(&id).map(|_| ())
+    })
+}
+
+pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<()> {
+    each(engine, &a.containers, |e, n| {
+        e.kill_container(n, &a.signal).map(|_| ())
+    })
+}
+
+pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<()> {
+    each(engine, &a.containers, |e, n| {
+        e.remove_container(n, a.force, a.volumes).map(|_| ())
+    })
+}
+
+pub fn wait(engine: &mut Engine, a: ContainersArgs) -> Result<()> {
+    let mut failed = false;
+    for n in &a.containers {
+        match engine.wait_container(n) {
+            Ok(code) => println!("{code}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(exit_status(1));
+    }
+    Ok(())
+}
+
+pub fn rename(engine: &mut Engine, a: RenameArgs) -> Result<()> {
+    engine
+        .rename_container(&a.container, &a.new_name)
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))
+}
+
+pub fn pause(engine: &mut Engine, a: ContainersArgs) -> Result<()> {
+    each(engine, &a.containers, |e, n| e.pause_container(n))
+}
+
+pub fn unpause(engine: &mut Engine, a: ContainersArgs) -> Result<()> {
+    each(engine, &a.containers, |e, n| e.unpause_container(n))
+}
+
+pub fn top(engine: &mut Engine, a: TopArgs) -> Result<()> {
+    let pids = engine
+        .container_pids(&a.container)
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
+    let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    let mut cmd = std::process::Command::new("ps");
+    if a.ps_options.is_empty() {
+        cmd.arg("-f");
+    } else {
+        cmd.args(&a.ps_options);
+    }
+    let out = cmd.arg("-p").arg(list.join(",")).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .map(|cells| {
+            // The last column (CMD) keeps its spaces.
+            let header_cols = 8.min(cells.len());
+            let mut v: Vec<String> = cells[..header_cols.saturating_sub(1)]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            v.push(cells[header_cols.saturating_sub(1)..].join(" "));
+            v.join("\t")
+        })
+        .collect();
+    println!("{}", crate::output::tabwrite(&rows.join("\n")));
+    Ok(())
+}
+
+pub fn port(engine: &mut Engine, a: PortArgs) -> Result<()> {
+    engine
+        .resolve_container(&a.container)
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
+    if let Some(p) = &a.private_port {
+        return Err(status(
+            1,
+            format!("Error: No public port '{p}' published for {}", a.container),
+        ));
+    }
+    Ok(())
+}
+
+pub fn logs(engine: &mut Engine, a: LogsArgs) -> Result<()> {
+    let tail = match a.tail.as_str() {
+        "all" | "" => None,
+        t => match t.parse::<i64>() {
+            Ok(n) if n < 0 => None,
+            Ok(n) => Some(n as usize),
+            Err(_) => return Err(status(1, format!("invalid value for \"tail\": {t}"))),
+        },
+    };
+    let since = a.since.as_deref().map(parse_time_arg).transpose()?;
+    let until = a.until.as_deref().map(parse_time_arg).transpose()?;
+    let opts = LogOptions {
+        follow: a.follow,
+        tail,
+        since,
+        until,
+    };
+    engine
+        .container_logs(&a.container, &opts, &|| false, &mut |e| {
+            print_entry(e, a.timestamps)
+        })
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))
+}
+
+pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<()> {
+    let mut env = read_env_files(&a.env_file)?;
+    env.extend(a.env.iter().cloned());
+    let opts = ExecOptions {
+        args: a.command.clone(),
+        env: resolve_env(env),
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        tty: a.tty,
+        privileged: a.privileged,
+    };
+    let mut cmd = match engine.exec_command(&a.container, &opts) {
+        Ok(c) => c,
+        Err(EngineError::Runtime(r)) => {
+            let code = r.exit_code();
+            return Err(status(
+                if code == 125 { 126 } else { code as u8 },
+                format!(
+                    "OCI runtime exec failed: exec failed: unable to start container process: {r}"
+                ),
+            ));
+        }
+        Err(e) => return Err(status(1, format!("Error response from daemon: {e}"))),
+    };
+    if a.detach {
+        use std::os::unix::process::CommandExt;
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        cmd.spawn()?;
+        return Ok(());
+    }
+    if !a.interactive {
+        cmd.stdin(std::process::Stdio::null());
+    }
+    let _raw = RawTerminal::enable(a.tty && a.interactive);
+    let st = cmd.status()?;
+    drop(_raw);
+    let code = match st.code() {
+        Some(c) => c,
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            128 + st.signal().unwrap_or(0)
+        }
+    };
+    if code != 0 {
+        return Err(exit_status(code.clamp(0, 255) as u8));
+    }
+    Ok(())
+}
+
+pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<()> {
+    let spec = engine.container_spec(&a.container)?;
+    let (id, dir) = engine.container_dir(&a.container)?;
+    let keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+    if !matches!(
+        berth_runtime::state(&dir),
+        Ok(berth_runtime::ContainerState::Running { .. })
+    ) {
+        return Err(status(
+            1,
+            "You cannot attach to a stopped container, start it first",
+        ));
+    }
+    let stdin = !a.no_stdin && spec.run.stdin_open;
+    if attach_streams(&dir, stdin, spec.run.tty, &keys)? {
+        return Ok(());
+    }
+    let code = engine.wait_container(&id).unwrap_or(0);
+    if code != 0 {
+        return Err(exit_status(code.clamp(0, 255) as u8));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn ps_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "Names" => "NAMES".into(),
+        other => default_header(other),
+    }
+}
+
+fn ps_row(c: &ContainerSummary, no_trunc: bool) -> Value {
+    let id = if no_trunc {
+        c.id.clone()
+    } else {
+        c.id.chars().take(12).collect()
+    };
+    let image = if c.image.starts_with("sha256:") && !no_trunc {
+        berth_engine::images::short_id(&c.image)
+    } else {
+        c.image.clone()
+    };
+    let command = if no_trunc {
+        format!("{:?}", c.command)
+    } else {
+        format!("{:?}", truncate(&c.command, 20))
+    };
+    let size = match (c.size_rw, c.size_root_fs) {
+        (Some(rw), Some(root)) => format!(
+            "{} (virtual {})",
+            human_size(rw as f64),
+            human_size(root as f64)
+        ),
+        _ => String::new(),
+    };
+    let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    json!({
+        "Command": command,
+        "CreatedAt": go_time(c.created),
+        "ID": id,
+        "Image": image,
+        "Labels": labels.join(","),
+        "LocalVolumes": c.mounts.iter().filter(|m| !m.starts_with('/')).count().to_string(),
+        "Mounts": c.mounts.join(","),
+        "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
+        "Networks": c.network_mode,
+        "Ports": "",
+        "RunningFor": since(c.created),
+        "Size": size,
+        "State": c.state,
+        "Status": c.status,
+    })
+}
+
+pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
+    let opts = ListOptions {
+        all: a.all,
+        limit: a.last.filter(|n| *n > 0).map(|n| n as usize),
+        latest: a.latest,
+        size: a.size,
+        filters: a.filter.clone(),
+    };
+    let list = engine
+        .list_containers(&opts)
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
+    if a.quiet && a.format.is_none() {
+        let mut out = String::with_capacity(list.len() * 13);
+        for c in &list {
+            if a.no_trunc {
+                out.push_str(&c.id);
+            } else {
+                out.push_str(&c.id[..12.min(c.id.len())]);
+            }
+            out.push('\n');
+        }
+        print!("{out}");
+        return Ok(());
+    }
+    let format = match a.format.as_deref() {
+        Some("table") | None => {
+            let mut f = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_string();
+            if a.size {
+                f.push_str("\t{{.Size}}");
+            }
+            f
+        }
+        Some(f) => f.to_string(),
+    };
+    let rows: Vec<Value> = list.iter().map(|c| ps_row(c, a.no_trunc)).collect();
+    let text = render_rows(&format, &rows, &ps_header)?;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    Ok(())
+}
+
+pub fn inspect(engine: &mut Engine, a: ContainerInspectArgs) -> Result<()> {
+    let mut values = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        match engine.inspect_container(n, a.size) {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if !values.is_empty() || !failed {
+        print_inspect(&values, a.format.as_deref())?;
+    }
+    if failed {
+        return Err(exit_status(1));
+    }
+    Ok(())
+}
+
+pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<()> {
+    if !a.force
+        && !super::confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        )
+    {
+        return Ok(());
+    }
+    let report = engine
+        .prune_containers()
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
+    if !report.containers_deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &report.containers_deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(report.space_reclaimed as f64)
+    );
+    Ok(())
+}
+
+pub fn volume_create(engine: &mut Engine, a: VolumeCreateArgs) -> Result<()> {
+    if a.driver != "local" {
+        return Err(status(
+            1,
+            format!(
+                "Error response from daemon: plugin \"{}\" not found",
+                a.driver
+            ),
+        ));
+    }
+    let name = a.name.clone().unwrap_or_else(|| {
+        let mut b = [0u8; 32];
+        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    });
+    let labels = a
+        .label
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let v = engine
+        .create_volume(&name, &labels)
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
+    println!("{}", v.name);
+    Ok(())
+}
+
+pub fn volume_ls(engine: &mut Engine, a: VolumeLsArgs) -> Result<()> {
+    let vols = engine.list_volumes()?;
+    let rows: Vec<Value> = vols
+        .iter()
+        .map(|v| json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope, "Labels": ""}))
+        .collect();
+    let format = if a.quiet {
+        "{{.Name}}".to_string()
+    } else {
+        a.format
+            .clone()
+            .filter(|f| f != "table")
+            .unwrap_or_else(|| "table {{.Driver}}\t{{.Name}}".into())
+    };
+    let header = |f: &str| match f {
+        "Name" => "VOLUME NAME".to_string(),
+        other => default_header(other),
+    };
+    print!("{}", render_rows(&format, &rows, &header)?);
+    Ok(())
+}
+
+pub fn volume_inspect(engine: &mut Engine, a: VolumeInspectArgs) -> Result<()> {
+    let mut values = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        match engine.inspect_volume(n) {
+            Ok(v) => values.push(serde_json::to_value(v)?),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    if !values.is_empty() || !failed {
+        print_inspect(&values, a.format.as_deref())?;
+    }
+    if failed {
+        return Err(exit_status(1));
+    }
+    Ok(())
+}
+
+pub fn volume_rm(engine: &mut Engine, a: VolumeRmArgs) -> Result<()> {
+    each(engine, &a.names, |e, n| e.remove_volume(n, a.force))
+}
+
+pub fn volume_prune(engine: &mut Engine, a: VolumePruneArgs) -> Result<()> {
+    if !a.force
+        && !super::confirm(
+            "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue?",
+        )
+    {
+        return Ok(());
+    }
+    let r = engine.prune_volumes(a.all)?;
+    if !r.volumes_deleted.is_empty() {
+        println!("Deleted Volumes:");
+        for v in &r.volumes_deleted {
+            println!("{v}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(r.space_reclaimed as f64)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ram_sizes() {
+        assert_eq!(parse_ram("12"), Some(12));
+        assert_eq!(parse_ram("64m"), Some(64 << 20));
+        assert_eq!(parse_ram("1g"), Some(1 << 30));
+        assert_eq!(parse_ram("512MB"), Some(512 << 20));
+        assert_eq!(parse_ram("12q"), None);
+        assert_eq!(parse_ram("-1"), None);
+    }
+
+    #[test]
+    fn detach_keys() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert!(parse_detach_keys("ctrl-").is_err());
+    }
+}

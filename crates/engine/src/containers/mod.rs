@@ -1,0 +1,1749 @@
+//! Containers: create, start, stop, kill, remove, list, inspect, logs, exec, wait, rename,
+//! pause, prune, top.
+//!
+//! # Where a container's state lives
+//! - the `containers` row (`id`, `name` UNIQUE, `image_id`, `created`, `record`): the record is
+//!   a small JSON [`ContainerRecord`] (what `ps` needs: image, command, labels and a cache of
+//!   the last observed state), so listing 10,000 containers parses little;
+//! - `$ROOT/containers/<id>/`: the runtime's container directory (OCI bundle `config.json`,
+//!   overlay `upper/` `work/` `rootfs/`, `container.log`, pid files, `exit.json`) plus
+//!   `container.json`, the full [`ContainerSpec`] (`inspect` reads it);
+//! - the runtime's state under `$RUNROOT/runtime` (or a short path when that is too long for
+//!   unix sockets).
+//!
+//! The live state always comes from [`berth_runtime::state`]; the cached state in the record
+//! is trusted only for containers not recorded as running (nothing but a berth command can
+//! start them, and it updates the record first).
+//!
+//! # Crash rule
+//! A row is inserted only once its directory is complete. `create` and `rm` hold a marker in
+//! `$ROOT/containers/.pending/` (see [`pending`]); a marker whose process died tells the next
+//! command to finish the job: a directory without a row is cleaned up and removed, a row marked
+//! `removing` is removed. Both steps are idempotent.
+
+pub mod names;
+mod opts;
+mod pending;
+
+pub use opts::{parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
+
+use crate::{Engine, EngineError};
+use berth_runtime::{
+    ContainerState, ExecOptions, ImageRuntimeConfig, MountSpec, NetworkMode, RunOptions,
+    RuntimeKind,
+};
+use berth_store::ContainerRow;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Fills `buf` with random bytes from the kernel.
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(_) => {
+                // Never expected; fall back to time-based bytes.
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                for (i, b) in buf.iter_mut().enumerate().skip(filled) {
+                    *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8);
+                }
+                return;
+            }
+        }
+    }
+}
+
+pub(crate) fn fill_random_pub(buf: &mut [u8]) {
+    fill_random(buf)
+}
+
+/// A new container ID: 64 hex digits whose 12-digit short form is not all digits (Docker's
+/// rule, so a short ID never reads as a number).
+fn new_id() -> String {
+    loop {
+        let mut b = [0u8; 32];
+        fill_random(&mut b);
+        let id = pending::hex(&b);
+        if !id[..12].bytes().all(|c| c.is_ascii_digit()) {
+            return id;
+        }
+    }
+}
+
+/// What `create` / `run` / `POST /containers/create` ask for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The image as the user named it.
+    pub image: String,
+    pub name: Option<String>,
+    /// Runtime options (env already resolved, sizes parsed).
+    pub run: RunOptions,
+    /// `-v SRC:DST[:OPTS]` / `-v DST`.
+    pub binds: Vec<String>,
+    /// `--mount` values.
+    pub mounts: Vec<String>,
+    /// `--tmpfs DST[:OPTS]`.
+    pub tmpfs: Vec<String>,
+    /// `--runtime` (empty: the built-in one).
+    pub runtime: Option<String>,
+    /// `--rm`
+    pub auto_remove: bool,
+    /// `--restart`
+    pub restart: Option<String>,
+    /// `--network` (`none`, `host`, `default`/`bridge`).
+    pub network: Option<String>,
+    /// `-d`: shapes Config.AttachStdout/Stderr.
+    pub detach: bool,
+    /// `--security-opt` values as given (recorded for inspect).
+    pub security_opt: Vec<String>,
+}
+
+/// Everything about a container that does not change after `create`; `container.json` in
+/// its directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub id: String,
+    pub created: String,
+    pub image: String,
+    pub image_id: String,
+    pub image_config: ImageRuntimeConfig,
+    pub run: RunOptions,
+    /// Layer directories, bottom first.
+    pub layers: Vec<PathBuf>,
+    pub runtime: RuntimeKind,
+    pub runtime_name: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub auto_remove: bool,
+    pub restart: RestartPolicy,
+    pub network_mode: String,
+    pub binds: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub security_opt: Vec<String>,
+    /// Named volumes mounted, with their targets.
+    pub volumes: Vec<(String, String)>,
+    /// Docker's `Config` object.
+    pub config: Value,
+}
+
+/// The last state berth observed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StateCache {
+    /// `created`, `running`, `exited`, `removing`, `dead`.
+    pub status: String,
+    #[serde(default)]
+    pub exit_code: i32,
+    #[serde(default)]
+    pub oom_killed: bool,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: String,
+    #[serde(default)]
+    pub pid: i32,
+}
+
+/// The record JSON in the `containers` row: what listing needs, kept small.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub image: String,
+    pub command: String,
+    pub state: StateCache,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub restart_count: u32,
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub network_mode: String,
+    /// Volume names and bind sources (ps `.Mounts`).
+    #[serde(default)]
+    pub mounts: Vec<String>,
+}
+
+/// A container's state now.
+#[derive(Debug, Clone)]
+pub struct LiveState {
+    /// Docker's `State.Status`: created, running, paused, restarting, removing, exited, dead.
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub oom_killed: bool,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// One entry of `GET /containers/json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSummary {
+    pub id: String,
+    pub names: Vec<String>,
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    pub command: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub state: String,
+    pub status: String,
+    pub ports: Vec<Value>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
+    pub mounts: Vec<String>,
+    pub network_mode: String,
+}
+
+/// `ps` options.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub all: bool,
+    /// `-n`
+    pub limit: Option<usize>,
+    /// `-l`
+    pub latest: bool,
+    /// `-s`
+    pub size: bool,
+    /// `--filter key=value`
+    pub filters: Vec<String>,
+}
+
+/// One log line.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// 1 stdout, 2 stderr.
+    pub stream: u8,
+    /// RFC 3339 with nanoseconds.
+    pub time: String,
+    pub data: Vec<u8>,
+}
+
+/// `logs` options.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    /// `--tail N` (None: all).
+    pub tail: Option<usize>,
+    /// Unix seconds (fractional).
+    pub since: Option<f64>,
+    pub until: Option<f64>,
+}
+
+/// `container prune`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerPruneReport {
+    pub containers_deleted: Vec<String>,
+    pub space_reclaimed: u64,
+}
+
+fn not_found(name: &str) -> EngineError {
+    EngineError::ContainerNotFound(name.to_string())
+}
+
+fn name_conflict(name: &str, id: &str) -> EngineError {
+    EngineError::Conflict(format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    ))
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
+    let c = context.into();
+    move |e| EngineError::io(c, e)
+}
+
+fn now_rfc3339() -> String {
+    crate::images::now_rfc3339()
+}
+
+fn parse_rfc3339(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// go-units `HumanDuration`, for `Status` strings.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < 1 {
+        return "Less than a second".into();
+    }
+    if seconds == 1 {
+        return "1 second".into();
+    }
+    if seconds < 60 {
+        return format!("{seconds} seconds");
+    }
+    let minutes = seconds / 60;
+    if minutes == 1 {
+        return "About a minute".into();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    let hours = (seconds as f64 / 3600.0 + 0.5) as i64;
+    if hours == 1 {
+        return "About an hour".into();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", seconds / 3600 / 24 / 365)
+}
+
+/// Docker's `Status` column for a state.
+pub fn status_text(s: &LiveState) -> String {
+    let now = chrono::Utc::now();
+    let ago = |t: &str| {
+        parse_rfc3339(t)
+            .map(|t| (now - t).num_seconds())
+            .unwrap_or(0)
+    };
+    match s.status.as_str() {
+        "running" | "paused" => {
+            let mut t = format!("Up {}", human_duration(ago(&s.started_at)));
+            if s.paused {
+                t.push_str(" (Paused)");
+            }
+            t
+        }
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            s.exit_code,
+            human_duration(ago(&s.finished_at))
+        ),
+        "removing" => "Removal In Progress".into(),
+        "dead" => "Dead".into(),
+        _ => "Created".into(),
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    for e in rd.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += dir_size(&e.path());
+        } else {
+            total += m.len();
+        }
+    }
+    total
+}
+
+/// Docker's rendering of a command for `ps`: path and args joined by spaces.
+fn command_line(path: &str, args: &[String]) -> String {
+    let mut s = path.to_string();
+    for a in args {
+        s.push(' ');
+        s.push_str(a);
+    }
+    s
+}
+
+fn image_runtime_config(config: &berth_oci::image::ImageConfig) -> ImageRuntimeConfig {
+    let Some(c) = &config.config else {
+        return ImageRuntimeConfig::default();
+    };
+    ImageRuntimeConfig {
+        env: c.env.clone().unwrap_or_default(),
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.cmd.clone(),
+        working_dir: c.working_dir.clone().unwrap_or_default(),
+        user: c.user.clone().unwrap_or_default(),
+        stop_signal: c.stop_signal.clone(),
+        exposed_ports: c
+            .exposed_ports
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        volumes: c
+            .volumes
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        labels: c.labels.clone().unwrap_or_default(),
+    }
+}
+
+/// A cheap, stable hash for naming the short runtime state directory.
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+impl Engine {
+    fn containers_dir(&self) -> PathBuf {
+        self.root().join("containers")
+    }
+
+    fn pending_dir(&self) -> PathBuf {
+        self.containers_dir().join(".pending")
+    }
+
+    /// The runtime directory of container `id`.
+    pub fn container_dir_of(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    /// Where the OCI runtime keeps its state: `$RUNROOT/runtime`, or a short directory under
+    /// `/run/berth-rt/` when that path would make the runtime's unix socket paths too long.
+    pub fn runtime_state_root(&self) -> PathBuf {
+        let p = self.runroot().join("runtime");
+        // <root>/<64-hex id>/notify.sock must fit in sun_path (108 bytes).
+        if p.as_os_str().len() + 1 + 64 + 12 < 108 {
+            return p;
+        }
+        PathBuf::from(format!(
+            "/run/berth-rt/{:016x}",
+            fnv(&p.display().to_string())
+        ))
+    }
+
+    /// The monitor binary: `$BERTH_MONITOR`, `berth-monitor` next to the current executable,
+    /// else the current executable itself reached through a `berth-monitor` symlink in the
+    /// runroot (the binary dispatches on its name).
+    pub fn monitor_path(&self) -> Result<PathBuf, EngineError> {
+        if let Some(p) = std::env::var_os("BERTH_MONITOR") {
+            return Ok(PathBuf::from(p));
+        }
+        let exe = std::env::current_exe().map_err(io_err("finding the berth executable"))?;
+        if let Some(dir) = exe.parent() {
+            let cand = dir.join("berth-monitor");
+            if cand.is_file() {
+                return Ok(cand);
+            }
+        }
+        let link = self.runroot().join("berth-monitor");
+        if std::fs::read_link(&link).ok().as_deref() == Some(exe.as_path()) {
+            return Ok(link);
+        }
+        let mut r = [0u8; 6];
+        fill_random(&mut r);
+        let tmp = self
+            .runroot()
+            .join(format!(".berth-monitor-{}", pending::hex(&r)));
+        std::os::unix::fs::symlink(&exe, &tmp).map_err(io_err("linking berth-monitor"))?;
+        std::fs::rename(&tmp, &link).map_err(io_err("linking berth-monitor"))?;
+        Ok(link)
+    }
+
+    /// Finishes or undoes container operations whose process died (see [`pending`]).
+    pub fn recover_containers(&mut self) -> Result<(), EngineError> {
+        for orphan in pending::orphans(&self.pending_dir()) {
+            let id = orphan.id.clone();
+            match self.store().container(&id)? {
+                None => {
+                    let dir = self.container_dir_of(&id);
+                    if dir.exists() {
+                        let _ = berth_runtime::cleanup(&dir);
+                        if !berth_runtime::rootfs::is_mounted(&dir.join("rootfs")) {
+                            let _ = std::fs::remove_dir_all(&dir);
+                        }
+                    }
+                }
+                Some(row) => {
+                    let rec: Option<ContainerRecord> = serde_json::from_str(&row.record).ok();
+                    if rec.map(|r| r.state.status == "removing").unwrap_or(false) {
+                        self.finish_remove(&id, false)?;
+                    }
+                }
+            }
+            orphan.release();
+        }
+        Ok(())
+    }
+
+    /// Finds a container by full ID, name, or unambiguous ID prefix.
+    pub fn resolve_container(&self, name: &str) -> Result<ContainerRow, EngineError> {
+        if name.is_empty() {
+            return Err(not_found(name));
+        }
+        if let Some(row) = self.store().container(name)? {
+            return Ok(row);
+        }
+        let bare = name.strip_prefix('/').unwrap_or(name);
+        if let Some(row) = self.store().container_by_name(bare)? {
+            return Ok(row);
+        }
+        if name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let ids = self
+                .store()
+                .container_ids_with_prefix(&name.to_ascii_lowercase())?;
+            match ids.as_slice() {
+                [id] => {
+                    return self.store().container(id)?.ok_or_else(|| not_found(name));
+                }
+                [] => {}
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "multiple IDs found with provided prefix: {name}"
+                    )))
+                }
+            }
+        }
+        Err(not_found(name))
+    }
+
+    fn record_of(row: &ContainerRow) -> Result<ContainerRecord, EngineError> {
+        serde_json::from_str(&row.record).map_err(|e| {
+            EngineError::Store(berth_store::StoreError::Corrupt(format!(
+                "container {}: {e}",
+                row.id
+            )))
+        })
+    }
+
+    fn spec_of(&self, id: &str) -> Result<ContainerSpec, EngineError> {
+        let p = self.container_dir_of(id).join("container.json");
+        let b = std::fs::read(&p).map_err(io_err(format!("reading {}", p.display())))?;
+        serde_json::from_slice(&b).map_err(|e| {
+            EngineError::Store(berth_store::StoreError::Corrupt(format!(
+                "{}: {e}",
+                p.display()
+            )))
+        })
+    }
+
+    fn save_record(&mut self, id: &str, rec: &ContainerRecord) -> Result<(), EngineError> {
+        let s = serde_json::to_string(rec).map_err(|e| {
+            EngineError::InvalidArgument(format!("serialising container record: {e}"))
+        })?;
+        self.store_mut().update_container_record(id, &s)?;
+        Ok(())
+    }
+
+    /// The state of a container now, from the runtime when it was last seen running. Updates
+    /// `rec.state` and returns whether it changed (the caller may save it).
+    pub fn live_state(&self, id: &str, rec: &mut ContainerRecord) -> (LiveState, bool) {
+        let mut changed = false;
+        let mut paused = false;
+        let mut pid = 0;
+        if rec.state.status == "running" {
+            let dir = self.container_dir_of(id);
+            match berth_runtime::state(&dir) {
+                Ok(ContainerState::Running { pid: p, paused: z }) => {
+                    pid = p;
+                    paused = z;
+                }
+                Ok(ContainerState::Created) => {}
+                Ok(ContainerState::Exited(st)) | Ok(ContainerState::MonitorDied(st)) => {
+                    rec.state.status = "exited".into();
+                    rec.state.exit_code = st.exit_code;
+                    rec.state.oom_killed = st.oom_killed;
+                    rec.state.finished_at = st.finished_at;
+                    rec.state.error = st.error.unwrap_or_default();
+                    rec.state.pid = 0;
+                    changed = true;
+                }
+                Err(_) => {
+                    rec.state.status = "dead".into();
+                    changed = true;
+                }
+            }
+        }
+        let status = if rec.state.status == "running" && paused {
+            "paused".to_string()
+        } else {
+            rec.state.status.clone()
+        };
+        let running = matches!(status.as_str(), "running" | "paused");
+        (
+            LiveState {
+                status,
+                running,
+                paused,
+                pid: if running { pid } else { 0 },
+                exit_code: rec.state.exit_code,
+                oom_killed: rec.state.oom_killed,
+                error: rec.state.error.clone(),
+                started_at: rec.state.started_at.clone(),
+                finished_at: rec.state.finished_at.clone(),
+            },
+            changed,
+        )
+    }
+
+    /// Resolves a container and refreshes its state (saving a change).
+    fn load(
+        &mut self,
+        name: &str,
+    ) -> Result<(ContainerRow, ContainerRecord, LiveState), EngineError> {
+        let row = self.resolve_container(name)?;
+        let mut rec = Self::record_of(&row)?;
+        let (live, changed) = self.live_state(&row.id, &mut rec);
+        if changed {
+            self.save_record(&row.id, &rec)?;
+        }
+        Ok((row, rec, live))
+    }
+
+    /// `POST /containers/create`: writes the bundle, then the row. Returns the ID.
+    pub fn create_container(&mut self, o: &CreateOptions) -> Result<String, EngineError> {
+        self.create_inner(o, false)
+    }
+
+    fn create_inner(
+        &mut self,
+        o: &CreateOptions,
+        keep_mounted: bool,
+    ) -> Result<String, EngineError> {
+        self.recover_containers()?;
+        let name = match &o.name {
+            Some(n) => {
+                let n = names::validate(n)?;
+                if let Some(row) = self.store().container_by_name(&n)? {
+                    return Err(name_conflict(&n, &row.id));
+                }
+                Some(n)
+            }
+            None => None,
+        };
+        let restart = match &o.restart {
+            Some(r) => parse_restart(r)?,
+            None => RestartPolicy::default(),
+        };
+        if o.auto_remove && !matches!(restart.name.as_str(), "" | "no") {
+            return Err(EngineError::InvalidArgument(
+                "Conflicting options: --restart and --rm".into(),
+            ));
+        }
+        let (image_row, image_config) = self.image_config(&o.image)?;
+        let img = image_runtime_config(&image_config);
+        let layers: Vec<PathBuf> = self
+            .store()
+            .image_layers(&image_row.id)?
+            .iter()
+            .filter_map(|l| l.chain_id.parse::<berth_oci::Digest>().ok())
+            .map(|d| self.store().layer_path(&d))
+            .collect();
+        let mut run = o.run.clone();
+        let network_mode = match o.network.as_deref() {
+            None | Some("") | Some("default") | Some("bridge") | Some("none") => {
+                run.network = NetworkMode::None;
+                "none".to_string()
+            }
+            Some("host") => {
+                run.network = NetworkMode::Host;
+                "host".to_string()
+            }
+            Some(other) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "network {other} not found"
+                )))
+            }
+        };
+        if let Some(s) = &run.stop_signal {
+            berth_runtime::parse_signal(s)
+                .map_err(|_| EngineError::InvalidArgument(format!("Invalid signal: {s}")))?;
+        }
+        // Mounts: -v, --mount, --tmpfs.
+        let mut volumes: Vec<(String, String)> = Vec::new();
+        let mut mount_names: Vec<String> = Vec::new();
+        for b in &o.binds {
+            let m = self.parse_bind(b, &mut volumes)?;
+            run.mounts.push(m);
+        }
+        for m in &o.mounts {
+            let spec = parse_mount(m)?;
+            let spec = match spec {
+                opts::ParsedMount::Ready(s) => s,
+                opts::ParsedMount::Volume {
+                    name,
+                    target,
+                    readonly,
+                } => {
+                    let name = match name {
+                        Some(n) => n,
+                        None => new_id(),
+                    };
+                    let source = self.ensure_volume(&name)?;
+                    volumes.push((name, target.clone()));
+                    MountSpec::Volume {
+                        source,
+                        target,
+                        readonly,
+                    }
+                }
+            };
+            run.mounts.push(spec);
+        }
+        for t in &o.tmpfs {
+            run.mounts.push(parse_tmpfs(t)?);
+        }
+        for m in &run.mounts {
+            if let MountSpec::Bind { source, .. } = m {
+                mount_names.push(source.display().to_string());
+            }
+        }
+        for (n, _) in &volumes {
+            mount_names.push(n.clone());
+        }
+        let runtime_name = o.runtime.clone().unwrap_or_default();
+        let runtime = RuntimeKind::parse(&runtime_name);
+        if let RuntimeKind::External(p) = &runtime {
+            let found = p.is_absolute() && p.exists()
+                || std::env::var_os("PATH")
+                    .map(|path| std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+                    .unwrap_or(false);
+            if !found {
+                return Err(EngineError::InvalidArgument(format!(
+                    "unknown or invalid runtime name: {runtime_name}"
+                )));
+            }
+        }
+        let args = berth_runtime::spec::process_args(&img, &run)
+            .map_err(|_| EngineError::InvalidArgument("no command specified".into()))?;
+        let id = new_id();
+        let created = now_rfc3339();
+        let mut env = img.env.clone();
+        berth_runtime::spec::merge_env(&mut env, &run.env);
+        let mut labels = img.labels.clone();
+        labels.extend(run.labels.clone());
+        let hostname = berth_runtime::spec::hostname(&id, &run);
+        let interactive = run.stdin_open;
+        let config = json!({
+            "Hostname": hostname,
+            "Domainname": run.domainname.clone().unwrap_or_default(),
+            "User": run.user.clone().unwrap_or_else(|| img.user.clone()),
+            "AttachStdin": interactive && !o.detach,
+            "AttachStdout": !o.detach,
+            "AttachStderr": !o.detach,
+            "ExposedPorts": if img.exposed_ports.is_empty() { Value::Null } else {
+                Value::Object(img.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect())
+            },
+            "Tty": run.tty,
+            "OpenStdin": interactive,
+            "StdinOnce": interactive && !o.detach,
+            "Env": env,
+            "Cmd": if run.cmd.is_empty() && run.entrypoint.is_none() { json!(img.cmd) } else { json!(run.cmd) },
+            "Image": o.image,
+            "Volumes": if img.volumes.is_empty() { Value::Null } else {
+                Value::Object(img.volumes.iter().map(|p| (p.clone(), json!({}))).collect())
+            },
+            "WorkingDir": run.workdir.clone().unwrap_or_else(|| img.working_dir.clone()),
+            "Entrypoint": match &run.entrypoint { Some(e) if e.is_empty() => Value::Null, Some(e) => json!(e), None => json!(img.entrypoint) },
+            "OnBuild": Value::Null,
+            "Labels": labels,
+            "StopSignal": run.stop_signal.clone().or_else(|| img.stop_signal.clone()),
+            "StopTimeout": run.stop_timeout,
+        });
+        let spec = ContainerSpec {
+            id: id.clone(),
+            created: created.clone(),
+            image: o.image.clone(),
+            image_id: image_row.id.clone(),
+            image_config: img.clone(),
+            run: run.clone(),
+            layers: layers.clone(),
+            runtime,
+            runtime_name: if runtime_name.is_empty() {
+                "berth".into()
+            } else {
+                runtime_name
+            },
+            path: args[0].clone(),
+            args: args[1..].to_vec(),
+            auto_remove: o.auto_remove,
+            restart,
+            network_mode: network_mode.clone(),
+            binds: o.binds.clone(),
+            tmpfs: o.tmpfs.clone(),
+            security_opt: o.security_opt.clone(),
+            volumes,
+            config,
+        };
+        let marker = pending::Marker::acquire(&self.pending_dir(), &id)
+            .map_err(io_err("creating the container's pending marker"))?;
+        let dir = self.container_dir_of(&id);
+        let prepared = (|| -> Result<(), EngineError> {
+            berth_runtime::prepare_bundle(&id, &dir, &layers, &img, &run)
+                .map_err(EngineError::Runtime)?;
+            if !keep_mounted {
+                berth_runtime::rootfs::unmount(&dir.join("rootfs"))
+                    .map_err(EngineError::Runtime)?;
+            }
+            let b = serde_json::to_vec_pretty(&spec).map_err(|e| {
+                EngineError::InvalidArgument(format!("serialising container spec: {e}"))
+            })?;
+            berth_runtime::util::write_atomic(&dir.join("container.json"), &b)
+                .map_err(io_err("writing container.json"))?;
+            Ok(())
+        })();
+        let undo = |dir: &Path| {
+            let _ = berth_runtime::cleanup(dir);
+            if !berth_runtime::rootfs::is_mounted(&dir.join("rootfs")) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        };
+        if let Err(e) = prepared {
+            undo(&dir);
+            drop(marker);
+            return Err(e);
+        }
+        let rec = ContainerRecord {
+            image: o.image.clone(),
+            command: command_line(&spec.path, &spec.args),
+            state: StateCache {
+                status: "created".into(),
+                ..Default::default()
+            },
+            labels: run.labels.clone().into_iter().chain(img.labels).collect(),
+            restart_count: 0,
+            auto_remove: o.auto_remove,
+            network_mode,
+            mounts: mount_names,
+        };
+        let record = serde_json::to_string(&rec)
+            .map_err(|e| EngineError::InvalidArgument(format!("serialising record: {e}")))?;
+        let created_nanos = parse_rfc3339(&created)
+            .and_then(|t| t.timestamp_nanos_opt())
+            .unwrap_or(0);
+        let mut attempt = 0;
+        loop {
+            let n = match &name {
+                Some(n) => n.clone(),
+                None => names::random_name(attempt),
+            };
+            let row = ContainerRow {
+                id: id.clone(),
+                name: n.clone(),
+                image_id: image_row.id.clone(),
+                created: created_nanos,
+                record: record.clone(),
+            };
+            match self.store_mut().insert_container(&row) {
+                Ok(Ok(())) => break,
+                Ok(Err(holder)) if name.is_none() && attempt < 10 => {
+                    let _ = holder;
+                    attempt += 1;
+                }
+                Ok(Err(holder)) => {
+                    undo(&dir);
+                    drop(marker);
+                    return Err(name_conflict(&n, &holder));
+                }
+                Err(e) => {
+                    undo(&dir);
+                    drop(marker);
+                    return Err(e.into());
+                }
+            }
+        }
+        drop(marker);
+        Ok(id)
+    }
+
+    fn parse_bind(
+        &mut self,
+        b: &str,
+        volumes: &mut Vec<(String, String)>,
+    ) -> Result<MountSpec, EngineError> {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [d] => (None, *d, ""),
+            [s, d] => (Some(*s), *d, ""),
+            [s, d, m] => (Some(*s), *d, *m),
+            _ => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid volume specification: '{b}'"
+                )))
+            }
+        };
+        if !dst.starts_with('/') {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+            )));
+        }
+        let mut readonly = false;
+        for m in mode.split(',').filter(|m| !m.is_empty()) {
+            match m {
+                "ro" => readonly = true,
+                "rw" | "z" | "Z" | "rprivate" | "private" | "rshared" | "shared" | "rslave"
+                | "slave" | "nocopy" => {}
+                _ => return Err(EngineError::InvalidArgument(format!("invalid mode: {m}"))),
+            }
+        }
+        match src {
+            Some(s) if s.starts_with('/') => {
+                if !Path::new(s).exists() {
+                    // Docker creates a missing bind source directory for -v.
+                    std::fs::create_dir_all(s).map_err(io_err(format!("creating {s}")))?;
+                }
+                Ok(MountSpec::Bind {
+                    source: PathBuf::from(s),
+                    target: dst.to_string(),
+                    readonly,
+                })
+            }
+            Some(s) => {
+                crate::volumes::validate_name(s)?;
+                let source = self.ensure_volume(s)?;
+                volumes.push((s.to_string(), dst.to_string()));
+                Ok(MountSpec::Volume {
+                    source,
+                    target: dst.to_string(),
+                    readonly,
+                })
+            }
+            None => {
+                let name = new_id();
+                let source = self.ensure_volume(&name)?;
+                volumes.push((name, dst.to_string()));
+                Ok(MountSpec::Volume {
+                    source,
+                    target: dst.to_string(),
+                    readonly,
+                })
+            }
+        }
+    }
+
+    /// `POST /containers/{id}/start`. Returns the container ID.
+    pub fn start_container(&mut self, name: &str) -> Result<String, EngineError> {
+        let (row, mut rec, live) = self.load(name)?;
+        let id = row.id.clone();
+        if live.running {
+            return Ok(id);
+        }
+        if rec.state.status == "removing" {
+            return Err(EngineError::Conflict(format!(
+                "container {id} is marked for removal and cannot be started"
+            )));
+        }
+        let spec = self.spec_of(&id)?;
+        self.start_spec(&id, &spec, &mut rec)?;
+        Ok(id)
+    }
+
+    fn start_spec(
+        &mut self,
+        id: &str,
+        spec: &ContainerSpec,
+        rec: &mut ContainerRecord,
+    ) -> Result<(), EngineError> {
+        let dir = self.container_dir_of(id);
+        berth_runtime::mount_rootfs(&dir, &spec.layers).map_err(EngineError::Runtime)?;
+        let previous = rec.state.clone();
+        rec.state = StateCache {
+            status: "running".into(),
+            started_at: now_rfc3339(),
+            finished_at: previous.finished_at.clone(),
+            ..Default::default()
+        };
+        self.save_record(id, rec)?;
+        let opts = berth_runtime::StartOptions {
+            runtime: spec.runtime.clone(),
+            monitor_path: Some(self.monitor_path()?),
+            state_root: self.runtime_state_root(),
+        };
+        match berth_runtime::start(&dir, &opts) {
+            Ok(started) => {
+                rec.state.pid = started.pid;
+                self.save_record(id, rec)?;
+                Ok(())
+            }
+            Err(e) => {
+                rec.state = StateCache {
+                    status: if previous.status == "exited" {
+                        "exited".into()
+                    } else {
+                        "created".into()
+                    },
+                    exit_code: e.exit_code(),
+                    error: e.to_string(),
+                    started_at: previous.started_at,
+                    finished_at: previous.finished_at,
+                    ..Default::default()
+                };
+                let _ = std::fs::remove_file(dir.join("exit.json"));
+                let _ = berth_runtime::cleanup(&dir);
+                self.save_record(id, rec)?;
+                Err(EngineError::Runtime(e))
+            }
+        }
+    }
+
+    /// `create` + `start` in one call (`docker run`), keeping the rootfs mounted in between.
+    pub fn run_container(&mut self, o: &CreateOptions) -> Result<String, EngineError> {
+        let id = self.create_inner(o, true)?;
+        let spec = self.spec_of(&id)?;
+        let row = self.resolve_container(&id)?;
+        let mut rec = Self::record_of(&row)?;
+        match self.start_spec(&id, &spec, &mut rec) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                if o.auto_remove {
+                    let _ = self.remove_container(&id, true, true);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The directory of a container (for attach and logs clients).
+    pub fn container_dir(&self, name: &str) -> Result<(String, PathBuf), EngineError> {
+        let row = self.resolve_container(name)?;
+        let dir = self.container_dir_of(&row.id);
+        Ok((row.id, dir))
+    }
+
+    /// The container's spec (`container.json`).
+    pub fn container_spec(&self, name: &str) -> Result<ContainerSpec, EngineError> {
+        let row = self.resolve_container(name)?;
+        self.spec_of(&row.id)
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after `timeout` seconds
+    /// (default: the container's `--stop-timeout`, 10). Stopping a stopped container is fine.
+    pub fn stop_container(
+        &mut self,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<String, EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        let id = row.id.clone();
+        let dir = self.container_dir_of(&id);
+        if live.running {
+            let sig =
+                match signal {
+                    Some(s) => Some(berth_runtime::parse_signal(s).map_err(|_| {
+                        EngineError::InvalidArgument(format!("Invalid signal: {s}"))
+                    })?),
+                    None => None,
+                };
+            let t = timeout.map(|t| Duration::from_secs(t.max(0) as u64));
+            if live.paused {
+                let _ = berth_runtime::unpause(&dir);
+            }
+            match berth_runtime::stop(&dir, sig, t) {
+                Ok(_) | Err(berth_runtime::Error::NotRunning) => {}
+                Err(e) => return Err(EngineError::Runtime(e)),
+            }
+        }
+        self.after_exit(&id)?;
+        Ok(id)
+    }
+
+    /// Records the exit of a container that stopped, unmounts its rootfs, and removes it when
+    /// it was run with `--rm`.
+    fn after_exit(&mut self, id: &str) -> Result<(), EngineError> {
+        let (row, rec, live) = self.load(id)?;
+        if live.running {
+            return Ok(());
+        }
+        let dir = self.container_dir_of(&row.id);
+        let _ = berth_runtime::cleanup(&dir);
+        if rec.auto_remove {
+            self.remove_container(&row.id, true, true)?;
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub fn kill_container(&mut self, name: &str, signal: &str) -> Result<String, EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        let sig = berth_runtime::parse_signal(signal)
+            .map_err(|_| EngineError::InvalidArgument(format!("Invalid signal: {signal}")))?;
+        if !live.running {
+            return Err(EngineError::Conflict(format!(
+                "cannot kill container: {name}: container {} is not running",
+                row.id
+            )));
+        }
+        let dir = self.container_dir_of(&row.id);
+        if live.paused && sig == libc_sigkill() {
+            let _ = berth_runtime::unpause(&dir);
+        }
+        berth_runtime::kill(&dir, sig).map_err(EngineError::Runtime)?;
+        Ok(row.id)
+    }
+
+    /// `POST /containers/{id}/wait`: blocks until the container exits; its exit code.
+    pub fn wait_container(&mut self, name: &str) -> Result<i32, EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        if !live.running {
+            return Ok(live.exit_code);
+        }
+        let dir = self.container_dir_of(&row.id);
+        let st = berth_runtime::wait(&dir, None).map_err(EngineError::Runtime)?;
+        let _ = self.load(&row.id);
+        Ok(st.exit_code)
+    }
+
+    /// Waits for the exit of a container started by this process and finishes it (`--rm`).
+    pub fn wait_and_finish(&mut self, id: &str) -> Result<(i32, bool), EngineError> {
+        let dir = self.container_dir_of(id);
+        let st = match berth_runtime::wait(&dir, None) {
+            Ok(st) => st,
+            Err(berth_runtime::Error::NotRunning) => {
+                let (_, _, live) = self.load(id)?;
+                berth_runtime::ExitStatus {
+                    exit_code: live.exit_code,
+                    signal: None,
+                    oom_killed: live.oom_killed,
+                    finished_at: live.finished_at,
+                    error: None,
+                }
+            }
+            Err(e) => return Err(EngineError::Runtime(e)),
+        };
+        self.after_exit(id)?;
+        Ok((st.exit_code, st.oom_killed))
+    }
+
+    /// `DELETE /containers/{id}`: refuses a running container unless `force` (which kills
+    /// it); `volumes` also removes its anonymous volumes.
+    pub fn remove_container(
+        &mut self,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<String, EngineError> {
+        self.recover_containers()?;
+        let (row, mut rec, live) = self.load(name)?;
+        let id = row.id.clone();
+        if live.running && !force {
+            return Err(EngineError::Conflict(format!(
+                "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+            )));
+        }
+        let marker = pending::Marker::acquire(&self.pending_dir(), &id)
+            .map_err(io_err("creating the container's pending marker"))?;
+        rec.state.status = "removing".into();
+        self.save_record(&id, &rec)?;
+        let r = self.finish_remove(&id, volumes);
+        drop(marker);
+        r?;
+        Ok(id)
+    }
+
+    /// The idempotent second half of `rm`: stop everything, unmount, delete the directory,
+    /// delete the row.
+    fn finish_remove(&mut self, id: &str, volumes: bool) -> Result<(), EngineError> {
+        let dir = self.container_dir_of(id);
+        let spec = self.spec_of(id).ok();
+        if dir.exists() {
+            berth_runtime::cleanup(&dir).map_err(EngineError::Runtime)?;
+            if berth_runtime::rootfs::is_mounted(&dir.join("rootfs")) {
+                return Err(EngineError::Conflict(format!(
+                    "container {id}: its root filesystem is still mounted; retry the removal"
+                )));
+            }
+            // Move it aside first so a half-deleted directory is never mistaken for a
+            // container.
+            let trash = self.containers_dir().join(format!(".trash-{id}"));
+            match std::fs::rename(&dir, &trash) {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir_all(&trash);
+                }
+                Err(_) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(self.containers_dir().join(format!(".trash-{id}")));
+        }
+        self.store_mut().delete_container(id)?;
+        if volumes {
+            if let Some(spec) = spec {
+                for (name, _) in &spec.volumes {
+                    // Anonymous volumes are named by 64 hex digits.
+                    if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        let _ = self.remove_volume(name, false);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET /containers/json`.
+    pub fn list_containers(
+        &mut self,
+        o: &ListOptions,
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
+        self.recover_containers()?;
+        let filters = opts::Filters::parse(&o.filters)?;
+        let ancestors: Vec<String> = filters
+            .get("ancestor")
+            .iter()
+            .filter_map(|a| self.resolve_image(a).ok().map(|r| r.id))
+            .collect();
+        let rows = self.store().containers()?;
+        let mut out = Vec::new();
+        let limit = if o.latest { Some(1) } else { o.limit };
+        let all = o.all || limit.is_some() || filters.has("status") || filters.has("exited");
+        let mut updates: Vec<(String, ContainerRecord)> = Vec::new();
+        let mut autoremove: Vec<String> = Vec::new();
+        for row in rows.iter() {
+            if let Some(l) = limit {
+                if out.len() >= l {
+                    break;
+                }
+            }
+            let Ok(mut rec) = serde_json::from_str::<ContainerRecord>(&row.record) else {
+                continue;
+            };
+            let (live, changed) = self.live_state(&row.id, &mut rec);
+            if changed {
+                if rec.auto_remove && live.status == "exited" {
+                    autoremove.push(row.id.clone());
+                    continue;
+                }
+                updates.push((row.id.clone(), rec.clone()));
+            }
+            if !all && !live.running {
+                continue;
+            }
+            if !filters.matches(row, &rec, &live, &ancestors) {
+                continue;
+            }
+            let created = row.created / 1_000_000_000;
+            let (size_rw, size_root_fs) = if o.size {
+                let rw = dir_size(&self.container_dir_of(&row.id).join("upper")) as i64;
+                let image = self
+                    .store()
+                    .image(&row.image_id)
+                    .ok()
+                    .flatten()
+                    .map(|i| i.size as i64)
+                    .unwrap_or(0);
+                (Some(rw), Some(rw + image))
+            } else {
+                (None, None)
+            };
+            out.push(ContainerSummary {
+                id: row.id.clone(),
+                names: vec![format!("/{}", row.name)],
+                image: rec.image.clone(),
+                image_id: row.image_id.clone(),
+                command: rec.command.clone(),
+                created,
+                status: status_text(&live),
+                state: live.status.clone(),
+                ports: Vec::new(),
+                labels: rec.labels.clone(),
+                size_rw,
+                size_root_fs,
+                mounts: rec.mounts.clone(),
+                network_mode: rec.network_mode.clone(),
+            });
+        }
+        for (id, rec) in updates {
+            let _ = self.save_record(&id, &rec);
+        }
+        for id in autoremove {
+            let _ = self.remove_container(&id, true, true);
+        }
+        Ok(out)
+    }
+
+    /// `GET /containers/{id}/json`: Docker's shape.
+    pub fn inspect_container(&mut self, name: &str, size: bool) -> Result<Value, EngineError> {
+        let (row, rec, live) = self.load(name)?;
+        let spec = self.spec_of(&row.id)?;
+        let dir = self.container_dir_of(&row.id);
+        let zero = "0001-01-01T00:00:00Z";
+        let or_zero = |s: &str| {
+            if s.is_empty() {
+                zero.to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        let run = &spec.run;
+        let mounts: Vec<Value> = run
+            .mounts
+            .iter()
+            .map(|m| match m {
+                MountSpec::Bind {
+                    source,
+                    target,
+                    readonly,
+                } => json!({"Type": "bind", "Source": source, "Destination": target, "Mode": if *readonly {"ro"} else {""}, "RW": !readonly, "Propagation": "rprivate"}),
+                MountSpec::Volume {
+                    source,
+                    target,
+                    readonly,
+                } => {
+                    let name = spec
+                        .volumes
+                        .iter()
+                        .find(|(_, t)| t == target)
+                        .map(|(n, _)| n.clone())
+                        .unwrap_or_default();
+                    json!({"Type": "volume", "Name": name, "Source": source, "Destination": target, "Driver": "local", "Mode": if *readonly {"ro"} else {"z"}, "RW": !readonly, "Propagation": ""})
+                }
+                MountSpec::Tmpfs { target, .. } => {
+                    json!({"Type": "tmpfs", "Source": "", "Destination": target, "Mode": "", "RW": true, "Propagation": ""})
+                }
+            })
+            .collect();
+        let ulimits: Vec<Value> = run
+            .ulimits
+            .iter()
+            .map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard}))
+            .collect();
+        let tmpfs: BTreeMap<String, String> = spec
+            .tmpfs
+            .iter()
+            .map(|t| match t.split_once(':') {
+                Some((d, o)) => (d.to_string(), o.to_string()),
+                None => (t.clone(), String::new()),
+            })
+            .collect();
+        let host_config = json!({
+            "Binds": if spec.binds.is_empty() { Value::Null } else { json!(spec.binds) },
+            "ContainerIDFile": "",
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "NetworkMode": spec.network_mode,
+            "PortBindings": {},
+            "RestartPolicy": {"Name": if spec.restart.name.is_empty() {"no"} else {&spec.restart.name}, "MaximumRetryCount": spec.restart.max_retries},
+            "AutoRemove": spec.auto_remove,
+            "VolumeDriver": "",
+            "VolumesFrom": Value::Null,
+            "CapAdd": if run.cap_add.is_empty() { Value::Null } else { json!(run.cap_add) },
+            "CapDrop": if run.cap_drop.is_empty() { Value::Null } else { json!(run.cap_drop) },
+            "GroupAdd": if run.group_add.is_empty() { Value::Null } else { json!(run.group_add) },
+            "IpcMode": "private",
+            "OomScoreAdj": run.oom_score_adj.unwrap_or(0),
+            "PidMode": "",
+            "Privileged": run.privileged,
+            "PublishAllPorts": false,
+            "ReadonlyRootfs": run.read_only,
+            "SecurityOpt": if spec.security_opt.is_empty() { Value::Null } else { json!(spec.security_opt) },
+            "Tmpfs": if tmpfs.is_empty() { Value::Null } else { json!(tmpfs) },
+            "UTSMode": "",
+            "ShmSize": run.shm_size.unwrap_or(64 * 1024 * 1024),
+            "Runtime": spec.runtime_name,
+            "Memory": run.memory.unwrap_or(0),
+            "MemorySwap": run.memory_swap.unwrap_or(0),
+            "NanoCpus": run.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
+            "CpuShares": run.cpu_shares.unwrap_or(0),
+            "CpusetCpus": run.cpuset_cpus.clone().unwrap_or_default(),
+            "CpusetMems": run.cpuset_mems.clone().unwrap_or_default(),
+            "PidsLimit": run.pids_limit,
+            "Ulimits": if ulimits.is_empty() { Value::Null } else { json!(ulimits) },
+            "Init": run.init.is_some(),
+            "Mounts": Value::Null,
+            "MaskedPaths": berth_runtime::spec::MASKED_PATHS,
+            "ReadonlyPaths": berth_runtime::spec::READONLY_PATHS,
+        });
+        let rootfs = dir.join("rootfs");
+        let lower: Vec<String> = spec
+            .layers
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut v = json!({
+            "Id": row.id,
+            "Created": spec.created,
+            "Path": spec.path,
+            "Args": spec.args,
+            "State": {
+                "Status": live.status,
+                "Running": live.running,
+                "Paused": live.paused,
+                "Restarting": false,
+                "OOMKilled": live.oom_killed,
+                "Dead": live.status == "dead",
+                "Pid": live.pid,
+                "ExitCode": live.exit_code,
+                "Error": live.error,
+                "StartedAt": or_zero(&live.started_at),
+                "FinishedAt": or_zero(&live.finished_at),
+            },
+            "Image": row.image_id,
+            "ResolvConfPath": "",
+            "HostnamePath": "",
+            "HostsPath": "",
+            "LogPath": berth_runtime::log_path(&dir),
+            "Name": format!("/{}", row.name),
+            "RestartCount": rec.restart_count,
+            "Driver": "overlay",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": Value::Null,
+            "HostConfig": host_config,
+            "GraphDriver": {
+                "Name": "overlay",
+                "Data": {
+                    "LowerDir": lower.join(":"),
+                    "MergedDir": rootfs,
+                    "UpperDir": dir.join("upper"),
+                    "WorkDir": dir.join("work"),
+                }
+            },
+            "Mounts": mounts,
+            "Config": spec.config,
+            "NetworkSettings": {
+                "Bridge": "",
+                "SandboxID": "",
+                "SandboxKey": "",
+                "Ports": {},
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "MacAddress": "",
+                "Networks": {
+                    spec.network_mode.clone(): {
+                        "NetworkID": "",
+                        "EndpointID": "",
+                        "Gateway": "",
+                        "IPAddress": "",
+                        "IPPrefixLen": 0,
+                        "MacAddress": "",
+                    }
+                }
+            },
+        });
+        if size {
+            let rw = dir_size(&dir.join("upper"));
+            let image = self
+                .store()
+                .image(&row.image_id)?
+                .map(|i| i.size)
+                .unwrap_or(0);
+            v["SizeRw"] = json!(rw);
+            v["SizeRootFs"] = json!(rw + image);
+        }
+        Ok(v)
+    }
+
+    /// Reads a container's json-file log and hands each entry to `sink`; with `follow`, keeps
+    /// reading until the container stops (or `stop` returns true).
+    pub fn container_logs(
+        &mut self,
+        name: &str,
+        o: &LogOptions,
+        stop: &dyn Fn() -> bool,
+        sink: &mut dyn FnMut(&LogEntry) -> std::io::Result<()>,
+    ) -> Result<(), EngineError> {
+        let row = self.resolve_container(name)?;
+        let dir = self.container_dir_of(&row.id);
+        follow_log(&dir, o, stop, sink)
+    }
+
+    /// `exec`: a command that runs `opts.args` in the running container with the caller's
+    /// stdio (the caller spawns it).
+    pub fn exec_command(
+        &mut self,
+        name: &str,
+        opts: &ExecOptions,
+    ) -> Result<std::process::Command, EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        if !live.running {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                row.id
+            )));
+        }
+        if live.paused {
+            return Err(EngineError::Conflict(format!(
+                "container {} is paused, unpause the container before exec",
+                row.id
+            )));
+        }
+        let dir = self.container_dir_of(&row.id);
+        let monitor = self.monitor_path()?;
+        berth_runtime::exec(&dir, opts, Some(&monitor)).map_err(EngineError::Runtime)
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub fn rename_container(&mut self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let row = self.resolve_container(name)?;
+        let new = names::validate(new_name)?;
+        if new == row.name {
+            return Err(EngineError::Conflict(format!(
+                "Renaming a container with the same name as its current name"
+            )));
+        }
+        match self.store_mut().rename_container(&row.id, &new)? {
+            Ok(()) => Ok(()),
+            Err(holder) => Err(name_conflict(&new, &holder)),
+        }
+    }
+
+    /// `POST /containers/{id}/pause`.
+    pub fn pause_container(&mut self, name: &str) -> Result<(), EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        if !live.running {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                row.id
+            )));
+        }
+        if live.paused {
+            return Err(EngineError::Conflict(format!(
+                "container {} is already paused",
+                row.id
+            )));
+        }
+        berth_runtime::pause(&self.container_dir_of(&row.id)).map_err(EngineError::Runtime)
+    }
+
+    /// `POST /containers/{id}/unpause`.
+    pub fn unpause_container(&mut self, name: &str) -> Result<(), EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        if !live.paused {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not paused",
+                row.id
+            )));
+        }
+        berth_runtime::unpause(&self.container_dir_of(&row.id)).map_err(EngineError::Runtime)
+    }
+
+    /// `POST /containers/prune`: removes every stopped container.
+    pub fn prune_containers(&mut self) -> Result<ContainerPruneReport, EngineError> {
+        let list = self.list_containers(&ListOptions {
+            all: true,
+            ..Default::default()
+        })?;
+        let mut report = ContainerPruneReport::default();
+        for c in list {
+            if matches!(c.state.as_str(), "running" | "paused" | "restarting") {
+                continue;
+            }
+            let size = dir_size(&self.container_dir_of(&c.id).join("upper"));
+            if self.remove_container(&c.id, false, false).is_ok() {
+                report.containers_deleted.push(c.id);
+                report.space_reclaimed += size;
+            }
+        }
+        Ok(report)
+    }
+
+    /// `GET /containers/{id}/top`: host PIDs of the container's processes.
+    pub fn container_pids(&mut self, name: &str) -> Result<Vec<i32>, EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        if !live.running {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                row.id
+            )));
+        }
+        let mut pids = berth_runtime::cgroup::CgroupMode::detect().procs(&format!(
+            "{}/{}",
+            berth_runtime::CGROUP_PARENT,
+            row.id
+        ));
+        if pids.is_empty() && live.pid > 0 {
+            pids.push(live.pid);
+        }
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// Counts for `info`: (total, running, paused, stopped).
+    pub fn container_counts(&self) -> Result<(u64, u64, u64, u64), EngineError> {
+        let rows = self.store().containers()?;
+        let (mut running, mut paused, mut stopped) = (0, 0, 0);
+        for row in &rows {
+            let Ok(mut rec) = serde_json::from_str::<ContainerRecord>(&row.record) else {
+                continue;
+            };
+            let (live, _) = self.live_state(&row.id, &mut rec);
+            match live.status.as_str() {
+                "running" => running += 1,
+                "paused" => paused += 1,
+                _ => stopped += 1,
+            }
+        }
+        Ok((rows.len() as u64, running, paused, stopped))
+    }
+}
+
+fn libc_sigkill() -> i32 {
+    9
+}
+
+/// Parses `--since`/`--until`: RFC 3339, unix seconds (with fraction), or a duration before
+/// now (`10m`, `1h30m`, `45s`).
+pub fn parse_time_arg(s: &str) -> Result<f64, EngineError> {
+    if let Some(t) = parse_rfc3339(s) {
+        return Ok(t.timestamp() as f64 + t.timestamp_subsec_nanos() as f64 / 1e9);
+    }
+    if let Ok(n) = s.parse::<f64>() {
+        return Ok(n);
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Ok(t.and_utc().timestamp() as f64);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp() as f64)
+            .unwrap_or(0.0));
+    }
+    let secs = opts::parse_go_duration(s).ok_or_else(|| {
+        EngineError::InvalidArgument(format!(
+            "invalid value for \"since\"/\"until\": {s}: use a timestamp or a duration like 10m"
+        ))
+    })?;
+    let now = chrono::Utc::now();
+    Ok(now.timestamp() as f64 + now.timestamp_subsec_nanos() as f64 / 1e9 - secs)
+}
+
+#[derive(Deserialize)]
+struct RawLogLine {
+    log: String,
+    stream: String,
+    time: String,
+}
+
+fn entry_of(line: &[u8]) -> Option<LogEntry> {
+    let raw: RawLogLine = serde_json::from_slice(line).ok()?;
+    Some(LogEntry {
+        stream: if raw.stream == "stderr" { 2 } else { 1 },
+        time: raw.time,
+        data: raw.log.into_bytes(),
+    })
+}
+
+fn entry_time(e: &LogEntry) -> f64 {
+    parse_rfc3339(&e.time)
+        .map(|t| t.timestamp() as f64 + t.timestamp_subsec_nanos() as f64 / 1e9)
+        .unwrap_or(0.0)
+}
+
+/// Streams a container's log; see [`Engine::container_logs`].
+pub fn follow_log(
+    dir: &Path,
+    o: &LogOptions,
+    stop: &dyn Fn() -> bool,
+    sink: &mut dyn FnMut(&LogEntry) -> std::io::Result<()>,
+) -> Result<(), EngineError> {
+    let path = berth_runtime::log_path(dir);
+    let file = loop {
+        match std::fs::File::open(&path) {
+            Ok(f) => break Some(f),
+            Err(_) if o.follow && !stop() && is_running(dir) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(_) => break None,
+        }
+    };
+    let Some(file) = file else { return Ok(()) };
+    let mut reader = std::io::BufReader::new(file);
+    let keep = |e: &LogEntry| {
+        let t = entry_time(e);
+        o.since.map(|s| t >= s).unwrap_or(true) && o.until.map(|u| t <= u).unwrap_or(true)
+    };
+    let emit = |e: &LogEntry, sink: &mut dyn FnMut(&LogEntry) -> std::io::Result<()>| {
+        sink(e).map_err(|e| EngineError::io("writing logs", e))
+    };
+    // What is there now (honouring --tail).
+    let mut pending_line: Vec<u8>;
+    {
+        let mut all = Vec::new();
+        reader
+            .read_to_end(&mut all)
+            .map_err(io_err("reading the log"))?;
+        let complete = match all.iter().rposition(|&b| b == b'\n') {
+            Some(i) => {
+                pending_line = all[i + 1..].to_vec();
+                &all[..=i]
+            }
+            None => {
+                pending_line = all.clone();
+                &all[..0]
+            }
+        };
+        let mut entries: Vec<LogEntry> = complete
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(entry_of)
+            .filter(|e| keep(e))
+            .collect();
+        if let Some(n) = o.tail {
+            let skip = entries.len().saturating_sub(n);
+            entries.drain(..skip);
+        }
+        for e in &entries {
+            emit(e, sink)?;
+        }
+    }
+    if !o.follow {
+        return Ok(());
+    }
+    let mut last_check = std::time::Instant::now();
+    let mut finishing = false;
+    loop {
+        let mut line = std::mem::take(&mut pending_line);
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io_err("reading the log"))?;
+        if line.ends_with(b"\n") {
+            if let Some(e) = entry_of(&line[..line.len() - 1]) {
+                if keep(&e) {
+                    emit(&e, sink)?;
+                }
+            }
+            continue;
+        }
+        pending_line = line;
+        if n == 0 {
+            if finishing {
+                return Ok(());
+            }
+            if stop() {
+                finishing = true;
+                continue;
+            }
+            if last_check.elapsed() > Duration::from_millis(100) {
+                last_check = std::time::Instant::now();
+                if !is_running(dir) {
+                    finishing = true;
+                    continue;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn is_running(dir: &Path) -> bool {
+    matches!(
+        berth_runtime::state(dir),
+        Ok(ContainerState::Running { .. }) | Ok(ContainerState::Created)
+            if dir.join("monitor.pid").exists()
+    )
+}

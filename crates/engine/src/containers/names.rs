@@ -1,0 +1,317 @@
+//! Container names: Docker's rules for user-given names and its `adjective_surname` style for
+//! generated ones.
+
+use crate::EngineError;
+
+const LEFT: &[&str] = &[
+    "admiring",
+    "adoring",
+    "affectionate",
+    "agitated",
+    "amazing",
+    "angry",
+    "awesome",
+    "beautiful",
+    "blissful",
+    "bold",
+    "boring",
+    "brave",
+    "busy",
+    "charming",
+    "clever",
+    "compassionate",
+    "competent",
+    "condescending",
+    "confident",
+    "cool",
+    "cranky",
+    "crazy",
+    "dazzling",
+    "determined",
+    "distracted",
+    "dreamy",
+    "eager",
+    "ecstatic",
+    "elastic",
+    "elated",
+    "elegant",
+    "eloquent",
+    "epic",
+    "exciting",
+    "fervent",
+    "festive",
+    "flamboyant",
+    "focused",
+    "friendly",
+    "frosty",
+    "funny",
+    "gallant",
+    "gifted",
+    "goofy",
+    "gracious",
+    "great",
+    "happy",
+    "hardcore",
+    "heuristic",
+    "hopeful",
+    "hungry",
+    "infallible",
+    "inspiring",
+    "intelligent",
+    "interesting",
+    "jolly",
+    "jovial",
+    "keen",
+    "kind",
+    "laughing",
+    "loving",
+    "lucid",
+    "magical",
+    "modest",
+    "musing",
+    "mystifying",
+    "naughty",
+    "nervous",
+    "nice",
+    "nifty",
+    "nostalgic",
+    "objective",
+    "optimistic",
+    "peaceful",
+    "pedantic",
+    "pensive",
+    "practical",
+    "priceless",
+    "quirky",
+    "quizzical",
+    "recursing",
+    "relaxed",
+    "reverent",
+    "romantic",
+    "sad",
+    "serene",
+    "sharp",
+    "silly",
+    "sleepy",
+    "stoic",
+    "strange",
+    "stupefied",
+    "suspicious",
+    "sweet",
+    "tender",
+    "thirsty",
+    "trusting",
+    "unruffled",
+    "upbeat",
+    "vibrant",
+    "vigilant",
+    "vigorous",
+    "wizardly",
+    "wonderful",
+    "xenodochial",
+    "youthful",
+    "zealous",
+    "zen",
+];
+
+const RIGHT: &[&str] = &[
+    "agnesi",
+    "albattani",
+    "allen",
+    "almeida",
+    "archimedes",
+    "ardinghelli",
+    "aryabhata",
+    "babbage",
+    "banach",
+    "bardeen",
+    "bartik",
+    "bassi",
+    "bell",
+    "benz",
+    "bhabha",
+    "blackwell",
+    "bohr",
+    "booth",
+    "borg",
+    "bose",
+    "boyd",
+    "brahmagupta",
+    "brattain",
+    "brown",
+    "carson",
+    "cerf",
+    "chandrasekhar",
+    "chaplygin",
+    "chatelet",
+    "clarke",
+    "colden",
+    "cori",
+    "cray",
+    "curie",
+    "darwin",
+    "davinci",
+    "diffie",
+    "dijkstra",
+    "dirac",
+    "driscoll",
+    "dubinsky",
+    "easley",
+    "edison",
+    "einstein",
+    "elion",
+    "engelbart",
+    "euclid",
+    "euler",
+    "faraday",
+    "fermat",
+    "fermi",
+    "feynman",
+    "franklin",
+    "galileo",
+    "gates",
+    "goldberg",
+    "goldstine",
+    "golick",
+    "goodall",
+    "hamilton",
+    "hawking",
+    "heisenberg",
+    "hermann",
+    "hodgkin",
+    "hoover",
+    "hopper",
+    "hypatia",
+    "jackson",
+    "jang",
+    "jennings",
+    "johnson",
+    "joliot",
+    "kalam",
+    "keller",
+    "kepler",
+    "khorana",
+    "kilby",
+    "knuth",
+    "lalande",
+    "lamarr",
+    "lamport",
+    "leakey",
+    "leavitt",
+    "lehmann",
+    "liskov",
+    "lovelace",
+    "lumiere",
+    "mahavira",
+    "mayer",
+    "mccarthy",
+    "mcclintock",
+    "meitner",
+    "mendel",
+    "merkle",
+    "minsky",
+    "mirzakhani",
+    "montalcini",
+    "moore",
+    "morse",
+    "napier",
+    "nash",
+    "newton",
+    "nobel",
+    "noether",
+    "northcutt",
+    "noyce",
+    "panini",
+    "pare",
+    "pascal",
+    "pasteur",
+    "perlman",
+    "pike",
+    "poincare",
+    "ptolemy",
+    "raman",
+    "ramanujan",
+    "ride",
+    "ritchie",
+    "rosalind",
+    "sammet",
+    "shannon",
+    "shaw",
+    "shockley",
+    "sinoussi",
+    "snyder",
+    "spence",
+    "stonebraker",
+    "swanson",
+    "swartz",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "varahamihira",
+    "visvesvaraya",
+    "volhard",
+    "wescoff",
+    "wiles",
+    "williams",
+    "wilson",
+    "wing",
+    "wozniak",
+    "wright",
+    "wu",
+    "yalow",
+    "yonath",
+    "zhukovsky",
+];
+
+/// A random `adjective_surname` (with a digit appended on `retry` > 0), as Docker generates.
+pub fn random_name(retry: u32) -> String {
+    let mut b = [0u8; 8];
+    super::fill_random(&mut b);
+    let n = u64::from_le_bytes(b);
+    let left = LEFT[(n % LEFT.len() as u64) as usize];
+    let right = RIGHT[((n >> 32) % RIGHT.len() as u64) as usize];
+    if left == "boring" && right == "wozniak" {
+        // Steve Wozniak is not boring.
+        return random_name(retry);
+    }
+    if retry > 0 {
+        format!("{left}_{right}{}", (n >> 16) % 10)
+    } else {
+        format!("{left}_{right}")
+    }
+}
+
+/// Checks a user-given name (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`, an optional leading `/` dropped)
+/// and returns it without the slash.
+pub fn validate(name: &str) -> Result<String, EngineError> {
+    let n = name.strip_prefix('/').unwrap_or(name);
+    let ok = n.len() >= 2
+        && n.as_bytes()[0].is_ascii_alphanumeric()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    if !ok {
+        return Err(EngineError::InvalidArgument(format!(
+            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    Ok(n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(validate("/web").unwrap(), "web");
+        assert_eq!(validate("a.b-c_d").unwrap(), "a.b-c_d");
+        assert!(validate("x").is_err());
+        assert!(validate("-x").is_err());
+        assert!(validate("a/b").is_err());
+        assert!(validate("a b").is_err());
+        let r = random_name(0);
+        assert!(validate(&r).is_ok(), "{r}");
+        assert!(r.contains('_'));
+    }
+}
