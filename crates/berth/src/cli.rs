@@ -115,6 +115,11 @@ pub enum Command {
     /// Run or maintain the built-in OCI registry
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Build an image from a Dockerfile
+    Build(crate::commands::build::BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(crate::commands::build::BuilderCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@
 //! formats them and the API server serialises them, and neither holds any image or container
 //! logic of its own.
 
+pub mod build;
 pub mod containers;
 mod error;
 pub mod images;

@@ -83,7 +83,59 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
         }
         tx.commit()?;
     }
+    ensure_build_cache(&conn)?;
     Ok(conn)
+}
+
+/// The build cache (`berth build`): one row per build step, keyed by a digest of the step's
+/// parent key and its inputs; `layer` is the chain ID of the layer stack after the step (NULL
+/// for a step on `scratch` that left it empty). The foreign key makes a row that points at a
+/// deleted layer impossible; the image GC keeps every layer a row needs (its whole chain).
+const BUILD_CACHE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS build_cache (
+    key       TEXT PRIMARY KEY,
+    layer     TEXT REFERENCES layers(chain_id),
+    created   TEXT NOT NULL,                   -- RFC 3339, the step's history time
+    last_used INTEGER NOT NULL                 -- unix nanoseconds
+);
+CREATE INDEX IF NOT EXISTS build_cache_layer ON build_cache(layer);
+"#;
+
+fn ensure_build_cache(conn: &Connection) -> rusqlite::Result<()> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'build_cache')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        conn.execute_batch(BUILD_CACHE_SCHEMA)?;
+    }
+    Ok(())
+}
+
+/// Layers no image and no build cache row needs, with their sizes.
+pub(crate) const UNUSED_LAYERS_SQL: &str = "WITH RECURSIVE kept(c) AS (
+    SELECT layer FROM build_cache WHERE layer IS NOT NULL
+    UNION SELECT l.parent FROM layers l JOIN kept ON l.chain_id = kept.c WHERE l.parent IS NOT NULL)
+    SELECT chain_id, size FROM layers
+    WHERE chain_id NOT IN (SELECT chain_id FROM image_layers) AND chain_id NOT IN (SELECT c FROM kept)";
+
+/// Blobs no image and no build cache layer needs, with their sizes.
+pub(crate) const UNUSED_BLOBS_SQL: &str = "WITH RECURSIVE kept(c) AS (
+    SELECT layer FROM build_cache WHERE layer IS NOT NULL
+    UNION SELECT l.parent FROM layers l JOIN kept ON l.chain_id = kept.c WHERE l.parent IS NOT NULL)
+    SELECT digest, size FROM blobs
+    WHERE digest NOT IN (SELECT digest FROM image_blobs)
+      AND digest NOT IN (SELECT blob_digest FROM layers WHERE blob_digest IS NOT NULL AND chain_id IN (SELECT c FROM kept))";
+
+/// A build cache row.
+#[derive(Debug, Clone)]
+pub struct CacheRow {
+    pub key: String,
+    /// Chain ID of the layer stack after the step.
+    pub layer: Option<String>,
+    /// RFC 3339.
+    pub created: String,
 }
 
 /// An image as the store records it.

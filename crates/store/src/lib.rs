@@ -20,7 +20,7 @@ mod error;
 pub mod op;
 mod store;
 
-pub use db::{ContainerRow, ImageRow, LayerRow};
+pub use db::{CacheRow, ContainerRow, ImageRow, LayerRow};
 pub use error::StoreError;
 pub use op::{Op, StagedBlob, StagedLayer};
 pub use store::{BlobCommit, ImageCommit, LayerCommit, RemovedImage, Store};

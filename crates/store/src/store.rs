@@ -1,4 +1,4 @@
-use crate::db::{self, ContainerRow, ImageRow, LayerRow};
+use crate::db::{self, CacheRow, ContainerRow, ImageRow, LayerRow};
 use crate::error::{IoContext, StoreError};
 use crate::op::{self, JournalEntry, Op, StagedBlob, StagedLayer};
 use berth_oci::Digest;
@@ -566,16 +566,8 @@ impl Store {
             if n == 0 {
                 return Err(StoreError::ImageNotFound(id.to_string()));
             }
-            removed.layers = collect_sized(
-                &tx,
-                "SELECT chain_id, size FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)",
-            )
-            .map_err(db_err)?;
-            removed.blobs = collect_sized(
-                &tx,
-                "SELECT digest, size FROM blobs WHERE digest NOT IN (SELECT digest FROM image_blobs)",
-            )
-            .map_err(db_err)?;
+            removed.layers = collect_sized(&tx, db::UNUSED_LAYERS_SQL).map_err(db_err)?;
+            removed.blobs = collect_sized(&tx, db::UNUSED_BLOBS_SQL).map_err(db_err)?;
             for (chain, _) in &removed.layers {
                 tx.execute("DELETE FROM layers WHERE chain_id = ?1", [chain])
                     .map_err(db_err)?;
@@ -668,13 +660,18 @@ impl Store {
 
     /// Inserts a container row, checking the name in the same write transaction: returns
     /// `Ok(Err(id))` with the ID of the container that already holds the name.
-    pub fn insert_container(&mut self, row: &ContainerRow) -> Result<Result<(), String>, StoreError> {
+    pub fn insert_container(
+        &mut self,
+        row: &ContainerRow,
+    ) -> Result<Result<(), String>, StoreError> {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(|e| self.db_err(e))?;
         let holder: Option<String> = tx
-            .query_row("SELECT id FROM containers WHERE name = ?1", [&row.name], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1",
+                [&row.name],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.db_err(e))?;
         if let Some(id) = holder {
@@ -852,4 +849,202 @@ fn remove_path(path: &Path) {
 fn sync_filesystem(any_path: &Path) -> Result<(), StoreError> {
     let dir = fs::File::open(any_path).ctx(|| format!("opening {}", any_path.display()))?;
     rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("syncing the store's filesystem", e.into()))
+}
+
+/// The build cache (`berth build`, `berth builder prune`).
+impl Store {
+    /// The cache row for `key`, if any.
+    pub fn cache_get(&self, key: &str) -> Result<Option<CacheRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT key, layer, created FROM build_cache WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(CacheRow {
+                        key: r.get(0)?,
+                        layer: r.get(1)?,
+                        created: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Records a build step: places its staged layer and blob (when the store does not have
+    /// them yet) and inserts the cache row, in one write transaction. `layer`, when given, is
+    /// the step's new layer, whose chain ID is `top`; `top` is the stack after the step.
+    pub fn commit_cache(
+        &mut self,
+        op: &mut Op,
+        layer: Option<(&LayerCommit, &BlobCommit)>,
+        key: &str,
+        top: Option<&Digest>,
+        created: &str,
+    ) -> Result<(), StoreError> {
+        if layer.is_some_and(|(l, _)| l.staged.is_some()) {
+            sync_filesystem(op.dir())?;
+        }
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.db_err(e))?;
+        let db_err = |e| StoreError::Db {
+            path: self.db_path.clone(),
+            source: e,
+        };
+        if let Some((layer, blob)) = layer {
+            let bkey = blob.digest.to_string();
+            let has_blob = tx
+                .query_row("SELECT 1 FROM blobs WHERE digest = ?1", [&bkey], |_| Ok(()))
+                .optional()
+                .map_err(db_err)?
+                .is_some();
+            if !has_blob {
+                let Some(staged) = &blob.staged else {
+                    return Err(StoreError::BlobMissing(bkey));
+                };
+                let target = self.blob_path(&blob.digest);
+                op.journal(&JournalEntry::Placed(target.clone()))?;
+                fs::rename(&staged.path, &target)
+                    .ctx(|| format!("placing {}", target.display()))?;
+                tx.execute(
+                    "INSERT INTO blobs (digest, size, media_type) VALUES (?1, ?2, ?3)",
+                    params![bkey, blob.size as i64, blob.media_type],
+                )
+                .map_err(db_err)?;
+            }
+            let lkey = layer.chain_id.to_string();
+            let has_layer = tx
+                .query_row("SELECT 1 FROM layers WHERE chain_id = ?1", [&lkey], |_| {
+                    Ok(())
+                })
+                .optional()
+                .map_err(db_err)?
+                .is_some();
+            if !has_layer {
+                let Some(staged) = &layer.staged else {
+                    return Err(StoreError::Corrupt(format!(
+                        "layer {lkey} is neither stored nor staged"
+                    )));
+                };
+                let target = self.layer_path(&layer.chain_id);
+                op.journal(&JournalEntry::Placed(target.clone()))?;
+                if target.exists() {
+                    // Under the write lock, a directory without a row is a dead operation's
+                    // leftover.
+                    let junk = op.scratch_path("orphan");
+                    fs::rename(&target, &junk)
+                        .ctx(|| format!("moving aside {}", target.display()))?;
+                }
+                fs::rename(&staged.path, &target)
+                    .ctx(|| format!("placing {}", target.display()))?;
+                let (bd, bm, bs) = match &layer.blob {
+                    Some((d, m, s)) => (Some(d.to_string()), Some(m.clone()), Some(*s as i64)),
+                    None => (None, None, None),
+                };
+                tx.execute(
+                    "INSERT INTO layers (chain_id, diff_id, parent, size, blob_digest, blob_media_type, blob_size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        lkey,
+                        layer.diff_id.to_string(),
+                        layer.parent.as_ref().map(|p| p.to_string()),
+                        layer.size as i64,
+                        bd,
+                        bm,
+                        bs
+                    ],
+                )
+                .map_err(db_err)?;
+            }
+        }
+        if let Some(top) = top {
+            // A cached stack whose layers were collected in the meantime is not recorded.
+            let present = tx
+                .query_row(
+                    "SELECT 1 FROM layers WHERE chain_id = ?1",
+                    [top.to_string()],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(db_err)?
+                .is_some();
+            if !present {
+                return Err(StoreError::Corrupt(format!(
+                    "build cache: layer {top} is not in the store"
+                )));
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO build_cache (key, layer, created, last_used) VALUES (?1, ?2, ?3, ?4)",
+            params![key, top.map(|t| t.to_string()), created, now_nanos()],
+        )
+        .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Number of build cache rows and the unpacked size of the layers only the cache keeps.
+    pub fn cache_usage(&self) -> Result<(u64, u64), StoreError> {
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM build_cache", [], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?;
+        let sql = "WITH RECURSIVE kept(c) AS (
+                SELECT layer FROM build_cache WHERE layer IS NOT NULL
+                UNION SELECT l.parent FROM layers l JOIN kept ON l.chain_id = kept.c WHERE l.parent IS NOT NULL)
+             SELECT COALESCE(SUM(size), 0) FROM layers
+             WHERE chain_id IN (SELECT c FROM kept) AND chain_id NOT IN (SELECT chain_id FROM image_layers)";
+        let size: i64 = self
+            .conn
+            .query_row(sql, [], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?;
+        Ok((rows as u64, size as u64))
+    }
+
+    /// Deletes every build cache row (`all`) or those not used since `older_than` (unix
+    /// nanoseconds), and every layer and blob that neither an image nor a remaining row needs.
+    /// Returns the number of rows removed and what was removed from disk.
+    pub fn prune_cache(
+        &mut self,
+        older_than: Option<i64>,
+    ) -> Result<(u64, RemovedImage), StoreError> {
+        let mut op = self.begin_op()?;
+        let mut removed = RemovedImage::default();
+        let rows;
+        {
+            let tx =
+                rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+                    .map_err(|e| self.db_err(e))?;
+            let db_err = |e| StoreError::Db {
+                path: self.db_path.clone(),
+                source: e,
+            };
+            rows = match older_than {
+                Some(t) => tx.execute("DELETE FROM build_cache WHERE last_used < ?1", [t]),
+                None => tx.execute("DELETE FROM build_cache", []),
+            }
+            .map_err(db_err)?;
+            removed.layers = collect_sized(&tx, db::UNUSED_LAYERS_SQL).map_err(db_err)?;
+            removed.blobs = collect_sized(&tx, db::UNUSED_BLOBS_SQL).map_err(db_err)?;
+            for (chain, _) in &removed.layers {
+                tx.execute("DELETE FROM layers WHERE chain_id = ?1", [chain])
+                    .map_err(db_err)?;
+                let digest: Digest = chain
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("layer id {chain}")))?;
+                self.trash(&mut op, &self.layer_path(&digest))?;
+            }
+            for (blob, _) in &removed.blobs {
+                tx.execute("DELETE FROM blobs WHERE digest = ?1", [blob])
+                    .map_err(db_err)?;
+                let digest: Digest = blob
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("blob id {blob}")))?;
+                self.trash(&mut op, &self.blob_path(&digest))?;
+            }
+            tx.commit().map_err(db_err)?;
+        }
+        op.finish();
+        Ok((rows as u64, removed))
+    }
 }

@@ -1,5 +1,6 @@
 //! One module per command family; each turns parsed arguments into engine calls and prints.
 
+pub(crate) mod build;
 mod containers;
 mod images;
 mod registry;
@@ -75,6 +76,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Volume(V::Inspect(a)) => containers::volume_inspect(&mut open()?, a),
         Command::Volume(V::Rm(a)) => containers::volume_rm(&mut open()?, a),
         Command::Volume(V::Prune(a)) => containers::volume_prune(&mut open()?, a),
+        Command::Build(a) => build::build(&mut open()?, a),
+        Command::Builder(build::BuilderCommand::Prune(a)) => build::prune(&mut open()?, a),
         Command::Version(a) => system::version(&open()?, a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(&open()?, a),
     }

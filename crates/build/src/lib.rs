@@ -1,0 +1,1749 @@
+//! # berth-build
+//!
+//! The builder behind `berth build`: a parsed Dockerfile (berth-dockerfile) becomes an image in
+//! the store.
+//!
+//! - Stages: FROM a local image (pulled through the [`Host`] when missing or with `--pull`),
+//!   `scratch` or an earlier stage; only the stages the target needs are built (`--target`).
+//! - RUN runs as a real container (berth-runtime) on an overlay of the parent's layers and a
+//!   fresh upper dir, which becomes the step's layer ([`run`]). Network: the host's by default
+//!   (`--network=none` and `RUN --network=none` give an empty namespace).
+//! - COPY/ADD with Docker's path rules ([`copy`]), sources from the context (`.dockerignore`
+//!   honoured, symlinks never followed out of it — [`context`]), another stage or an image;
+//!   ADD extracts local archives and downloads URLs (`--checksum`).
+//! - Cache: every layer step's key is a digest of its parent's key and its real inputs (COPY/ADD:
+//!   content and mode of the files, never mtimes; RUN: the command, environment, user, workdir,
+//!   network and mounts). Keys live in the store's `build_cache` table, which keeps the layers
+//!   they name alive; a cached rebuild only hashes the context and re-tags.
+//! - Layers are deterministic ([`layer`]); with `SOURCE_DATE_EPOCH` every timestamp (layer
+//!   mtimes, history, `created`) is clamped to it and it is exported into RUN steps, so the
+//!   same inputs give the same image ID on any machine.
+//! - Crash safety: the whole build is one store operation; each step's layer and cache row are
+//!   committed together, the image last. An interrupted build leaves no image and a consistent
+//!   cache.
+
+pub mod context;
+pub mod copy;
+pub mod layer;
+pub mod overlay;
+pub mod progress;
+pub mod run;
+
+pub use progress::{Progress, ProgressMode, Step};
+
+use berth_dockerfile::instructions::{Copy, Healthcheck, HealthcheckTest, Run};
+use berth_dockerfile::scope::{platform_args, BuildInputs, GlobalScope, Platform, StageScope};
+use berth_dockerfile::{
+    parse_dockerfile, Dockerfile, Instruction, InstructionKind, Lexer, MountType, ShellOrExec,
+    Stage,
+};
+use berth_oci::image::{ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFs};
+use berth_oci::reference::Reference;
+use berth_oci::{media, Digest};
+use berth_runtime::MountSpec;
+use berth_store::{BlobCommit, ImageCommit, LayerCommit, LayerRow, Op, Store, StoreError};
+use context::{Context, Entry, Kind};
+use copy::{Copier, CopySpec, SourceItem};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Why a build failed.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The message says what went wrong and what to do.
+    Failed(String),
+    /// Ctrl-C (the cancel flag): nothing half-written was kept.
+    Interrupted,
+}
+
+impl BuildError {
+    pub fn io(context: String, e: std::io::Error) -> Self {
+        BuildError::Failed(format!("{context}: {e}"))
+    }
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Failed(s) => f.write_str(s),
+            BuildError::Interrupted => f.write_str("build interrupted: no image was written"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl From<StoreError> for BuildError {
+    fn from(e: StoreError) -> Self {
+        BuildError::Failed(e.to_string())
+    }
+}
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, BuildError> {
+    Err(BuildError::Failed(msg.into()))
+}
+
+/// Hex SHA-256 of a string.
+pub fn sha(s: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// A base image as the host resolved it.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    /// `sha256:…`
+    pub id: String,
+    pub config: ImageConfig,
+    /// Bottom first.
+    pub layers: Vec<LayerRow>,
+}
+
+/// What the builder needs from the engine.
+pub trait Host {
+    fn store(&mut self) -> &mut Store;
+    /// Finds `name` locally (pulling when it is missing, or always with `pull`).
+    fn resolve_image(&mut self, name: &str, pull: bool) -> Result<BaseImage, String>;
+}
+
+/// `berth build`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The context directory; `None` for a build without context.
+    pub context: Option<PathBuf>,
+    /// The Dockerfile's path (default: `<context>/Dockerfile`).
+    pub dockerfile: Option<PathBuf>,
+    /// The Dockerfile's text when it came from stdin.
+    pub dockerfile_text: Option<String>,
+    /// Names to tag the image with, as the user gave them.
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    /// `default`/`host` (the host's network) or `none`.
+    pub network: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// `--secret id=…,src=…`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    pub platform: Option<String>,
+    pub source_date_epoch: Option<i64>,
+    /// Runtime state directory (`$RUNROOT`).
+    pub runroot: PathBuf,
+    /// The `berth-monitor` binary for RUN containers (default: the runtime's search).
+    pub monitor: Option<PathBuf>,
+    /// Set (e.g. by a SIGINT handler) to stop the build.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// The built image.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    pub id: Digest,
+    /// Normalised names it was tagged with.
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct LayerInfo {
+    chain_id: Digest,
+    diff_id: Digest,
+    size: u64,
+    blob: Option<(Digest, String, u64)>,
+}
+
+impl LayerInfo {
+    fn from_row(r: &LayerRow) -> Result<LayerInfo, BuildError> {
+        let parse = |s: &str| -> Result<Digest, BuildError> {
+            s.parse()
+                .map_err(|_| BuildError::Failed(format!("corrupt layer id {s}")))
+        };
+        let blob = match (&r.blob_digest, &r.blob_media_type, r.blob_size) {
+            (Some(d), Some(m), Some(s)) => Some((parse(d)?, m.clone(), s)),
+            _ => None,
+        };
+        Ok(LayerInfo {
+            chain_id: parse(&r.chain_id)?,
+            diff_id: parse(&r.diff_id)?,
+            size: r.size,
+            blob,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    config: ImageConfig,
+    layers: Vec<LayerInfo>,
+    key: String,
+    created: String,
+    scope: StageScope,
+    cmd_set: bool,
+}
+
+impl State {
+    fn cc(&mut self) -> &mut ContainerConfig {
+        self.config.config.get_or_insert_with(Default::default)
+    }
+    fn workdir(&self) -> String {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+    fn user(&self) -> String {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.user.clone())
+            .unwrap_or_default()
+    }
+    fn shell(&self) -> Vec<String> {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.shell.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+    fn top(&self) -> Option<&Digest> {
+        self.layers.last().map(|l| &l.chain_id)
+    }
+}
+
+fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Joins a (possibly relative) container path onto `base` and cleans it; keeps a trailing `/`.
+fn join_container(base: &str, p: &str) -> String {
+    let joined = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("{}/{p}", base.trim_end_matches('/'))
+    };
+    let mut out = berth_runtime::paths::clean(&joined);
+    if (p.ends_with('/') || p.ends_with("/.") || p == ".") && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+struct Builder<'a> {
+    host: &'a mut dyn Host,
+    opts: &'a BuildOptions,
+    progress: &'a mut Progress,
+    op: Op,
+    ctx: Context,
+    ctx_loaded: bool,
+    df: Dockerfile,
+    lex: Lexer,
+    global: GlobalScope,
+    inputs: BuildInputs,
+    built: HashMap<usize, State>,
+    cancel: Arc<AtomicBool>,
+    sde: Option<i64>,
+    layer_root: PathBuf,
+    cache_mounts: PathBuf,
+    progress_step: Option<Step>,
+}
+
+/// Builds the image the options describe.
+pub fn build(
+    host: &mut dyn Host,
+    opts: &BuildOptions,
+    progress: &mut Progress,
+) -> Result<BuildOutput, BuildError> {
+    // The Dockerfile.
+    let s = progress.begin("[internal] load build definition from Dockerfile");
+    let (text, df_path) = match (&opts.dockerfile_text, &opts.dockerfile, &opts.context) {
+        (Some(t), _, _) => (t.clone(), None),
+        (None, Some(p), _) => (
+            std::fs::read_to_string(p)
+                .map_err(|e| BuildError::Failed(format!("failed to read {}: {e}", p.display())))?,
+            Some(p.clone()),
+        ),
+        (None, None, Some(c)) => {
+            let p = c.join("Dockerfile");
+            let t = std::fs::read_to_string(&p).map_err(|e| {
+                BuildError::Failed(format!(
+                    "failed to read dockerfile: open {}: {e} — add a Dockerfile to the context or name one with -f",
+                    p.display()
+                ))
+            })?;
+            (t, Some(p))
+        }
+        (None, None, None) => return fail("no Dockerfile and no context given"),
+    };
+    progress.detail(s, &format!("transferring dockerfile: {}B done", text.len()));
+    let name = df_path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "Dockerfile".into());
+    let df = match parse_dockerfile(&text) {
+        Ok(df) => df,
+        Err(e) => {
+            progress.error(s, &e.summary());
+            return fail(format!("failed to parse {name}: {e}"));
+        }
+    };
+    progress.done(s);
+
+    // .dockerignore: `<Dockerfile>.dockerignore` beside the Dockerfile first.
+    let mut ignore = berth_dockerfile::ignore::DockerIgnore::default();
+    let mut ignore_file = None;
+    if let Some(ctx) = &opts.context {
+        let s = progress.begin("[internal] load .dockerignore");
+        let mut candidates = Vec::new();
+        if let Some(p) = &df_path {
+            let mut n = p.as_os_str().to_owned();
+            n.push(".dockerignore");
+            candidates.push(PathBuf::from(n));
+        }
+        candidates.push(ctx.join(".dockerignore"));
+        let mut size = 0;
+        for c in candidates {
+            if let Ok(t) = std::fs::read_to_string(&c) {
+                size = t.len();
+                ignore = berth_dockerfile::ignore::DockerIgnore::parse(&t);
+                ignore_file = Some(c.display().to_string());
+                break;
+            }
+        }
+        progress.detail(s, &format!("transferring context: {size}B done"));
+        progress.done(s);
+    }
+
+    let target_platform = match &opts.platform {
+        Some(p) => Platform::parse(p).ok_or_else(|| {
+            BuildError::Failed(format!(
+                "invalid platform {p:?}: expected os/arch[/variant]"
+            ))
+        })?,
+        None => Platform::host(),
+    };
+    if target_platform.arch != Platform::host().arch {
+        return fail(format!(
+            "building for {target_platform} is not supported on this {} machine (no emulation): drop --platform or use {}",
+            Platform::host(),
+            Platform::host()
+        ));
+    }
+    let mut build_args = opts.build_args.clone();
+    if let Some(e) = opts.source_date_epoch {
+        build_args
+            .entry("SOURCE_DATE_EPOCH".into())
+            .or_insert_with(|| e.to_string());
+    }
+    let inputs = BuildInputs {
+        build_args,
+        builtins: platform_args(&Platform::host(), &target_platform),
+    };
+    let lex = df.lexer();
+    let global = GlobalScope::new(&df.meta_args, &inputs, &lex)
+        .map_err(|e| BuildError::Failed(format!("failed to parse {name}: {e}")))?;
+
+    let target = match &opts.target {
+        Some(t) => df.stage(t).map(|s| s.index).ok_or_else(|| {
+            let names: Vec<String> = df.stages.iter().filter_map(|s| s.name.clone()).collect();
+            BuildError::Failed(format!(
+                "target stage {t:?} could not be found — the stages are: {}",
+                if names.is_empty() {
+                    "(none named)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })?,
+        None => df.stages.len() - 1,
+    };
+
+    let op = host.store().begin_op()?;
+    let root = host.store().root().to_path_buf();
+    let mut b = Builder {
+        host,
+        opts,
+        progress,
+        op,
+        ctx: Context::new(
+            opts.context
+                .as_ref()
+                .map(|c| c.canonicalize().unwrap_or(c.clone())),
+            ignore,
+            ignore_file,
+        ),
+        ctx_loaded: false,
+        df,
+        lex,
+        global,
+        inputs,
+        built: HashMap::new(),
+        cancel: opts.cancel.clone().unwrap_or_default(),
+        sde: opts.source_date_epoch,
+        layer_root: root.join("layers"),
+        cache_mounts: root.join("build-mounts"),
+        progress_step: None,
+    };
+    let needed = b.needed_stages(target);
+    let stages: Vec<Stage> = b.df.stages.clone();
+    for stage in &stages {
+        if !needed.contains(&stage.index) {
+            continue;
+        }
+        b.check_cancel()?;
+        let st = b.build_stage(stage, stages.len() > 1)?;
+        b.built.insert(stage.index, st);
+    }
+    let st = b.built.remove(&target).expect("target built");
+    let out = b.export(st)?;
+    b.op.finish();
+    Ok(out)
+}
+
+impl Builder<'_> {
+    fn check_cancel(&self) -> Result<(), BuildError> {
+        if self.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(BuildError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// The stage an instruction's `--from`/FROM names, if it is one (by name or index).
+    fn stage_ref(&self, name: &str, before: usize) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.df.stages[..before]
+            .iter()
+            .find(|s| s.name.as_deref() == Some(lower.as_str()))
+            .map(|s| s.index)
+            .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
+    }
+
+    fn needed_stages(&self, target: usize) -> HashSet<usize> {
+        let mut need = HashSet::new();
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if !need.insert(i) {
+                continue;
+            }
+            let stage = &self.df.stages[i];
+            let base = self
+                .global
+                .expand_from(stage, &self.lex)
+                .map(|b| b.0)
+                .unwrap_or_else(|_| stage.base.clone());
+            if let Some(d) = self.stage_ref(&base, i) {
+                todo.push(d);
+            }
+            for inst in &stage.instructions {
+                let froms: Vec<String> = match &inst.kind {
+                    InstructionKind::Copy(c) => c.from.iter().cloned().collect(),
+                    InstructionKind::Run(r) => {
+                        r.mounts.iter().filter_map(|m| m.from.clone()).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for f in froms {
+                    let f = self.lex.process_word(&f, &self.global).unwrap_or(f.clone());
+                    if let Some(d) = self.stage_ref(&f, i) {
+                        todo.push(d);
+                    }
+                }
+            }
+        }
+        need
+    }
+
+    fn label(&self, stage: &Stage, multi: bool, n: usize, total: usize, text: &str) -> String {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if multi {
+            let name = stage
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{}", stage.index));
+            format!("[{name} {n}/{total}] {text}")
+        } else {
+            format!("[{n}/{total}] {text}")
+        }
+    }
+
+    fn resolve_image(&mut self, name: &str) -> Result<BaseImage, BuildError> {
+        let pull = self.opts.pull;
+        self.host
+            .resolve_image(name, pull)
+            .map_err(BuildError::Failed)
+    }
+
+    fn build_stage(&mut self, stage: &Stage, multi: bool) -> Result<State, BuildError> {
+        let (base, _platform) = self
+            .global
+            .expand_from(stage, &self.lex)
+            .map_err(|e| BuildError::Failed(format!("FROM: {e}")))?;
+        let total = 1 + stage
+            .instructions
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i.kind,
+                    InstructionKind::Run(_)
+                        | InstructionKind::Copy(_)
+                        | InstructionKind::Add(_)
+                        | InstructionKind::Workdir(_)
+                )
+            })
+            .count();
+        let mut n = 1;
+        let mut st = if base.eq_ignore_ascii_case("scratch") {
+            let p = berth_oci::image::host_platform();
+            State {
+                config: ImageConfig {
+                    architecture: p.architecture,
+                    os: p.os,
+                    variant: p.variant,
+                    rootfs: RootFs {
+                        kind: "layers".into(),
+                        diff_ids: Vec::new(),
+                    },
+                    ..Default::default()
+                },
+                layers: Vec::new(),
+                key: sha("scratch"),
+                created: self.sde.map(rfc3339).unwrap_or_default(),
+                scope: StageScope::new(&[]),
+                cmd_set: false,
+            }
+        } else if let Some(i) = self.stage_ref(&base, stage.index) {
+            let mut st = self
+                .built
+                .get(&i)
+                .cloned()
+                .ok_or_else(|| BuildError::Failed(format!("stage {base} was not built")))?;
+            st.scope = StageScope::new(&self.image_env(&st.config));
+            st.cmd_set = false;
+            st
+        } else {
+            let reference = Reference::parse_with_default_tag(&base)
+                .map(|r| r.to_string())
+                .unwrap_or(base.clone());
+            let s = self
+                .progress
+                .begin(&format!("[internal] load metadata for {reference}"));
+            let img = match self.resolve_image(&base) {
+                Ok(i) => i,
+                Err(e) => {
+                    self.progress.error(s, &e.to_string());
+                    return Err(e);
+                }
+            };
+            self.progress.done(s);
+            let s = self.progress.begin(&self.label(
+                stage,
+                multi,
+                1,
+                total,
+                &format!("FROM {reference}"),
+            ));
+            self.progress.done(s);
+            let layers = img
+                .layers
+                .iter()
+                .map(LayerInfo::from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut config = img.config.clone();
+            let created = self
+                .sde
+                .map(rfc3339)
+                .or(config.created.clone())
+                .unwrap_or_default();
+            config.created = None;
+            State {
+                scope: StageScope::new(&self.image_env(&config)),
+                config,
+                layers,
+                key: sha(&format!("from {}", img.id)),
+                created,
+                cmd_set: false,
+            }
+        };
+        if base.eq_ignore_ascii_case("scratch") || self.stage_ref(&base, stage.index).is_some() {
+            let s = self
+                .progress
+                .begin(&self.label(stage, multi, 1, total, &stage.original));
+            self.progress.done(s);
+        }
+        // ONBUILD triggers of the base run first.
+        let triggers = st
+            .config
+            .config
+            .as_mut()
+            .and_then(|c| c.on_build.take())
+            .unwrap_or_default();
+        for t in triggers {
+            let df = parse_dockerfile(&format!("FROM scratch\n{t}\n"))
+                .map_err(|e| BuildError::Failed(format!("ONBUILD trigger {t:?}: {e}")))?;
+            for inst in &df.stages[0].instructions {
+                self.instruction(stage, multi, &mut st, inst, &mut n, total + 1)?;
+            }
+        }
+        for inst in &stage.instructions {
+            self.check_cancel()?;
+            self.instruction(stage, multi, &mut st, inst, &mut n, total)?;
+        }
+        Ok(st)
+    }
+
+    fn image_env(&self, c: &ImageConfig) -> Vec<String> {
+        c.config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default()
+    }
+
+    fn history(&self, st: &mut State, created_by: String, empty: bool) {
+        st.config.history.push(History {
+            created: Some(st.created.clone()).filter(|c| !c.is_empty()),
+            created_by: Some(created_by),
+            comment: Some("buildkit.dockerfile.v0".into()),
+            empty_layer: empty,
+            ..Default::default()
+        });
+    }
+
+    fn instruction(
+        &mut self,
+        stage: &Stage,
+        multi: bool,
+        st: &mut State,
+        inst: &Instruction,
+        n: &mut usize,
+        total: usize,
+    ) -> Result<(), BuildError> {
+        let line = inst.start_line;
+        let e = st
+            .scope
+            .step(inst, &self.lex, &self.global, &self.inputs)
+            .map_err(|e| BuildError::Failed(format!("Dockerfile:{line}: {e}")))?;
+        let orig = inst.original.trim().to_string();
+        match e.kind {
+            InstructionKind::Env(_) => {
+                let env = st.scope.image_env();
+                st.cc().env = Some(env);
+                let by = format!("ENV {}", orig[3..].trim());
+                self.history(st, by, true);
+            }
+            InstructionKind::Arg(_) => {}
+            InstructionKind::Label(kv) => {
+                let labels = st.cc().labels.get_or_insert_with(Default::default);
+                for (k, v) in kv {
+                    labels.insert(k, v);
+                }
+                self.history(st, format!("LABEL {}", orig[5..].trim()), true);
+            }
+            InstructionKind::Maintainer(m) => {
+                st.config.author = Some(m.clone());
+                self.history(st, format!("MAINTAINER {m}"), true);
+            }
+            InstructionKind::Expose(ports) => {
+                let ex = st.cc().exposed_ports.get_or_insert_with(Default::default);
+                for p in &ports {
+                    let p = if p.contains('/') {
+                        p.to_ascii_lowercase()
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    ex.insert(p, serde_json::json!({}));
+                }
+                self.history(st, format!("EXPOSE map[{}]", ports.join(" ")), true);
+            }
+            InstructionKind::User(u) => {
+                st.cc().user = Some(u.clone());
+                self.history(st, format!("USER {u}"), true);
+            }
+            InstructionKind::Volume(v) => {
+                let vols = st.cc().volumes.get_or_insert_with(Default::default);
+                for p in &v {
+                    vols.insert(p.clone(), serde_json::json!({}));
+                }
+                self.history(st, format!("VOLUME {v:?}"), true);
+            }
+            InstructionKind::Stopsignal(s) => {
+                st.cc().stop_signal = Some(s.clone());
+                self.history(st, format!("STOPSIGNAL {s}"), true);
+            }
+            InstructionKind::Shell(sh) => {
+                st.cc().shell = Some(sh.clone());
+                self.history(st, format!("SHELL {sh:?}"), true);
+            }
+            InstructionKind::Onbuild(t) => {
+                st.cc()
+                    .on_build
+                    .get_or_insert_with(Default::default)
+                    .push(t.clone());
+                self.history(st, format!("ONBUILD {t}"), true);
+            }
+            InstructionKind::Cmd(c) => {
+                let shell = st.shell();
+                let argv = c.to_argv(&shell);
+                st.cc().cmd = Some(argv.clone());
+                st.cmd_set = true;
+                self.history(st, format!("CMD {}", serde_json::json!(argv)), true);
+            }
+            InstructionKind::Entrypoint(c) => {
+                let shell = st.shell();
+                let argv = c.to_argv(&shell);
+                st.cc().entrypoint = Some(argv.clone());
+                if !st.cmd_set {
+                    // Docker: ENTRYPOINT resets a CMD inherited from the base image.
+                    st.cc().cmd = None;
+                }
+                self.history(st, format!("ENTRYPOINT {}", serde_json::json!(argv)), true);
+            }
+            InstructionKind::Healthcheck(h) => {
+                let shell = st.shell();
+                st.cc().healthcheck = Some(healthcheck_json(&h, &shell));
+                self.history(st, format!("HEALTHCHECK {}", orig[11..].trim()), true);
+            }
+            InstructionKind::Workdir(w) => {
+                *n += 1;
+                let wd = join_container(&st.workdir(), &w);
+                let wd = if wd.len() > 1 {
+                    wd.trim_end_matches('/').to_string()
+                } else {
+                    wd
+                };
+                st.cc().working_dir = Some(wd.clone());
+                let title = self.label(stage, multi, *n, total, &orig);
+                self.layer_step(
+                    st,
+                    &title,
+                    &format!("WORKDIR {wd}"),
+                    &format!("WORKDIR {wd}"),
+                    |b, st, dir| {
+                        let lowers = b.lowers(st);
+                        let merged = overlay::Merged::mount(dir, &lowers)
+                            .map_err(|e| BuildError::io("mounting the step's root".into(), e))?;
+                        Copier::new(&merged.root, CopySpec::default())
+                            .ensure_dir(&wd)
+                            .map_err(|e| BuildError::io(format!("creating {wd}"), e))?;
+                        Ok(())
+                    },
+                )?;
+            }
+            InstructionKind::Run(r) => {
+                *n += 1;
+                let title = self.label(stage, multi, *n, total, &orig);
+                self.run_step(st, &title, &r, line)?;
+            }
+            InstructionKind::Copy(c) => {
+                *n += 1;
+                let title = self.label(stage, multi, *n, total, &orig);
+                self.copy_step(st, stage.index, &title, &c, false, &orig)?;
+            }
+            InstructionKind::Add(c) => {
+                *n += 1;
+                let title = self.label(stage, multi, *n, total, &orig);
+                self.copy_step(st, stage.index, &title, &c, true, &orig)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn lowers(&self, st: &State) -> Vec<PathBuf> {
+        st.layers
+            .iter()
+            .map(|l| self.layer_root.join(l.chain_id.hex()))
+            .collect()
+    }
+
+    /// One step that may make a layer: a cache hit reuses the recorded layer; otherwise `work`
+    /// fills `<dir>/upper`, which becomes the layer, recorded with the key.
+    fn layer_step(
+        &mut self,
+        st: &mut State,
+        title: &str,
+        inputs: &str,
+        created_by: &str,
+        work: impl FnOnce(&mut Self, &State, &Path) -> Result<(), BuildError>,
+    ) -> Result<(), BuildError> {
+        let key = format!("sha256:{}", sha(&format!("{}\n{inputs}", st.key)));
+        let s = self.progress.begin(title);
+        self.progress_step = Some(s);
+        if !self.opts.no_cache {
+            if let Some(row) = self.host.store().cache_get(&key)? {
+                let top = st.top().map(|d| d.to_string());
+                let hit = match &row.layer {
+                    None if top.is_none() => Some(None),
+                    Some(c) if Some(c) == top.as_ref() => Some(None),
+                    Some(c) => {
+                        let d: Digest = c
+                            .parse()
+                            .map_err(|_| BuildError::Failed(format!("corrupt cache row {c}")))?;
+                        match self.host.store().layer(&d)? {
+                            Some(l) if l.parent == top => Some(Some(LayerInfo::from_row(&l)?)),
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                };
+                if let Some(layer) = hit {
+                    let empty = layer.is_none();
+                    if let Some(l) = layer {
+                        st.layers.push(l);
+                    }
+                    st.key = key;
+                    if self.sde.is_none() {
+                        st.created = row.created;
+                    }
+                    self.history(st, created_by.to_string(), empty);
+                    self.progress.cached(s);
+                    return Ok(());
+                }
+            }
+        }
+        let dir = self.op.scratch_path("step");
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Err(BuildError::io(format!("creating {}", dir.display()), e));
+        }
+        let cur: &State = st;
+        let snapshot = cur.clone();
+        if let Err(e) = work(self, &snapshot, &dir) {
+            if let BuildError::Failed(m) = &e {
+                self.progress.error(s, m);
+            }
+            return Err(e);
+        }
+        self.check_cancel()?;
+        let created = self.sde.map(rfc3339).unwrap_or_else(now_rfc3339);
+        let nl = layer::make_layer(&mut self.op, &dir.join("upper"), self.sde)?;
+        let parent = st.top().cloned();
+        match nl {
+            Some(nl) => {
+                let chain = match &parent {
+                    None => nl.diff_id.clone(),
+                    Some(p) => Digest::of(format!("{p} {}", nl.diff_id).as_bytes()),
+                };
+                let lc = LayerCommit {
+                    chain_id: chain.clone(),
+                    diff_id: nl.diff_id.clone(),
+                    parent: parent.clone(),
+                    size: nl.size,
+                    blob: Some((nl.blob.digest.clone(), nl.media_type.into(), nl.blob.size)),
+                    staged: Some(nl.dir),
+                };
+                let bc = BlobCommit {
+                    digest: nl.blob.digest.clone(),
+                    size: nl.blob.size,
+                    media_type: Some(nl.media_type.into()),
+                    staged: Some(nl.blob.clone()),
+                };
+                self.host.store().commit_cache(
+                    &mut self.op,
+                    Some((&lc, &bc)),
+                    &key,
+                    Some(&chain),
+                    &created,
+                )?;
+                st.layers.push(LayerInfo {
+                    chain_id: chain,
+                    diff_id: nl.diff_id,
+                    size: nl.size,
+                    blob: Some((nl.blob.digest, nl.media_type.into(), nl.blob.size)),
+                });
+                st.created = created;
+                st.key = key;
+                self.history(st, created_by.to_string(), false);
+            }
+            None => {
+                self.host.store().commit_cache(
+                    &mut self.op,
+                    None,
+                    &key,
+                    parent.as_ref(),
+                    &created,
+                )?;
+                st.key = key;
+                self.history(st, created_by.to_string(), true);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        self.progress.done(s);
+        Ok(())
+    }
+
+    fn load_context(&mut self) -> Result<(), BuildError> {
+        if self.ctx_loaded {
+            return Ok(());
+        }
+        self.ctx_loaded = true;
+        let s = self.progress.begin("[internal] load build context");
+        let (count, bytes) = self
+            .ctx
+            .load()
+            .map_err(|e| BuildError::io("reading the build context".into(), e))?;
+        self.progress.detail(
+            s,
+            &format!("transferring context: {count} files, {bytes}B done"),
+        );
+        self.progress.done(s);
+        Ok(())
+    }
+
+    fn copy_step(
+        &mut self,
+        st: &mut State,
+        stage_index: usize,
+        title: &str,
+        c: &Copy,
+        is_add: bool,
+        orig: &str,
+    ) -> Result<(), BuildError> {
+        let kw = if is_add { "ADD" } else { "COPY" };
+        let dest = join_container(&st.workdir(), &c.dest);
+        let mut key = format!(
+            "{kw} dest={dest} chown={:?} chmod={:?} unpack={:?}\n",
+            c.chown, c.chmod, c.unpack
+        );
+        let chmod = match &c.chmod {
+            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+                BuildError::Failed(format!(
+                    "{kw} --chmod={m:?}: expected an octal mode such as 0755"
+                ))
+            })?),
+            None => None,
+        };
+        // Where the sources come from.
+        enum From {
+            Context,
+            Layers(Vec<PathBuf>),
+        }
+        let from = match &c.from {
+            None => From::Context,
+            Some(f) => match self.stage_ref(f, stage_index) {
+                Some(i) => {
+                    let src = self.built.get(&i).ok_or_else(|| {
+                        BuildError::Failed(format!("COPY --from={f}: stage was not built"))
+                    })?;
+                    key.push_str(&format!("from-stage {}\n", src.key));
+                    From::Layers(self.lowers(src))
+                }
+                None => {
+                    let img = self.resolve_image(f)?;
+                    key.push_str(&format!("from-image {}\n", img.id));
+                    let layers: Vec<PathBuf> = img
+                        .layers
+                        .iter()
+                        .map(|l| {
+                            self.layer_root
+                                .join(l.chain_id.trim_start_matches("sha256:"))
+                        })
+                        .collect();
+                    From::Layers(layers)
+                }
+            },
+        };
+        let mut urls = Vec::new();
+        let mut local = Vec::new();
+        for s in &c.sources {
+            if is_add && (s.starts_with("http://") || s.starts_with("https://")) {
+                urls.push(s.clone());
+            } else if is_add && (s.starts_with("git@") || s.ends_with(".git")) {
+                return fail(format!(
+                    "ADD {s}: git sources are not supported yet — clone it into the context and COPY it"
+                ));
+            } else {
+                local.push(s.clone());
+            }
+        }
+        if matches!(from, From::Context) && !local.is_empty() {
+            self.load_context()?;
+            for s in &local {
+                let rels = self
+                    .ctx
+                    .matches(s)
+                    .map_err(|m| BuildError::Failed(format!("{kw} failed: {m}")))?;
+                for r in rels {
+                    let h = self
+                        .ctx
+                        .content_key(&r)
+                        .map_err(|e| BuildError::io(format!("reading {r}"), e))?;
+                    key.push_str(&format!("src {s} {r} {h}\n"));
+                }
+            }
+        } else {
+            for s in &local {
+                key.push_str(&format!("src {s}\n"));
+            }
+        }
+        for sc in &c.source_contents {
+            key.push_str(&format!("heredoc {} {}\n", sc.path, sha(&sc.data)));
+        }
+        // URLs: the checksum when given, else the content (downloaded now).
+        let mut downloads: Vec<(String, PathBuf)> = Vec::new();
+        let dl_dir = self.op.scratch_path("download");
+        for u in &urls {
+            match &c.checksum {
+                Some(sum) => key.push_str(&format!("url {u} {sum}\n")),
+                None => {
+                    let p = download(u, &dl_dir, None)?;
+                    let h = context::hash_file(&p)
+                        .map_err(|e| BuildError::io(format!("reading {}", p.display()), e))?;
+                    key.push_str(&format!("url {u} sha256:{h}\n"));
+                    downloads.push((u.clone(), p));
+                }
+            }
+        }
+        let created_by = format!("{orig} # buildkit");
+        let contents = c.source_contents.clone();
+        let title = title.to_string();
+        let checksum = c.checksum.clone();
+        let chown = c.chown.clone();
+        let unpack = c.unpack;
+        let res = self.layer_step(st, &title, &key, &created_by, |b, st, dir| {
+            let lowers = b.lowers(st);
+            let merged = overlay::Merged::mount(dir, &lowers)
+                .map_err(|e| BuildError::io("mounting the step's root".into(), e))?;
+            let owner = match &chown {
+                None => None,
+                Some(u) => Some(resolve_chown(&merged.root, u)?),
+            };
+            let mut items: Vec<SourceItem> = Vec::new();
+            let mut src_merged = None;
+            match &from {
+                From::Context => {
+                    let root = b.ctx.root.clone().unwrap_or_default();
+                    for s in &local {
+                        for r in b.ctx.matches(s).map_err(BuildError::Failed)? {
+                            let top = if r.is_empty() {
+                                dir_entry(&root)
+                            } else {
+                                b.ctx.get(&r).cloned().ok_or_else(|| {
+                                    BuildError::Failed(format!("{r} vanished from the context"))
+                                })?
+                            };
+                            let children = if top.kind == Kind::Dir {
+                                b.ctx.children(&r)
+                            } else {
+                                Vec::new()
+                            };
+                            items.push(SourceItem {
+                                host: root.join(&r),
+                                name: r.rsplit('/').next().unwrap_or_default().to_string(),
+                                top: Entry {
+                                    rel: String::new(),
+                                    ..top
+                                },
+                                children,
+                                keep_owner: false,
+                            });
+                        }
+                    }
+                }
+                From::Layers(layers) => {
+                    let sdir = dir.join("from");
+                    let m = overlay::Merged::mount(&sdir, layers)
+                        .map_err(|e| BuildError::io("mounting the source stage".into(), e))?;
+                    for s in &local {
+                        items.extend(items_in_root(&m.root, s)?);
+                    }
+                    src_merged = Some(m);
+                }
+            }
+            let tmp = dir.join("inline");
+            std::fs::create_dir_all(&tmp).map_err(|e| BuildError::io("staging".into(), e))?;
+            for sc in &contents {
+                let host = tmp.join(sc.path.replace('/', "_"));
+                std::fs::write(&host, sc.data.as_bytes())
+                    .map_err(|e| BuildError::io("staging".into(), e))?;
+                let inline = InlineSource {
+                    host,
+                    name: sc.path.clone(),
+                };
+                items.push(inline.clone_item());
+            }
+            for (u, p) in &downloads {
+                items.push(url_item(u, p));
+            }
+            for u in &urls {
+                if downloads.iter().any(|(d, _)| d == u) {
+                    continue;
+                }
+                let p = download(u, &tmp, checksum.as_deref())?;
+                items.push(url_item(u, &p));
+            }
+            // ADD: local archives are extracted into the destination.
+            let mut extracted = Vec::new();
+            if is_add && unpack != Some(false) {
+                let mut keep = Vec::new();
+                for (i, it) in items.into_iter().enumerate() {
+                    if it.top.kind == Kind::File && !it.host.starts_with(&tmp) && is_archive(&it.host) {
+                        let xdir = dir.join(format!("extract-{i}"));
+                        std::fs::create_dir_all(&xdir)
+                            .map_err(|e| BuildError::io("staging".into(), e))?;
+                        let f = std::fs::File::open(&it.host)
+                            .map_err(|e| BuildError::io(format!("opening {}", it.host.display()), e))?;
+                        let r = berth_oci::layer::decompress(std::io::BufReader::new(f))
+                            .map_err(|e| BuildError::io(format!("reading {}", it.host.display()), e))?;
+                        berth_oci::layer::apply_layer(r, &xdir).map_err(|e| {
+                            BuildError::Failed(format!("ADD: extracting {}: {e}", it.name))
+                        })?;
+                        let children = context::walk(&xdir, None)
+                            .map_err(|e| BuildError::io("reading extracted archive".into(), e))?;
+                        extracted.push(SourceItem {
+                            host: xdir.clone(),
+                            name: it.name.clone(),
+                            top: dir_entry(&xdir),
+                            children,
+                            keep_owner: true,
+                        });
+                    } else {
+                        keep.push(it);
+                    }
+                }
+                items = keep;
+            }
+            let dest_is_dir = dest.ends_with('/') || items.len() + extracted.len() > 1;
+            if items.len() + extracted.len() > 1 && !dest.ends_with('/') {
+                return fail(format!(
+                    "When using {kw} with more than one source file, the destination must be a directory and end with a / — write `{}/`",
+                    c.dest.trim_end_matches('/')
+                ));
+            }
+            let spec = CopySpec { chown: owner, chmod };
+            let mut copier = Copier::new(&merged.root, spec);
+            copier
+                .copy(&items, &dest, dest_is_dir)
+                .map_err(|e| BuildError::Failed(format!("{kw} failed: {e}")))?;
+            if !extracted.is_empty() {
+                let d = if dest.ends_with('/') {
+                    dest.clone()
+                } else {
+                    format!("{dest}/")
+                };
+                copier
+                    .copy(&extracted, &d, true)
+                    .map_err(|e| BuildError::Failed(format!("{kw} failed: {e}")))?;
+            }
+            drop(src_merged);
+            drop(merged);
+            Ok(())
+        });
+        res
+    }
+}
+
+/// The heredoc sources of the COPY being executed, written as files.
+struct InlineSource {
+    host: PathBuf,
+    name: String,
+}
+
+impl InlineSource {
+    fn clone_item(&self) -> SourceItem {
+        let md = std::fs::symlink_metadata(&self.host).ok();
+        SourceItem {
+            host: self.host.clone(),
+            name: self.name.clone(),
+            top: Entry {
+                rel: String::new(),
+                kind: Kind::File,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                size: md.map(|m| m.len()).unwrap_or(0),
+                mtime: 0,
+            },
+            children: Vec::new(),
+            keep_owner: false,
+        }
+    }
+}
+
+fn dir_entry(p: &Path) -> Entry {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let md = std::fs::metadata(p).ok();
+    Entry {
+        rel: String::new(),
+        kind: Kind::Dir,
+        mode: md
+            .as_ref()
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o755),
+        uid: md.as_ref().map(|m| m.uid()).unwrap_or(0),
+        gid: md.as_ref().map(|m| m.gid()).unwrap_or(0),
+        size: 0,
+        mtime: md.as_ref().map(|m| m.mtime()).unwrap_or(0),
+    }
+}
+
+fn url_item(url: &str, p: &Path) -> SourceItem {
+    let name = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && !n.contains(':'))
+        .unwrap_or("download")
+        .to_string();
+    let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    SourceItem {
+        host: p.to_path_buf(),
+        name,
+        top: Entry {
+            rel: String::new(),
+            kind: Kind::File,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime: 0,
+        },
+        children: Vec::new(),
+        keep_owner: false,
+    }
+}
+
+fn is_archive(p: &Path) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 512];
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return false;
+    };
+    let n = f.read(&mut buf).unwrap_or(0);
+    if n >= 4 && (buf[..2] == [0x1f, 0x8b] || buf[..4] == [0x28, 0xb5, 0x2f, 0xfd]) {
+        return true;
+    }
+    n >= 262 && &buf[257..262] == b"ustar"
+}
+
+/// Downloads `url` into `dir`, checking `checksum` (`sha256:<hex>`) when given.
+fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<PathBuf, BuildError> {
+    std::fs::create_dir_all(dir).map_err(|e| BuildError::io("staging".into(), e))?;
+    let path = dir.join(format!("url-{}", &sha(url)[..16]));
+    let resp = ureq::get(url)
+        .call()
+        .map_err(|e| BuildError::Failed(format!("ADD {url}: downloading: {e}")))?;
+    let mut body = resp.into_body().into_reader();
+    let mut f = std::fs::File::create(&path).map_err(|e| BuildError::io("staging".into(), e))?;
+    std::io::copy(&mut body, &mut f)
+        .map_err(|e| BuildError::Failed(format!("ADD {url}: downloading: {e}")))?;
+    if let Some(sum) = checksum {
+        let want = sum.strip_prefix("sha256:").ok_or_else(|| {
+            BuildError::Failed(format!(
+                "ADD --checksum={sum}: only sha256:<hex> checksums are supported"
+            ))
+        })?;
+        let got = context::hash_file(&path).map_err(|e| BuildError::io("hashing".into(), e))?;
+        if got != want.to_ascii_lowercase() {
+            return fail(format!(
+                "ADD {url}: digest mismatch: --checksum says sha256:{want}, the download is sha256:{got}"
+            ));
+        }
+    }
+    Ok(path)
+}
+
+/// `--chown=user[:group]` resolved in the destination root.
+fn resolve_chown(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {
+    if !spec.contains(':') {
+        if let Ok(n) = spec.parse::<u32>() {
+            return Ok((n, n));
+        }
+    }
+    berth_runtime::spec::resolve_user(root, spec, &[])
+        .map(|u| (u.uid, u.gid))
+        .map_err(|e| BuildError::Failed(format!("--chown={spec}: {e}")))
+}
+
+/// Sources inside a mounted stage or image root (for `COPY --from`).
+fn items_in_root(root: &Path, src: &str) -> Result<Vec<SourceItem>, BuildError> {
+    let clean = berth_runtime::paths::clean(&format!("/{}", src.trim_start_matches('/')));
+    let mut hosts: Vec<(String, PathBuf)> = Vec::new();
+    if context::is_glob(&clean) {
+        let (dirpart, pat) = clean.rsplit_once('/').unwrap_or(("", &clean));
+        let dirpart = if dirpart.is_empty() { "/" } else { dirpart };
+        let hdir = berth_runtime::paths::host_path(root, dirpart)
+            .map_err(|e| BuildError::io(format!("resolving {dirpart}"), e))?;
+        let p = glob::Pattern::new(pat).map_err(|e| BuildError::Failed(format!("{src}: {e}")))?;
+        let mut names: Vec<String> = std::fs::read_dir(&hdir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| p.matches(n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        for n in names {
+            hosts.push((n.clone(), hdir.join(n)));
+        }
+    } else {
+        let h = berth_runtime::paths::host_path(root, &clean)
+            .map_err(|e| BuildError::io(format!("resolving {clean}"), e))?;
+        let name = clean.rsplit('/').next().unwrap_or_default().to_string();
+        if std::fs::symlink_metadata(&h).is_ok() {
+            hosts.push((name, h));
+        }
+    }
+    if hosts.is_empty() {
+        return fail(format!(
+            "COPY --from failed: {src:?} not found in the source stage or image"
+        ));
+    }
+    let mut out = Vec::new();
+    for (name, h) in hosts {
+        let md = std::fs::symlink_metadata(&h).map_err(|e| BuildError::io(format!("{src}"), e))?;
+        let list = context::walk(h.parent().unwrap_or(Path::new("/")), None).ok();
+        let _ = list;
+        let mut top = dir_entry(&h);
+        if !md.is_dir() {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            top.kind = if md.file_type().is_symlink() {
+                Kind::Symlink(
+                    std::fs::read_link(&h)
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+            } else {
+                Kind::File
+            };
+            top.mode = md.permissions().mode() & 0o7777;
+            top.size = md.len();
+            top.mtime = md.mtime();
+        }
+        let children = if md.is_dir() {
+            context::walk(&h, None).map_err(|e| BuildError::io(format!("reading {src}"), e))?
+        } else {
+            Vec::new()
+        };
+        out.push(SourceItem {
+            host: h,
+            name,
+            top,
+            children,
+            keep_owner: false,
+        });
+    }
+    Ok(out)
+}
+
+fn healthcheck_json(h: &Healthcheck, shell: &[String]) -> serde_json::Value {
+    let _ = shell;
+    let test: Vec<String> = match &h.test {
+        HealthcheckTest::None => vec!["NONE".into()],
+        HealthcheckTest::Cmd(ShellOrExec::Shell(s)) => vec!["CMD-SHELL".into(), s.clone()],
+        HealthcheckTest::Cmd(ShellOrExec::Exec(v)) => {
+            let mut t = vec!["CMD".to_string()];
+            t.extend(v.iter().cloned());
+            t
+        }
+    };
+    let mut m = serde_json::Map::new();
+    m.insert("Test".into(), serde_json::json!(test));
+    let mut dur = |k: &str, d: Option<std::time::Duration>| {
+        if let Some(d) = d {
+            m.insert(k.into(), serde_json::json!(d.as_nanos() as u64));
+        }
+    };
+    dur("Interval", h.interval);
+    dur("Timeout", h.timeout);
+    dur("StartPeriod", h.start_period);
+    dur("StartInterval", h.start_interval);
+    if let Some(r) = h.retries {
+        m.insert("Retries".into(), serde_json::json!(r));
+    }
+    serde_json::Value::Object(m)
+}
+
+impl Builder<'_> {
+    fn run_step(
+        &mut self,
+        st: &mut State,
+        title: &str,
+        r: &Run,
+        line: usize,
+    ) -> Result<(), BuildError> {
+        let shell = st.shell();
+        let argv = match &r.cmd {
+            ShellOrExec::Shell(cmd) => {
+                let mut script = cmd.clone();
+                for h in &r.heredocs {
+                    script.push('\n');
+                    script.push_str(&h.content);
+                    script.push_str(&h.name);
+                }
+                shell.iter().cloned().chain([script]).collect::<Vec<_>>()
+            }
+            ShellOrExec::Exec(v) => v.clone(),
+        };
+        if argv.is_empty() {
+            return fail(format!("Dockerfile:{line}: RUN has no command"));
+        }
+        let mut env = st.scope.run_env(&self.inputs);
+        if let Some(e) = self.sde {
+            if !env.iter().any(|v| v.starts_with("SOURCE_DATE_EPOCH=")) {
+                env.push(format!("SOURCE_DATE_EPOCH={e}"));
+            }
+        }
+        let network_host = match r.network.as_deref().or(self.opts.network.as_deref()) {
+            Some("none") => false,
+            _ => true,
+        };
+        let workdir = st.workdir();
+        let user = st.user();
+        let mut key = format!(
+            "RUN {}\nenv {}\nuser {user}\nworkdir {workdir}\nnet {network_host}\n",
+            serde_json::json!(argv),
+            serde_json::json!(env)
+        );
+        // Mounts.
+        let mut mounts: Vec<MountSpec> = Vec::new();
+        let mut bind_layers: Vec<(PathBuf, Vec<PathBuf>, String, String, bool)> = Vec::new();
+        for m in &r.mounts {
+            let target = m.target.as_deref().map(|t| join_container(&workdir, t));
+            match m.typ {
+                MountType::Cache => {
+                    let target = target.ok_or_else(|| {
+                        BuildError::Failed("RUN --mount=type=cache needs target=".into())
+                    })?;
+                    let id = m.id.clone().unwrap_or_else(|| target.clone());
+                    let host = self.cache_mounts.join(&sha(&id)[..32]);
+                    std::fs::create_dir_all(&host)
+                        .map_err(|e| BuildError::io(format!("creating {}", host.display()), e))?;
+                    key.push_str(&format!("mount cache {id} {target}\n"));
+                    mounts.push(MountSpec::Bind {
+                        source: host,
+                        target,
+                        readonly: m.readonly,
+                    });
+                }
+                MountType::Tmpfs => {
+                    let target = target.ok_or_else(|| {
+                        BuildError::Failed("RUN --mount=type=tmpfs needs target=".into())
+                    })?;
+                    key.push_str(&format!("mount tmpfs {target}\n"));
+                    mounts.push(MountSpec::Tmpfs {
+                        target,
+                        size: m.size,
+                        mode: None,
+                        options: Vec::new(),
+                    });
+                }
+                MountType::Secret => {
+                    let id =
+                        m.id.clone()
+                            .or_else(|| {
+                                m.target
+                                    .as_deref()
+                                    .and_then(|t| t.rsplit('/').next())
+                                    .map(str::to_string)
+                            })
+                            .ok_or_else(|| {
+                                BuildError::Failed("RUN --mount=type=secret needs id=".into())
+                            })?;
+                    let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+                    match self.opts.secrets.get(&id) {
+                        Some(src) => {
+                            key.push_str(&format!("mount secret {id} {target}\n"));
+                            mounts.push(MountSpec::Bind {
+                                source: src.clone(),
+                                target,
+                                readonly: true,
+                            });
+                        }
+                        None if m.required => {
+                            return fail(format!(
+                                "secret {id} not found: pass it with --secret id={id},src=<file>"
+                            ))
+                        }
+                        None => {}
+                    }
+                }
+                MountType::Bind => {
+                    let target = target.ok_or_else(|| {
+                        BuildError::Failed("RUN --mount=type=bind needs target=".into())
+                    })?;
+                    let src = m.source.clone().unwrap_or_else(|| "/".into());
+                    match &m.from {
+                        None => {
+                            self.load_context()?;
+                            let rels = self
+                                .ctx
+                                .matches(&src)
+                                .map_err(|e| BuildError::Failed(format!("RUN --mount: {e}")))?;
+                            let rel = rels.into_iter().next().unwrap_or_default();
+                            let h = self
+                                .ctx
+                                .content_key(&rel)
+                                .map_err(|e| BuildError::io("hashing the context".into(), e))?;
+                            key.push_str(&format!("mount bind ctx {rel} {h} {target}\n"));
+                            let root = self.ctx.root.clone().unwrap_or_default();
+                            mounts.push(MountSpec::Bind {
+                                source: root.join(rel),
+                                target,
+                                readonly: m.readonly,
+                            });
+                        }
+                        Some(f) => {
+                            let here = self.df.stages.len();
+                            let (lowers, k) = match self.stage_ref(f, here) {
+                                Some(i) if self.built.contains_key(&i) => {
+                                    let s = &self.built[&i];
+                                    (self.lowers(s), s.key.clone())
+                                }
+                                _ => {
+                                    let img = self.resolve_image(f)?;
+                                    let l = img
+                                        .layers
+                                        .iter()
+                                        .map(|l| {
+                                            self.layer_root
+                                                .join(l.chain_id.trim_start_matches("sha256:"))
+                                        })
+                                        .collect();
+                                    (l, img.id.clone())
+                                }
+                            };
+                            key.push_str(&format!("mount bind {k} {src} {target}\n"));
+                            bind_layers.push((PathBuf::new(), lowers, src, target, m.readonly));
+                        }
+                    }
+                }
+                MountType::Ssh => {
+                    return fail("RUN --mount=type=ssh is not supported yet");
+                }
+            }
+        }
+        if let Some(e) = self.sde {
+            key.push_str(&format!("sde {e}\n"));
+        }
+        let created_by = match &r.cmd {
+            ShellOrExec::Shell(c) => format!("RUN {} {c} # buildkit", shell.join(" ")),
+            ShellOrExec::Exec(v) => format!("RUN {} # buildkit", serde_json::json!(v)),
+        };
+        let cmd_text = match &r.cmd {
+            ShellOrExec::Shell(c) => format!("{} {c}", shell.join(" ")),
+            ShellOrExec::Exec(v) => serde_json::json!(v).to_string(),
+        };
+        let runroot = self.opts.runroot.clone();
+        let cancel = self.cancel.clone();
+        self.layer_step(st, title, &key, &created_by, |b, st, dir| {
+            let lowers = b.lowers(st);
+            let mut held = Vec::new();
+            let mut mounts = mounts;
+            for (i, (_, layers, src, target, ro)) in bind_layers.into_iter().enumerate() {
+                let mdir = dir.join(format!("bind-{i}"));
+                let m = overlay::Merged::mount(&mdir, &layers)
+                    .map_err(|e| BuildError::io("mounting a bind source".into(), e))?;
+                let h = berth_runtime::paths::host_path(&m.root, &src)
+                    .map_err(|e| BuildError::io(format!("resolving {src}"), e))?;
+                mounts.push(MountSpec::Bind {
+                    source: h,
+                    target,
+                    readonly: ro,
+                });
+                held.push(m);
+            }
+            if network_host {
+                for f in ["/etc/resolv.conf", "/etc/hosts"] {
+                    if Path::new(f).exists() {
+                        mounts.push(MountSpec::Bind {
+                            source: f.into(),
+                            target: f.into(),
+                            readonly: true,
+                        });
+                    }
+                }
+            }
+            let s_id = b.progress_step;
+            let spec = run::RunSpec {
+                dir: &dir.join("c"),
+                lowers: &lowers,
+                argv,
+                env,
+                user,
+                workdir,
+                network_host,
+                mounts,
+                runroot: &runroot,
+                monitor: b.opts.monitor.clone(),
+                cancel: &cancel,
+            };
+            let progress = &mut *b.progress;
+            let outcome = run::run(spec, &mut |l| {
+                if let Some(s) = s_id {
+                    progress.output(s, l);
+                }
+            })?;
+            drop(held);
+            // The upper dir lives in the container directory; move it where the step wants it.
+            std::fs::rename(dir.join("c/upper"), dir.join("upper"))
+                .map_err(|e| BuildError::io("staging the step's changes".into(), e))?;
+            if outcome.exit_code != 0 {
+                let mut msg = format!(
+                    "The command '{cmd_text}' returned a non-zero code: {}",
+                    outcome.exit_code
+                );
+                if !outcome.tail.is_empty() {
+                    msg.push_str("\nlast output:\n");
+                    for l in &outcome.tail {
+                        msg.push_str("  ");
+                        msg.push_str(l);
+                        msg.push('\n');
+                    }
+                    msg.pop();
+                }
+                return Err(BuildError::Failed(msg));
+            }
+            Ok(())
+        })
+    }
+
+    fn export(&mut self, st: State) -> Result<BuildOutput, BuildError> {
+        let s = self.progress.begin("exporting to image");
+        let mut config = st.config.clone();
+        if !self.opts.labels.is_empty() {
+            let labels = config
+                .config
+                .get_or_insert_with(Default::default)
+                .labels
+                .get_or_insert_with(Default::default);
+            for (k, v) in &self.opts.labels {
+                labels.insert(k.clone(), v.clone());
+            }
+        }
+        if config
+            .config
+            .as_ref()
+            .is_some_and(|c| c.on_build.as_ref().is_some_and(|o| o.is_empty()))
+        {
+            if let Some(c) = config.config.as_mut() {
+                c.on_build = None;
+            }
+        }
+        config.created = Some(st.created.clone()).filter(|c| !c.is_empty());
+        config.rootfs = RootFs {
+            kind: "layers".into(),
+            diff_ids: st.layers.iter().map(|l| l.diff_id.clone()).collect(),
+        };
+        let tags: Vec<String> = self
+            .opts
+            .tags
+            .iter()
+            .map(|t| {
+                Reference::parse_with_default_tag(t)
+                    .map(|r| r.to_string())
+                    .map_err(|e| BuildError::Failed(format!("invalid tag {t:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let config_json = serde_json::to_string(&config)
+            .map_err(|e| BuildError::Failed(format!("image config: {e}")))?;
+        let id = Digest::of(config_json.as_bytes());
+        self.progress.detail(s, "exporting layers done");
+        self.progress.detail(s, &format!("writing image {id} done"));
+        let store = self.host.store();
+        if store.image(&id.to_string())?.is_some() {
+            for t in &tags {
+                store.set_tag(t, &id.to_string())?;
+            }
+        } else {
+            let config_blob = self.op.stage_bytes(config_json.as_bytes())?;
+            let mut descs = Vec::new();
+            let mut blobs = vec![BlobCommit {
+                digest: config_blob.digest.clone(),
+                size: config_blob.size,
+                media_type: Some(media::OCI_CONFIG.into()),
+                staged: Some(config_blob.clone()),
+            }];
+            let mut layers = Vec::new();
+            for (i, l) in st.layers.iter().enumerate() {
+                let Some((bd, bm, bs)) = &l.blob else {
+                    return fail(format!(
+                        "layer {} has no stored archive, so the image cannot be written",
+                        l.chain_id
+                    ));
+                };
+                descs.push(Descriptor {
+                    media_type: bm.clone(),
+                    digest: bd.clone(),
+                    size: *bs,
+                    platform: None,
+                    annotations: None,
+                    urls: None,
+                    artifact_type: None,
+                });
+                blobs.push(BlobCommit {
+                    digest: bd.clone(),
+                    size: *bs,
+                    media_type: Some(bm.clone()),
+                    staged: None,
+                });
+                layers.push(LayerCommit {
+                    chain_id: l.chain_id.clone(),
+                    diff_id: l.diff_id.clone(),
+                    parent: if i == 0 {
+                        None
+                    } else {
+                        Some(st.layers[i - 1].chain_id.clone())
+                    },
+                    size: l.size,
+                    blob: Some((bd.clone(), bm.clone(), *bs)),
+                    staged: None,
+                });
+            }
+            let manifest = Manifest {
+                schema_version: 2,
+                media_type: Some(media::OCI_MANIFEST.into()),
+                artifact_type: None,
+                config: Descriptor {
+                    media_type: media::OCI_CONFIG.into(),
+                    digest: config_blob.digest.clone(),
+                    size: config_blob.size,
+                    platform: None,
+                    annotations: None,
+                    urls: None,
+                    artifact_type: None,
+                },
+                layers: descs,
+                subject: None,
+                annotations: None,
+            };
+            let mjson = serde_json::to_vec(&manifest)
+                .map_err(|e| BuildError::Failed(format!("manifest: {e}")))?;
+            let mblob = self.op.stage_bytes(&mjson)?;
+            blobs.push(BlobCommit {
+                digest: mblob.digest.clone(),
+                size: mblob.size,
+                media_type: Some(media::OCI_MANIFEST.into()),
+                staged: Some(mblob.clone()),
+            });
+            let commit = ImageCommit {
+                id: id.clone(),
+                config_json,
+                created: config.created.clone().unwrap_or_default(),
+                manifest: Some((mblob.digest.clone(), media::OCI_MANIFEST.into())),
+                blobs,
+                layers,
+                tags: tags.clone(),
+                repo_digests: Vec::new(),
+                parent: None,
+            };
+            self.host.store().commit_image(&mut self.op, &commit)?;
+        }
+        for t in &tags {
+            self.progress.detail(s, &format!("naming to {t} done"));
+        }
+        self.progress.done(s);
+        Ok(BuildOutput { id, tags })
+    }
+}

@@ -1,0 +1,105 @@
+//! `berth build` and `berth builder prune`: the engine side of berth-build. The builder asks
+//! the engine for base images (local first, pulled when missing or with `--pull`) and works on
+//! the engine's store; the result is an ordinary image.
+
+use crate::registry::PullPolicy;
+use crate::{Engine, EngineError};
+use berth_build::{BaseImage, Host};
+pub use berth_build::{BuildError, BuildOptions, BuildOutput, Progress, ProgressMode};
+use berth_store::Store;
+
+struct EngineHost<'a>(&'a mut Engine);
+
+impl Host for EngineHost<'_> {
+    fn store(&mut self) -> &mut Store {
+        self.0.store_mut()
+    }
+
+    fn resolve_image(&mut self, name: &str, pull: bool) -> Result<BaseImage, String> {
+        let policy = if pull {
+            PullPolicy::Always
+        } else {
+            PullPolicy::Missing
+        };
+        let row = match self.0.ensure_image(name, policy, &mut |_| {}) {
+            Ok(row) => row,
+            Err(e) => {
+                let local = self.0.resolve_image(name).is_ok();
+                return Err(if local {
+                    format!("failed to pull {name}: {e}")
+                } else {
+                    format!(
+                        "pull access denied for {name}: not found locally and pulling failed ({e}) — `berth pull`, `berth load` or `berth import` it first"
+                    )
+                });
+            }
+        };
+        let config = serde_json::from_str(&row.config)
+            .map_err(|e| format!("image {}: config: {e}", row.id))?;
+        let layers = self
+            .0
+            .store()
+            .image_layers(&row.id)
+            .map_err(|e| e.to_string())?;
+        Ok(BaseImage {
+            id: row.id,
+            config,
+            layers,
+        })
+    }
+}
+
+/// What `builder prune` removed.
+#[derive(Debug, Clone, Default)]
+pub struct BuildCachePruneReport {
+    pub entries: u64,
+    pub space_reclaimed: u64,
+}
+
+impl Engine {
+    /// `docker build`: builds the image `opts` describes; progress goes to `progress`.
+    pub fn build(
+        &mut self,
+        opts: &BuildOptions,
+        progress: &mut Progress,
+    ) -> Result<BuildOutput, BuildError> {
+        let mut opts = opts.clone();
+        if opts.runroot.as_os_str().is_empty() {
+            opts.runroot = self.runroot().to_path_buf();
+        }
+        if opts.monitor.is_none() {
+            opts.monitor = self.monitor_path().ok();
+        }
+        berth_build::build(&mut EngineHost(self), &opts, progress)
+    }
+
+    /// `docker builder prune`: removes the build cache (all of it, or entries unused for
+    /// `older_than_secs`) and every layer only the cache kept.
+    pub fn prune_build_cache(
+        &mut self,
+        older_than_secs: Option<u64>,
+    ) -> Result<BuildCachePruneReport, EngineError> {
+        let cutoff = older_than_secs.map(|s| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            now - (s as i64) * 1_000_000_000
+        });
+        let (entries, removed) = self.store_mut().prune_cache(cutoff)?;
+        let mounts = self.root().join("build-mounts");
+        if older_than_secs.is_none() && mounts.exists() {
+            let _ = std::fs::remove_dir_all(&mounts);
+        }
+        Ok(BuildCachePruneReport {
+            entries,
+            space_reclaimed: removed.layers.iter().map(|l| l.1).sum::<u64>()
+                + removed.blobs.iter().map(|b| b.1).sum::<u64>(),
+        })
+    }
+
+    /// Build cache rows and the size of the layers only they keep.
+    pub fn build_cache_usage(&self) -> Result<(u64, u64), EngineError> {
+        Ok(self.store().cache_usage()?)
+    }
+}
