@@ -644,6 +644,8 @@ impl<'a> Networking<'a> {
     /// Attaches a running container's namespace to a network: allocates the address (or takes
     /// `ip`), records the endpoint, creates the veth pair and configures the inside.
     pub fn connect(&self, req: &Connect) -> Result<Endpoint> {
+        let t0 = std::time::Instant::now();
+        let trace = std::env::var_os("BERTH_NETWORK_TRACE").is_some();
         let n = self.network(&req.network)?;
         if n.driver != "bridge" {
             return Err(Error::Invalid(format!(
@@ -726,6 +728,9 @@ impl<'a> Networking<'a> {
             params![req.container_id, n.id, req.container_name, serde_json::to_string(&req.aliases).unwrap(), ip.to_string(), mac_string(mac), host_veth, ifname, req.netns.to_string_lossy()],
         )?;
         tx.commit()?;
+        if trace {
+            eprintln!("connect: db {:?}", t0.elapsed());
+        }
         let first = ifname == "eth0";
         let r = netlink::attach(&netlink::VethConfig {
             bridge: n.bridge.as_deref().unwrap(),
@@ -737,6 +742,9 @@ impl<'a> Networking<'a> {
             prefix: subnet.prefix,
             gateway: if first && !n.internal { gw } else { None },
         });
+        if trace {
+            eprintln!("connect: attached {:?}", t0.elapsed());
+        }
         if let Err(e) = r {
             let _ = self.db.execute(
                 "DELETE FROM net_endpoints WHERE container_id = ?1 AND network_id = ?2",
@@ -771,7 +779,11 @@ impl<'a> Networking<'a> {
     }
 
     fn remove_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        netlink::delete_link(&ep.host_veth)?;
+        // Without its namespace the pair is already going away with it (deleting it ourselves
+        // would only wait for the kernel); orphans on our bridges are left to `gc`.
+        if ep.netns.exists() {
+            netlink::delete_link(&ep.host_veth)?;
+        }
         self.db.execute(
             "DELETE FROM net_endpoints WHERE container_id = ?1 AND network_id = ?2",
             [&ep.container_id, &ep.network_id],

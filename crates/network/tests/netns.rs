@@ -53,6 +53,7 @@ impl Env {
         let c = Connection::open(self.dir.path().join("berth.db")).unwrap();
         c.busy_timeout(Duration::from_secs(30)).unwrap();
         c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.pragma_update(None, "synchronous", "NORMAL").unwrap();
         c
     }
     fn runroot(&self) -> PathBuf {
