@@ -261,3 +261,67 @@ pub fn loopback_up(netns: &Path) -> Result<()> {
         })
     })
 }
+
+/// Creates a persistent network namespace bound at `path` (like `ip netns add`), with `lo` up.
+/// The engine points the container's runtime spec at it, connects it before the container
+/// starts, and removes it with [`remove_netns`] after the container exited.
+pub fn create_netns(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Invalid(format!("bad path {}", path.display())))?;
+    let r = std::thread::scope(|s| {
+        s.spawn(|| -> Result<()> {
+            // SAFETY: unshare/mount on this thread only; it ends right after.
+            unsafe {
+                if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error().into());
+                }
+                let src = c"/proc/thread-self/ns/net";
+                if libc::mount(
+                    src.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error().into());
+                }
+            }
+            with_handle(|h| async move {
+                h.link()
+                    .set(LinkUnspec::new_with_name("lo").up().build())
+                    .execute()
+                    .await
+                    .map_err(|e| nl("setting lo up", e))
+            })
+        })
+        .join()
+        .map_err(|_| Error::Netlink("namespace thread panicked".into()))?
+    });
+    if r.is_err() {
+        let _ = remove_netns(path);
+    }
+    r
+}
+
+/// Unmounts and removes a namespace made by [`create_netns`] (idempotent). The namespace, and
+/// every veth end inside it, goes away once no process uses it.
+pub fn remove_netns(path: &Path) -> Result<()> {
+    let Ok(target) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: umount2 of a path string; errors (not mounted) are ignored.
+    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}

@@ -435,3 +435,29 @@ fn bad_networks_are_refused() {
     }
     assert_eq!(net.networks().unwrap().len(), 3);
 }
+
+#[test]
+fn persistent_namespace_has_only_loopback_until_connected() {
+    need_root!();
+    let env = Env::new();
+    let db = env.db();
+    let net = env.net(&db);
+    net.ensure_default_bridge().unwrap();
+    let path = env.runroot().join("netns").join("ctr");
+    netlink::create_netns(&path).unwrap();
+    assert!(inside(&path, || netlink::link_exists("lo").unwrap()));
+    assert!(!inside(&path, || netlink::link_exists("eth0").unwrap()));
+    let ep = connect(&net, "eeeeeeeeeeeeeeee", "e", &path, "bridge", &[]);
+    assert!(inside(&path, || netlink::link_exists("eth0").unwrap()));
+    netlink::remove_netns(&path).unwrap();
+    netlink::remove_netns(&path).unwrap();
+    net.release_container("eeeeeeeeeeeeeeee").unwrap();
+    // The veth goes with the namespace (asynchronously in the kernel).
+    for _ in 0..50 {
+        if !netlink::link_exists(&ep.host_veth).unwrap() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!netlink::link_exists(&ep.host_veth).unwrap());
+}
