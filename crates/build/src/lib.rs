@@ -502,6 +502,7 @@ impl Builder<'_> {
             })
             .count();
         let mut n = 1;
+        let mut total = total;
         let mut st = if base.eq_ignore_ascii_case("scratch") {
             let p = berth_oci::image::host_platform();
             State {
@@ -587,11 +588,22 @@ impl Builder<'_> {
             .as_mut()
             .and_then(|c| c.on_build.take())
             .unwrap_or_default();
+        total += triggers
+            .iter()
+            .filter(|t| {
+                let w = t
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                matches!(w.as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
+            })
+            .count();
         for t in triggers {
             let df = parse_dockerfile(&format!("FROM scratch\n{t}\n"))
                 .map_err(|e| BuildError::Failed(format!("ONBUILD trigger {t:?}: {e}")))?;
             for inst in &df.stages[0].instructions {
-                self.instruction(stage, multi, &mut st, inst, &mut n, total + 1)?;
+                self.instruction(stage, multi, &mut st, inst, &mut n, total)?;
             }
         }
         for inst in &stage.instructions {
@@ -1302,9 +1314,7 @@ fn items_in_root(root: &Path, src: &str) -> Result<Vec<SourceItem>, BuildError> 
     }
     let mut out = Vec::new();
     for (name, h) in hosts {
-        let md = std::fs::symlink_metadata(&h).map_err(|e| BuildError::io(format!("{src}"), e))?;
-        let list = context::walk(h.parent().unwrap_or(Path::new("/")), None).ok();
-        let _ = list;
+        let md = std::fs::symlink_metadata(&h).map_err(|e| BuildError::io(src.to_string(), e))?;
         let mut top = dir_entry(&h);
         if !md.is_dir() {
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -1395,10 +1405,10 @@ impl Builder<'_> {
                 env.push(format!("SOURCE_DATE_EPOCH={e}"));
             }
         }
-        let network_host = match r.network.as_deref().or(self.opts.network.as_deref()) {
-            Some("none") => false,
-            _ => true,
-        };
+        let network_host = !matches!(
+            r.network.as_deref().or(self.opts.network.as_deref()),
+            Some("none")
+        );
         let workdir = st.workdir();
         let user = st.user();
         let mut key = format!(

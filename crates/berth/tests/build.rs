@@ -1,0 +1,495 @@
+//! `berth build` end to end on the busybox fixture: every instruction, the cache, reproducible
+//! image IDs on fresh roots, and the error messages.
+
+mod common;
+
+use common::Berth;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+fn ctx(b: &Berth, files: &[(&str, &str)]) -> PathBuf {
+    let dir = b.dir.path().join(format!("ctx-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, content) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::SeqCst).to_string()
+}
+
+fn build(b: &Berth, dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    args.push(dir.to_str().unwrap());
+    b.run(&args)
+}
+
+fn build_ok(b: &Berth, dir: &Path, extra: &[&str]) -> String {
+    let out = build(b, dir, extra);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "build failed:\n{err}");
+    err
+}
+
+fn inspect(b: &Berth, name: &str, fmt: &str) -> String {
+    b.ok(&["image", "inspect", "-f", fmt, name])
+        .trim()
+        .to_string()
+}
+
+/// Runs `sh -c cmd` in `image` and returns stdout.
+fn run_in(b: &Berth, image: &str, cmd: &str) -> String {
+    b.ok(&["run", "--rm", image, "sh", "-c", cmd])
+}
+
+const SMALL: &str = "FROM busybox\nWORKDIR /app\nCOPY a.txt b.txt run.sh ./\nRUN sh run.sh > out.txt && wc -c out.txt\nCMD [\"cat\", \"/app/out.txt\"]\n";
+
+fn small_ctx(b: &Berth) -> PathBuf {
+    ctx(
+        b,
+        &[
+            ("Dockerfile", SMALL),
+            ("a.txt", "alpha\n"),
+            ("b.txt", "1\n2\n3\n"),
+            ("run.sh", "#!/bin/sh\ncat a.txt\nmd5sum b.txt\n"),
+        ],
+    )
+}
+
+#[test]
+fn builds_runs_and_caches() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    let dir = small_ctx(&b);
+    let log = build_ok(&b, &dir, &["-t", "small"]);
+    assert!(
+        log.contains("[4/4] RUN sh run.sh > out.txt && wc -c out.txt"),
+        "{log}"
+    );
+    assert!(log.contains(" out.txt"), "RUN output is streamed:\n{log}");
+    assert!(
+        log.contains("naming to docker.io/library/small:latest done"),
+        "{log}"
+    );
+    let out = b.ok(&["run", "--rm", "small"]);
+    assert!(out.starts_with("alpha\n"), "{out}");
+    assert_eq!(
+        inspect(&b, "small", "{{json .Config.Cmd}}"),
+        r#"["cat","/app/out.txt"]"#
+    );
+    assert_eq!(inspect(&b, "small", "{{.Config.WorkingDir}}"), "/app");
+    let id = inspect(&b, "small", "{{.Id}}");
+
+    // Unchanged context: every step cached, same image.
+    let log = build_ok(&b, &dir, &["-t", "small"]);
+    assert_eq!(log.matches("CACHED").count(), 3, "{log}");
+    assert_eq!(inspect(&b, "small", "{{.Id}}"), id);
+
+    // A new mtime with the same content is still a hit.
+    let now = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("b.txt"))
+        .unwrap()
+        .set_modified(now)
+        .unwrap();
+    let log = build_ok(&b, &dir, &["-t", "small"]);
+    assert_eq!(log.matches("CACHED").count(), 3, "{log}");
+
+    // Changing one file re-runs COPY and RUN only.
+    std::fs::write(dir.join("b.txt"), "changed\n").unwrap();
+    let log = build_ok(&b, &dir, &["-t", "small"]);
+    assert_eq!(log.matches("CACHED").count(), 1, "{log}");
+    assert!(
+        log.contains("WORKDIR /app\n#") && log.contains("CACHED"),
+        "{log}"
+    );
+    assert_ne!(inspect(&b, "small", "{{.Id}}"), id);
+
+    // -q prints the ID only; --no-cache re-runs everything.
+    let iid = b.dir.path().join("iid");
+    let out = b.ok(&[
+        "build",
+        "-q",
+        "--no-cache",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "-t",
+        "small",
+        dir.to_str().unwrap(),
+    ]);
+    let printed = out.trim();
+    assert!(
+        printed.starts_with("sha256:") && printed.len() == 71,
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), printed);
+    assert!(
+        b.staged_leftovers().is_empty(),
+        "{:?}",
+        b.staged_leftovers()
+    );
+}
+
+#[test]
+fn reproducible_on_fresh_roots() {
+    // The same base image in both roots (an import's ID depends on its time).
+    let first = Berth::new();
+    first.import_busybox("busybox");
+    let base = first.dir.path().join("busybox-image.tar");
+    first.ok(&["save", "-o", base.to_str().unwrap(), "busybox"]);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let b = Berth::new();
+        b.ok(&["load", "-i", base.to_str().unwrap()]);
+        let dir = ctx(
+            &b,
+            &[
+                (
+                    "Dockerfile",
+                    "FROM busybox\nWORKDIR /app\nCOPY . .\nRUN echo $SOURCE_DATE_EPOCH > epoch && mkdir -p d && echo x > d/f\nENV A=1\nCMD [\"sh\"]\n",
+                ),
+                ("x.txt", "x\n"),
+                ("sub/y.txt", "y\n"),
+            ],
+        );
+        let out = b
+            .command()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["build", "-q", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert_eq!(inspect(&b, &id, "{{.Created}}"), "2023-11-14T22:13:20Z");
+        assert_eq!(run_in(&b, &id, "cat /app/epoch"), "1700000000\n");
+        ids.push(id);
+    }
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[test]
+fn metadata_instructions() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            r#"ARG BASE=busybox
+FROM $BASE
+ARG WHO=nobody
+ENV GREETING="hello world" WHO2=$WHO
+LABEL org.example.a=1 "b c"=d
+EXPOSE 80 53/udp
+USER 65534:65534
+VOLUME /data
+STOPSIGNAL SIGINT
+SHELL ["/bin/sh", "-ec"]
+HEALTHCHECK --interval=5s --retries=2 CMD true
+ONBUILD USER root
+ONBUILD RUN echo triggered > /onbuild
+ENTRYPOINT ["/bin/echo"]
+CMD ["hi"]
+MAINTAINER someone
+"#,
+        )],
+    );
+    build_ok(
+        &b,
+        &dir,
+        &[
+            "-t",
+            "meta",
+            "--build-arg",
+            "WHO=me",
+            "--label",
+            "extra=yes",
+        ],
+    );
+    let f = |fmt| inspect(&b, "meta", fmt);
+    assert!(f("{{json .Config.Env}}").contains("\"GREETING=hello world\""));
+    assert!(f("{{json .Config.Env}}").contains("\"WHO2=me\""));
+    assert_eq!(f("{{index .Config.Labels \"org.example.a\"}}"), "1");
+    assert_eq!(f("{{index .Config.Labels \"b c\"}}"), "d");
+    assert_eq!(f("{{index .Config.Labels \"extra\"}}"), "yes");
+    assert_eq!(
+        f("{{json .Config.ExposedPorts}}"),
+        r#"{"53/udp":{},"80/tcp":{}}"#
+    );
+    assert_eq!(f("{{.Config.User}}"), "65534:65534");
+    assert_eq!(f("{{json .Config.Volumes}}"), r#"{"/data":{}}"#);
+    assert_eq!(f("{{.Config.StopSignal}}"), "SIGINT");
+    assert_eq!(f("{{json .Config.Entrypoint}}"), r#"["/bin/echo"]"#);
+    assert_eq!(f("{{json .Config.Cmd}}"), r#"["hi"]"#);
+    assert_eq!(f("{{json .Config.Shell}}"), r#"["/bin/sh","-ec"]"#);
+    assert!(f("{{json .Config.Healthcheck}}").contains("CMD-SHELL"));
+    assert!(f("{{json .Config.OnBuild}}").contains("triggered"));
+    assert_eq!(f("{{.Author}}"), "someone");
+    assert_eq!(b.ok(&["run", "--rm", "meta"]), "hi\n");
+
+    // ONBUILD triggers run in the child build.
+    let child = ctx(&b, &[("Dockerfile", "FROM meta\nRUN cat /onbuild\n")]);
+    build_ok(&b, &child, &["-t", "child"]);
+    assert_eq!(
+        b.ok(&["run", "--rm", "--entrypoint", "cat", "child", "/onbuild"]),
+        "triggered\n"
+    );
+}
+
+#[test]
+fn copy_and_add_semantics() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    let dir = ctx(
+        &b,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY src /dst/\nCOPY *.txt /txt/\nCOPY --chown=65534:65534 --chmod=0600 one.txt /owned\nCOPY one.txt /renamed.txt\nADD arch.tar /unpacked/\nCOPY <<EOF /inline.txt\nhello $HOSTNAME\nEOF\nCOPY link /link-target\nRUN ls /dst /txt /unpacked && stat -c '%u:%g %a' /owned\n",
+            ),
+            ("src/a", "a"),
+            ("src/deep/b", "b"),
+            ("one.txt", "1"),
+            ("two.txt", "2"),
+            ("ignored.txt", "nope"),
+            (".dockerignore", "ignored.txt\n"),
+        ],
+    );
+    // A tar to extract, and a symlink that points outside the context.
+    let t = dir.join("arch");
+    std::fs::create_dir_all(t.join("inner")).unwrap();
+    std::fs::write(t.join("inner/f"), "from tar").unwrap();
+    common::sh(&format!(
+        "tar -C {} -cf {} inner",
+        t.display(),
+        dir.join("arch.tar").display()
+    ));
+    std::fs::remove_dir_all(&t).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("link")).unwrap();
+    let log = build(&b, &dir, &["-t", "cp"]);
+    let err = String::from_utf8_lossy(&log.stderr);
+    // The link resolves inside the context (to /etc/hostname there), which does not exist.
+    assert!(!log.status.success());
+    assert!(err.contains("link"), "{err}");
+    std::fs::remove_file(dir.join("link")).unwrap();
+    std::fs::write(dir.join("real"), "inside").unwrap();
+    std::os::unix::fs::symlink("real", dir.join("link")).unwrap();
+    let log = build_ok(&b, &dir, &["-t", "cp"]);
+    assert!(log.contains("65534:65534 600"), "{log}");
+    let ls = run_in(
+        &b,
+        "cp",
+        "cat /dst/a /dst/deep/b; echo; ls /txt; cat /renamed.txt /unpacked/inner/f /link-target; cat /inline.txt",
+    );
+    assert_eq!(ls, "ab\none.txt\ntwo.txt\n1from tarinsidehello \n");
+}
+
+#[test]
+fn multi_stage_target_and_skipped_stages() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            "FROM busybox AS builder\nRUN echo built > /artifact\n\nFROM busybox AS broken\nRUN exit 3\n\nFROM scratch AS final\nCOPY --from=builder /artifact /artifact\nCOPY --from=0 /bin/busybox /bin/busybox\nCOPY --from=busybox /etc/passwd /etc/passwd\nCMD [\"/bin/busybox\", \"cat\", \"/artifact\"]\n\nFROM builder AS other\nRUN echo other\n",
+        )],
+    );
+    let log = build_ok(&b, &dir, &["--target", "final", "-t", "final"]);
+    assert!(!log.contains("exit 3"), "unneeded stage built:\n{log}");
+    assert!(!log.contains("echo other"), "{log}");
+    assert!(
+        log.contains("[builder 2/2] RUN echo built > /artifact"),
+        "{log}"
+    );
+    assert_eq!(b.ok(&["run", "--rm", "final"]), "built\n");
+    let (code, err) = b.fails(&["build", "--target", "nope", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("target stage \"nope\" could not be found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    // Parse error with the line.
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nWORKDIR /app\nCOPY requirements.txt.\n",
+        )],
+    );
+    let (code, err) = b.fails(&["build", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("COPY requirements.txt ."), "{err}");
+
+    // Missing source, and one that .dockerignore excludes.
+    let dir = ctx(
+        &b,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY secret.txt missing.txt /\n",
+            ),
+            ("secret.txt", "s"),
+            (".dockerignore", "secret.txt\n"),
+        ],
+    );
+    let (code, err) = b.fails(&["build", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("secret.txt") && err.contains(".dockerignore"),
+        "{err}"
+    );
+    let canon = dir.canonicalize().unwrap();
+    assert!(err.contains(canon.to_str().unwrap()), "{err}");
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nCOPY missing.txt /\n").unwrap();
+    let (_, err) = b.fails(&["build", dir.to_str().unwrap()]);
+    assert!(
+        err.contains("missing.txt") && err.contains("not found"),
+        "{err}"
+    );
+
+    // A failing RUN: Docker's message and exit code, the output's last lines.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nRUN echo about to fail && exit 7\n",
+    )
+    .unwrap();
+    let (code, err) = b.fails(&["build", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "The command '/bin/sh -c echo about to fail && exit 7' returned a non-zero code: 7"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("about to fail"), "{err}");
+    // Unknown image.
+    std::fs::write(dir.join("Dockerfile"), "FROM localhost:1/nothing-here\n").unwrap();
+    let (code, err) = b.fails(&["build", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing-here"), "{err}");
+    assert!(b.staged_leftovers().is_empty());
+}
+
+#[test]
+fn network_none_and_secrets_and_cache_mounts() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    let secret = b.dir.path().join("token");
+    std::fs::write(&secret, "s3cr3t").unwrap();
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --network=none ip link | grep -c ': ' > /links\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /copied\nRUN --mount=type=cache,target=/cache echo x >> /cache/n && wc -l < /cache/n > /count\nRUN --mount=type=tmpfs,target=/scratch touch /scratch/x\n",
+        )],
+    );
+    build_ok(
+        &b,
+        &dir,
+        &[
+            "-t",
+            "m",
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+        ],
+    );
+    assert_eq!(run_in(&b, "m", "cat /links"), "1\n");
+    assert_eq!(run_in(&b, "m", "cat /copied"), "s3cr3t");
+    assert_eq!(run_in(&b, "m", "cat /count"), "1\n");
+    assert_eq!(
+        run_in(&b, "m", "ls /scratch /cache 2>/dev/null | wc -l"),
+        "0\n"
+    );
+    // The cache mount persists across builds.
+    build_ok(
+        &b,
+        &dir,
+        &[
+            "--no-cache",
+            "-t",
+            "m",
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+        ],
+    );
+    assert_eq!(run_in(&b, "m", "cat /count"), "2\n");
+}
+
+#[test]
+fn prune_and_gc_keep_the_cache_consistent() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    let dir = small_ctx(&b);
+    build_ok(&b, &dir, &["-t", "small"]);
+    let layers = b.layer_dirs().len();
+    // Removing the image keeps the layers the cache names; a rebuild is all cached.
+    b.ok(&["rmi", "small"]);
+    assert_eq!(b.layer_dirs().len(), layers);
+    let log = build_ok(&b, &dir, &["-t", "small"]);
+    assert_eq!(log.matches("CACHED").count(), 3, "{log}");
+    b.ok(&["rmi", "small"]);
+    let out = b.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Deleted build cache objects: 3"), "{out}");
+    assert_eq!(b.layer_dirs().len(), 1, "only busybox's layer is left");
+    let log = build_ok(&b, &dir, &["-t", "small"]);
+    assert_eq!(log.matches("CACHED").count(), 0, "{log}");
+}
+
+#[test]
+fn dockerfile_from_stdin_and_f_flag() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    let mut child = b
+        .command()
+        .args(["build", "-q", "-t", "stdin", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM busybox\nRUN echo from-stdin > /f\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run_in(&b, "stdin", "cat /f"), "from-stdin\n");
+    let dir = ctx(
+        &b,
+        &[
+            ("other.Dockerfile", "FROM busybox\nCOPY x /x\n"),
+            ("other.Dockerfile.dockerignore", "x\n"),
+            ("x", "x"),
+        ],
+    );
+    let f = dir.join("other.Dockerfile");
+    let (_, err) = b.fails(&["build", "-f", f.to_str().unwrap(), dir.to_str().unwrap()]);
+    assert!(err.contains("other.Dockerfile.dockerignore"), "{err}");
+}
