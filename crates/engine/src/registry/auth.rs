@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn servers_normalise() {
         assert_eq!(normalize_server("localhost:5000"), "localhost:5000");
-        assert_eq!(normalize_server("https://localhost:5000/v2/"), "localhost:5000");
+        assert_eq!(
+            normalize_server("https://localhost:5000/v2/"),
+            "localhost:5000"
+        );
         assert_eq!(normalize_server("https://index.docker.io/v1/"), "docker.io");
         assert_eq!(server_key("docker.io"), "https://index.docker.io/v1/");
         assert_eq!(server_key("127.0.0.1:5000"), "127.0.0.1:5000");

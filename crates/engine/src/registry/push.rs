@@ -174,7 +174,10 @@ impl Engine {
                 desc: desc.clone(),
                 path,
                 shown,
-                mount_from: sources.get(&desc.digest.to_string()).cloned().unwrap_or_default(),
+                mount_from: sources
+                    .get(&desc.digest.to_string())
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
         rt.block_on(upload_all(client, &registry, &repo, jobs, progress))?;
