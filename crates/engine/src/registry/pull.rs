@@ -512,7 +512,10 @@ async fn fetch_layer(
                     }
                     Some(Err(e)) => {
                         let _ = tx
-                            .send(Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))
+                            .send(Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                e.to_string(),
+                            )))
                             .await;
                         feed_error = Some(client_error(e));
                         break;
@@ -534,8 +537,8 @@ async fn fetch_layer(
     if let Some(e) = feed_error {
         return Err(e);
     }
-    let (blob, dir, diff_id, size) = unpacked
-        .map_err(|e| EngineError::Download(format!("unpacking layer {label}: {e}")))??;
+    let (blob, dir, diff_id, size) =
+        unpacked.map_err(|e| EngineError::Download(format!("unpacking layer {label}: {e}")))??;
     let _ = events.send(Progress::Layer {
         id: label.clone(),
         status: LayerStatus::DownloadComplete,
