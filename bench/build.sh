@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build figures: the anchors' small Dockerfile (FROM busybox; WORKDIR; COPY 3 files; RUN; CMD),
+# a no-cache build and a fully cached rebuild, whole-process wall time of `berth build -q`.
+#   bench/build.sh [N]          (as root; release build; hyperfine when installed)
+# Prints the medians; bench/README-build.md records them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-20}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+cargo build --release -q -p berth
+B=$PWD/$CARGO_TARGET_DIR/release/berth
+W=$(mktemp -d /var/tmp/berth-bench-build.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+export BERTH_ROOT=$W/root BERTH_RUNROOT=$W/run
+
+# The busybox base image, from the host's busybox-static.
+mkdir -p "$W/bb/bin" "$W/bb/etc" "$W/bb/tmp"
+cp /bin/busybox "$W/bb/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$W/bb/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$W/bb/etc/passwd"
+echo 'root:x:0:' >"$W/bb/etc/group"
+tar -C "$W/bb" -cf "$W/bb.tar" .
+"$B" import -c 'CMD ["sh"]' "$W/bb.tar" busybox >/dev/null
+
+# The anchors' small context (../shared/anchors/setup.sh).
+C=$W/small-ctx
+mkdir -p "$C"
+cat >"$C/Dockerfile" <<'DF'
+FROM busybox
+WORKDIR /app
+COPY a.txt b.txt run.sh ./
+RUN sh run.sh > out.txt && wc -c out.txt
+CMD ["cat", "/app/out.txt"]
+DF
+echo alpha >"$C/a.txt"
+seq 1 1000 >"$C/b.txt"
+printf '#!/bin/sh\ncat a.txt\nmd5sum b.txt\ndate -u +%%F\n' >"$C/run.sh"
+
+if command -v hyperfine >/dev/null; then
+    hyperfine -N -w 2 -r "$N" \
+        -n "berth build --no-cache" "$B build --no-cache -q -t anc-small $C" \
+        -n "berth build (cached)" "$B build -q -t anc-small $C"
+else
+    median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+    t() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(((e - s) / 1000)); }
+    for label in no-cache cached; do
+        flag=; [ $label = no-cache ] && flag=--no-cache
+        "$B" build $flag -q -t anc-small "$C" >/dev/null
+        for _ in $(seq "$N"); do t "$B" build $flag -q -t anc-small "$C"; done |
+            median | awk -v l="$label" '{printf "berth build %-9s median %.1f ms\n", l, $1/1000}'
+    done
+fi
