@@ -35,7 +35,14 @@ pub fn list(engine: &Engine, args: ImagesArgs) -> Result<()> {
     }
     let filters = ImageFilters::parse(&filter_args)?;
     let images = engine.list_images(args.all, &filters)?;
-    let mut rows: Vec<Value> = Vec::new();
+    struct Row<'a> {
+        image: &'a berth_engine::types::ImageSummary,
+        id: String,
+        repo: String,
+        tag: String,
+        digest: String,
+    }
+    let mut rows: Vec<Row> = Vec::with_capacity(images.len());
     for image in &images {
         let id = if args.no_trunc {
             image.id.clone()
@@ -53,35 +60,42 @@ pub fn list(engine: &Engine, args: ImagesArgs) -> Result<()> {
                 })
                 .unwrap_or_else(|| "<none>".into())
         };
-        let mut pairs: Vec<(String, String, String)> = Vec::new();
+        let before = rows.len();
         for tag in &image.repo_tags {
-            let (repo, t) = split_tag(tag);
-            let digest = digest_for(&repo);
-            pairs.push((repo, t, digest));
+            let (repo, tag) = split_tag(tag);
+            let digest = if args.digests {
+                digest_for(&repo)
+            } else {
+                String::new()
+            };
+            rows.push(Row {
+                image,
+                id: id.clone(),
+                repo,
+                tag,
+                digest,
+            });
         }
-        if pairs.is_empty() {
+        if rows.len() == before {
             for d in &image.repo_digests {
                 let (repo, digest) = d.split_once('@').unwrap_or((d.as_str(), "<none>"));
-                pairs.push((repo.to_string(), "<none>".into(), digest.to_string()));
+                rows.push(Row {
+                    image,
+                    id: id.clone(),
+                    repo: repo.into(),
+                    tag: "<none>".into(),
+                    digest: digest.into(),
+                });
             }
         }
-        if pairs.is_empty() {
-            pairs.push(("<none>".into(), "<none>".into(), "<none>".into()));
-        }
-        for (repo, tag, digest) in pairs {
-            rows.push(json!({
-                "Containers": if image.containers < 0 { "N/A".to_string() } else { image.containers.to_string() },
-                "CreatedAt": go_time(image.created),
-                "CreatedSince": since(image.created),
-                "Digest": digest,
-                "ID": id,
-                "Repository": repo,
-                "SharedSize": "N/A",
-                "Size": human_size(image.size as f64),
-                "Tag": tag,
-                "UniqueSize": "N/A",
-                "VirtualSize": human_size(image.size as f64),
-            }));
+        if rows.len() == before {
+            rows.push(Row {
+                image,
+                id,
+                repo: "<none>".into(),
+                tag: "<none>".into(),
+                digest: "<none>".into(),
+            });
         }
     }
     // The default table and -q skip the template engine: listing a thousand images is a hot
@@ -96,30 +110,18 @@ pub fn list(engine: &Engine, args: ImagesArgs) -> Result<()> {
             });
         }
         for row in &rows {
-            let cell = |k: &str| row[k].as_str().unwrap_or_default();
             if args.quiet {
-                text.push_str(cell("ID"));
+                text.push_str(&row.id);
                 text.push('\n');
                 continue;
             }
-            let cells: Vec<&str> = if args.digests {
-                vec![
-                    cell("Repository"),
-                    cell("Tag"),
-                    cell("Digest"),
-                    cell("ID"),
-                    cell("CreatedSince"),
-                    cell("Size"),
-                ]
-            } else {
-                vec![
-                    cell("Repository"),
-                    cell("Tag"),
-                    cell("ID"),
-                    cell("CreatedSince"),
-                    cell("Size"),
-                ]
-            };
+            let created = since(row.image.created);
+            let size = human_size(row.image.size as f64);
+            let mut cells: Vec<&str> = vec![&row.repo, &row.tag];
+            if args.digests {
+                cells.push(&row.digest);
+            }
+            cells.extend([row.id.as_str(), created.as_str(), size.as_str()]);
             text.push_str(&cells.join("\t"));
             text.push('\n');
         }
@@ -131,6 +133,34 @@ pub fn list(engine: &Engine, args: ImagesArgs) -> Result<()> {
         print!("{out}");
         return Ok(());
     }
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            let image = row.image;
+            let digest = if row.digest.is_empty() {
+                image
+                    .repo_digests
+                    .iter()
+                    .find_map(|d| d.split_once('@').filter(|(r, _)| *r == row.repo).map(|(_, d)| d.to_string()))
+                    .unwrap_or_else(|| "<none>".into())
+            } else {
+                row.digest
+            };
+            json!({
+                "Containers": if image.containers < 0 { "N/A".to_string() } else { image.containers.to_string() },
+                "CreatedAt": go_time(image.created),
+                "CreatedSince": since(image.created),
+                "Digest": digest,
+                "ID": row.id,
+                "Repository": row.repo,
+                "SharedSize": "N/A",
+                "Size": human_size(image.size as f64),
+                "Tag": row.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": human_size(image.size as f64),
+            })
+        })
+        .collect();
     let format = if args.quiet {
         "{{.ID}}".to_string()
     } else {
