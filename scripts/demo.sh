@@ -32,3 +32,13 @@ berth load -i "$work/images.tar"
 skopeo inspect "docker-archive:$work/images.tar:busybox:latest" --format 'skopeo reads the archive: {{.Architecture}} {{len .Layers}} layer(s)'
 berth images --format 'table {{.Repository}}\t{{.Tag}}\t{{.Size}}'
 berth info --format 'store {{.DockerRootDir}}, cgroup v{{.CgroupVersion}}, kernel {{.KernelVersion}}'
+
+# The main job: a Python project's Dockerfile (examples/python-train), built and run. The base
+# image is made from Debian packages (no Docker Hub needed); pip uses the package index the
+# machine reaches.
+if ! berth image inspect python:3.11-slim >/dev/null 2>&1; then
+    examples/make-python-base.sh ./target/release/berth
+fi
+berth build -t python-train examples/python-train
+berth run --rm python-train
+berth build -t python-train examples/python-train   # every step CACHED
