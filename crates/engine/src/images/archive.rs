@@ -373,13 +373,10 @@ impl Engine {
                         .clone();
                     let f = File::open(&blob.path)
                         .map_err(|e| EngineError::io("reading staged layer", e))?;
-                    let (got, size, media_type) = digest_layer(
-                        f,
-                        dir.as_ref(),
-                        path,
-                        known_size.is_some() && blob.digest == *want,
-                    )?;
-                    (blob, got.unwrap_or_else(|| want.clone()), size, media_type)
+                    // A staged file needs no draining: its digest is already known.
+                    let (got, size, media_type) = digest_layer(f, dir.as_ref(), path, false)?;
+                    let got = got.unwrap_or_else(|| blob.digest.clone());
+                    (blob, got, size, media_type)
                 }
                 Members::Indexed(idx) => {
                     let (reader, _) = idx.open(path)?;
@@ -389,7 +386,8 @@ impl Engine {
                         sink: &mut writer,
                         total: 0,
                     };
-                    let (got, size, media_type) = digest_layer(tee, dir.as_ref(), path, false)?;
+                    // Every byte must pass through the tee into the blob.
+                    let (got, size, media_type) = digest_layer(tee, dir.as_ref(), path, true)?;
                     let expected = desc.as_ref().map(|d| (&d.digest, Some(d.size)));
                     let blob = writer.finish(expected).map_err(|e| match e {
                         berth_store::StoreError::DigestMismatch { expected, actual } => invalid(format!(
@@ -397,7 +395,8 @@ impl Engine {
                         )),
                         other => other.into(),
                     })?;
-                    (blob, got.unwrap_or_else(|| want.clone()), size, media_type)
+                    let got = got.unwrap_or_else(|| blob.digest.clone());
+                    (blob, got, size, media_type)
                 }
             };
             if let Some(desc) = desc {
@@ -725,40 +724,48 @@ fn check_diff_id(path: &str, want: &Digest, got: &Digest) -> Result<(), EngineEr
 }
 
 /// Reads one layer archive to its end: detects its compression, and either unpacks it into
-/// `dir` or only hashes it, returning the diff ID (`None` when `trust_blob_digest` says the
-/// uncompressed blob's own digest already is the diff ID), the unpacked size and the media type.
+/// `dir` or only reads it, returning the diff ID, the unpacked size and the media type. The diff
+/// ID is `None` when the archive is uncompressed: then it is the raw blob's own digest, which the
+/// caller already computes, and hashing the same bytes twice would cost a third of the time.
 fn digest_layer<R: Read>(
     raw: R,
     dir: Option<&StagedLayer>,
     path: &str,
-    trust_blob_digest: bool,
+    must_read_all: bool,
 ) -> Result<(Option<Digest>, u64, String), EngineError> {
     let mut buffered = BufReader::with_capacity(1 << 20, raw);
     let head = io::BufRead::fill_buf(&mut buffered)
         .map_err(|e| EngineError::io(format!("reading layer {path}"), e))?;
-    let media_type = match detect_compression(head) {
+    let compression = detect_compression(head);
+    let media_type = match compression {
         Compression::Gzip => media::OCI_LAYER_GZIP,
         Compression::Zstd => media::OCI_LAYER_ZSTD,
         Compression::None => media::OCI_LAYER,
     }
     .to_string();
-    if trust_blob_digest && dir.is_none() {
-        return Ok((None, 0, media_type));
-    }
-    let reader = decompress(buffered)
-        .map_err(|e| EngineError::io(format!("decompressing layer {path}"), e))?;
-    let mut hashing = HashingReader::new(reader);
-    let size = match dir {
-        Some(dir) => {
-            apply_layer(&mut hashing, &dir.path)
+    let unpack = |reader: &mut dyn Read| -> Result<u64, EngineError> {
+        match dir {
+            Some(dir) => Ok(apply_layer(reader, &dir.path)
                 .map_err(|source| EngineError::Layer {
                     context: format!("unpacking layer {path}"),
                     source,
                 })?
-                .size
+                .size),
+            None => Ok(0),
         }
-        None => 0,
     };
+    if matches!(compression, Compression::None) {
+        let size = unpack(&mut buffered)?;
+        if must_read_all || dir.is_some() {
+            io::copy(&mut buffered, &mut io::sink())
+                .map_err(|e| invalid(format!("corrupt layer {path}: {e}")))?;
+        }
+        return Ok((None, size, media_type));
+    }
+    let reader = decompress(buffered)
+        .map_err(|e| EngineError::io(format!("decompressing layer {path}"), e))?;
+    let mut hashing = HashingReader::new(reader);
+    let size = unpack(&mut hashing)?;
     let (digest, _) = hashing
         .finish()
         .map_err(|e| invalid(format!("corrupt layer {path}: {e}")))?;
