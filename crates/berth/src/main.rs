@@ -49,6 +49,15 @@ fn main() -> ExitCode {
         eprintln!("berth: cannot run the monitor: {err}");
         return ExitCode::from(125);
     }
+    // Descriptors inherited from whoever started us must not leak into container monitors.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as u32,
+        )
+    };
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(e) => {

@@ -23,11 +23,13 @@ use std::sync::Arc;
 
 /// An error with Docker's exit code and message.
 fn status(code: u8, message: impl Into<String>) -> anyhow::Error {
-    StatusError {
-        code,
-        message: message.into(),
-    }
-    .into()
+    let message: String = message.into();
+    // main prints "Error: " in front; one prefix is enough.
+    let message = message
+        .strip_prefix("Error response from daemon: ")
+        .map(str::to_string)
+        .unwrap_or(message);
+    StatusError { code, message }.into()
 }
 
 fn flag_error(value: &str, flag: &str, why: &str) -> anyhow::Error {

@@ -1,0 +1,606 @@
+//! Container lifecycle tests against real containers (root, namespaces, cgroups), run with
+//! the built-in runtime and with runc (when installed): the same tests for both.
+
+mod common;
+
+use common::{Berth, BIN};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    if unsafe { libc_geteuid() } == 0 {
+        return true;
+    }
+    eprintln!("\n!!!!!!!!!! berth container tests SKIPPED: they must run as root !!!!!!!!!!\n");
+    false
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// The runtimes to test: the built-in one, and runc when installed
+/// (`BERTH_TEST_RUNTIMES=builtin,runc` narrows the set).
+fn runtimes() -> Vec<&'static str> {
+    let mut v = vec!["builtin"];
+    if ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+    {
+        v.push("runc");
+    } else {
+        eprintln!("!!! runc not installed: its runs are SKIPPED");
+    }
+    if let Ok(only) = std::env::var("BERTH_TEST_RUNTIMES") {
+        v.retain(|r| only.split(',').any(|o| o == *r));
+    }
+    v
+}
+
+fn setup() -> Berth {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    b
+}
+
+fn run_args<'a>(rt: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["run", "--runtime", rt];
+    v.extend_from_slice(rest);
+    v
+}
+
+fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
+    let out = b.run(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn inspect(b: &Berth, name: &str, fmt: &str) -> String {
+    b.ok(&["inspect", "-f", fmt, name]).trim().to_string()
+}
+
+#[test]
+fn lifecycle_each_runtime() {
+    if !is_root() {
+        return;
+    }
+    for rt in runtimes() {
+        let b = setup();
+        // Foreground run: output, exit codes 0/1/N, 126, 127.
+        assert_eq!(
+            b.ok(&run_args(rt, &["--rm", "busybox", "echo", "hello"])),
+            "hello\n",
+            "{rt}"
+        );
+        assert_eq!(code(&b, &run_args(rt, &["busybox", "false"])).0, 1, "{rt}");
+        assert_eq!(
+            code(&b, &run_args(rt, &["busybox", "sh", "-c", "exit 42"])).0,
+            42
+        );
+        let (c, _, err) = code(&b, &run_args(rt, &["busybox", "nosuchcommand"]));
+        assert_eq!(c, 127, "{rt}: {err}");
+        assert!(err.contains("executable file not found"), "{err}");
+        assert_eq!(
+            code(&b, &run_args(rt, &["busybox", "/etc/passwd"])).0,
+            126,
+            "{rt}"
+        );
+        // -e, -w, -u
+        let out = b.ok(&run_args(
+            rt,
+            &[
+                "--rm",
+                "-e",
+                "FOO=bar",
+                "-w",
+                "/tmp/x",
+                "-u",
+                "65534",
+                "busybox",
+                "sh",
+                "-c",
+                "echo $FOO $(pwd) $(id -u)",
+            ],
+        ));
+        assert_eq!(out, "bar /tmp/x 65534\n", "{rt}");
+        // -w /proc/self/fd/N is refused (CVE-2024-21626).
+        let (c, _, err) = code(
+            &b,
+            &run_args(rt, &["busybox", "-w", "/proc/self/fd/7", "true"]),
+        );
+        let (c2, _, err2) = code(
+            &b,
+            &run_args(rt, &["-w", "/proc/self/fd/7", "busybox", "true"]),
+        );
+        assert_ne!(c, 0, "{err}");
+        assert_eq!(c2, 125, "{err2}");
+        assert!(err2.contains("/proc"), "{err2}");
+
+        // Detached: ps, exec, logs, stop, start, kill, rm.
+        let id = b
+            .ok(&run_args(
+                rt,
+                &[
+                    "-d",
+                    "--name",
+                    "web",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    "echo started; echo oops >&2; exec sleep 1000",
+                ],
+            ))
+            .trim()
+            .to_string();
+        assert_eq!(id.len(), 64);
+        let ps = b.ok(&["ps"]);
+        let header = ps.lines().next().unwrap();
+        for col in [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ] {
+            assert!(header.contains(col), "{header}");
+        }
+        assert!(
+            ps.contains(&id[..12]) && ps.contains(" Up ") && ps.contains("web"),
+            "{ps}"
+        );
+        assert_eq!(b.ok(&["exec", "web", "echo", "from-exec"]), "from-exec\n");
+        assert_eq!(code(&b, &["exec", "web", "sh", "-c", "exit 3"]).0, 3);
+        assert_eq!(code(&b, &["exec", "web", "nosuch"]).0, 127);
+        assert_eq!(
+            b.ok(&[
+                "exec",
+                "-e",
+                "A=1",
+                "-w",
+                "/tmp",
+                "-u",
+                "65534",
+                "web",
+                "sh",
+                "-c",
+                "echo $A $(pwd) $(id -u)"
+            ]),
+            "1 /tmp 65534\n"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !b.ok(&["logs", "web"]).contains("started") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = b.run(&["logs", "web"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+        assert!(b.ok(&["logs", "-t", "--tail", "1", "web"]).contains("T"));
+        assert_eq!(
+            inspect(&b, "web", "{{.State.Status}} {{.State.Running}} {{.Name}}"),
+            "running true /web"
+        );
+        assert!(inspect(&b, "web", "{{.State.Pid}}").parse::<i32>().unwrap() > 0);
+        // rm without -f refuses a running container.
+        let (c, _, err) = code(&b, &["rm", "web"]);
+        assert_eq!(c, 1);
+        assert!(
+            err.contains("You cannot remove a running container"),
+            "{err}"
+        );
+        assert!(err.contains("Stop the container before attempting removal or force remove"));
+        b.ok(&["stop", "-t", "1", "web"]);
+        assert_eq!(
+            inspect(&b, "web", "{{.State.Status}} {{.State.ExitCode}}"),
+            "exited 137"
+        );
+        let ps = b.ok(&["ps", "-a"]);
+        assert!(ps.contains("Exited (137)"), "{ps}");
+        assert!(!b.ok(&["ps"]).contains("web"));
+        b.ok(&["start", "web"]);
+        assert_eq!(inspect(&b, "web", "{{.State.Running}}"), "true");
+        b.ok(&["kill", "-s", "TERM", "web"]);
+        b.ok(&["kill", "web"]);
+        assert_eq!(b.ok(&["wait", "web"]).trim(), "137");
+        b.ok(&["rm", "web"]);
+        assert_eq!(code(&b, &["inspect", "--type", "container", "web"]).0, 1);
+        // rm -f of a running one; created containers; prune.
+        b.ok(&run_args(
+            rt,
+            &["-d", "--name", "r2", "busybox", "sleep", "100"],
+        ));
+        b.ok(&["rm", "-f", "r2"]);
+        b.ok(&["create", "--name", "c1", "busybox", "true"]);
+        let ps = b.ok(&["ps", "-a", "--filter", "name=c1"]);
+        assert!(ps.contains("Created"), "{ps}");
+        b.ok(&["start", "-a", "c1"]);
+        b.ok(&["container", "prune", "-f"]);
+        assert_eq!(b.ok(&["ps", "-a", "-q"]), "");
+        assert!(no_leftovers(&b), "{rt}: leftovers");
+    }
+}
+
+/// No container directories, mounts or cgroups are left once every container is gone.
+fn no_leftovers(b: &Berth) -> bool {
+    let dirs: Vec<_> = common::list(&b.root().join("containers"))
+        .into_iter()
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = b.root().display().to_string();
+    dirs.is_empty() && !mounts.contains(&format!("{root}/containers"))
+}
+
+#[test]
+fn ps_filters_formats_and_inspect() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    b.ok(&[
+        "create", "--name", "a1", "--label", "tier=web", "busybox", "true",
+    ]);
+    b.ok(&["run", "--name", "a2", "busybox", "sh", "-c", "exit 3"]);
+    b.ok(&["run", "-d", "--name", "a3", "busybox", "sleep", "100"]);
+    let names = |f: &str| {
+        let mut v: Vec<String> = b
+            .ok(&["ps", "-a", "--filter", f, "--format", "{{.Names}}"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v.join(",")
+    };
+    assert_eq!(names("status=created"), "a1");
+    assert_eq!(names("status=exited"), "a2");
+    assert_eq!(names("exited=3"), "a2");
+    assert_eq!(names("status=running"), "a3");
+    assert_eq!(names("label=tier=web"), "a1");
+    assert_eq!(names("name=a"), "a1,a2,a3");
+    assert_eq!(names("ancestor=busybox"), "a1,a2,a3");
+    assert_eq!(b.ok(&["ps", "-q"]).lines().count(), 1);
+    assert_eq!(b.ok(&["ps", "-a", "-q"]).lines().count(), 3);
+    assert_eq!(b.ok(&["ps", "-l", "--format", "{{.Names}}"]), "a3\n");
+    assert_eq!(b.ok(&["ps", "-n", "2", "-q"]).lines().count(), 2);
+    assert_eq!(
+        b.ok(&["ps", "-a", "--no-trunc", "-q"])
+            .lines()
+            .next()
+            .unwrap()
+            .len(),
+        64
+    );
+    let s = b.ok(&["ps", "-s", "--format", "{{.Size}}"]);
+    assert!(s.contains("virtual"), "{s}");
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "a2"])).unwrap();
+    let c = &v[0];
+    assert_eq!(c["State"]["ExitCode"], 3);
+    assert_eq!(c["State"]["Status"], "exited");
+    assert_eq!(c["Path"], "sh");
+    assert_eq!(c["Name"], "/a2");
+    assert_eq!(c["Config"]["Image"], "busybox");
+    assert!(c["HostConfig"].is_object() && c["NetworkSettings"].is_object());
+    // inspect falls back to images.
+    assert!(b
+        .ok(&["inspect", "-f", "{{.Id}}", "busybox"])
+        .starts_with("sha256:"));
+    b.ok(&["rename", "a1", "b1"]);
+    assert_eq!(inspect(&b, "b1", "{{.Name}}"), "/b1");
+    b.ok(&["pause", "a3"]);
+    assert!(b.ok(&["ps"]).contains("(Paused)"));
+    b.ok(&["unpause", "a3"]);
+    assert!(b.ok(&["top", "a3"]).contains("sleep"));
+    assert_eq!(b.ok(&["port", "a3"]), "");
+    b.ok(&["rm", "-f", "a3", "a2", "b1"]);
+}
+
+#[test]
+fn bad_input_messages() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let (c, _, err) = code(&b, &["run", "--memory", "12q", "busybox", "true"]);
+    assert_eq!(c, 125);
+    assert!(
+        err.contains("invalid argument \"12q\" for \"-m, --memory\" flag: invalid size: '12q'"),
+        "{err}"
+    );
+    let (c, _, err) = code(&b, &["run", "--cpus", "-1", "busybox", "true"]);
+    assert_eq!(c, 125);
+    assert!(err.contains("Range of CPUs is from 0.01 to"), "{err}");
+    let (c, _, err) = code(&b, &["run", "--nosuchflag", "busybox", "true"]);
+    assert_eq!(c, 125, "{err}");
+    let (c, _, err) = code(&b, &["run", "--rm", "nosuchimage", "true"]);
+    assert_eq!(c, 125);
+    assert!(
+        err.contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{err}"
+    );
+    let (c, _, err) = code(&b, &["run", "--name", "bad/name", "busybox", "true"]);
+    assert_eq!(c, 125);
+    assert!(err.contains("Invalid container name"), "{err}");
+    let (c, _, err) = code(&b, &["rm", "nosuch"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    assert_eq!(b.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    if !is_root() {
+        return;
+    }
+    for rt in runtimes() {
+        let b = setup();
+        let (c, _, err) = code(
+            &b,
+            &run_args(
+                rt,
+                &[
+                    "--name",
+                    "oom",
+                    "--memory",
+                    "8m",
+                    "--memory-swap",
+                    "8m",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}",
+                ],
+            ),
+        );
+        assert_eq!(c, 137, "{rt}: {err}");
+        assert_eq!(
+            inspect(&b, "oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
+            "true 137",
+            "{rt}"
+        );
+        b.ok(&["rm", "oom"]);
+    }
+}
+
+#[test]
+fn two_runs_with_one_name() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let spawn = || {
+        b.command()
+            .args(["run", "-d", "--name", "x", "busybox", "sleep", "100"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (p1, p2) = (spawn(), spawn());
+    let outs = [
+        p1.wait_with_output().unwrap(),
+        p2.wait_with_output().unwrap(),
+    ];
+    let wins = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(wins, 1);
+    let loser = outs.iter().find(|o| !o.status.success()).unwrap();
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert_eq!(loser.status.code(), Some(125));
+    assert!(
+        err.contains("Conflict. The container name \"/x\" is already in use by container \""),
+        "{err}"
+    );
+    assert!(err
+        .contains("You have to remove (or rename) that container to be able to reuse that name."));
+    assert_eq!(b.ok(&["ps", "-a", "-q"]).lines().count(), 1);
+    b.ok(&["rm", "-f", "x"]);
+    assert!(no_leftovers(&b));
+}
+
+#[test]
+fn fifty_invocations_at_once() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let mut children = Vec::new();
+    for i in 0..50 {
+        let mut c = b.command();
+        match i % 5 {
+            0 | 1 => c.args(["run", "--rm", "busybox", "true"]),
+            2 => c.args([
+                "run",
+                "-d",
+                "--name",
+                &format!("n{i}"),
+                "busybox",
+                "sleep",
+                "100",
+            ]),
+            3 => c.args(["ps", "-a"]),
+            _ => c.args(["create", "busybox", "true"]),
+        };
+        children.push(
+            c.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for ch in children {
+        let out = ch.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // 10 running + 10 created, and every row has its directory.
+    let ids = b.ok(&["ps", "-a", "-q", "--no-trunc"]);
+    assert_eq!(ids.lines().count(), 20);
+    for id in ids.lines() {
+        assert!(b
+            .root()
+            .join("containers")
+            .join(id)
+            .join("container.json")
+            .exists());
+    }
+    let all: Vec<String> = ids.lines().map(str::to_string).collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(all.iter().map(String::as_str));
+    b.ok(&args);
+    assert!(no_leftovers(&b));
+}
+
+#[test]
+fn killed_cli_and_monitor_leave_nothing_behind() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    // kill -9 of the CLI at several points of `run`.
+    for delay_ms in [1u64, 5, 15, 40, 100] {
+        let mut ch = b
+            .command()
+            .args([
+                "run",
+                "--name",
+                &format!("k{delay_ms}"),
+                "busybox",
+                "sleep",
+                "100",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = ch.kill();
+        let _ = ch.wait();
+    }
+    // The next commands see a consistent store: every listed container can be removed.
+    let ids = b.ok(&["ps", "-a", "-q", "--no-trunc"]);
+    for id in ids.lines() {
+        b.ok(&["rm", "-f", id]);
+    }
+    assert_eq!(b.ok(&["ps", "-a", "-q"]), "");
+    assert!(no_leftovers(&b), "leftovers after killed runs");
+
+    // A killed monitor: the container shows as exited, honestly.
+    b.ok(&["run", "-d", "--name", "m", "busybox", "sleep", "100"]);
+    let dir = b
+        .root()
+        .join("containers")
+        .join(inspect(&b, "m", "{{.Id}}"));
+    let pid: i32 = std::fs::read_to_string(dir.join("monitor.pid"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(inspect(&b, "m", "{{.State.Status}}"), "exited");
+    assert!(b.ok(&["ps", "-a"]).contains("Exited (255)"));
+    b.ok(&["rm", "m"]);
+    assert!(no_leftovers(&b));
+}
+
+#[test]
+fn volumes_and_mounts() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let host = b.dir.path().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "from-host").unwrap();
+    let bind = format!("{}:/data:ro", host.display());
+    assert_eq!(
+        b.ok(&["run", "--rm", "-v", &bind, "busybox", "cat", "/data/f"]),
+        "from-host"
+    );
+    assert_ne!(
+        code(
+            &b,
+            &["run", "--rm", "-v", &bind, "busybox", "touch", "/data/g"]
+        )
+        .0,
+        0
+    );
+    b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "vol1:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /v/x",
+    ]);
+    assert_eq!(
+        b.ok(&["run", "--rm", "-v", "vol1:/v", "busybox", "cat", "/v/x"]),
+        "kept\n"
+    );
+    assert!(b.ok(&["volume", "ls"]).contains("vol1"));
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/scratch",
+            "busybox",
+            "sh",
+            "-c",
+            "mount | grep -c /scratch"
+        ]),
+        "1\n"
+    );
+    b.ok(&["volume", "rm", "vol1"]);
+    assert!(!b.ok(&["volume", "ls", "-q"]).contains("vol1"));
+}
+
+#[test]
+fn foreground_run_forwards_sigterm() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let ch = b
+        .command()
+        .args([
+            "run",
+            "--name",
+            "sig",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got; exit 7' TERM; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while inspect(&b, "sig", "{{.State.Running}}") != "true" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &ch.id().to_string()])
+        .status()
+        .unwrap();
+    let out = ch.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got\n");
+    b.ok(&["rm", "sig"]);
+    let _ = BIN;
+}
