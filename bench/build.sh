@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 N=${1:-20}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p berth
-B=$PWD/$CARGO_TARGET_DIR/release/berth
+case $CARGO_TARGET_DIR in /*) T=$CARGO_TARGET_DIR ;; *) T=$PWD/$CARGO_TARGET_DIR ;; esac
+B=$T/release/berth
 W=$(mktemp -d /var/tmp/berth-bench-build.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 export BERTH_ROOT=$W/root BERTH_RUNROOT=$W/run
@@ -37,9 +38,10 @@ seq 1 1000 >"$C/b.txt"
 printf '#!/bin/sh\ncat a.txt\nmd5sum b.txt\ndate -u +%%F\n' >"$C/run.sh"
 
 if command -v hyperfine >/dev/null; then
-    hyperfine -N -w 2 -r "$N" \
+    hyperfine -N -w 2 -r "$N" --export-json "$W/h.json" \
         -n "berth build --no-cache" "$B build --no-cache -q -t anc-small $C" \
         -n "berth build (cached)" "$B build -q -t anc-small $C"
+    python3 -c "import json,sys; [print(f\"{r['command']}: median {r['median']*1000:.1f} ms\") for r in json.load(open(sys.argv[1]))['results']]" "$W/h.json"
 else
     median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
     t() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(((e - s) / 1000)); }
