@@ -180,7 +180,7 @@ fn lifecycle_each_runtime() {
         let out = b.run(&["logs", "web"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
         assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
-        assert!(b.ok(&["logs", "-t", "--tail", "1", "web"]).contains("T"));
+        assert!(b.ok(&["logs", "-t", "--tail", "2", "web"]).contains("T"));
         assert_eq!(
             inspect(&b, "web", "{{.State.Status}} {{.State.Running}} {{.Name}}"),
             "running true /web"
@@ -245,7 +245,7 @@ fn ps_filters_formats_and_inspect() {
     b.ok(&[
         "create", "--name", "a1", "--label", "tier=web", "busybox", "true",
     ]);
-    b.ok(&["run", "--name", "a2", "busybox", "sh", "-c", "exit 3"]);
+    b.run(&["run", "--name", "a2", "busybox", "sh", "-c", "exit 3"]);
     b.ok(&["run", "-d", "--name", "a3", "busybox", "sleep", "100"]);
     let names = |f: &str| {
         let mut v: Vec<String> = b
@@ -374,7 +374,7 @@ fn two_runs_with_one_name() {
     let b = setup();
     let spawn = || {
         b.command()
-            .args(["run", "-d", "--name", "x", "busybox", "sleep", "100"])
+            .args(["run", "-d", "--name", "xy", "busybox", "sleep", "100"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -391,13 +391,13 @@ fn two_runs_with_one_name() {
     let err = String::from_utf8_lossy(&loser.stderr);
     assert_eq!(loser.status.code(), Some(125));
     assert!(
-        err.contains("Conflict. The container name \"/x\" is already in use by container \""),
+        err.contains("Conflict. The container name \"/xy\" is already in use by container \""),
         "{err}"
     );
     assert!(err
         .contains("You have to remove (or rename) that container to be able to reuse that name."));
     assert_eq!(b.ok(&["ps", "-a", "-q"]).lines().count(), 1);
-    b.ok(&["rm", "-f", "x"]);
+    b.ok(&["rm", "-f", "xy"]);
     assert!(no_leftovers(&b));
 }
 
@@ -492,11 +492,11 @@ fn killed_cli_and_monitor_leave_nothing_behind() {
     assert!(no_leftovers(&b), "leftovers after killed runs");
 
     // A killed monitor: the container shows as exited, honestly.
-    b.ok(&["run", "-d", "--name", "m", "busybox", "sleep", "100"]);
+    b.ok(&["run", "-d", "--name", "mon", "busybox", "sleep", "100"]);
     let dir = b
         .root()
         .join("containers")
-        .join(inspect(&b, "m", "{{.Id}}"));
+        .join(inspect(&b, "mon", "{{.Id}}"));
     let pid: i32 = std::fs::read_to_string(dir.join("monitor.pid"))
         .unwrap()
         .split_whitespace()
@@ -509,9 +509,9 @@ fn killed_cli_and_monitor_leave_nothing_behind() {
         .status()
         .unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(inspect(&b, "m", "{{.State.Status}}"), "exited");
+    assert_eq!(inspect(&b, "mon", "{{.State.Status}}"), "exited");
     assert!(b.ok(&["ps", "-a"]).contains("Exited (255)"));
-    b.ok(&["rm", "m"]);
+    b.ok(&["rm", "mon"]);
     assert!(no_leftovers(&b));
 }
 
@@ -590,7 +590,14 @@ fn foreground_run_forwards_sigterm() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while inspect(&b, "sig", "{{.State.Running}}") != "true" && Instant::now() < deadline {
+    while String::from_utf8_lossy(
+        &b.run(&["inspect", "-f", "{{.State.Running}}", "sig"])
+            .stdout,
+    )
+    .trim()
+        != "true"
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
