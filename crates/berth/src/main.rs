@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             libc::SYS_close_range,
             3u32,
             u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as u32,
+            libc::CLOSE_RANGE_CLOEXEC,
         )
     };
     let args = match cli::Cli::try_parse() {

@@ -1491,9 +1491,9 @@ impl Engine {
         let row = self.resolve_container(name)?;
         let new = names::validate(new_name)?;
         if new == row.name {
-            return Err(EngineError::Conflict(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(EngineError::Conflict(
+                "Renaming a container with the same name as its current name".to_string(),
+            ));
         }
         match self.store_mut().rename_container(&row.id, &new)? {
             Ok(()) => Ok(()),

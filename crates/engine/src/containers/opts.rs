@@ -30,14 +30,12 @@ pub fn parse_restart(s: &str) -> Result<RestartPolicy, EngineError> {
             max_retries: 0,
         }),
         ("always" | "unless-stopped" | "no", Some(_)) => Err(EngineError::InvalidArgument(
-            format!("invalid restart policy: maximum retry count can only be used with 'on-failure'"),
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string(),
         )),
         ("on-failure", c) => {
             let max_retries = match c {
                 Some(c) => c.parse::<u32>().map_err(|_| {
-                    EngineError::InvalidArgument(format!(
-                        "invalid restart policy format: maximum retry count must be an integer"
-                    ))
+                    EngineError::InvalidArgument("invalid restart policy format: maximum retry count must be an integer".to_string())
                 })?,
                 None => 0,
             };
@@ -240,9 +238,9 @@ impl Filters {
         let mut items = Vec::new();
         for a in args {
             let Some((k, v)) = a.split_once('=') else {
-                return Err(EngineError::InvalidArgument(format!(
-                    "bad format of filter (expected name=value)"
-                )));
+                return Err(EngineError::InvalidArgument(
+                    "bad format of filter (expected name=value)".to_string(),
+                ));
             };
             let k = k.trim().to_ascii_lowercase();
             match k.as_str() {
