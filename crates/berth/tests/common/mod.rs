@@ -8,6 +8,12 @@ use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
+/// The binary under test: `BERTH_TEST_BIN` overrides the one cargo built, so prebuilt test
+/// executables can run on another host (e.g. a pure cgroup v2 machine).
+pub fn bin() -> String {
+    std::env::var("BERTH_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A berth with its own root and runroot, removed when dropped.
 pub struct Berth {
     pub dir: tempfile::TempDir,
@@ -31,7 +37,7 @@ impl Berth {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.env("BERTH_ROOT", self.root())
             .env("BERTH_RUNROOT", self.runroot())
             .stdin(Stdio::null());
