@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
-cargo build --release -q
-BERTH=$PWD/target/release/berth
+[ -n "${BERTH_PREBUILT:-}" ] || cargo build --release -q
+BERTH=${BERTH:-$PWD/target/release/berth}
 W=${W:-$(mktemp -d /var/tmp/berth-bench.XXXXXX)}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -80,3 +80,12 @@ text = "\n".join(lines)
 open(f"{out}/images.md", "w").write(text + "\n")
 print(text)
 PY
+
+{
+    echo "# Image store figures"
+    echo
+    echo "Measured by \`bench/images.sh\` on $(date -u +%Y-%m-%d), release build, $(nproc) cores,"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Medians; hyperfine."
+    echo
+    cat "$OUT/images.md"
+} > bench/README-images.md
