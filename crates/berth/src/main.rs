@@ -39,6 +39,9 @@ fn main() -> ExitCode {
     if std::path::Path::new(&arg0).file_name() == Some(std::ffi::OsStr::new("berth-monitor")) {
         berth_runtime::monitor::main();
     }
+    if std::path::Path::new(&arg0).file_name() == Some(std::ffi::OsStr::new("berth-netproxy")) {
+        berth_engine::containers::network::netproxy_main();
+    }
     if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("__monitor")) {
         use std::os::unix::process::CommandExt;
         let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());

@@ -952,12 +952,47 @@ impl<'a> Networking<'a> {
         endpoints: &[Endpoint],
         upstreams: &[IpAddr],
     ) -> Result<()> {
+        self.spawn_proxy(
+            container_id,
+            Some(watch_pid),
+            reserved,
+            endpoints,
+            upstreams,
+            &proxy_binary(),
+        )
+        .map(|_| ())
+    }
+
+    /// [`Networking::start_proxy`] before the container exists: the helper listens and serves
+    /// DNS at once (no early lookup can miss it) and learns the process to watch later through
+    /// [`ProxyWatch::watch`]; it exits when the returned handle is dropped without a pid (the
+    /// start failed, or the caller died). `None` when there is nothing to serve.
+    pub fn start_proxy_deferred(
+        &self,
+        container_id: &str,
+        reserved: Vec<Reserved>,
+        endpoints: &[Endpoint],
+        upstreams: &[IpAddr],
+        binary: &Path,
+    ) -> Result<Option<ProxyWatch>> {
+        self.spawn_proxy(container_id, None, reserved, endpoints, upstreams, binary)
+    }
+
+    fn spawn_proxy(
+        &self,
+        container_id: &str,
+        watch: Option<i32>,
+        reserved: Vec<Reserved>,
+        endpoints: &[Endpoint],
+        upstreams: &[IpAddr],
+        binary: &Path,
+    ) -> Result<Option<ProxyWatch>> {
         let user_nets: Vec<&Endpoint> = endpoints
             .iter()
             .filter(|e| !matches!(e.network_name.as_str(), "bridge" | "host" | "none"))
             .collect();
         if reserved.is_empty() && user_nets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let target_ip = endpoints
             .first()
@@ -996,15 +1031,36 @@ impl<'a> Networking<'a> {
                 target: SocketAddr::new(IpAddr::V4(target_ip), r.binding.container_port),
             });
         }
+        // Deferred: the helper reads the pid to watch from a pipe (EOF: exit).
+        let watch_pipe = match watch {
+            Some(_) => None,
+            None => {
+                let mut q = [0 as libc::c_int; 2];
+                // SAFETY: pipe2 fills two new fds that we own from here on.
+                if unsafe { libc::pipe2(q.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                    return Err(std::io::Error::last_os_error().into());
+                }
+                // SAFETY: fresh fds from pipe2.
+                let pair = unsafe {
+                    (
+                        std::os::fd::OwnedFd::from_raw_fd(q[0]),
+                        std::fs::File::from_raw_fd(q[1]),
+                    )
+                };
+                fds.push(pair.0.as_raw_fd());
+                Some(pair)
+            }
+        };
         let cfg = ProxyConfig {
             container_id: container_id.into(),
-            watch_pid,
+            watch_pid: watch.unwrap_or(0),
             ports,
             dns,
             pid_file,
             ready_fd: 3,
+            watch_fd: watch_pipe.as_ref().map(|_| 3 + fds.len() as i32 - 1),
         };
-        let mut cmd = Command::new(proxy_binary());
+        let mut cmd = Command::new(binary);
         cmd.arg(serde_json::to_string(&cfg).unwrap())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1038,6 +1094,10 @@ impl<'a> Networking<'a> {
         })?;
         drop(wr);
         drop(reserved);
+        let watch_tx = watch_pipe.map(|(r, w)| {
+            drop(r);
+            w
+        });
         let mut line = String::new();
         use std::io::BufRead;
         let _ = std::io::BufReader::new(rd).read_line(&mut line);
@@ -1055,7 +1115,7 @@ impl<'a> Networking<'a> {
         }
         // The helper outlives us; reaping is init's job once we exit.
         std::mem::forget(child);
-        Ok(())
+        Ok(watch_tx.map(|file| ProxyWatch { file }))
     }
 
     /// Stops a container's helper if it runs (idempotent).
@@ -1122,6 +1182,20 @@ impl<'a> Networking<'a> {
         }
         self.sync()?;
         Ok(rep)
+    }
+}
+
+/// A helper started by [`Networking::start_proxy_deferred`], waiting for its pid to watch.
+#[derive(Debug)]
+pub struct ProxyWatch {
+    file: std::fs::File,
+}
+
+impl ProxyWatch {
+    /// Tells the helper which process to outlive (the container's init); it exits with it.
+    pub fn watch(mut self, pid: i32) {
+        use std::io::Write;
+        let _ = writeln!(self.file, "{pid}");
     }
 }
 

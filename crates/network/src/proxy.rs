@@ -58,6 +58,10 @@ pub struct ProxyConfig {
     pub pid_file: PathBuf,
     /// Inherited pipe: `ok\n` or an error line once ready.
     pub ready_fd: RawFd,
+    /// With `watch_pid` 0: an inherited pipe that brings the pid to watch (one line) once the
+    /// container runs; end of file before a pid means exit.
+    #[serde(default)]
+    pub watch_fd: Option<RawFd>,
 }
 
 const PIPE_SIZE: i32 = 1 << 20;
@@ -356,6 +360,23 @@ pub fn run(cfg: ProxyConfig) -> ! {
     let _ = std::fs::write(&cfg.pid_file, format!("{}\n", std::process::id()));
     let _ = ready.write_all(b"ok\n");
     drop(ready);
+    let watch = match (watch, cfg.watch_fd) {
+        (None, Some(fd)) => {
+            use std::io::Read;
+            // SAFETY: inherited pipe, ours from here on.
+            let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            match s.trim().parse::<i32>().ok().and_then(pidfd_open) {
+                Some(fd) => Some(fd),
+                None => {
+                    let _ = std::fs::remove_file(&cfg.pid_file);
+                    std::process::exit(0)
+                }
+            }
+        }
+        (w, _) => w,
+    };
     match watch {
         Some(fd) => {
             let mut pfd = libc::pollfd {

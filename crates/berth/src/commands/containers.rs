@@ -287,17 +287,6 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
             }
         }
     }
-    if !a.publish.is_empty() {
-        match a.network.as_deref() {
-            Some("none") | Some("host") => {}
-            _ => {
-                return Err(status(
-                    125,
-                    "Error response from daemon: publishing ports (-p) needs a bridge network, which this berth does not have yet; use --network host",
-                ))
-            }
-        }
-    }
     if let Some(k) = &a.detach_keys {
         parse_detach_keys(k)?;
     }
@@ -312,6 +301,16 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         auto_remove: a.rm,
         restart: a.restart.clone(),
         network: a.network.clone(),
+        net: berth_engine::containers::network::NetRequest {
+            publish: a.publish.clone(),
+            publish_all: a.publish_all,
+            aliases: a.network_alias.clone(),
+            ip: a.ip.clone(),
+            add_hosts: a.add_host.clone(),
+            dns: a.dns.clone(),
+            dns_search: a.dns_search.clone(),
+            dns_options: a.dns_option.clone(),
+        },
         detach: a.detach,
         security_opt: a.security_opt.clone(),
     })
@@ -792,15 +791,38 @@ pub fn top(engine: &mut Engine, a: TopArgs) -> Result<()> {
 }
 
 pub fn port(engine: &mut Engine, a: PortArgs) -> Result<()> {
-    engine
-        .resolve_container(&a.container)
+    let ports = engine
+        .container_ports(&a.container)
         .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
-    if let Some(p) = &a.private_port {
-        return Err(status(
-            1,
-            format!("Error: No public port '{p}' published for {}", a.container),
-        ));
+    let mut out = String::new();
+    match &a.private_port {
+        Some(p) => {
+            let key = if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            };
+            for b in ports.iter().filter(|b| b.key() == key) {
+                out.push_str(&b.host_addr());
+                out.push('\n');
+            }
+            if out.is_empty() {
+                return Err(status(
+                    1,
+                    format!(
+                        "Error: No public port '{key}' published for {}",
+                        a.container
+                    ),
+                ));
+            }
+        }
+        None => {
+            for b in &ports {
+                out.push_str(&format!("{} -> {}\n", b.key(), b.host_addr()));
+            }
+        }
     }
+    print!("{out}");
     Ok(())
 }
 
@@ -963,7 +985,7 @@ fn ps_row(c: &ContainerSummary, no_trunc: bool) -> Value {
         "Mounts": c.mounts.join(","),
         "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
         "Networks": c.network_mode,
-        "Ports": "",
+        "Ports": super::network::ps_ports(&c.ports),
         "RunningFor": since(c.created),
         "Size": size,
         "State": c.state,

@@ -3,6 +3,7 @@
 pub(crate) mod build;
 mod containers;
 mod images;
+pub(crate) mod network;
 mod registry;
 mod system;
 
@@ -76,6 +77,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Volume(V::Inspect(a)) => containers::volume_inspect(&mut open()?, a),
         Command::Volume(V::Rm(a)) => containers::volume_rm(&mut open()?, a),
         Command::Volume(V::Prune(a)) => containers::volume_prune(&mut open()?, a),
+        Command::Network(c) => network::run(&mut open()?, c),
         Command::Build(a) => build::build(&mut open()?, a),
         Command::Builder(build::BuilderCommand::Prune(a)) => build::prune(&mut open()?, a),
         Command::Version(a) => system::version(&open()?, a),

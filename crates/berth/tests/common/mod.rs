@@ -97,6 +97,32 @@ impl Berth {
     }
 }
 
+impl Drop for Berth {
+    /// Removes the host network state this root made: its default bridge and nftables table
+    /// (named after the root, see the engine's `containers::network`).
+    fn drop(&mut self) {
+        let (bridge, table) = net_names(&self.root());
+        if Path::new("/sys/class/net").join(&bridge).exists() {
+            let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+            let _ = Command::new("nft")
+                .args(["delete", "table", "inet", &table])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The default bridge and nftables table of a non-default root.
+pub fn net_names(root: &Path) -> (String, String) {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in root.as_os_str().as_encoded_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let h = (h ^ (h >> 32)) as u32;
+    (format!("berth{h:08x}"), format!("berth_{h:08x}"))
+}
+
 pub fn list(dir: &Path) -> Vec<PathBuf> {
     match std::fs::read_dir(dir) {
         Ok(rd) => {

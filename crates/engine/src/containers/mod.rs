@@ -22,6 +22,7 @@
 //! `removing` is removed. Both steps are idempotent.
 
 pub mod names;
+pub mod network;
 mod opts;
 mod pending;
 
@@ -29,8 +30,7 @@ pub use opts::{parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
 
 use crate::{Engine, EngineError};
 use berth_runtime::{
-    ContainerState, ExecOptions, ImageRuntimeConfig, MountSpec, NetworkMode, RunOptions,
-    RuntimeKind,
+    ContainerState, ExecOptions, ImageRuntimeConfig, MountSpec, RunOptions, RuntimeKind,
 };
 use berth_store::ContainerRow;
 use serde::{Deserialize, Serialize};
@@ -98,8 +98,10 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     /// `--restart`
     pub restart: Option<String>,
-    /// `--network` (`none`, `host`, `default`/`bridge`).
+    /// `--network` (`none`, `host`, `default`/`bridge`, a network's name).
     pub network: Option<String>,
+    /// `-p`, `-P`, `--network-alias`, `--ip`, `--add-host`, `--dns*`.
+    pub net: network::NetRequest,
     /// `-d`: shapes Config.AttachStdout/Stderr.
     pub detach: bool,
     /// `--security-opt` values as given (recorded for inspect).
@@ -650,21 +652,7 @@ impl Engine {
             .map(|d| self.store().layer_path(&d))
             .collect();
         let mut run = o.run.clone();
-        let network_mode = match o.network.as_deref() {
-            None | Some("") | Some("default") | Some("bridge") | Some("none") => {
-                run.network = NetworkMode::None;
-                "none".to_string()
-            }
-            Some("host") => {
-                run.network = NetworkMode::Host;
-                "host".to_string()
-            }
-            Some(other) => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "network {other} not found"
-                )))
-            }
-        };
+        let network_mode = self.resolve_network_mode(o, &mut run)?;
         if let Some(s) = &run.stop_signal {
             berth_runtime::parse_signal(s)
                 .map_err(|_| EngineError::InvalidArgument(format!("Invalid signal: {s}")))?;
@@ -727,6 +715,10 @@ impl Engine {
         let args = berth_runtime::spec::process_args(&img, &run)
             .map_err(|_| EngineError::InvalidArgument("no command specified".into()))?;
         let id = new_id();
+        if let Err(e) = self.plan_network(&id, &network_mode, o, &img.exposed_ports, &mut run) {
+            let _ = std::fs::remove_dir_all(self.container_dir_of(&id));
+            return Err(e);
+        }
         let created = now_rfc3339();
         let mut env = img.env.clone();
         berth_runtime::spec::merge_env(&mut env, &run.env);
@@ -956,6 +948,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let dir = self.container_dir_of(id);
         berth_runtime::mount_rootfs(&dir, &spec.layers).map_err(EngineError::Runtime)?;
+        let net = self.network_before_start(id)?;
         let previous = rec.state.clone();
         rec.state = StateCache {
             status: "running".into(),
@@ -971,11 +964,13 @@ impl Engine {
         };
         match berth_runtime::start(&dir, &opts) {
             Ok(started) => {
+                self.network_after_start(id, net, Some(started.pid));
                 rec.state.pid = started.pid;
                 self.save_record(id, rec)?;
                 Ok(())
             }
             Err(e) => {
+                self.network_after_start(id, net, None);
                 rec.state = StateCache {
                     status: if previous.status == "exited" {
                         "exited".into()
@@ -1067,6 +1062,7 @@ impl Engine {
         }
         let dir = self.container_dir_of(&row.id);
         let _ = berth_runtime::cleanup(&dir);
+        self.release_network(&row.id);
         if rec.auto_remove {
             self.remove_container(&row.id, true, true)?;
         }
@@ -1154,6 +1150,7 @@ impl Engine {
     /// The idempotent second half of `rm`: stop everything, unmount, delete the directory,
     /// delete the row.
     fn finish_remove(&mut self, id: &str, volumes: bool) -> Result<(), EngineError> {
+        self.release_network(id);
         let dir = self.container_dir_of(id);
         let spec = self.spec_of(id).ok();
         if dir.exists() {
@@ -1197,6 +1194,7 @@ impl Engine {
         o: &ListOptions,
     ) -> Result<Vec<ContainerSummary>, EngineError> {
         self.recover_containers()?;
+        let _ = self.network_gc_dead();
         let filters = opts::Filters::parse(&o.filters)?;
         let ancestors: Vec<String> = filters
             .get("ancestor")
@@ -1255,7 +1253,7 @@ impl Engine {
                 created,
                 status: status_text(&live),
                 state: live.status.clone(),
-                ports: Vec::new(),
+                ports: self.network_ps_ports(&row.id, live.running),
                 labels: rec.labels.clone(),
                 size_rw,
                 size_root_fs,
@@ -1434,6 +1432,7 @@ impl Engine {
                 }
             },
         });
+        self.fill_network_settings(&row.id, &spec, live.running, &mut v);
         if size {
             let rw = dir_size(&dir.join("upper"));
             let image = self
