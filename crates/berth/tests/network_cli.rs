@@ -188,7 +188,11 @@ fn udp_published() {
     let port = free_udp_port();
     let exe = std::env::current_exe().unwrap();
     let mount = format!("{}:/t:ro", exe.parent().unwrap().display());
-    let prog = format!("/t/{}", exe.file_name().unwrap().to_string_lossy());
+    // Through sh: the runtime looks the command up before the bind mounts exist.
+    let prog = format!(
+        "exec /t/{} udp_echo_helper --ignored --exact",
+        exe.file_name().unwrap().to_string_lossy()
+    );
     b.ok(&[
         "run",
         "-d",
@@ -201,14 +205,15 @@ fn udp_published() {
         "-v",
         "/usr/lib:/usr/lib:ro",
         "-v",
+        "/usr/lib:/lib:ro",
+        "-v",
         "/usr/lib64:/lib64:ro",
         "-v",
         &mount,
         "busybox",
-        "/echo",
-        "udp_echo_helper",
-        "--ignored",
-        "--exact",
+        "sh",
+        "-c",
+        &prog,
     ]);
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
