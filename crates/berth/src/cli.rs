@@ -98,6 +98,19 @@ pub enum Command {
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::commands::containers_extra::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::commands::containers_extra::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::commands::containers_extra::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::commands::containers_extra::ExportArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(crate::commands::containers_extra::StatsArgs),
+    /// Finishes a container that exited (run by its monitor: --rm, --restart)
+    #[command(name = "__container-exited", hide = true)]
+    ContainerExited(crate::commands::containers_extra::ExitedArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -157,6 +170,10 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Display system-wide information
     Info(FormatOnly),
+    /// Remove unused data
+    Prune(crate::commands::containers_extra::SystemPruneArgs),
+    /// Show docker disk usage
+    Df(crate::commands::containers_extra::SystemDfArgs),
 }
 
 #[derive(Debug, Args)]
@@ -432,6 +449,16 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::commands::containers_extra::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::commands::containers_extra::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::commands::containers_extra::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::commands::containers_extra::ExportArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(crate::commands::containers_extra::StatsArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// Remove all stopped containers

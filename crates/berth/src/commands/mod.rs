@@ -2,6 +2,7 @@
 
 pub(crate) mod build;
 mod containers;
+pub(crate) mod containers_extra;
 mod images;
 pub(crate) mod network;
 mod registry;
@@ -71,7 +72,26 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Top(a) | Command::Container(C::Top(a)) => containers::top(&mut open()?, a),
         Command::Port(a) | Command::Container(C::Port(a)) => containers::port(&mut open()?, a),
         Command::Container(C::Inspect(a)) => containers::inspect(&mut open()?, a),
-        Command::Container(C::Prune(a)) => containers::prune(&mut open()?, a),
+        Command::Container(C::Prune(a)) if a.filter.is_empty() => {
+            containers::prune(&mut open()?, a)
+        }
+        Command::Container(C::Prune(a)) => containers_extra::container_prune(&mut open()?, a),
+        Command::Cp(a) | Command::Container(C::Cp(a)) => containers_extra::cp(&mut open()?, a),
+        Command::Commit(a) | Command::Container(C::Commit(a)) => {
+            containers_extra::commit(&mut open()?, a)
+        }
+        Command::Diff(a) | Command::Container(C::Diff(a)) => {
+            containers_extra::diff(&mut open()?, a)
+        }
+        Command::Export(a) | Command::Container(C::Export(a)) => {
+            containers_extra::export(&mut open()?, a)
+        }
+        Command::Stats(a) | Command::Container(C::Stats(a)) => {
+            containers_extra::stats(&mut open()?, a)
+        }
+        Command::ContainerExited(a) => containers_extra::container_exited(&mut open()?, a),
+        Command::System(SystemCommand::Prune(a)) => containers_extra::system_prune(&mut open()?, a),
+        Command::System(SystemCommand::Df(a)) => containers_extra::system_df(&mut open()?, a),
         Command::Volume(V::Create(a)) => containers::volume_create(&mut open()?, a),
         Command::Volume(V::Ls(a)) => containers::volume_ls(&mut open()?, a),
         Command::Volume(V::Inspect(a)) => containers::volume_inspect(&mut open()?, a),

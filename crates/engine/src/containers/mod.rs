@@ -21,10 +21,13 @@
 //! command to finish the job: a directory without a row is cleaned up and removed, a row marked
 //! `removing` is removed. Both steps are idempotent.
 
+pub mod commit;
+pub mod cp;
 pub mod names;
 pub mod network;
 mod opts;
 mod pending;
+pub mod system;
 
 pub use opts::{parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
 

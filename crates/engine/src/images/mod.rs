@@ -6,8 +6,9 @@ mod filters;
 mod import;
 
 pub use archive::SaveOptions;
+pub(crate) use changes::apply_changes;
 pub use filters::ImageFilters;
-pub(crate) use import::{commit_with_manifest, AssembledLayer};
+pub(crate) use import::{build_commit, commit_with_manifest, AssembledLayer};
 pub use import::{ImportOptions, ImportSource};
 
 use crate::types::{

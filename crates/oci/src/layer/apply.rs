@@ -56,6 +56,18 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Extracts the uncompressed tar stream `archive` into `root`, an existing (normally empty)
 /// directory that becomes this layer's overlay diff directory. Reads `archive` to its end.
 pub fn apply_layer<R: Read>(archive: R, root: &Path) -> Result<ApplyStats, LayerError> {
+    extract(archive, root, false)
+}
+
+/// Extracts a plain tar (`cp`, not a layer) into `root` with the same path safety: no
+/// whiteout handling (`.wh.*` names are ordinary files), and symlink targets are kept as they
+/// are (a link is never followed when entries are created, so its target cannot lead a write
+/// out of `root`).
+pub fn apply_archive<R: Read>(archive: R, root: &Path) -> Result<ApplyStats, LayerError> {
+    extract(archive, root, true)
+}
+
+fn extract<R: Read>(archive: R, root: &Path, plain: bool) -> Result<ApplyStats, LayerError> {
     let root_fd = rustix::fs::open(
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -71,6 +83,7 @@ pub fn apply_layer<R: Read>(archive: R, root: &Path) -> Result<ApplyStats, Layer
         dirs: Vec::new(),
         buf: vec![0u8; BUF],
         stats: ApplyStats::default(),
+        plain,
     };
     let mut ar = tar::Archive::new(BufReader::with_capacity(BUF, archive));
     for entry in ar.entries().map_err(corrupt)? {
@@ -97,6 +110,8 @@ struct Extractor {
     dirs: Vec<(Vec<u8>, Timespec)>,
     buf: Vec<u8>,
     stats: ApplyStats,
+    /// A plain archive: no whiteouts, link targets unchecked.
+    plain: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -172,7 +187,7 @@ impl Extractor {
         self.stats.entries += 1;
 
         // AUFS metadata directories at the top level are not part of the image.
-        if let Some(first) = comps.first() {
+        if let Some(first) = comps.first().filter(|_| !self.plain) {
             if first.starts_with(WHITEOUT_META_PREFIX)
                 && !(comps.len() == 1 && first == WHITEOUT_OPAQUE)
             {
@@ -207,14 +222,14 @@ impl Extractor {
         };
 
         // Whiteouts.
-        if base == WHITEOUT_OPAQUE {
+        if base == WHITEOUT_OPAQUE && !self.plain {
             let pfd = self.parent(parent, &name)?;
             let dfd = reopen_dir(pfd.as_fd()).map_err(io_err)?;
             set_xattr_fd(dfd.as_fd(), &CString::new(OPAQUE_XATTR).unwrap(), b"y")
                 .map_err(io_err)?;
             return Ok(());
         }
-        if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX).filter(|_| !self.plain) {
             if hidden.is_empty() || hidden == b"." {
                 return Err(LayerError::Invalid {
                     path: name,
@@ -312,7 +327,7 @@ impl Extractor {
                 }
                 // Docker's check: a relative target must stay inside the root when resolved
                 // lexically from the symlink's directory.
-                if target[0] != b'/' {
+                if target[0] != b'/' && !self.plain {
                     let mut full = join(parent);
                     full.push(b'/');
                     full.extend_from_slice(&target);

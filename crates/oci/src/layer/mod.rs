@@ -11,7 +11,7 @@ mod apply;
 mod compress;
 mod create;
 
-pub use apply::apply_layer;
+pub use apply::{apply_archive, apply_layer};
 pub use compress::{decompress, detect_compression, Compression};
 pub use create::{create_layer, CreateOptions};
 

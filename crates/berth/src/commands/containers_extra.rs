@@ -1,0 +1,491 @@
+//! More container commands: `cp`, `commit`, `diff`, `export`, `stats`, `system prune`,
+//! `system df`, and `container prune` with filters.
+
+use crate::output::human_size;
+use crate::StatusError;
+use anyhow::Result;
+use berth_engine::containers::cp::{archive_host_path, ContainerRoot, TarOptions};
+use berth_engine::{Engine, EngineError};
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// An error with Docker's exit code and message.
+fn status(code: u8, message: impl Into<String>) -> anyhow::Error {
+    let message: String = message.into();
+    let message = message
+        .strip_prefix("Error response from daemon: ")
+        .map(str::to_string)
+        .unwrap_or(message);
+    StatusError { code, message }.into()
+}
+
+fn daemon(e: EngineError) -> anyhow::Error {
+    status(1, format!("Error response from daemon: {e}"))
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output during copy
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// CONTAINER:SRC_PATH or SRC_PATH or -
+    pub source: String,
+    /// DEST_PATH or - or CONTAINER:DEST_PATH
+    pub destination: String,
+}
+
+/// Docker's `splitCpArg`: `CONTAINER:PATH`, unless the argument is an absolute path or starts
+/// with `.` (so local paths with colons can be written `./a:b`).
+fn split_cp_arg(arg: &str) -> (Option<&str>, &str) {
+    if arg.starts_with('/') || arg.starts_with('.') {
+        return (None, arg);
+    }
+    match arg.split_once(':') {
+        Some((c, p)) => (Some(c), p),
+        None => (None, arg),
+    }
+}
+
+/// `a/b/.` (copy the contents of b): the path without `/.`, and true.
+fn contents_only(path: &str) -> (&str, bool) {
+    if path == "." {
+        return (".", true);
+    }
+    match path.strip_suffix("/.") {
+        Some(p) if p.is_empty() => ("/", true),
+        Some(p) => (p, true),
+        None => (path, false),
+    }
+}
+
+fn base_name(path: &str) -> String {
+    let t = path.trim_end_matches('/');
+    if t.is_empty() {
+        return ".".into();
+    }
+    match t.rsplit_once('/') {
+        Some((_, b)) => b.to_string(),
+        None => t.to_string(),
+    }
+}
+
+fn parent_of(path: &str) -> String {
+    let t = path.trim_end_matches('/');
+    match t.rsplit_once('/') {
+        Some(("", _)) => "/".into(),
+        Some((p, _)) => p.into(),
+        None => ".".into(),
+    }
+}
+
+/// A container path relative to the container's working directory.
+fn container_path(root: &ContainerRoot, p: &str) -> String {
+    if p.starts_with('/') {
+        return p.to_string();
+    }
+    let wd = root.spec.config["WorkingDir"].as_str().unwrap_or("");
+    let wd = if wd.is_empty() { "/" } else { wd };
+    format!("{}/{}", wd.trim_end_matches('/'), p)
+}
+
+pub fn cp(engine: &mut Engine, a: CpArgs) -> Result<()> {
+    let (src_ctr, src) = split_cp_arg(&a.source);
+    let (dst_ctr, dst) = split_cp_arg(&a.destination);
+    match (src_ctr, dst_ctr) {
+        (Some(_), Some(_)) => Err(status(1, "copying between containers is not supported")),
+        (None, None) => Err(status(1, "must specify at least one container source")),
+        (Some(c), None) => copy_from(engine, &a, c, src, dst),
+        (None, Some(c)) => copy_to(engine, &a, src, c, dst),
+    }
+}
+
+fn copy_from(engine: &mut Engine, a: &CpArgs, ctr: &str, src: &str, dst: &str) -> Result<()> {
+    if src.is_empty() {
+        return Err(status(1, "filepath cannot be empty"));
+    }
+    let root = engine.open_container_root(ctr).map_err(daemon)?;
+    let src = container_path(&root, src);
+    let (src_path, contents) = contents_only(&src);
+    let st = root
+        .stat(src_path, a.follow_link)
+        .map_err(daemon)?
+        .ok_or_else(|| {
+            status(
+                1,
+                format!("Error response from daemon: Could not find the file {src_path} in container {ctr}"),
+            )
+        })?;
+    if contents && !st.is_dir {
+        return Err(status(1, format!("{src}: not a directory")));
+    }
+    if dst == "-" {
+        let top = if contents {
+            String::new()
+        } else {
+            base_name(src_path)
+        };
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        root.archive(
+            src_path,
+            a.follow_link,
+            &top,
+            TarOptions::default(),
+            &mut out,
+        )
+        .map_err(daemon)?;
+        out.flush()?;
+        return Ok(());
+    }
+    let dst_path = Path::new(dst);
+    let (target_dir, top) = match std::fs::metadata(dst_path) {
+        Ok(m) if m.is_dir() => (
+            dst_path.to_path_buf(),
+            if contents {
+                String::new()
+            } else {
+                base_name(src_path)
+            },
+        ),
+        Ok(_) => {
+            if st.is_dir {
+                return Err(status(
+                    1,
+                    format!("cannot overwrite non-directory \"{dst}\" with directory \"{src}\""),
+                ));
+            }
+            (PathBuf::from(parent_of(dst)), base_name(dst))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if dst.ends_with('/') && !st.is_dir {
+                return Err(status(
+                    1,
+                    format!("destination directory \"{dst}\" does not exist"),
+                ));
+            }
+            let parent = PathBuf::from(parent_of(dst));
+            if !parent.is_dir() {
+                return Err(status(
+                    1,
+                    format!("lstat {}: no such file or directory", parent.display()),
+                ));
+            }
+            (parent, base_name(dst))
+        }
+        Err(e) => return Err(status(1, format!("{dst}: {e}"))),
+    };
+    let owner = if a.archive {
+        None
+    } else {
+        Some(unsafe { (libc::geteuid(), libc::getegid()) })
+    };
+    let (reader, mut writer) = std::io::pipe()?;
+    let extract = std::thread::spawn(move || berth_oci::layer::apply_archive(reader, &target_dir));
+    let made = root.archive(
+        src_path,
+        a.follow_link,
+        &top,
+        TarOptions { owner },
+        &mut writer,
+    );
+    drop(writer);
+    let applied = extract.join().map_err(|_| status(1, "copy failed"))?;
+    made.map_err(daemon)?;
+    let stats = applied.map_err(|e| status(1, format!("copying to {dst}: {e}")))?;
+    report(a, stats.size, dst);
+    Ok(())
+}
+
+fn report(a: &CpArgs, size: u64, to: &str) {
+    if !a.quiet && std::io::stderr().is_terminal() {
+        eprintln!("Successfully copied {} to {to}", human_size(size as f64));
+    }
+}
+
+fn copy_to(engine: &mut Engine, a: &CpArgs, src: &str, ctr: &str, dst: &str) -> Result<()> {
+    if dst.is_empty() {
+        return Err(status(1, "filepath cannot be empty"));
+    }
+    let root = engine.open_container_root(ctr).map_err(daemon)?;
+    let dst = container_path(&root, dst);
+    if src == "-" {
+        match root.stat(&dst, true).map_err(daemon)? {
+            Some(s) if s.is_dir => {}
+            _ => {
+                return Err(status(
+                    1,
+                    format!("destination \"{ctr}:{dst}\" must be a directory"),
+                ))
+            }
+        }
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        root.extract(&dst, &mut input).map_err(daemon)?;
+        return Ok(());
+    }
+    let (src_path, contents) = contents_only(src);
+    let meta = if a.follow_link {
+        std::fs::metadata(src_path)
+    } else {
+        std::fs::symlink_metadata(src_path)
+    }
+    .map_err(|e| status(1, format!("lstat {src_path}: {}", strip_os(&e))))?;
+    if contents && !meta.is_dir() {
+        return Err(status(1, format!("{src}: not a directory")));
+    }
+    let (dir, top) = match root.stat(&dst, true).map_err(daemon)? {
+        Some(s) if s.is_dir => (
+            dst.clone(),
+            if contents {
+                String::new()
+            } else {
+                base_name(src_path)
+            },
+        ),
+        Some(_) => {
+            if meta.is_dir() {
+                return Err(status(1, format!("Error response from daemon: cannot overwrite non-directory \"{dst}\" with directory \"{src}\"")));
+            }
+            (parent_of(&dst), base_name(&dst))
+        }
+        None => {
+            if dst.ends_with('/') && !meta.is_dir() {
+                return Err(status(
+                    1,
+                    format!("destination directory \"{dst}\" does not exist"),
+                ));
+            }
+            let parent = parent_of(&dst);
+            match root.stat(&parent, true).map_err(daemon)? {
+                Some(s) if s.is_dir => {}
+                _ => {
+                    return Err(status(
+                        1,
+                        format!("Error response from daemon: Could not find the file {parent} in container {ctr}"),
+                    ))
+                }
+            }
+            (parent, base_name(&dst))
+        }
+    };
+    let owner = if a.archive { None } else { Some((0, 0)) };
+    let (mut reader, mut writer) = std::io::pipe()?;
+    let follow = a.follow_link;
+    let src_owned = PathBuf::from(src_path);
+    let size = meta.len();
+    let producer = std::thread::spawn(move || {
+        archive_host_path(&src_owned, follow, &top, TarOptions { owner }, &mut writer)
+    });
+    let extracted = root.extract(&dir, &mut reader);
+    drop(reader);
+    let made = producer.join().map_err(|_| status(1, "copy failed"))?;
+    extracted.map_err(daemon)?;
+    made.map_err(|e| status(1, format!("copying {src}: {e}")))?;
+    report(a, size, &format!("{ctr}:{dst}"));
+    Ok(())
+}
+
+fn strip_os(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long)]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub pause: bool,
+    pub container: String,
+    /// REPOSITORY[:TAG]
+    pub repository: Option<String>,
+}
+
+pub fn commit(engine: &mut Engine, a: CommitArgs) -> Result<()> {
+    let id = engine
+        .commit_container(
+            &a.container,
+            &berth_engine::containers::commit::CommitOptions {
+                reference: a.repository.clone(),
+                changes: a.change.clone(),
+                message: a.message.clone(),
+                author: a.author.clone(),
+                pause: a.pause,
+            },
+        )
+        .map_err(daemon)?;
+    println!("{id}");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    pub container: String,
+}
+
+pub fn diff(engine: &mut Engine, a: DiffArgs) -> Result<()> {
+    let changes = engine.container_changes(&a.container).map_err(daemon)?;
+    let mut out = String::new();
+    for c in changes {
+        let k = match c.kind {
+            0 => 'C',
+            1 => 'A',
+            _ => 'D',
+        };
+        out.push_str(&format!("{k} {}\n", c.path));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    pub container: String,
+}
+
+pub fn export(engine: &mut Engine, a: ExportArgs) -> Result<()> {
+    match &a.output {
+        None => {
+            if std::io::stdout().is_terminal() {
+                return Err(status(
+                    1,
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+                ));
+            }
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            engine
+                .export_container(&a.container, &mut out)
+                .map_err(daemon)?;
+            out.flush()?;
+        }
+        Some(path) => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+                .map_err(|e| status(1, format!("failed to export container: {e}")))?;
+            {
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+                engine
+                    .export_container(&a.container, &mut out)
+                    .map_err(daemon)?;
+                out.flush()?;
+            }
+            tmp.as_file().sync_all()?;
+            tmp.persist(path)
+                .map_err(|e| status(1, format!("failed to export container: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    pub containers: Vec<String>,
+}
+
+pub fn stats(_engine: &mut Engine, _a: StatsArgs) -> Result<()> {
+    Err(status(1, "stats: not implemented yet"))
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+}
+
+pub fn system_prune(_engine: &mut Engine, _a: SystemPruneArgs) -> Result<()> {
+    Err(status(1, "system prune: not implemented yet"))
+}
+
+#[derive(Debug, Args)]
+pub struct SystemDfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+pub fn system_df(_engine: &mut Engine, _a: SystemDfArgs) -> Result<()> {
+    Err(status(1, "system df: not implemented yet"))
+}
+
+pub fn container_prune(engine: &mut Engine, a: crate::cli::PruneArgs) -> Result<()> {
+    if !a.force
+        && !super::confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        )
+    {
+        return Ok(());
+    }
+    let report = engine
+        .prune_containers_filtered(&a.filter)
+        .map_err(daemon)?;
+    if !report.containers_deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &report.containers_deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(report.space_reclaimed as f64)
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ExitedArgs {
+    pub id: String,
+}
+
+pub fn container_exited(_engine: &mut Engine, _a: ExitedArgs) -> Result<()> {
+    Ok(())
+}

@@ -1,0 +1,383 @@
+//! `cp`, `commit`, `diff`, `export`, `stats`, `system prune`/`df`, `rmi` against containers,
+//! and restart policies: real containers (root, namespaces, cgroups), busybox fixture.
+
+mod common;
+
+use common::Berth;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    if unsafe { geteuid() } == 0 {
+        return true;
+    }
+    eprintln!("\n!!!!!!!!!! berth container tests SKIPPED: they must run as root !!!!!!!!!!\n");
+    false
+}
+
+extern "C" {
+    fn geteuid() -> u32;
+}
+
+fn setup() -> Berth {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    b
+}
+
+fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
+    let out = b.run(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tmp(b: &Berth, name: &str) -> std::path::PathBuf {
+    let p = b.dir.path().join(name);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[test]
+fn cp_both_ways_stopped_and_running() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    b.ok(&["create", "--name", "cc", "busybox", "sleep", "60"]);
+    let host = tmp(&b, "host");
+    // host -> stopped container: a file, a directory, into an existing dir and as a new name.
+    std::fs::write(host.join("f.txt"), "hello").unwrap();
+    std::fs::create_dir_all(host.join("d/sub")).unwrap();
+    std::fs::write(host.join("d/sub/x"), "x").unwrap();
+    b.ok(&["cp", host.join("f.txt").to_str().unwrap(), "cc:/tmp/"]);
+    b.ok(&[
+        "cp",
+        host.join("f.txt").to_str().unwrap(),
+        "cc:/tmp/renamed",
+    ]);
+    b.ok(&["cp", host.join("d").to_str().unwrap(), "cc:/tmp"]);
+    b.ok(&["cp", host.join("d").to_str().unwrap(), "cc:/newdir"]);
+    // ... and back out, stopped.
+    let out = tmp(&b, "out");
+    b.ok(&["cp", "cc:/tmp/f.txt", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("f.txt")).unwrap(), "hello");
+    b.ok(&["cp", "cc:/tmp/renamed", out.join("r2").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("r2")).unwrap(), "hello");
+    b.ok(&["cp", "cc:/newdir", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("newdir/sub/x")).unwrap(),
+        "x"
+    );
+    b.ok(&["cp", "cc:/tmp/d/.", out.join("contents").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("contents/sub/x")).unwrap(),
+        "x"
+    );
+    // The stopped container's rootfs is not left mounted.
+    let id = b.ok(&["inspect", "-f", "{{.Id}}", "cc"]).trim().to_string();
+    let merged = b.root().join("containers").join(&id).join("rootfs");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(merged.to_str().unwrap()),
+        "rootfs left mounted"
+    );
+    // Running: what we copied in is there; what the container writes comes out.
+    b.ok(&["start", "cc"]);
+    assert_eq!(
+        b.ok(&["exec", "cc", "cat", "/tmp/f.txt", "/tmp/d/sub/x"]),
+        "hellox"
+    );
+    b.ok(&["exec", "cc", "sh", "-c", "echo made-inside > /tmp/in.txt"]);
+    b.ok(&["cp", "cc:/tmp/in.txt", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("in.txt")).unwrap(),
+        "made-inside\n"
+    );
+    std::fs::write(host.join("live"), "live").unwrap();
+    b.ok(&["cp", host.join("live").to_str().unwrap(), "cc:/live"]);
+    assert_eq!(b.ok(&["exec", "cc", "cat", "/live"]), "live");
+    // Owners: root in the container without -a.
+    assert_eq!(
+        b.ok(&["exec", "cc", "stat", "-c", "%u:%g", "/live"]).trim(),
+        "0:0"
+    );
+    // tar streams both ways.
+    let t = b.command().args(["cp", "cc:/tmp/d", "-"]).output().unwrap();
+    assert!(t.status.success());
+    let mut ar = tar::Archive::new(&t.stdout[..]);
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&"d/sub/x".to_string()), "{names:?}");
+    let mut tarball = Vec::new();
+    {
+        let mut bld = tar::Builder::new(&mut tarball);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        bld.append_data(&mut h, "fromtar.txt", &b"tar"[..]).unwrap();
+        bld.finish().unwrap();
+    }
+    let mut child = b
+        .command()
+        .args(["cp", "-", "cc:/tmp"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&tarball).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(b.ok(&["exec", "cc", "cat", "/tmp/fromtar.txt"]), "tar");
+    // Errors.
+    let (c, _, err) = code(&b, &["cp", "cc:/nope", out.to_str().unwrap()]);
+    assert_eq!(c, 1);
+    assert!(
+        err.contains("Could not find the file /nope in container cc"),
+        "{err}"
+    );
+    let (c, _, err) = code(&b, &["cp", "nosuch:/x", out.to_str().unwrap()]);
+    assert_eq!(c, 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    b.ok(&["rm", "-f", "cc"]);
+}
+
+#[test]
+fn cp_hostile_symlinks_stay_inside() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    b.ok(&["run", "--name", "hh", "busybox", "sh", "-c",
+        "ln -s / /escape && ln -s ../../../etc /x && mkdir -p /deep/a && ln -s ../../../../../.. /deep/a/up && echo container-passwd > /etc/passwd-marker"]);
+    let out = tmp(&b, "out");
+    // Reads through the links see the container's files, never the host's.
+    b.ok(&[
+        "cp",
+        "hh:/escape/etc/passwd",
+        out.join("p1").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("p1")).unwrap(),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+    );
+    b.ok(&[
+        "cp",
+        "hh:/x/passwd-marker",
+        out.join("p2").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("p2")).unwrap(),
+        "container-passwd\n"
+    );
+    b.ok(&[
+        "cp",
+        "hh:/deep/a/up/etc/passwd-marker",
+        out.join("p3").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("p3")).unwrap(),
+        "container-passwd\n"
+    );
+    b.ok(&[
+        "cp",
+        "hh:/../../../../etc/passwd-marker",
+        out.join("p4").to_str().unwrap(),
+    ]);
+    // Without -L the link itself is copied; with -L its target, inside the container.
+    b.ok(&["cp", "hh:/x", out.join("link").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        Path::new("../../../etc")
+    );
+    b.ok(&["cp", "-L", "hh:/x", out.join("followed").to_str().unwrap()]);
+    assert!(out.join("followed/passwd-marker").exists());
+    // Writes through the links land inside the container's root.
+    let marker = format!("berth-cp-escape-{}", std::process::id());
+    let host = tmp(&b, "host");
+    std::fs::write(host.join(&marker), "pwned").unwrap();
+    for dst in [
+        "hh:/escape/tmp/",
+        "hh:/x/",
+        "hh:/deep/a/up/tmp/",
+        "hh:/../../tmp/",
+    ] {
+        b.ok(&["cp", host.join(&marker).to_str().unwrap(), dst]);
+    }
+    assert!(
+        !Path::new("/tmp").join(&marker).exists(),
+        "escaped to the host's /tmp"
+    );
+    assert!(
+        !Path::new("/etc").join(&marker).exists(),
+        "escaped to the host's /etc"
+    );
+    let id = b.ok(&["inspect", "-f", "{{.Id}}", "hh"]).trim().to_string();
+    let upper = b.root().join("containers").join(&id).join("upper");
+    assert!(upper.join("tmp").join(&marker).exists());
+    assert!(upper.join("etc").join(&marker).exists());
+    // A tar stream with hostile names cannot climb out either.
+    let mut tarball = Vec::new();
+    {
+        let mut bld = tar::Builder::new(&mut tarball);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        bld.append_link(&mut h, "evil", "/").unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        bld.append_data(&mut h, format!("evil/tmp/{marker}-tar"), &b"pwned"[..])
+            .unwrap();
+        bld.finish().unwrap();
+    }
+    let mut child = b
+        .command()
+        .args(["cp", "-", "hh:/tmp"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&tarball).unwrap();
+    let _ = child.wait().unwrap();
+    assert!(!Path::new("/tmp").join(format!("{marker}-tar")).exists());
+    b.ok(&["rm", "hh"]);
+}
+
+#[test]
+fn commit_diff_export() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    b.ok(&[
+        "run",
+        "--name",
+        "ww",
+        "busybox",
+        "sh",
+        "-c",
+        "echo new > /added && rm /bin/vi && mkdir /tmp/t && echo c > /etc/passwd",
+    ]);
+    let diff = b.ok(&["diff", "ww"]);
+    for line in [
+        "A /added",
+        "D /bin/vi",
+        "C /bin",
+        "C /etc",
+        "C /etc/passwd",
+        "C /tmp",
+        "A /tmp/t",
+    ] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "missing {line:?} in\n{diff}"
+        );
+    }
+    assert!(
+        !diff.contains("/etc/hosts") && !diff.contains("/proc"),
+        "{diff}"
+    );
+    let id = b.ok(&[
+        "commit",
+        "-m",
+        "a message",
+        "-a",
+        "someone",
+        "-c",
+        "ENV FOO=bar",
+        "ww",
+        "committed:v1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "committed:v1",
+            "sh",
+            "-c",
+            "cat /added; echo $FOO; test -e /bin/vi || echo gone"
+        ]),
+        "new\nbar\ngone\n"
+    );
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{.Author}} {{.Comment}}", "committed:v1"])
+            .trim(),
+        "someone a message"
+    );
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{len .RootFS.Layers}}", "committed:v1"])
+            .trim(),
+        "2"
+    );
+    // A running container, paused while committing.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rr",
+        "busybox",
+        "sh",
+        "-c",
+        "echo live > /live; sleep 60",
+    ]);
+    wait_for("the container's file", || {
+        code(&b, &["exec", "rr", "test", "-e", "/live"]).0 == 0
+    });
+    b.ok(&["commit", "rr", "committed:live"]);
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{.State.Status}}", "rr"]).trim(),
+        "running"
+    );
+    assert_eq!(
+        b.ok(&["run", "--rm", "committed:live", "cat", "/live"]),
+        "live\n"
+    );
+    b.ok(&["commit", "--pause=false", "rr"]);
+    // export: the merged filesystem of a stopped and of a running container.
+    let out = tmp(&b, "exp");
+    let f = out.join("w.tar");
+    b.ok(&["export", "-o", f.to_str().unwrap(), "ww"]);
+    let mut ar = tar::Archive::new(std::fs::File::open(&f).unwrap());
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&"added".to_string()));
+    assert!(names.contains(&"bin/busybox".to_string()));
+    assert!(!names.contains(&"bin/vi".to_string()));
+    let t = b.command().args(["export", "rr"]).output().unwrap();
+    assert!(t.status.success());
+    let mut ar = tar::Archive::new(&t.stdout[..]);
+    assert!(ar
+        .entries()
+        .unwrap()
+        .any(|e| e.unwrap().path().unwrap().display().to_string() == "live"));
+    b.ok(&["rm", "-f", "rr", "ww"]);
+}

@@ -1,0 +1,413 @@
+//! `commit`, `diff` and `export`: a container's writable layer as an image layer, as a change
+//! list, and its merged filesystem as a tar.
+//!
+//! - `commit`: the upper dir becomes a layer through [`berth_oci::layer::create_layer`]
+//!   (whiteouts converted, deterministic order), written once: into a staged blob
+//!   (uncompressed, as `import` stores layers: its digest is the diff ID) and unpacked, in a
+//!   second thread, into a staged layer directory. The image is the parent image's layers plus this one, with the
+//!   container's `Config` and the `--change` instructions; the store commits it like any
+//!   import. A running container is frozen (cgroup freezer) meanwhile unless `--pause=false`.
+//! - `diff`: a walk of the upper dir: a whiteout (character device 0:0) is `D`, a path some
+//!   lower layer has is `C`, anything else `A`. Mount points the runtime created for the
+//!   container (`/proc`, `/etc/hosts`, …) are not changes.
+//! - `export`: the merged root as a tar (the overlay is mounted for a stopped container).
+
+use crate::images::{apply_changes, build_commit};
+use crate::{Engine, EngineError};
+use berth_oci::image::Descriptor;
+use berth_oci::image::{ContainerConfig, History, ImageConfig, RootFs};
+use berth_oci::reference::Reference;
+use berth_oci::{media, Digest};
+use serde_json::Value;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// `commit` options.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// `REPO[:TAG]`
+    pub reference: Option<String>,
+    /// `-c/--change` Dockerfile instructions.
+    pub changes: Vec<String>,
+    /// `-m/--message`
+    pub message: Option<String>,
+    /// `-a/--author`
+    pub author: Option<String>,
+    /// `-p/--pause`
+    pub pause: bool,
+}
+
+/// One line of `diff`: kind 0 changed, 1 added, 2 deleted (Docker's numbering).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: u8,
+    pub path: String,
+}
+
+/// Paths the runtime creates in the rootfs as mount points.
+const STUBS: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/dev/pts",
+    "/dev/shm",
+    "/dev/mqueue",
+    "/sys/fs/cgroup",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/sbin/docker-init",
+    "/.dockerenv",
+];
+
+fn opt_str(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn opt_list(v: &Value) -> Option<Vec<String>> {
+    v.as_array().map(|a| {
+        a.iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+fn opt_map(v: &Value) -> Option<std::collections::BTreeMap<String, Value>> {
+    v.as_object()
+        .filter(|m| !m.is_empty())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// A writer that copies everything into two writers.
+struct Tee<A, B> {
+    a: A,
+    b: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}
+
+/// Whether container path `rel` (relative, no leading `/`) exists in the stack `layers`
+/// (bottom first), honouring whiteouts and opaque directories of the upper layers.
+fn in_lowers(layers: &[PathBuf], rel: &Path) -> bool {
+    for l in layers.iter().rev() {
+        let p = l.join(rel);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) => return !(m.file_type().is_char_device() && m.rdev() == 0),
+            Err(_) => {
+                // An opaque parent in this layer hides everything below.
+                let mut cur = rel.parent();
+                while let Some(parent) = cur {
+                    if parent.as_os_str().is_empty() {
+                        break;
+                    }
+                    if is_opaque(&l.join(parent)) {
+                        return false;
+                    }
+                    cur = parent.parent();
+                }
+            }
+        }
+    }
+    false
+}
+
+fn is_opaque(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut buf = [0u8; 4];
+    let name = c"trusted.overlay.opaque";
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let n = unsafe {
+        libc_lgetxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr() as *mut _,
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+extern "C" {
+    #[link_name = "lgetxattr"]
+    fn libc_lgetxattr(
+        path: *const std::ffi::c_char,
+        name: *const std::ffi::c_char,
+        value: *mut std::ffi::c_void,
+        size: usize,
+    ) -> isize;
+}
+
+fn walk_upper(
+    upper: &Path,
+    rel: &Path,
+    layers: &[PathBuf],
+    stubs: &[String],
+    out: &mut Vec<Change>,
+) -> io::Result<()> {
+    let mut names: Vec<_> = std::fs::read_dir(upper.join(rel))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    for n in names {
+        let r = rel.join(&n);
+        let p = upper.join(&r);
+        let m = std::fs::symlink_metadata(&p)?;
+        let path = format!("/{}", r.display());
+        if m.file_type().is_char_device() && m.rdev() == 0 {
+            if in_lowers(layers, &r) {
+                out.push(Change { kind: 2, path });
+            }
+            continue;
+        }
+        let existed = in_lowers(layers, &r);
+        let stub = stubs.iter().any(|s| *s == path)
+            && !existed
+            && ((m.is_dir() && dir_is_empty(&p)) || (m.is_file() && m.len() == 0));
+        if !stub {
+            out.push(Change {
+                kind: if existed { 0 } else { 1 },
+                path: path.clone(),
+            });
+        }
+        if m.is_dir() {
+            let before = out.len();
+            walk_upper(upper, &r, layers, stubs, out)?;
+            // A directory that holds nothing but the runtime's mount points did not change.
+            if !stub && existed && out.len() == before && only_stubs_below(&p, &path, stubs) {
+                out.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dir_is_empty(p: &Path) -> bool {
+    std::fs::read_dir(p)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(false)
+}
+
+fn only_stubs_below(p: &Path, path: &str, stubs: &[String]) -> bool {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return false;
+    };
+    let mut any = false;
+    for e in rd.flatten() {
+        any = true;
+        let child = format!("{path}/{}", e.file_name().to_string_lossy());
+        if !stubs.contains(&child) {
+            return false;
+        }
+    }
+    any
+}
+
+impl Engine {
+    /// `GET /containers/{id}/changes`.
+    pub fn container_changes(&mut self, name: &str) -> Result<Vec<Change>, EngineError> {
+        let (row, _rec, _live) = self.load(name)?;
+        let spec = self.spec_of(&row.id)?;
+        let upper = self.container_dir_of(&row.id).join("upper");
+        let mut stubs: Vec<String> = STUBS.iter().map(|s| s.to_string()).collect();
+        stubs.extend(spec.run.mounts.iter().map(|m| m.target().to_string()));
+        if let Some(wd) = spec.config["WorkingDir"].as_str() {
+            if !wd.is_empty() && wd != "/" {
+                stubs.push(wd.trim_end_matches('/').to_string());
+            }
+        }
+        let mut out = Vec::new();
+        if upper.exists() {
+            walk_upper(&upper, Path::new(""), &spec.layers, &stubs, &mut out)
+                .map_err(|e| EngineError::io("reading the container's changes", e))?;
+        }
+        Ok(out)
+    }
+
+    /// `POST /commit`: a new image from the container's changes; returns its ID.
+    pub fn commit_container(
+        &mut self,
+        name: &str,
+        o: &CommitOptions,
+    ) -> Result<Digest, EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        let reference = match &o.reference {
+            Some(r) => {
+                let r = Reference::parse_with_default_tag(r)?;
+                if r.digest().is_some() {
+                    return Err(EngineError::InvalidArgument(
+                        "invalid reference format: a digest cannot be used as the image name"
+                            .into(),
+                    ));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let spec = self.spec_of(&row.id)?;
+        let dir = self.container_dir_of(&row.id);
+        let (parent_row, parent) = self.image_config(&row.image_id)?;
+        let parent_layers = self.store().image_layers(&parent_row.id)?;
+
+        let mut config: ImageConfig = parent.clone();
+        let c = &spec.config;
+        let base = parent.config.clone().unwrap_or_default();
+        config.config = Some(ContainerConfig {
+            user: opt_str(&c["User"]),
+            exposed_ports: opt_map(&c["ExposedPorts"]),
+            env: opt_list(&c["Env"]),
+            entrypoint: opt_list(&c["Entrypoint"]),
+            cmd: opt_list(&c["Cmd"]),
+            volumes: opt_map(&c["Volumes"]),
+            working_dir: opt_str(&c["WorkingDir"]),
+            labels: c["Labels"].as_object().filter(|m| !m.is_empty()).map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            }),
+            stop_signal: opt_str(&c["StopSignal"]),
+            ..base
+        });
+        apply_changes(&mut config, &o.changes)?;
+        let created = crate::images::now_rfc3339();
+        config.created = Some(created.clone());
+        config.author = o.author.clone().filter(|a| !a.is_empty());
+        config.comment = o.message.clone().filter(|m| !m.is_empty());
+
+        let paused = o.pause && live.running && !live.paused;
+        if paused {
+            berth_runtime::pause(&dir).map_err(EngineError::Runtime)?;
+        }
+        let mut op = self.store().begin_op();
+        let made = match op.as_mut() {
+            Ok(op) => make_layer(op, &dir.join("upper")),
+            Err(_) => Err(EngineError::InvalidArgument("store".into())),
+        };
+        if paused {
+            let _ = berth_runtime::unpause(&dir);
+        }
+        let mut op = op?;
+        let (layer, blob, diff_id, size) = made?;
+
+        let mut layers = Vec::new();
+        for l in &parent_layers {
+            let (Some(d), Some(mt), Some(sz)) = (&l.blob_digest, &l.blob_media_type, l.blob_size)
+            else {
+                return Err(EngineError::InvalidArgument(format!(
+                    "layer {} of the container's image has no stored archive",
+                    l.chain_id
+                )));
+            };
+            let digest: Digest = d
+                .parse()
+                .map_err(|_| EngineError::InvalidArgument(format!("bad digest {d}")))?;
+            let diff: Digest = l
+                .diff_id
+                .parse()
+                .map_err(|_| EngineError::InvalidArgument(format!("bad digest {}", l.diff_id)))?;
+            layers.push((descriptor(mt, digest, sz), diff, l.size, None, None));
+        }
+        let desc = descriptor(media::OCI_LAYER, blob.digest.clone(), blob.size);
+        layers.push((desc, diff_id.clone(), size, Some(layer), Some(blob)));
+        config.rootfs = RootFs {
+            kind: "layers".into(),
+            diff_ids: layers.iter().map(|l| l.1.clone()).collect(),
+        };
+        config.history.push(History {
+            created: Some(created),
+            created_by: Some(super::command_line(&spec.path, &spec.args)),
+            author: config.author.clone(),
+            comment: config.comment.clone(),
+            empty_layer: false,
+        });
+        let commit = build_commit(
+            &mut op,
+            config,
+            layers,
+            reference.iter().map(|r| r.to_string()).collect(),
+            Vec::new(),
+        )?;
+        let id = commit.id.clone();
+        self.store_mut().commit_image(&mut op, &commit)?;
+        op.finish();
+        Ok(id)
+    }
+
+    /// `GET /containers/{id}/export`: the merged root filesystem as a tar.
+    pub fn export_container(&mut self, name: &str, out: &mut dyn Write) -> Result<(), EngineError> {
+        let root = self.open_container_root(name)?;
+        root.archive("/", false, "", super::cp::TarOptions::default(), out)
+    }
+}
+
+fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+    Descriptor {
+        media_type: media_type.into(),
+        digest,
+        size,
+        platform: None,
+        annotations: None,
+        urls: None,
+        artifact_type: None,
+    }
+}
+
+/// The upper dir as a layer: a gzip blob and an unpacked directory, both staged in `op`.
+fn make_layer(
+    op: &mut berth_store::Op,
+    upper: &Path,
+) -> Result<
+    (
+        berth_store::StagedLayer,
+        berth_store::StagedBlob,
+        Digest,
+        u64,
+    ),
+    EngineError,
+> {
+    let layer = op.layer_dir()?;
+    let blob = op.blob_writer()?;
+    let (reader, writer) = io::pipe().map_err(|e| EngineError::io("pipe", e))?;
+    let target = layer.path.clone();
+    let unpack = std::thread::spawn(move || berth_oci::layer::apply_layer(reader, &target));
+    let mut tee = Tee { a: blob, b: writer };
+    let created = if upper.exists() {
+        berth_oci::layer::create_layer(upper, &mut tee, &Default::default())
+    } else {
+        let empty = std::env::temp_dir().join(format!("berth-empty-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&empty);
+        let r = berth_oci::layer::create_layer(&empty, &mut tee, &Default::default());
+        let _ = std::fs::remove_dir(&empty);
+        r
+    };
+    let Tee { a, b } = tee;
+    drop(b);
+    let unpacked = unpack
+        .join()
+        .map_err(|_| EngineError::InvalidArgument("unpacking the committed layer failed".into()))?;
+    let stats = created.map_err(|e| EngineError::Layer {
+        context: "creating the container's layer".into(),
+        source: e,
+    })?;
+    unpacked.map_err(|e| EngineError::Layer {
+        context: "unpacking the container's layer".into(),
+        source: e,
+    })?;
+    // Stored uncompressed, as `import` does: the blob digest is the diff ID.
+    let blob = a.finish(None)?;
+    let diff_id = blob.digest.clone();
+    Ok((layer, blob, diff_id, stats.size))
+}
