@@ -540,7 +540,6 @@ impl Engine {
             let _ = net.release_container(id);
         }
         let _ = netlink::remove_netns(&self.netns_path(id));
-        let _ = std::fs::remove_file(self.netns_dir().join(format!("{id}.lock")));
     }
 
     /// The `berth-netproxy` helper: `$BERTH_NETPROXY`, next to the executable, else this
@@ -577,6 +576,10 @@ impl Engine {
         if lock.exists() && try_lock(&lock, false).is_none() {
             return true;
         }
+        self.container_running(id)
+    }
+
+    fn container_running(&self, id: &str) -> bool {
         let Ok(Some(row)) = self.store().container(id) else {
             return false;
         };
@@ -609,17 +612,39 @@ impl Engine {
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for e in rd.flatten() {
                     let n = e.file_name().to_string_lossy().to_string();
-                    let id = n.trim_end_matches(".pid").trim_end_matches(".lock");
+                    if let Some(id) = n.strip_suffix(".lock") {
+                        // Start locks stay with their container; one without a row goes.
+                        if matches!(self.store().container(id), Ok(None)) {
+                            if let Some(_f) = try_lock(&e.path(), false) {
+                                let _ = std::fs::remove_file(e.path());
+                            }
+                        }
+                        continue;
+                    }
+                    let id = n.trim_end_matches(".pid");
                     if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
                         holders.insert(id.to_string());
                     }
                 }
             }
         }
-        let dead: HashSet<String> = holders
-            .into_iter()
-            .filter(|c| !self.network_live(c))
-            .collect();
+        // A container is dead when we get its start lock (no start in progress; held until
+        // the cleanup is over, so a start that begins now waits for it) and, under the lock,
+        // it is not running.
+        let _ = std::fs::create_dir_all(self.netns_dir());
+        let mut held = Vec::new();
+        let mut dead: HashSet<String> = HashSet::new();
+        for c in holders {
+            let lock = self.netns_dir().join(format!("{c}.lock"));
+            let Some(f) = try_lock(&lock, false) else {
+                continue;
+            };
+            if self.container_running(&c) {
+                continue;
+            }
+            held.push((lock, f));
+            dead.insert(c);
+        }
         if dead.is_empty() {
             return Ok(0);
         }
@@ -628,6 +653,12 @@ impl Engine {
         for id in &dead {
             net.stop_proxy(id);
             self.release_network(id);
+        }
+        for (lock, _f) in &held {
+            let id = lock.file_stem().unwrap_or_default().to_string_lossy();
+            if matches!(self.store().container(&id), Ok(None)) {
+                let _ = std::fs::remove_file(lock);
+            }
         }
         Ok(dead.len())
     }
