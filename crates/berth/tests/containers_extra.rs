@@ -381,3 +381,105 @@ fn commit_diff_export() {
         .any(|e| e.unwrap().path().unwrap().display().to_string() == "live"));
     b.ok(&["rm", "-f", "rr", "ww"]);
 }
+
+#[test]
+fn system_df_and_prune() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    b.import_busybox("other");
+    b.ok(&["tag", "other", "third"]);
+    b.ok(&[
+        "run", "--name", "s1", "--label", "keep=yes", "busybox", "true",
+    ]);
+    b.ok(&["run", "--name", "s2", "busybox", "sh", "-c", "echo x > /x"]);
+    b.ok(&["run", "-d", "--name", "up", "busybox", "sleep", "60"]);
+    let df = b.ok(&["system", "df"]);
+    let lines: Vec<&str> = df.lines().collect();
+    assert!(
+        lines[0].starts_with("TYPE")
+            && lines[0].contains("TOTAL")
+            && lines[0].contains("RECLAIMABLE"),
+        "{df}"
+    );
+    assert!(
+        lines[2].starts_with("Containers") && lines[2].split_whitespace().nth(1) == Some("3"),
+        "{df}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("Local Volumes"))
+            && lines.iter().any(|l| l.starts_with("Build Cache"))
+    );
+    assert!(b
+        .ok(&["system", "df", "-v"])
+        .contains("Containers space usage:"));
+    // container prune with a label filter keeps the others.
+    let out = b.ok(&["container", "prune", "-f", "--filter", "label=keep=yes"]);
+    assert!(
+        out.contains("Deleted Containers:") && out.contains("Total reclaimed space:"),
+        "{out}"
+    );
+    assert_eq!(code(&b, &["inspect", "s1"]).0, 1);
+    assert_eq!(code(&b, &["inspect", "s2"]).0, 0);
+    // Without -f, "no" keeps everything.
+    let mut child = b
+        .command()
+        .args(["system", "prune"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("WARNING! This will remove:"));
+    assert_eq!(code(&b, &["inspect", "s2"]).0, 0);
+    let out = b.ok(&["system", "prune", "-a", "-f"]);
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert_eq!(code(&b, &["inspect", "s2"]).0, 1);
+    assert_eq!(
+        code(&b, &["inspect", "up"]).0,
+        0,
+        "a running container stays"
+    );
+    assert_eq!(
+        code(&b, &["image", "inspect", "busybox"]).0,
+        0,
+        "an image in use stays"
+    );
+    assert_eq!(
+        code(&b, &["image", "inspect", "third"]).0,
+        1,
+        "an unused image goes with -a"
+    );
+    b.ok(&["rm", "-f", "up"]);
+}
+
+#[test]
+fn rmi_running_vs_stopped() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let id = b.import_busybox("img2");
+    b.ok(&["run", "-d", "--name", "ru", "img2", "sleep", "60"]);
+    for args in [vec!["rmi", id.as_str()], vec!["rmi", "-f", id.as_str()]] {
+        let (c, _, err) = code(&b, &args);
+        assert_eq!(c, 1);
+        assert!(
+            err.contains("(cannot be forced) - image is being used by running container"),
+            "{err}"
+        );
+    }
+    b.ok(&["rm", "-f", "ru"]);
+    b.ok(&["run", "--name", "st", "img2", "true"]);
+    let (c, _, err) = code(&b, &["rmi", &id]);
+    assert_eq!(c, 1);
+    assert!(
+        err.contains("(must be forced) - image is being used by stopped container"),
+        "{err}"
+    );
+    b.ok(&["rmi", "-f", &id]);
+    b.ok(&["rm", "st"]);
+}

@@ -59,7 +59,7 @@ fn contents_only(path: &str) -> (&str, bool) {
         return (".", true);
     }
     match path.strip_suffix("/.") {
-        Some(p) if p.is_empty() => ("/", true),
+        Some("") => ("/", true),
         Some(p) => (p, true),
         None => (path, false),
     }
@@ -438,8 +438,71 @@ pub struct SystemPruneArgs {
     pub filter: Vec<String>,
 }
 
-pub fn system_prune(_engine: &mut Engine, _a: SystemPruneArgs) -> Result<()> {
-    Err(status(1, "system prune: not implemented yet"))
+pub fn system_prune(engine: &mut Engine, a: SystemPruneArgs) -> Result<()> {
+    if !a.force {
+        let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
+        if a.volumes {
+            w.push_str("  - all anonymous volumes not used by at least one container\n");
+        }
+        if a.all {
+            w.push_str("  - all images without at least one container associated to them\n");
+        } else {
+            w.push_str("  - all dangling images\n");
+        }
+        w.push_str("  - unused build cache\n\nAre you sure you want to continue?");
+        if !super::confirm(&w) {
+            return Ok(());
+        }
+    }
+    let mut total = 0u64;
+    let c = engine
+        .prune_containers_filtered(&a.filter)
+        .map_err(daemon)?;
+    total += c.space_reclaimed;
+    if !c.containers_deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &c.containers_deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    let nets = engine.network_prune().map_err(daemon)?;
+    if !nets.is_empty() {
+        println!("Deleted Networks:");
+        for n in &nets {
+            println!("{n}");
+        }
+        println!();
+    }
+    if a.volumes {
+        let v = engine.prune_volumes(false).map_err(daemon)?;
+        total += v.space_reclaimed;
+        if !v.volumes_deleted.is_empty() {
+            println!("Deleted Volumes:");
+            for n in &v.volumes_deleted {
+                println!("{n}");
+            }
+            println!();
+        }
+    }
+    let image_filters: Vec<String> = a.filter.clone();
+    let filters = berth_engine::images::ImageFilters::parse(&image_filters).map_err(daemon)?;
+    let i = engine.prune_images(a.all, &filters).map_err(daemon)?;
+    total += i.space_reclaimed;
+    if !i.images_deleted.is_empty() {
+        println!("Deleted Images:");
+        for item in &i.images_deleted {
+            match item {
+                berth_engine::types::DeleteItem::Untagged(n) => println!("untagged: {n}"),
+                berth_engine::types::DeleteItem::Deleted(n) => println!("deleted: {n}"),
+            }
+        }
+        println!();
+    }
+    let b = engine.prune_build_cache(None).map_err(daemon)?;
+    total += b.space_reclaimed;
+    println!("Total reclaimed space: {}", human_size(total as f64));
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -452,8 +515,157 @@ pub struct SystemDfArgs {
     pub format: Option<String>,
 }
 
-pub fn system_df(_engine: &mut Engine, _a: SystemDfArgs) -> Result<()> {
-    Err(status(1, "system df: not implemented yet"))
+fn percent(part: u64, total: u64) -> String {
+    if total == 0 {
+        return human_size(part as f64);
+    }
+    format!(
+        "{} ({}%)",
+        human_size(part as f64),
+        (part as f64 * 100.0 / total as f64) as u64
+    )
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+pub fn system_df(engine: &mut Engine, a: SystemDfArgs) -> Result<()> {
+    let images = engine
+        .list_images(true, &berth_engine::images::ImageFilters::default())
+        .map_err(daemon)?;
+    let containers = engine
+        .list_containers(&berth_engine::containers::ListOptions {
+            all: true,
+            size: true,
+            ..Default::default()
+        })
+        .map_err(daemon)?;
+    let volumes = engine.list_volumes().map_err(daemon)?;
+    let (cache_entries, cache_size) = engine.build_cache_usage().map_err(daemon)?;
+    let used_images: std::collections::HashSet<&str> =
+        containers.iter().map(|c| c.image_id.as_str()).collect();
+    let img_total: u64 = images.iter().map(|i| i.size.max(0) as u64).sum();
+    let img_active = images
+        .iter()
+        .filter(|i| used_images.contains(i.id.as_str()))
+        .count();
+    let img_reclaim: u64 = images
+        .iter()
+        .filter(|i| !used_images.contains(i.id.as_str()))
+        .map(|i| i.size.max(0) as u64)
+        .sum();
+    let ctr_total: u64 = containers
+        .iter()
+        .map(|c| c.size_rw.unwrap_or(0).max(0) as u64)
+        .sum();
+    let running = |c: &&berth_engine::containers::ContainerSummary| {
+        matches!(c.state.as_str(), "running" | "paused" | "restarting")
+    };
+    let ctr_active = containers.iter().filter(running).count();
+    let ctr_reclaim: u64 = containers
+        .iter()
+        .filter(|c| !running(c))
+        .map(|c| c.size_rw.unwrap_or(0).max(0) as u64)
+        .sum();
+    let mut vol_total = 0u64;
+    let mut vol_active = 0usize;
+    let mut vol_reclaim = 0u64;
+    let mut vol_rows = Vec::new();
+    for v in &volumes {
+        let size = dir_bytes(Path::new(&v.mountpoint));
+        let users = engine.volume_users(&v.name).map_err(daemon)?.len();
+        vol_total += size;
+        if users > 0 {
+            vol_active += 1;
+        } else {
+            vol_reclaim += size;
+        }
+        vol_rows.push((v.name.clone(), users, size));
+    }
+    let rows = vec![
+        serde_json::json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": img_active.to_string(), "Size": human_size(img_total as f64), "Reclaimable": percent(img_reclaim, img_total)}),
+        serde_json::json!({"Type": "Containers", "TotalCount": containers.len().to_string(), "Active": ctr_active.to_string(), "Size": human_size(ctr_total as f64), "Reclaimable": percent(ctr_reclaim, ctr_total)}),
+        serde_json::json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": vol_active.to_string(), "Size": human_size(vol_total as f64), "Reclaimable": percent(vol_reclaim, vol_total)}),
+        serde_json::json!({"Type": "Build Cache", "TotalCount": cache_entries.to_string(), "Active": "0", "Size": human_size(cache_size as f64), "Reclaimable": human_size(cache_size as f64)}),
+    ];
+    if !a.verbose {
+        let format = a.format.clone().unwrap_or_else(|| {
+            "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into()
+        });
+        let header = |f: &str| match f {
+            "TotalCount" => "TOTAL".to_string(),
+            other => crate::output::default_header(other),
+        };
+        print!("{}", crate::output::render_rows(&format, &rows, &header)?);
+        return Ok(());
+    }
+    let mut text = String::from("Images space usage:\n\n");
+    let mut t = String::from(
+        "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS\n",
+    );
+    for i in &images {
+        let (repo, tag) = i
+            .repo_tags
+            .first()
+            .and_then(|t| t.rsplit_once(':'))
+            .map(|(r, t)| (r.to_string(), t.to_string()))
+            .unwrap_or(("<none>".into(), "<none>".into()));
+        let short =
+            i.id.trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect::<String>();
+        let n = containers.iter().filter(|c| c.image_id == i.id).count();
+        t.push_str(&format!(
+            "{repo}\t{tag}\t{short}\t{}\t{}\t0B\t{}\t{n}\n",
+            crate::output::since(i.created),
+            human_size(i.size as f64),
+            human_size(i.size as f64)
+        ));
+    }
+    text.push_str(&crate::output::tabwrite(&t));
+    text.push_str("\nContainers space usage:\n\n");
+    let mut t =
+        String::from("CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES\n");
+    for c in &containers {
+        t.push_str(&format!(
+            "{}\t{}\t\"{}\"\t{}\t{}\t{}\t{}\t{}\n",
+            &c.id[..12],
+            c.image,
+            c.command.chars().take(20).collect::<String>(),
+            c.mounts.len(),
+            human_size(c.size_rw.unwrap_or(0) as f64),
+            crate::output::since(c.created),
+            c.status,
+            c.names
+                .first()
+                .map(|n| n.trim_start_matches('/'))
+                .unwrap_or("")
+        ));
+    }
+    text.push_str(&crate::output::tabwrite(&t));
+    text.push_str("\nLocal Volumes space usage:\n\n");
+    let mut t = String::from("VOLUME NAME\tLINKS\tSIZE\n");
+    for (n, users, size) in &vol_rows {
+        t.push_str(&format!("{n}\t{users}\t{}\n", human_size(*size as f64)));
+    }
+    text.push_str(&crate::output::tabwrite(&t));
+    text.push_str("\nBuild cache usage: ");
+    text.push_str(&human_size(cache_size as f64));
+    text.push('\n');
+    print!("{text}");
+    Ok(())
 }
 
 pub fn container_prune(engine: &mut Engine, a: crate::cli::PruneArgs) -> Result<()> {

@@ -174,7 +174,7 @@ fn walk_upper(
             continue;
         }
         let existed = in_lowers(layers, &r);
-        let stub = stubs.iter().any(|s| *s == path)
+        let stub = stubs.contains(&path)
             && !existed
             && ((m.is_dir() && dir_is_empty(&p)) || (m.is_file() && m.len() == 0));
         if !stub {

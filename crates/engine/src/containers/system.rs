@@ -4,6 +4,14 @@ use super::{dir_size, ContainerPruneReport, ListOptions};
 use crate::{Engine, EngineError};
 
 impl Engine {
+    /// Whether the container of `row` runs now (paused counts as running).
+    pub(crate) fn container_row_running(&self, row: &berth_store::ContainerRow) -> bool {
+        let Ok(mut rec) = serde_json::from_str::<super::ContainerRecord>(&row.record) else {
+            return false;
+        };
+        self.live_state(&row.id, &mut rec).0.running
+    }
+
     /// `POST /containers/prune` with Docker's filters: `until=` (timestamp or duration),
     /// `label=`, `label!=`.
     pub fn prune_containers_filtered(

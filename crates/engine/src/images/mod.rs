@@ -273,6 +273,13 @@ impl Engine {
                 }
             }
             Named::Id => {
+                if let Some(c) = users.iter().find(|c| self.container_row_running(c)) {
+                    return Err(EngineError::Conflict(format!(
+                        "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                        short,
+                        short_id(&c.id)
+                    )));
+                }
                 if !users.is_empty() && !force {
                     return Err(EngineError::Conflict(format!(
                         "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
