@@ -508,7 +508,11 @@ fn killed_cli_and_monitor_leave_nothing_behind() {
         .args(["-9", &pid.to_string()])
         .status()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // The kill is asynchronous: give a loaded machine time to deliver it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inspect(&b, "mon", "{{.State.Status}}") != "exited" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(inspect(&b, "mon", "{{.State.Status}}"), "exited");
     assert!(b.ok(&["ps", "-a"]).contains("Exited (255)"));
     b.ok(&["rm", "mon"]);
@@ -575,7 +579,7 @@ fn foreground_run_forwards_sigterm() {
         return;
     }
     let b = setup();
-    let ch = b
+    let mut ch = b
         .command()
         .args([
             "run",
@@ -584,30 +588,26 @@ fn foreground_run_forwards_sigterm() {
             "busybox",
             "sh",
             "-c",
-            "trap 'echo got; exit 7' TERM; while true; do sleep 0.1; done",
+            "trap 'echo got; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
         ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while String::from_utf8_lossy(
-        &b.run(&["inspect", "-f", "{{.State.Running}}", "sig"])
-            .stdout,
-    )
-    .trim()
-        != "true"
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    // The trap is installed once the container says so; signal only then (a fixed delay is
+    // not enough on a loaded machine).
+    let mut stdout = std::io::BufReader::new(ch.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
     Command::new("kill")
         .args(["-TERM", &ch.id().to_string()])
         .status()
         .unwrap();
-    let out = ch.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(7));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "got\n");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = ch.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(rest, "got\n");
     b.ok(&["rm", "sig"]);
     let _ = BIN;
 }
