@@ -57,6 +57,7 @@
 pub mod attach;
 pub mod cgroup;
 pub mod config;
+pub mod filter;
 pub mod monitor;
 pub mod paths;
 pub mod rootfs;
@@ -357,6 +358,55 @@ pub fn mount_rootfs(container_dir: &Path, layers: &[PathBuf]) -> Result<()> {
     )
 }
 
+/// Protects the monitor's binary against CVE-2019-5736 before it even starts (saving the
+/// monitor a re-exec of itself): the child moves into its own mount namespace (a slave of the
+/// host's) and bind-mounts the binary read-only over itself, then execs it. When any step
+/// fails the monitor does it itself (`monitor::seal_exe`).
+fn seal_monitor_exe(cmd: &mut Command, monitor: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(target) = std::fs::canonicalize(monitor) else {
+        return;
+    };
+    let Ok(target) = std::ffi::CString::new(target.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let root = c"/".as_ptr();
+            if libc::unshare(libc::CLONE_NEWNS) == 0
+                && libc::mount(
+                    std::ptr::null(),
+                    root,
+                    std::ptr::null(),
+                    libc::MS_SLAVE | libc::MS_REC,
+                    std::ptr::null(),
+                ) == 0
+                && libc::mount(
+                    target.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) == 0
+            {
+                libc::mount(
+                    std::ptr::null(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND
+                        | libc::MS_REMOUNT
+                        | libc::MS_RDONLY
+                        | libc::MS_NOSUID
+                        | libc::MS_NODEV,
+                    std::ptr::null(),
+                );
+            }
+            Ok(())
+        });
+    }
+}
+
 fn find_monitor(opts: &StartOptions) -> PathBuf {
     if let Some(p) = &opts.monitor_path {
         return p.clone();
@@ -404,7 +454,7 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
         runtime: opts.runtime.clone(),
         state_root: opts.state_root.clone(),
     };
-    util::write_atomic(
+    util::write_atomic_nosync(
         &container_dir.join("start.json"),
         &serde_json::to_vec(&rec)?,
     )?;
@@ -415,8 +465,10 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
         .create(true)
         .append(true)
         .open(container_dir.join("monitor.log"))?;
-    let mut cmd = Command::new(find_monitor(opts));
+    let monitor = find_monitor(opts);
+    let mut cmd = Command::new(&monitor);
     cmd.arg("run").arg(container_dir).arg(wfd.to_string());
+    seal_monitor_exe(&mut cmd, &monitor);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
@@ -464,7 +516,7 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
 }
 
 fn record_exit(dir: &Path, st: &ExitStatus) -> Result<()> {
-    util::write_atomic(&exit_path(dir), &serde_json::to_vec(st)?)?;
+    util::write_atomic_nosync(&exit_path(dir), &serde_json::to_vec(st)?)?;
     Ok(())
 }
 
@@ -665,10 +717,12 @@ pub fn exec(
                 monitor_path: monitor_path.map(Path::to_path_buf),
                 ..Default::default()
             };
-            let mut cmd = Command::new(find_monitor(&so));
+            let monitor = find_monitor(&so);
+            let mut cmd = Command::new(&monitor);
             cmd.arg("exec")
                 .arg(container_dir)
                 .arg(serde_json::to_string(opts)?);
+            seal_monitor_exe(&mut cmd, &monitor);
             Ok(cmd)
         }
         RuntimeKind::External(_) if opts.tty => {

@@ -307,23 +307,50 @@ fn receive_fd(stream: &UnixStream) -> Result<OwnedFd, StartFailure> {
     Err(fail("console socket: no pty master received"))
 }
 
-/// The built-in runtime's workload executor for `-t`: allocates the pty inside the container
-/// (from the container's own devpts, as runc does, so `tty` names `/dev/pts/0`), makes it the
-/// controlling terminal and stdio, sends the master to the monitor, then execs as usual.
+/// A seccomp program compiled ahead (see [`crate::filter`]) for the init or exec'd process to
+/// load right before `execve`, and the CAP_SYS_ADMIN bits that were added to its capability
+/// sets only so that it may load the program without no_new_privs.
 #[derive(Clone)]
-struct PtyExecutor {
-    sock: RawFd,
+struct SeccompLoad {
+    bpf: std::sync::Arc<Vec<u8>>,
+    added_effective: bool,
+    added_permitted: bool,
 }
 
-impl libcontainer::workload::Executor for PtyExecutor {
+/// The built-in runtime's workload executor. For `-t` it allocates the pty inside the
+/// container (from the container's own devpts, as runc does, so `tty` names `/dev/pts/0`),
+/// makes it the controlling terminal and stdio and sends the master to the monitor; with a
+/// precompiled seccomp program it loads it and drops the capability bits added for that;
+/// then it execs as usual.
+#[derive(Clone)]
+struct Workload {
+    pty_sock: Option<RawFd>,
+    seccomp: Option<SeccompLoad>,
+}
+
+impl libcontainer::workload::Executor for Workload {
     fn exec(
         &self,
         spec: &oci_spec::runtime::Spec,
     ) -> Result<(), libcontainer::workload::ExecutorError> {
-        if let Err(e) = setup_pty(self.sock) {
-            return Err(libcontainer::workload::ExecutorError::Other(format!(
-                "setting up the pty: {e}"
-            )));
+        use libcontainer::workload::ExecutorError;
+        if let Some(sock) = self.pty_sock {
+            if let Err(e) = setup_pty(sock) {
+                return Err(ExecutorError::Other(format!("setting up the pty: {e}")));
+            }
+        }
+        if let Some(sc) = &self.seccomp {
+            crate::filter::load(&sc.bpf)
+                .map_err(|e| ExecutorError::Other(format!("loading the seccomp filter: {e}")))?;
+            if sc.added_effective || sc.added_permitted {
+                // CAP_SYS_ADMIN is in neither the bounding nor the inheritable set, so execve
+                // would clear it anyway; dropping it here keeps the last steps unprivileged.
+                let _ = crate::filter::drop_capability(
+                    21, // CAP_SYS_ADMIN
+                    sc.added_effective,
+                    sc.added_permitted,
+                );
+            }
         }
         libcontainer::workload::default::get_executor().exec(spec)
     }
@@ -334,6 +361,96 @@ impl libcontainer::workload::Executor for PtyExecutor {
     ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
         libcontainer::workload::default::get_executor().validate(spec)
     }
+}
+
+/// Adds `cap` to the effective and permitted sets of a spec's `process` when it has
+/// explicit capability sets lacking it; returns which sets were changed.
+fn add_capability(process: &mut serde_json::Value, cap: &str) -> (bool, bool) {
+    let mut added = (false, false);
+    let Some(caps) = process.get_mut("capabilities").filter(|c| c.is_object()) else {
+        return added;
+    };
+    for (set, flag) in [("effective", &mut added.0), ("permitted", &mut added.1)] {
+        let list = caps
+            .as_object_mut()
+            .map(|o| o.entry(set).or_insert_with(|| serde_json::json!([])));
+        if let Some(serde_json::Value::Array(a)) = list {
+            if !a.iter().any(|v| v.as_str() == Some(cap)) {
+                a.push(serde_json::json!(cap));
+                *flag = true;
+            }
+        }
+    }
+    added
+}
+
+/// The seccomp program of a spec's profile, when it can be loaded by [`Workload`] (`None`
+/// when the spec has no profile or one that libcontainer must compile itself).
+fn precompiled_seccomp(
+    spec: &serde_json::Value,
+    state_root: &Path,
+) -> Result<Option<Vec<u8>>, String> {
+    let Some(sec) = spec.get("linux").and_then(|l| l.get("seccomp")) else {
+        return Ok(None);
+    };
+    if sec.is_null() {
+        return Ok(None);
+    }
+    let profile: oci_spec::runtime::LinuxSeccomp =
+        serde_json::from_value(sec.clone()).map_err(|e| format!("seccomp profile: {e}"))?;
+    if !crate::filter::supported(&profile) {
+        return Ok(None);
+    }
+    crate::filter::compiled(&profile, &state_root.join("seccomp")).map(Some)
+}
+
+/// The bundle handed to libcontainer: `<dir>/builtin/config.json`, the container's spec
+/// without its seccomp profile (loaded precompiled by [`Workload`] instead) and with an
+/// absolute rootfs path. Falls back to the container directory itself when the profile must
+/// be compiled by libcontainer.
+fn builtin_bundle(
+    dir: &Path,
+    spec: &serde_json::Value,
+    state_root: &Path,
+) -> (PathBuf, Option<SeccompLoad>) {
+    let bpf = match precompiled_seccomp(spec, state_root) {
+        Ok(Some(b)) => b,
+        Ok(None) => return (dir.to_path_buf(), None),
+        Err(e) => {
+            eprintln!("berth-monitor: {e}; libcontainer compiles the profile");
+            return (dir.to_path_buf(), None);
+        }
+    };
+    let mut lean = spec.clone();
+    if let Some(l) = lean.get_mut("linux").and_then(|l| l.as_object_mut()) {
+        l.remove("seccomp");
+    }
+    lean["root"]["path"] = serde_json::json!(dir.join("rootfs"));
+    let nnp = spec["process"]["noNewPrivileges"].as_bool() == Some(true);
+    let (added_effective, added_permitted) = if nnp {
+        (false, false)
+    } else {
+        add_capability(&mut lean["process"], "CAP_SYS_ADMIN")
+    };
+    let bdir = dir.join("builtin");
+    let written = std::fs::create_dir_all(&bdir).and_then(|_| {
+        util::write_atomic_nosync(
+            &bdir.join("config.json"),
+            &serde_json::to_vec(&lean).unwrap_or_default(),
+        )
+    });
+    if let Err(e) = written {
+        eprintln!("berth-monitor: {}: {e}", bdir.display());
+        return (dir.to_path_buf(), None);
+    }
+    (
+        bdir,
+        Some(SeccompLoad {
+            bpf: std::sync::Arc::new(bpf),
+            added_effective,
+            added_permitted,
+        }),
+    )
 }
 
 fn setup_pty(sock: RawFd) -> nix::Result<()> {
@@ -415,14 +532,15 @@ fn create_and_start(
                 .with_root_path(&rec.state_root)
                 .map_err(|e| fail(format!("runtime root: {e}")))?;
             b = b.with_stdin(in_r).with_stdout(out_w).with_stderr(err_w);
-            if let Some((_, theirs)) = &pty_pair {
-                b = b.with_executor(PtyExecutor {
-                    sock: theirs.as_raw_fd(),
-                });
+            let (bundle, seccomp) = builtin_bundle(dir, &spec, &rec.state_root);
+            trace("create: seccomp program ready");
+            let pty_sock = pty_pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
+            if pty_sock.is_some() || seccomp.is_some() {
+                b = b.with_executor(Workload { pty_sock, seccomp });
             }
             trace("create: builder ready");
             let mut c = b
-                .as_init(dir)
+                .as_init(&bundle)
                 .with_systemd(false)
                 .with_detach(true)
                 .build()
@@ -664,7 +782,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
                 error: Some(f.message.clone()),
             };
             let _ = CgroupMode::detect().remove(&info.cgroup);
-            let _ = util::write_atomic(
+            let _ = util::write_atomic_nosync(
                 &crate::exit_path(&dir),
                 &serde_json::to_vec(&st).unwrap_or_default(),
             );
@@ -715,7 +833,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
     );
     trace("run: exited");
     let _ = std::fs::remove_file(&sock);
-    let _ = util::write_atomic(
+    let _ = util::write_atomic_nosync(
         &crate::exit_path(&dir),
         &serde_json::to_vec(&status).unwrap_or_default(),
     );
@@ -1062,7 +1180,7 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
     crate::spec::merge_env(&mut env, &opts.env);
     process["env"] = serde_json::json!(env);
     process["args"] = serde_json::json!(opts.args);
-    // The pty is set up by PtyExecutor, not through a console socket.
+    // The pty is set up by the Workload executor, not through a console socket.
     process["terminal"] = serde_json::json!(false);
     if let Some(w) = &opts.workdir {
         process["cwd"] = serde_json::json!(w);
@@ -1084,6 +1202,25 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
     }
     check_executable(&rootfs, &cwd, &opts.args[0], &env)
         .map_err(|(kind, message)| crate::Error::Start { kind, message })?;
+    // The container's profile, precompiled; libcontainer's bundle may lack it (see
+    // `builtin_bundle`), so failing to compile it here is an error, never an unfiltered exec.
+    let seccomp = match precompiled_seccomp(&spec, &rec.state_root) {
+        Ok(Some(bpf)) => {
+            let nnp = process["noNewPrivileges"].as_bool() == Some(true);
+            let (added_effective, added_permitted) = if nnp {
+                (false, false)
+            } else {
+                add_capability(&mut process, "CAP_SYS_ADMIN")
+            };
+            Some(SeccompLoad {
+                bpf: std::sync::Arc::new(bpf),
+                added_effective,
+                added_permitted,
+            })
+        }
+        Ok(None) => None,
+        Err(e) => return Err(crate::Error::Invalid(format!("exec failed: {e}"))),
+    };
     let pfile = rec
         .state_root
         .join(format!("{}.exec{}.json", info.id, std::process::id()));
@@ -1106,10 +1243,9 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
         .with_stdin(stdio_or_pipe(dup(0)?))
         .with_stdout(dup(1)?)
         .with_stderr(dup(2)?);
-    if let Some((_, theirs)) = &pair {
-        b = b.with_executor(PtyExecutor {
-            sock: theirs.as_raw_fd(),
-        });
+    let pty_sock = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
+    if pty_sock.is_some() || seccomp.is_some() {
+        b = b.with_executor(Workload { pty_sock, seccomp });
     }
     let res = b
         .as_tenant()

@@ -44,6 +44,16 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Like [`write_atomic`] without the fsync: for files that describe one run of a container
+/// (start record, exit status, runtime bundle copy). They are replaced whole by a rename, so a
+/// reader never sees a torn file; after a power loss the run they describe is over anyway and
+/// [`crate::state`] copes with a missing or empty one.
+pub fn write_atomic_nosync(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// A process's start time (field 22 of /proc/PID/stat), to tell a pid from a recycled one.
 pub fn proc_start_time(pid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

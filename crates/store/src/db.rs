@@ -70,6 +70,13 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     // WAL lets readers (`images`, `ps`) run while another process writes.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Every CLI command opens and closes the database: without this, each close checkpoints
+    // the WAL (fsyncs) and the next writer restarts it (another fsync). The WAL is
+    // checkpointed by the automatic checkpoint of whichever commit crosses its threshold.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < SCHEMA_VERSION {
