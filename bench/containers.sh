@@ -5,6 +5,7 @@
 # alone skips them).
 #
 #   bench/containers.sh          # release build; results in bench/out/containers-*.json
+#   RUNS=15 PS_COUNTS=100 BERTH=/path/to/berth bench/containers.sh   # fewer runs, skip 10,000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
@@ -55,12 +56,12 @@ hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/containers-exec.json"
 
 # Monitor RSS of the running container (kB).
 mpid=$(cut -d' ' -f1 "$BERTH_ROOT/containers/$("$BERTH" inspect -f '{{.Id}}' bench-exec)/monitor.pid")
-echo "monitor RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$mpid/status)" | tee "$OUT/containers-monitor-rss.txt"
+echo "monitor: $(grep -E '^(Rss|Pss|Pss_Anon|Pss_File|Private_Dirty):' /proc/$mpid/smaps_rollup | tr -s ' ' | tr '\n' ' ')" | tee "$OUT/containers-monitor-rss.txt"
 "$BERTH" rm -f bench-exec >/dev/null
 for e in docker podman; do have $e && { D=$e; [ $e = docker ] && D=/usr/bin/docker; $D rm -f bench-exec >/dev/null 2>&1 || true; }; done
 
 # ps -a with 100, then 10,000 containers (created, never started).
-for n in 100 10000; do
+for n in ${PS_COUNTS:-100 10000}; do
     have=$("$BERTH" ps -aq | wc -l)
     echo "creating $((n - have)) containers…" >&2
     seq $((have + 1)) "$n" | xargs -P 4 -I{} "$BERTH" create --network none busybox true >/dev/null
