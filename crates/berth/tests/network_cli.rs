@@ -61,6 +61,20 @@ fn bridge_veths(b: &Berth) -> Vec<String> {
     .collect()
 }
 
+/// Waits (up to 5 s) until no veth is left on the bridge: the host end of a pair goes with the
+/// container's namespace, which the kernel dismantles asynchronously.
+fn no_veths_left(b: &Berth) -> bool {
+    let start = Instant::now();
+    while !bridge_veths(b).is_empty() {
+        if start.elapsed() > Duration::from_secs(5) {
+            eprintln!("veths left: {:?}", bridge_veths(b));
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// Namespaces left in the run root (start locks aside).
 fn netns_left(b: &Berth) -> Vec<std::path::PathBuf> {
     common::list(&b.runroot().join("netns"))
@@ -159,13 +173,17 @@ fn http_published_on_loopback_then_cleanup() {
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("address already in use"), "{err}");
+    let start = Instant::now();
+    while bridge_veths(&b).len() != 1 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(bridge_veths(&b).len(), 1);
     let st = b.ok(&["inspect", "-f", "{{.State.Status}}", "web2"]);
     assert_eq!(st.trim(), "created");
     b.ok(&["rm", "web2"]);
 
     b.ok(&["rm", "-f", "web"]);
-    assert!(bridge_veths(&b).is_empty(), "{:?}", bridge_veths(&b));
+    assert!(no_veths_left(&b));
     assert!(!nft_table(&b).contains(&format!("dport {port}")));
     assert!(netns_left(&b).is_empty());
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
@@ -241,7 +259,7 @@ fn udp_published() {
         .ok(&["ps"])
         .contains(&format!("127.0.0.1:{port}->5000/udp")));
     b.ok(&["rm", "-f", "udp"]);
-    assert!(bridge_veths(&b).is_empty());
+    assert!(no_veths_left(&b));
 }
 
 #[test]
@@ -328,7 +346,7 @@ fn user_network_name_resolution_and_commands() {
     b.ok(&["network", "create", "--subnet", "10.198.8.0/24", "unused"]);
     let pruned = b.ok(&["network", "prune", "-f"]);
     assert!(pruned.contains("unused"), "{pruned}");
-    assert!(bridge_veths(&b).is_empty());
+    assert!(no_veths_left(&b));
 }
 
 #[test]
@@ -388,7 +406,7 @@ fn none_and_host_modes() {
     assert!(out.contains("\nbox\n"), "{out}");
     assert!(out.contains("10.9.9.9\tdb.local"), "{out}");
     assert!(out.contains("nameserver 10.1.2.3"), "{out}");
-    assert!(bridge_veths(&b).is_empty());
+    assert!(no_veths_left(&b));
     assert!(netns_left(&b).is_empty());
 }
 
@@ -439,7 +457,7 @@ fn parallel_containers_get_distinct_addresses() {
     let mut args = vec!["rm", "-f"];
     args.extend(names.iter().map(|s| s.as_str()));
     b.ok(&args);
-    assert!(bridge_veths(&b).is_empty());
+    assert!(no_veths_left(&b));
     assert!(netns_left(&b).is_empty());
 }
 
@@ -465,7 +483,7 @@ fn exited_detached_container_is_released_by_ps() {
     let start = Instant::now();
     loop {
         b.ok(&["ps", "-a"]);
-        if bridge_veths(&b).is_empty() && TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if no_veths_left(&b) && TcpStream::connect(("127.0.0.1", port)).is_err() {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(10), "not released");

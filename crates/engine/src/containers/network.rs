@@ -536,10 +536,12 @@ impl Engine {
 
     /// Releases everything a container holds on the network (idempotent, errors ignored).
     pub(crate) fn release_network(&self, id: &str) {
+        // The namespace goes first: its veth end then dies with it in the kernel's own time
+        // instead of a synchronous delete (tens of milliseconds) on our side.
+        let _ = netlink::remove_netns(&self.netns_path(id));
         if let Ok(net) = self.networking() {
             let _ = net.release_container(id);
         }
-        let _ = netlink::remove_netns(&self.netns_path(id));
     }
 
     /// The `berth-netproxy` helper: `$BERTH_NETPROXY`, next to the executable, else this
