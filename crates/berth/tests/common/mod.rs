@@ -101,6 +101,17 @@ impl Drop for Berth {
     /// Removes the host network state this root made: its default bridge and nftables table
     /// (named after the root, see the engine's `containers::network`).
     fn drop(&mut self) {
+        // Namespaces of containers a test left running: unmounted, they go with their last
+        // process.
+        for ns in list(&self.runroot().join("netns")) {
+            if ns.extension().is_none() {
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(&ns)
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         let (bridge, table) = net_names(&self.root());
         if Path::new("/sys/class/net").join(&bridge).exists() {
             let _ = Command::new("ip").args(["link", "del", &bridge]).status();
