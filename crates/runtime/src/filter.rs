@@ -157,7 +157,7 @@ pub fn compiled(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Vec<u8>, Str
     let path = cache_dir.join(cache_key(&json));
     if let Ok(mut f) = std::fs::File::open(&path) {
         let mut buf = Vec::new();
-        if f.read_to_end(&mut buf).is_ok() && !buf.is_empty() && buf.len() % 8 == 0 {
+        if f.read_to_end(&mut buf).is_ok() && !buf.is_empty() && buf.len().is_multiple_of(8) {
             return Ok(buf);
         }
     }
@@ -183,7 +183,7 @@ pub fn compiled(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Vec<u8>, Str
         Ok(buf)
     };
     match write() {
-        Ok(buf) if !buf.is_empty() && buf.len() % 8 == 0 => {
+        Ok(buf) if !buf.is_empty() && buf.len().is_multiple_of(8) => {
             let _ = std::fs::rename(&tmp, &path);
             Ok(buf)
         }
@@ -263,7 +263,7 @@ mod tests {
         assert!(supported(&p));
         let dir = tempfile::tempdir().unwrap();
         let a = compiled(&p, dir.path()).unwrap();
-        assert!(a.len() > 8 && a.len() % 8 == 0);
+        assert!(a.len() > 8 && a.len().is_multiple_of(8));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let b = compiled(&p, dir.path()).unwrap();
         assert_eq!(a, b);

@@ -72,11 +72,14 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Every CLI command opens and closes the database: without this, each close checkpoints
     // the WAL (fsyncs) and the next writer restarts it (another fsync). The WAL is
-    // checkpointed by the automatic checkpoint of whichever commit crosses its threshold.
+    // checkpointed by the automatic checkpoint of whichever commit crosses its threshold,
+    // kept small: the first connection of every process rereads the whole WAL to rebuild its
+    // index (a 4 MB WAL made `ps -a` take 14 ms instead of 6).
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,
     )?;
+    conn.pragma_update(None, "wal_autocheckpoint", 128)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < SCHEMA_VERSION {
