@@ -176,6 +176,10 @@ pub struct VethConfig<'a> {
 /// inside the namespace (one netlink request), then configures it there: address, up, default
 /// route, loopback up.
 pub fn attach(c: &VethConfig) -> Result<()> {
+    // Host names are derived from the container and network, so a link with this name is the
+    // previous start's, which the kernel may still be tearing down after its namespace went
+    // (a quick stop/start): remove it rather than fail with EEXIST.
+    delete_link(c.host_name)?;
     let ns = File::open(c.netns)
         .map_err(|e| Error::Invalid(format!("network namespace {}: {e}", c.netns.display())))?;
     let nsfd = ns.as_raw_fd();
