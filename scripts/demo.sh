@@ -33,6 +33,41 @@ skopeo inspect "docker-archive:$work/images.tar:busybox:latest" --format 'skopeo
 berth images --format 'table {{.Repository}}\t{{.Tag}}\t{{.Size}}'
 berth info --format 'store {{.DockerRootDir}}, cgroup v{{.CgroupVersion}}, kernel {{.KernelVersion}}'
 
+# Containers: the commands learned for Docker.
+berth run --rm busybox echo "hello from a container"
+berth rm -f worker >/dev/null 2>&1 || true
+berth run -d --name worker busybox sh -c 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 1; done'
+berth ps
+berth exec worker sh -c 'echo "exec: hostname $(hostname), pid 1 is $(cat /proc/1/comm)"'
+sleep 2
+berth logs --tail 2 worker
+berth stop -t 1 worker
+berth ps -a --filter name=worker
+berth rm worker
+berth container prune -f
+
+# The seed's web server: a locally built web image, published on the host.
+mkdir -p "$work/web"
+echo '<h1>hello from berth</h1>' > "$work/web/index.html"
+printf 'FROM busybox\nCOPY index.html /www/index.html\nEXPOSE 80\nCMD ["httpd", "-f", "-p", "80", "-h", "/www"]\n' > "$work/web/Dockerfile"
+berth build -q -t web "$work/web"
+berth rm -f webserver >/dev/null 2>&1 || true
+berth run -d --publish 8080:80 --name webserver web
+berth port webserver
+for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/ && break; sleep 0.1; done
+berth rm -f webserver
+
+# A registry of our own on 127.0.0.1: push, remove, pull back.
+berth registry serve --addr 127.0.0.1:0 --storage "$work/registry" > "$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 50); do grep -q Listening "$work/registry.log" && break; sleep 0.1; done
+addr=$(sed -n 's#.*Listening on https\?://\([^ ]*\).*#\1#p' "$work/registry.log" | head -1)
+berth tag busybox "$addr/demo/busybox:1"
+berth push "$addr/demo/busybox:1"
+berth rmi "$addr/demo/busybox:1"
+berth pull "$addr/demo/busybox:1"
+kill "$registry_pid"
+
 # The main job: a Python project's Dockerfile (examples/python-train), built and run. The base
 # image is made from Debian packages (no Docker Hub needed); pip uses the package index the
 # machine reaches.
