@@ -106,7 +106,7 @@ pub enum Command {
     Diff(crate::commands::containers_extra::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(crate::commands::containers_extra::ExportArgs),
-    /// Display a live stream of container(s) resource usage statistics
+    /// Display container(s) resource usage statistics (one snapshot)
     Stats(crate::commands::containers_extra::StatsArgs),
     /// Finishes a container that exited (run by its monitor: --rm, --restart)
     #[command(name = "__container-exited", hide = true)]
@@ -457,7 +457,7 @@ pub enum ContainerCommand {
     Diff(crate::commands::containers_extra::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(crate::commands::containers_extra::ExportArgs),
-    /// Display a live stream of container(s) resource usage statistics
+    /// Display container(s) resource usage statistics (one snapshot)
     Stats(crate::commands::containers_extra::StatsArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),

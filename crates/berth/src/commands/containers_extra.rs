@@ -406,7 +406,8 @@ pub struct StatsArgs {
     /// Show all containers (default shows just running)
     #[arg(short, long)]
     pub all: bool,
-    /// Disable streaming stats and only pull the first result
+    /// Disable streaming stats and only pull the first result (berth always prints one
+    /// snapshot)
     #[arg(long)]
     pub no_stream: bool,
     /// Do not truncate output
@@ -418,8 +419,8 @@ pub struct StatsArgs {
     pub containers: Vec<String>,
 }
 
-pub fn stats(_engine: &mut Engine, _a: StatsArgs) -> Result<()> {
-    Err(status(1, "stats: not implemented yet"))
+pub fn stats(engine: &mut Engine, a: StatsArgs) -> Result<()> {
+    crate::commands::stats::stats(engine, a)
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub(crate) mod containers_extra;
 mod images;
 pub(crate) mod network;
 mod registry;
+mod stats;
 mod system;
 
 use crate::cli::{

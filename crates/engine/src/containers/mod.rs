@@ -27,6 +27,7 @@ pub mod names;
 pub mod network;
 mod opts;
 mod pending;
+pub mod stats;
 pub mod system;
 
 pub use opts::{parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
