@@ -26,7 +26,10 @@ const WAL_CHECKPOINT_BYTES: u64 = 4 << 20;
 impl Drop for Store {
     fn drop(&mut self) {
         let wal = self.db_path.with_extension("db-wal");
-        if std::fs::metadata(&wal).map(|m| m.len() > WAL_CHECKPOINT_BYTES).unwrap_or(false) {
+        if std::fs::metadata(&wal)
+            .map(|m| m.len() > WAL_CHECKPOINT_BYTES)
+            .unwrap_or(false)
+        {
             // Best effort: a concurrent reader makes it partial, and the next close retries.
             let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
         }
