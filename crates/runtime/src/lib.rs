@@ -250,6 +250,11 @@ pub fn attach_socket_path(container_dir: &Path) -> PathBuf {
 pub fn log_path(container_dir: &Path) -> PathBuf {
     container_dir.join("container.log")
 }
+/// The exit hook: a JSON argv the monitor runs, detached, after recording `exit.json` (see
+/// the monitor's `run_exit_hook`). Written by the caller before [`start`]; optional.
+pub fn exit_hook_path(container_dir: &Path) -> PathBuf {
+    container_dir.join("exit-hook.json")
+}
 pub(crate) fn exit_path(dir: &Path) -> PathBuf {
     dir.join("exit.json")
 }

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 /// Entry point of the `berth-monitor` binary (also callable from another binary's hidden
 /// subcommand: it reads `std::env::args()` as `<prog> run|exec ...`).
 pub fn main() -> ! {
+    adopt_host_mntns_fd();
     let args: Vec<String> = std::env::args().collect();
     match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
         (Some("run"), Some(dir), Some(fd)) => match fd.parse() {
@@ -92,6 +93,8 @@ fn exe_is_read_only() -> bool {
 fn try_seal_exe() -> std::io::Result<()> {
     use nix::mount::{mount, MsFlags};
     let exe = std::fs::read_link("/proc/self/exe")?;
+    // The host's mount namespace, kept open across the re-exec for the exit hook.
+    let host_ns = unsafe { libc::open(c"/proc/self/ns/mnt".as_ptr(), libc::O_RDONLY) };
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     mount(
         None::<&str>,
@@ -124,7 +127,8 @@ fn try_seal_exe() -> std::io::Result<()> {
             CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).unwrap_or_default()
         })
         .collect();
-    let envp: Vec<CString> = std::env::vars_os()
+    let mut envp: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != HOST_MNTNS_ENV)
         .filter_map(|(k, v)| {
             let mut s = std::os::unix::ffi::OsStrExt::as_bytes(k.as_os_str()).to_vec();
             s.push(b'=');
@@ -132,8 +136,72 @@ fn try_seal_exe() -> std::io::Result<()> {
             CString::new(s).ok()
         })
         .collect();
+    if host_ns >= 0 {
+        envp.extend(CString::new(format!("{HOST_MNTNS_ENV}={host_ns}")).ok());
+    }
     nix::unistd::execve(&path, &argv, &envp)?;
     unreachable!()
+}
+
+/// Names the fd of the host's mount namespace that [`try_seal_exe`] keeps across its re-exec.
+const HOST_MNTNS_ENV: &str = "BERTH_MONITOR_HOST_MNTNS_FD";
+
+static HOST_MNTNS: std::sync::OnceLock<Option<RawFd>> = std::sync::OnceLock::new();
+
+/// Takes over the host mount namespace fd left by [`try_seal_exe`] (close-on-exec from now on).
+fn adopt_host_mntns_fd() {
+    let fd = std::env::var(HOST_MNTNS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<RawFd>().ok())
+        .filter(|fd| *fd > 2);
+    if let Some(fd) = fd {
+        set_cloexec(fd);
+    }
+    let _ = HOST_MNTNS.set(fd);
+}
+
+/// Runs the container's exit hook ([`crate::exit_hook_path`]), if any, detached: in the host's
+/// mount namespace (what it mounts must be seen by everyone), in a new session, with no signal
+/// blocked. Its stderr goes to `monitor.log`; nobody waits for it.
+fn run_exit_hook(dir: &Path) {
+    let Some(argv) = std::fs::read(crate::exit_hook_path(dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok())
+        .filter(|a| !a.is_empty())
+    else {
+        return;
+    };
+    let ns = HOST_MNTNS.get().copied().flatten();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_remove(HOST_MNTNS_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("monitor.log"))
+    {
+        Ok(f) => cmd.stderr(Stdio::from(f)),
+        Err(_) => cmd.stderr(Stdio::null()),
+    };
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if let Some(fd) = ns {
+                if libc::setns(fd, libc::CLONE_NEWNS) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            libc::setsid();
+            Ok(())
+        });
+    }
+    if let Err(e) = cmd.spawn() {
+        eprintln!("berth-monitor: exit hook {}: {e}", argv[0]);
+    }
 }
 
 fn set_cloexec(fd: RawFd) {
@@ -841,6 +909,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
     delete_runtime(started.runtime);
     let _ = CgroupMode::detect().remove(&info.cgroup);
     trace("run: runtime state and cgroup removed");
+    run_exit_hook(&dir);
     std::process::exit(0)
 }
 

@@ -699,6 +699,8 @@ pub struct ExitedArgs {
     pub id: String,
 }
 
-pub fn container_exited(_engine: &mut Engine, _a: ExitedArgs) -> Result<()> {
+/// The exit hook a container's monitor runs: `--rm` and the restart policy.
+pub fn container_exited(engine: &mut Engine, a: ExitedArgs) -> Result<()> {
+    engine.container_exited(&a.id)?;
     Ok(())
 }

@@ -27,6 +27,7 @@ pub mod names;
 pub mod network;
 mod opts;
 mod pending;
+mod restart;
 pub mod stats;
 pub mod system;
 
@@ -940,6 +941,7 @@ impl Engine {
             )));
         }
         let spec = self.spec_of(&id)?;
+        self.reset_restart_state(&id, &mut rec);
         self.start_spec(&id, &spec, &mut rec)?;
         Ok(id)
     }
@@ -961,6 +963,8 @@ impl Engine {
             ..Default::default()
         };
         self.save_record(id, rec)?;
+        self.write_exit_hook(id)?;
+        self.hold_start_lock(id);
         let opts = berth_runtime::StartOptions {
             runtime: spec.runtime.clone(),
             monitor_path: Some(self.monitor_path()?),
@@ -1033,7 +1037,10 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<String, EngineError> {
-        let (row, _rec, live) = self.load(name)?;
+        let row = self.resolve_container(name)?;
+        self.mark_manually_stopped(&row.id);
+        let _lock = self.restart_lock(&row.id);
+        let (row, _rec, live) = self.load(&row.id)?;
         let id = row.id.clone();
         let dir = self.container_dir_of(&id);
         if live.running {
@@ -1060,7 +1067,12 @@ impl Engine {
     /// Records the exit of a container that stopped, unmounts its rootfs, and removes it when
     /// it was run with `--rm`.
     fn after_exit(&mut self, id: &str) -> Result<(), EngineError> {
-        let (row, rec, live) = self.load(id)?;
+        let (row, rec, live) = match self.load(id) {
+            Ok(x) => x,
+            // Removed by its exit hook (`--rm`).
+            Err(EngineError::ContainerNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         if live.running {
             return Ok(());
         }
@@ -1068,7 +1080,11 @@ impl Engine {
         let _ = berth_runtime::cleanup(&dir);
         self.release_network(&row.id);
         if rec.auto_remove {
-            self.remove_container(&row.id, true, true)?;
+            // Its exit hook may have removed it already.
+            match self.remove_container(&row.id, true, true) {
+                Ok(_) | Err(EngineError::ContainerNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -1085,6 +1101,8 @@ impl Engine {
             )));
         }
         let dir = self.container_dir_of(&row.id);
+        self.mark_killed(&row.id);
+        let _lock = self.restart_lock(&row.id);
         if live.paused && sig == libc_sigkill() {
             let _ = berth_runtime::unpause(&dir);
         }
@@ -1141,6 +1159,8 @@ impl Engine {
                 "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
             )));
         }
+        self.mark_manually_stopped(&id);
+        let _lock = self.restart_lock(&id);
         let marker = pending::Marker::acquire(&self.pending_dir(), &id)
             .map_err(io_err("creating the container's pending marker"))?;
         rec.state.status = "removing".into();

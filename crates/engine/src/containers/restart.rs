@@ -1,0 +1,246 @@
+//! Restart policies and `--rm` for containers that exit on their own.
+//!
+//! `start` records an exit hook ([`berth_runtime::exit_hook_path`]): when the container's init
+//! exits, its monitor runs `berth --root R --runroot RR __container-exited <id>`, which calls
+//! [`Engine::container_exited`]. `stop`, `kill` and `rm` first leave a `manually-stopped`
+//! marker in the container directory: such an exit is never restarted (a `--rm` container
+//! killed by `kill` is still removed; `stop` and `rm` remove it themselves). `start` clears the
+//! marker, the restart count and the backoff. The hook first waits for the command that
+//! started the container to finish (it may be waiting for this exit: a foreground `run --rm`
+//! removes the container itself).
+//!
+//! Docker's rules: `always`/`unless-stopped` restart whatever the exit code, `on-failure[:N]`
+//! only after a non-zero exit, at most N times (unlimited without N). Each restart waits a
+//! backoff that starts at 100 ms and doubles (at most a minute), back to 100 ms once a run
+//! lasted 10 seconds.
+
+use super::{io_err, parse_rfc3339, ContainerRecord};
+use crate::{Engine, EngineError};
+use std::path::Path;
+use std::time::Duration;
+
+const STOPPED_MARKER: &str = "manually-stopped";
+const BACKOFF_FILE: &str = "restart-backoff";
+const FIRST_DELAY_MS: u64 = 100;
+const MAX_DELAY_MS: u64 = 60_000;
+const RESET_AFTER_SECS: i64 = 10;
+
+/// Whether a policy restarts a container that exited with `exit_code` after `restarts`
+/// restarts.
+pub(crate) fn should_restart(policy: &super::RestartPolicy, exit_code: i32, restarts: u32) -> bool {
+    match policy.name.as_str() {
+        "always" | "unless-stopped" => true,
+        "on-failure" => {
+            exit_code != 0 && (policy.max_retries == 0 || restarts < policy.max_retries)
+        }
+        _ => false,
+    }
+}
+
+/// The delay before the next restart, given the previous one (`None`: first restart) and how
+/// long the last run lasted.
+pub(crate) fn next_delay_ms(previous: Option<u64>, ran_secs: Option<i64>) -> u64 {
+    match (previous, ran_secs) {
+        (Some(p), Some(r)) if r < RESET_AFTER_SECS => (p * 2).min(MAX_DELAY_MS),
+        (Some(p), None) => (p * 2).min(MAX_DELAY_MS),
+        _ => FIRST_DELAY_MS,
+    }
+}
+
+impl Engine {
+    /// Records that `stop`, `kill` or `rm` ended (or is ending) the container, so its exit
+    /// hook does not restart it.
+    pub(crate) fn mark_manually_stopped(&self, id: &str) {
+        let _ = std::fs::write(self.container_dir_of(id).join(STOPPED_MARKER), b"");
+    }
+
+    /// Forgets a manual stop and the restart history (a user's `start`).
+    pub(crate) fn reset_restart_state(&self, id: &str, rec: &mut ContainerRecord) {
+        let dir = self.container_dir_of(id);
+        let _ = std::fs::remove_file(dir.join(STOPPED_MARKER));
+        let _ = std::fs::remove_file(dir.join(BACKOFF_FILE));
+        rec.restart_count = 0;
+    }
+
+    /// Writes the exit hook the monitor runs when the container's init exits.
+    pub(crate) fn write_exit_hook(&self, id: &str) -> Result<(), EngineError> {
+        let exe = std::env::current_exe().map_err(io_err("finding the berth executable"))?;
+        let argv = [
+            exe.display().to_string(),
+            "--root".into(),
+            self.root().display().to_string(),
+            "--runroot".into(),
+            self.runroot().display().to_string(),
+            "__container-exited".into(),
+            id.to_string(),
+        ];
+        let p = berth_runtime::exit_hook_path(&self.container_dir_of(id));
+        std::fs::write(&p, serde_json::to_vec(&argv).unwrap_or_default())
+            .map_err(io_err(format!("writing {}", p.display())))
+    }
+
+    /// The exit hook (`berth __container-exited <id>`): applies `--rm` and the restart policy
+    /// to a container whose init just exited.
+    pub fn container_exited(&mut self, id: &str) -> Result<(), EngineError> {
+        let row = match self.resolve_container(id) {
+            Ok(r) => r,
+            Err(EngineError::ContainerNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let id = row.id.clone();
+        self.wait_for_starters(&id);
+        let (_, rec, live) = match self.load(&id) {
+            Ok(x) => x,
+            Err(EngineError::ContainerNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let dir = self.container_dir_of(&id);
+        if live.running || rec.state.status == "removing" || !dir.exists() {
+            return Ok(());
+        }
+        let stopped = dir.join(STOPPED_MARKER).exists();
+        if rec.auto_remove {
+            // `stop` and `rm` remove it themselves; after `kill` or its own exit, we do.
+            if stopped && !self.stopped_by_kill(&dir) {
+                return Ok(());
+            }
+            return self.remove_exited(&id);
+        }
+        if stopped {
+            return Ok(());
+        }
+        let spec = self.spec_of(&id)?;
+        if !should_restart(&spec.restart, live.exit_code, rec.restart_count) {
+            let _ = berth_runtime::cleanup(&dir);
+            self.release_network(&id);
+            return Ok(());
+        }
+        let ran = match (
+            parse_rfc3339(&live.started_at),
+            parse_rfc3339(&live.finished_at),
+        ) {
+            (Some(a), Some(b)) => Some((b - a).num_seconds()),
+            _ => None,
+        };
+        let previous = std::fs::read_to_string(dir.join(BACKOFF_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        let delay = next_delay_ms(previous, ran);
+        let _ = std::fs::write(dir.join(BACKOFF_FILE), delay.to_string());
+        std::thread::sleep(Duration::from_millis(delay));
+        // A `stop`, `kill`, `rm` or `start` during the backoff wins; they wait for a restart
+        // under way to finish.
+        let _lock = self.restart_lock(&id);
+        if dir.join(STOPPED_MARKER).exists() {
+            return Ok(());
+        }
+        let (_, mut rec, live) = match self.load(&id) {
+            Ok(x) => x,
+            Err(EngineError::ContainerNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if live.running || rec.state.status != "exited" {
+            return Ok(());
+        }
+        let _ = berth_runtime::cleanup(&dir);
+        self.release_network(&id);
+        rec.restart_count += 1;
+        self.start_spec(&id, &spec, &mut rec)
+    }
+
+    /// Holds a shared lock on `starter.lock` until this process exits: a command that started
+    /// the container may still wait for it and finish it (a foreground `run --rm` removes it
+    /// itself, with its exit code), so the exit hook waits for it to be done.
+    pub(crate) fn hold_start_lock(&self, id: &str) {
+        static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+        let Ok(f) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.container_dir_of(id).join("starter.lock"))
+        else {
+            return;
+        };
+        if rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok() {
+            if let Ok(mut v) = HELD.lock() {
+                v.push(f);
+            }
+        }
+    }
+
+    /// Waits until no process that started the container (see [`Self::hold_start_lock`]) is
+    /// left.
+    fn wait_for_starters(&self, id: &str) {
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.container_dir_of(id).join("starter.lock"))
+        {
+            let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive);
+        }
+    }
+
+    /// Serialises a restart with `stop`, `kill` and `rm` (`restart.lock`, flock).
+    pub(crate) fn restart_lock(&self, id: &str) -> Option<std::fs::File> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.container_dir_of(id).join("restart.lock"))
+            .ok()?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).ok()?;
+        Some(f)
+    }
+
+    fn stopped_by_kill(&self, dir: &Path) -> bool {
+        std::fs::read(dir.join(STOPPED_MARKER)).ok().as_deref() == Some(b"kill")
+    }
+
+    /// Marks a `kill` (a `--rm` container is then removed by its exit hook).
+    pub(crate) fn mark_killed(&self, id: &str) {
+        let _ = std::fs::write(self.container_dir_of(id).join(STOPPED_MARKER), b"kill");
+    }
+
+    /// Removes an exited `--rm` container; one removed meanwhile by another command is fine.
+    fn remove_exited(&mut self, id: &str) -> Result<(), EngineError> {
+        let _ = berth_runtime::cleanup(&self.container_dir_of(id));
+        self.release_network(id);
+        match self.remove_container(id, true, true) {
+            Ok(_) | Err(EngineError::ContainerNotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::RestartPolicy;
+
+    fn p(name: &str, n: u32) -> RestartPolicy {
+        RestartPolicy {
+            name: name.into(),
+            max_retries: n,
+        }
+    }
+
+    #[test]
+    fn policies() {
+        assert!(!should_restart(&p("", 0), 1, 0));
+        assert!(!should_restart(&p("no", 0), 1, 0));
+        assert!(should_restart(&p("always", 0), 0, 100));
+        assert!(should_restart(&p("unless-stopped", 0), 0, 0));
+        assert!(!should_restart(&p("on-failure", 0), 0, 0));
+        assert!(should_restart(&p("on-failure", 0), 3, 50));
+        assert!(should_restart(&p("on-failure", 2), 3, 1));
+        assert!(!should_restart(&p("on-failure", 2), 3, 2));
+    }
+
+    #[test]
+    fn backoff() {
+        assert_eq!(next_delay_ms(None, Some(0)), 100);
+        assert_eq!(next_delay_ms(Some(100), Some(1)), 200);
+        assert_eq!(next_delay_ms(Some(400), Some(9)), 800);
+        assert_eq!(next_delay_ms(Some(800), Some(10)), 100);
+        assert_eq!(next_delay_ms(Some(50_000), Some(0)), 60_000);
+    }
+}
