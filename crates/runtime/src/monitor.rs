@@ -212,6 +212,31 @@ fn set_subreaper() {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 }
 
+/// Kills and reaps every child of this process (as a subreaper, that includes orphans a failed
+/// libcontainer attempt left behind).
+fn kill_children() {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        if stat[close + 2..].split(' ').nth(1) == Some(me.as_str()) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        }
+    }
+}
+
 /// Blocks SIGCHLD (and termination signals, handled in the loop) and returns a signalfd.
 fn signal_fd() -> SignalFd {
     let mut set = SigSet::empty();
@@ -1304,23 +1329,42 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
         let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         Ok(b.try_clone_to_owned()?)
     };
-    let mut b = ContainerBuilder::new(info.id.clone(), SyscallType::default())
-        .with_root_path(&rec.state_root)
-        .map_err(|e| crate::Error::Invalid(e.to_string()))?;
-    // libcontainer needs pipes or files as stdio; /dev/null-like stdio is swapped for a pipe.
-    b = b
-        .with_stdin(stdio_or_pipe(dup(0)?))
-        .with_stdout(dup(1)?)
-        .with_stderr(dup(2)?);
     let pty_sock = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
-    if pty_sock.is_some() || seccomp.is_some() {
-        b = b.with_executor(Workload { pty_sock, seccomp });
+    let workload = Workload { pty_sock, seccomp };
+    let attempt = || -> crate::Result<_> {
+        let mut b = ContainerBuilder::new(info.id.clone(), SyscallType::default())
+            .with_root_path(&rec.state_root)
+            .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        // libcontainer needs pipes or files as stdio; /dev/null-like stdio is swapped for a pipe.
+        b = b
+            .with_stdin(stdio_or_pipe(dup(0)?))
+            .with_stdout(dup(1)?)
+            .with_stderr(dup(2)?);
+        if workload.pty_sock.is_some() || workload.seccomp.is_some() {
+            b = b.with_executor(workload.clone());
+        }
+        Ok(b.as_tenant()
+            .with_process(Some(&pfile))
+            .with_detach(true)
+            .build())
+    };
+    let mut res = attempt()?;
+    // libcontainer's setup channel can see the init's "ready" before the intermediate's on a
+    // loaded machine and gives up, leaving the init waiting for a message that never comes
+    // (and holding the caller's stdout). The user's command has not run yet: kill what the
+    // attempt left (we are its subreaper) and try again.
+    for _ in 0..3 {
+        match &res {
+            Err(e) if e.to_string().contains("unexpected message") => {
+                kill_children();
+                res = attempt()?;
+            }
+            _ => break,
+        }
     }
-    let res = b
-        .as_tenant()
-        .with_process(Some(&pfile))
-        .with_detach(true)
-        .build();
+    if res.is_err() {
+        kill_children();
+    }
     let _ = std::fs::remove_file(&pfile);
     let pid = res.map_err(|e| crate::Error::Start {
         kind: StartErrorKind::Other,
