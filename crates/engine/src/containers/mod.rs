@@ -720,6 +720,10 @@ impl Engine {
         let args = berth_runtime::spec::process_args(&img, &run)
             .map_err(|_| EngineError::InvalidArgument("no command specified".into()))?;
         let id = new_id();
+        // Taken before anything is written for this container (the network plan creates its
+        // directory): a kill from here on leaves a marker the next command recovers from.
+        let marker = pending::Marker::acquire(&self.pending_dir(), &id)
+            .map_err(io_err("creating the container's pending marker"))?;
         if let Err(e) = self.plan_network(&id, &network_mode, o, &img.exposed_ports, &mut run) {
             let _ = std::fs::remove_dir_all(self.container_dir_of(&id));
             return Err(e);
@@ -782,8 +786,6 @@ impl Engine {
             volumes,
             config,
         };
-        let marker = pending::Marker::acquire(&self.pending_dir(), &id)
-            .map_err(io_err("creating the container's pending marker"))?;
         let dir = self.container_dir_of(&id);
         let prepared = (|| -> Result<(), EngineError> {
             berth_runtime::prepare_bundle(&id, &dir, &layers, &img, &run)
