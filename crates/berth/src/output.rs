@@ -172,6 +172,34 @@ pub fn default_header(field: &str) -> String {
     }
 }
 
+/// `inspect` of any kind of object: looks each name up, prints what was found as `inspect`
+/// does, reports each missing one on its own line (`prefix: error`), and exits 1 if any was.
+pub fn inspect_each<T: serde::Serialize>(
+    names: &[String],
+    format: Option<&str>,
+    prefix: &str,
+    mut lookup: impl FnMut(&str) -> std::result::Result<T, berth_engine::EngineError>,
+) -> Result<()> {
+    let mut values = Vec::new();
+    let mut failed = false;
+    for name in names {
+        match lookup(name) {
+            Ok(v) => values.push(serde_json::to_value(v)?),
+            Err(e) => {
+                eprintln!("{prefix}: {e}");
+                failed = true;
+            }
+        }
+    }
+    if !values.is_empty() || !failed {
+        print_inspect(&values, format)?;
+    }
+    if failed {
+        return Err(crate::exit_status(1));
+    }
+    Ok(())
+}
+
 /// Prints values as `inspect` does: a pretty JSON array, or each value through a template.
 pub fn print_inspect(values: &[Value], format: Option<&str>) -> Result<()> {
     let stdout = std::io::stdout();

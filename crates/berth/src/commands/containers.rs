@@ -7,7 +7,7 @@ use crate::cli::{
     PruneArgs, PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, VolumeCreateArgs,
     VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
 };
-use crate::output::{default_header, go_time, human_size, print_inspect, render_rows, since};
+use crate::output::{default_header, go_time, human_size, render_rows, since};
 use crate::{exit_status, StatusError};
 use anyhow::Result;
 use berth_engine::containers::{
@@ -1035,24 +1035,9 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
 }
 
 pub fn inspect(engine: &mut Engine, a: ContainerInspectArgs) -> Result<()> {
-    let mut values = Vec::new();
-    let mut failed = false;
-    for n in &a.names {
-        match engine.inspect_container(n, a.size) {
-            Ok(v) => values.push(v),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    if !values.is_empty() || !failed {
-        print_inspect(&values, a.format.as_deref())?;
-    }
-    if failed {
-        return Err(exit_status(1));
-    }
-    Ok(())
+    crate::output::inspect_each(&a.names, a.format.as_deref(), "Error", |n| {
+        engine.inspect_container(n, a.size)
+    })
 }
 
 pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<()> {
@@ -1133,24 +1118,12 @@ pub fn volume_ls(engine: &mut Engine, a: VolumeLsArgs) -> Result<()> {
 }
 
 pub fn volume_inspect(engine: &mut Engine, a: VolumeInspectArgs) -> Result<()> {
-    let mut values = Vec::new();
-    let mut failed = false;
-    for n in &a.names {
-        match engine.inspect_volume(n) {
-            Ok(v) => values.push(serde_json::to_value(v)?),
-            Err(e) => {
-                eprintln!("Error response from daemon: {e}");
-                failed = true;
-            }
-        }
-    }
-    if !values.is_empty() || !failed {
-        print_inspect(&values, a.format.as_deref())?;
-    }
-    if failed {
-        return Err(exit_status(1));
-    }
-    Ok(())
+    crate::output::inspect_each(
+        &a.names,
+        a.format.as_deref(),
+        "Error response from daemon",
+        |n| engine.inspect_volume(n),
+    )
 }
 
 pub fn volume_rm(engine: &mut Engine, a: VolumeRmArgs) -> Result<()> {

@@ -191,24 +191,7 @@ fn split_tag(tag: &str) -> (String, String) {
 }
 
 pub fn inspect(engine: &Engine, names: &[String], format: Option<&str>) -> Result<()> {
-    let mut values = Vec::new();
-    let mut failed = false;
-    for name in names {
-        match engine.inspect_image(name) {
-            Ok(i) => values.push(serde_json::to_value(i)?),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    if !values.is_empty() || !failed {
-        print_inspect(&values, format)?;
-    }
-    if failed {
-        return Err(exit_status(1));
-    }
-    Ok(())
+    crate::output::inspect_each(names, format, "Error", |n| engine.inspect_image(n))
 }
 
 /// `inspect`: containers first, then images, like Docker; `--type` narrows it.

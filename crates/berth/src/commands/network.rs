@@ -1,6 +1,6 @@
 //! `network create|ls|inspect|rm|prune|connect|disconnect`.
 
-use crate::output::{default_header, print_inspect, render_rows};
+use crate::output::{default_header, render_rows};
 use crate::{exit_status, StatusError};
 use anyhow::Result;
 use berth_engine::containers::network::berth_network::CreateNetwork;
@@ -207,24 +207,9 @@ fn ls(engine: &mut Engine, a: NetworkLsArgs) -> Result<()> {
 }
 
 fn inspect(engine: &mut Engine, a: NetworkInspectArgs) -> Result<()> {
-    let mut values: Vec<Value> = Vec::new();
-    let mut failed = false;
-    for n in &a.names {
-        match engine.network_inspect(n) {
-            Ok(v) => values.push(v),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    if !values.is_empty() || !failed {
-        print_inspect(&values, a.format.as_deref())?;
-    }
-    if failed {
-        return Err(exit_status(1));
-    }
-    Ok(())
+    crate::output::inspect_each(&a.names, a.format.as_deref(), "Error", |n| {
+        engine.network_inspect(n)
+    })
 }
 
 fn rm(engine: &mut Engine, a: NetworkRmArgs) -> Result<()> {
