@@ -225,9 +225,13 @@ pub fn attach(c: &VethConfig) -> Result<()> {
                 .await
                 .map_err(|e| nl(&format!("adding {}/{}", c.ip, c.prefix), e))?;
             if let Some(gw) = c.gateway {
+                // `onlink`: the gateway is on this link's subnet by construction, and without
+                // the flag the kernel checks its reachability, which fails with ENETUNREACH
+                // while the veth's carrier is still coming up (seen under concurrent starts).
                 let route = RouteMessageBuilder::<Ipv4Addr>::new()
                     .gateway(gw)
                     .output_interface(idx)
+                    .onlink()
                     .build();
                 h.route()
                     .add(route)
