@@ -75,6 +75,20 @@ pub fn proc_alive(pid: i32, start: u64) -> bool {
     state != "Z" && state != "X" && st == Some(start)
 }
 
+/// A pidfd for `pid` if it is still the process that started at `start` (checked after the
+/// pidfd is open, so a recycled pid is never waited on).
+pub fn pidfd_of(pid: i32, start: u64) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor was just returned to us and is owned by nothing else.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    proc_alive(pid, start).then_some(fd)
+}
+
 /// Reads a `pid start_time` file.
 pub fn read_pid_file(path: &Path) -> Option<(i32, u64)> {
     let s = std::fs::read_to_string(path).ok()?;

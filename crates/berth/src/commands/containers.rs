@@ -460,6 +460,7 @@ fn follow_until_exit(engine: &mut Engine, id: &str) -> Result<i32> {
     });
     let st = berth_runtime::wait(&dir, None);
     done.store(true, Ordering::Relaxed);
+    reader.thread().unpark();
     let _ = reader.join();
     let code = match st {
         Ok(st) => st.exit_code,

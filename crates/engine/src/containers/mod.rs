@@ -1760,7 +1760,9 @@ pub fn follow_log(
                     continue;
                 }
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // Parked rather than slept, so a caller that knows the container has exited can
+            // wake the follower at once (`Thread::unpark`).
+            std::thread::park_timeout(Duration::from_millis(5));
         }
     }
 }
