@@ -594,6 +594,18 @@ fn create_and_start(
     let env: Vec<String> = serde_json::from_value(proc_["env"].clone()).unwrap_or_default();
     let cwd = proc_["cwd"].as_str().unwrap_or("/");
     let arg0 = args.first().ok_or_else(|| fail("no command specified"))?;
+    // With `--init` the init comes from the host (a bind mount over an empty placeholder):
+    // check the user's command behind it, which the init will run.
+    let init_mounted = spec["mounts"].as_array().is_some_and(|m| {
+        m.iter()
+            .any(|m| m["destination"] == crate::spec::INIT_PATH && m["type"] == "bind")
+    });
+    let arg0 = match args.as_slice() {
+        [init, sep, cmd, ..] if init_mounted && init == crate::spec::INIT_PATH && sep == "--" => {
+            cmd
+        }
+        _ => arg0,
+    };
     check_executable(&dir.join("rootfs"), cwd, arg0, &env)
         .map_err(|(kind, message)| StartFailure { kind, message })?;
 

@@ -11,7 +11,7 @@ use crate::output::{default_header, go_time, human_size, render_rows, since};
 use crate::{exit_status, StatusError};
 use anyhow::Result;
 use berth_engine::containers::{
-    parse_time_arg, ContainerSummary, CreateOptions, ListOptions, LogOptions,
+    find_init, parse_time_arg, ContainerSummary, CreateOptions, ListOptions, LogOptions,
 };
 use berth_engine::{Engine, EngineError};
 use berth_runtime::{ExecOptions, RunOptions, Ulimit};
@@ -267,25 +267,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         }
     }
     if a.init {
-        let found = [
-            "/usr/bin/tini-static",
-            "/usr/bin/tini",
-            "/usr/bin/catatonit",
-            "/usr/libexec/podman/catatonit",
-            "/usr/bin/docker-init",
-        ]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.exists());
-        match found {
-            Some(p) => run.init = Some(p.to_path_buf()),
-            None => {
-                return Err(status(
-                    125,
-                    "Error response from daemon: --init needs tini or catatonit installed on the host (apt install tini)",
-                ))
-            }
-        }
+        run.init = Some(find_init().map_err(|e| status(125, e.to_string()))?);
     }
     if let Some(k) = &a.detach_keys {
         parse_detach_keys(k)?;

@@ -31,7 +31,7 @@ mod restart;
 pub mod stats;
 pub mod system;
 
-pub use opts::{parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
+pub use opts::{find_init, parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
 
 use crate::{Engine, EngineError};
 use berth_runtime::{
@@ -657,6 +657,14 @@ impl Engine {
             .map(|d| self.store().layer_path(&d))
             .collect();
         let mut run = o.run.clone();
+        if let Some(init) = &run.init {
+            if !init.is_file() {
+                return Err(EngineError::InvalidArgument(format!(
+                    "--init: {}: no such file: install tini (apt-get install tini) or set BERTH_INIT_PATH",
+                    init.display()
+                )));
+            }
+        }
         let network_mode = self.resolve_network_mode(o, &mut run)?;
         if let Some(s) = &run.stop_signal {
             berth_runtime::parse_signal(s)
@@ -1382,7 +1390,7 @@ impl Engine {
             "CpusetMems": run.cpuset_mems.clone().unwrap_or_default(),
             "PidsLimit": run.pids_limit,
             "Ulimits": if ulimits.is_empty() { Value::Null } else { json!(ulimits) },
-            "Init": run.init.is_some(),
+            "Init": if run.init.is_some() { json!(true) } else { Value::Null },
             "Mounts": Value::Null,
             "MaskedPaths": berth_runtime::spec::MASKED_PATHS,
             "ReadonlyPaths": berth_runtime::spec::READONLY_PATHS,

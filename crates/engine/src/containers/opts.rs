@@ -50,6 +50,40 @@ pub fn parse_restart(s: &str) -> Result<RestartPolicy, EngineError> {
     }
 }
 
+/// Static init binaries `--init` looks for on the host, in order (a dynamically linked one,
+/// like Debian's `/usr/bin/tini`, cannot run in an image without a matching libc).
+const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/docker-init",
+    "/usr/bin/catatonit",
+    "/usr/libexec/podman/catatonit",
+];
+
+/// The host binary `--init` bind-mounts at `/sbin/docker-init`: `$BERTH_INIT_PATH`, else the
+/// first of Debian's static tini (package `tini`), docker-init or catatonit that exists.
+pub fn find_init() -> Result<PathBuf, EngineError> {
+    if let Some(p) = std::env::var_os("BERTH_INIT_PATH").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return Err(EngineError::InvalidArgument(format!(
+                "--init: BERTH_INIT_PATH={}: no such file: point it at a static init, or unset it and apt-get install tini",
+                p.display()
+            )));
+        }
+        return Ok(p);
+    }
+    INIT_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            EngineError::InvalidArgument(
+                "--init: no init binary on this host (looked for /usr/bin/tini-static): install it with apt-get install tini, or set BERTH_INIT_PATH".to_string(),
+            )
+        })
+}
+
 /// A `--mount` that needs the engine (a volume) or is complete.
 pub enum ParsedMount {
     Ready(MountSpec),
