@@ -184,8 +184,12 @@ pub struct ContainerRecord {
 pub struct LiveState {
     /// Docker's `State.Status`: created, running, paused, restarting, removing, exited, dead.
     pub status: String,
+    /// Init runs (paused or not). False while `restarting`.
     pub running: bool,
     pub paused: bool,
+    /// Exited, and its exit hook waits out the restart policy's backoff before starting it
+    /// again (`status` is `restarting`; Docker reports `Running` too).
+    pub restarting: bool,
     pub pid: i32,
     pub exit_code: i32,
     pub oom_killed: bool,
@@ -341,6 +345,11 @@ pub fn status_text(s: &LiveState) -> String {
         }
         "exited" => format!(
             "Exited ({}) {} ago",
+            s.exit_code,
+            human_duration(ago(&s.finished_at))
+        ),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
             s.exit_code,
             human_duration(ago(&s.finished_at))
         ),
@@ -581,8 +590,13 @@ impl Engine {
                 }
             }
         }
+        // Not cached in the record: only while the exit hook that will restart it is alive.
+        let restarting =
+            rec.state.status == "exited" && restart::restart_pending(&self.container_dir_of(id));
         let status = if rec.state.status == "running" && paused {
             "paused".to_string()
+        } else if restarting {
+            "restarting".to_string()
         } else {
             rec.state.status.clone()
         };
@@ -592,6 +606,7 @@ impl Engine {
                 status,
                 running,
                 paused,
+                restarting,
                 pid: if running { pid } else { 0 },
                 exit_code: rec.state.exit_code,
                 oom_killed: rec.state.oom_killed,
@@ -942,7 +957,8 @@ impl Engine {
     pub fn start_container(&mut self, name: &str) -> Result<String, EngineError> {
         let (row, mut rec, live) = self.load(name)?;
         let id = row.id.clone();
-        if live.running {
+        // A restarting container is started by its exit hook (Docker: not modified).
+        if live.running || live.restarting {
             return Ok(id);
         }
         if rec.state.status == "removing" {
@@ -1049,7 +1065,8 @@ impl Engine {
     ) -> Result<String, EngineError> {
         let row = self.resolve_container(name)?;
         self.mark_manually_stopped(&row.id);
-        let _lock = self.restart_lock(&row.id);
+        let lock = self.restart_lock(&row.id);
+        self.cancel_restart(&row.id);
         let (row, _rec, live) = self.load(&row.id)?;
         let id = row.id.clone();
         let dir = self.container_dir_of(&id);
@@ -1070,6 +1087,9 @@ impl Engine {
                 Err(e) => return Err(EngineError::Runtime(e)),
             }
         }
+        // Released first: removing a `--rm` container takes it again (flock is per open
+        // file, so this process would wait for itself).
+        drop(lock);
         self.after_exit(&id)?;
         Ok(id)
     }
@@ -1104,6 +1124,15 @@ impl Engine {
         let (row, _rec, live) = self.load(name)?;
         let sig = berth_runtime::parse_signal(signal)
             .map_err(|_| EngineError::InvalidArgument(format!("Invalid signal: {signal}")))?;
+        if live.restarting {
+            // Nothing runs: killing it means not restarting it (as in Docker).
+            self.mark_killed(&row.id);
+            let lock = self.restart_lock(&row.id);
+            self.cancel_restart(&row.id);
+            drop(lock);
+            self.after_exit(&row.id)?;
+            return Ok(row.id);
+        }
         if !live.running {
             return Err(EngineError::Conflict(format!(
                 "cannot kill container: {name}: container {} is not running",
@@ -1164,13 +1193,15 @@ impl Engine {
         self.recover_containers()?;
         let (row, mut rec, live) = self.load(name)?;
         let id = row.id.clone();
-        if live.running && !force {
+        if (live.running || live.restarting) && !force {
             return Err(EngineError::Conflict(format!(
-                "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+                "You cannot remove a {} container {id}. Stop the container before attempting removal or force remove",
+                if live.restarting { "restarting" } else { "running" }
             )));
         }
         self.mark_manually_stopped(&id);
         let _lock = self.restart_lock(&id);
+        self.cancel_restart(&id);
         let marker = pending::Marker::acquire(&self.pending_dir(), &id)
             .map_err(io_err("creating the container's pending marker"))?;
         rec.state.status = "removing".into();
@@ -1258,7 +1289,7 @@ impl Engine {
                 }
                 updates.push((row.id.clone(), rec.clone()));
             }
-            if !all && !live.running {
+            if !all && !live.running && !live.restarting {
                 continue;
             }
             if !filters.matches(row, &rec, &live, &ancestors) {
@@ -1409,9 +1440,10 @@ impl Engine {
             "Args": spec.args,
             "State": {
                 "Status": live.status,
-                "Running": live.running,
+                // Docker counts a restarting container as running.
+                "Running": live.running || live.restarting,
                 "Paused": live.paused,
-                "Restarting": false,
+                "Restarting": live.restarting,
                 "OOMKilled": live.oom_killed,
                 "Dead": live.status == "dead",
                 "Pid": live.pid,
@@ -1502,6 +1534,12 @@ impl Engine {
         opts: &ExecOptions,
     ) -> Result<std::process::Command, EngineError> {
         let (row, _rec, live) = self.load(name)?;
+        if live.restarting {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                row.id
+            )));
+        }
         if !live.running {
             return Err(EngineError::Conflict(format!(
                 "container {} is not running",

@@ -572,7 +572,8 @@ impl Engine {
         Ok(link)
     }
 
-    /// Whether a container is running, or a start of it holds its network lock.
+    /// Whether a container is running (or restarting: its exit hook releases and reconnects
+    /// the network itself), or a start of it holds its network lock.
     fn network_live(&self, id: &str) -> bool {
         let lock = self.netns_dir().join(format!("{id}.lock"));
         if lock.exists() && try_lock(&lock, false).is_none() {
@@ -588,7 +589,8 @@ impl Engine {
         let Ok(mut rec) = serde_json::from_str::<super::ContainerRecord>(&row.record) else {
             return false;
         };
-        self.live_state(id, &mut rec).0.running
+        let live = self.live_state(id, &mut rec).0;
+        live.running || live.restarting
     }
 
     /// Cheap check run by `ps` and by starts with ports: releases what containers that are no

@@ -13,6 +13,14 @@
 //! only after a non-zero exit, at most N times (unlimited without N). Each restart waits a
 //! backoff that starts at 100 ms and doubles (at most a minute), back to 100 ms once a run
 //! lasted 10 seconds.
+//!
+//! While the hook waits out the backoff the container is `restarting` (Docker's
+//! `State.Restarting`): the hook writes its own `pid start_time` to `restarting` (under
+//! `restart.lock`, after checking for a manual stop) and removes it once the restart is done.
+//! Readers trust the file only while that process is alive, so a hook that was killed leaves
+//! an honest `exited`. `stop`, `kill` and `rm` cancel a pending restart by killing the hook
+//! while they hold `restart.lock` (it is then sleeping or waiting for the lock, never
+//! restarting).
 
 use super::{io_err, parse_rfc3339, ContainerRecord};
 use crate::{Engine, EngineError};
@@ -21,6 +29,7 @@ use std::time::Duration;
 
 const STOPPED_MARKER: &str = "manually-stopped";
 const BACKOFF_FILE: &str = "restart-backoff";
+const RESTARTING_FILE: &str = "restarting";
 const FIRST_DELAY_MS: u64 = 100;
 const MAX_DELAY_MS: u64 = 60_000;
 const RESET_AFTER_SECS: i64 = 10;
@@ -47,7 +56,52 @@ pub(crate) fn next_delay_ms(previous: Option<u64>, ran_secs: Option<i64>) -> u64
     }
 }
 
+/// Whether the exit hook of the container in `dir` is waiting to restart it: `restarting`
+/// names a live process (a stale file left by a killed hook means nothing).
+pub(crate) fn restart_pending(dir: &Path) -> bool {
+    match berth_runtime::util::read_pid_file(&dir.join(RESTARTING_FILE)) {
+        Some((pid, start)) => berth_runtime::util::proc_alive(pid, start),
+        None => false,
+    }
+}
+
+/// Removes the `restarting` file when the hook is done with it, however it returns.
+struct PendingRestart(std::path::PathBuf);
+
+impl Drop for PendingRestart {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Kills the process that started at `start` with pid `pid` (through a pidfd, so a recycled
+/// pid is never signalled).
+fn kill_exact(pid: i32, start: u64) {
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+        return;
+    };
+    if berth_runtime::util::proc_alive(pid, start) {
+        let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+    }
+}
+
 impl Engine {
+    /// Cancels a restart the exit hook is waiting for. Called by `stop`, `kill` and `rm` with
+    /// `restart.lock` held, after leaving the `manually-stopped` marker: the hook is then
+    /// sleeping out its backoff or waiting for the lock, so killing it loses nothing.
+    pub(crate) fn cancel_restart(&self, id: &str) {
+        let p = self.container_dir_of(id).join(RESTARTING_FILE);
+        if let Some((pid, start)) = berth_runtime::util::read_pid_file(&p) {
+            if pid != std::process::id() as i32 {
+                kill_exact(pid, start);
+            }
+        }
+        let _ = std::fs::remove_file(p);
+    }
+
     /// Records that `stop`, `kill` or `rm` ended (or is ending) the container, so its exit
     /// hook does not restart it.
     pub(crate) fn mark_manually_stopped(&self, id: &str) {
@@ -127,10 +181,22 @@ impl Engine {
             .and_then(|s| s.trim().parse::<u64>().ok());
         let delay = next_delay_ms(previous, ran);
         let _ = std::fs::write(dir.join(BACKOFF_FILE), delay.to_string());
+        // `restarting` from here on; a stop that came first wins.
+        let pending = {
+            let _lock = self.restart_lock(&id);
+            if dir.join(STOPPED_MARKER).exists() {
+                return Ok(());
+            }
+            let p = dir.join(RESTARTING_FILE);
+            let _ = berth_runtime::util::write_pid_file(&p, std::process::id() as i32);
+            PendingRestart(p)
+        };
         std::thread::sleep(Duration::from_millis(delay));
-        // A `stop`, `kill`, `rm` or `start` during the backoff wins; they wait for a restart
-        // under way to finish.
+        // A `stop`, `kill` or `rm` during the backoff cancels the restart (it kills this
+        // process); they wait for a restart under way to finish.
         let _lock = self.restart_lock(&id);
+        // Dropped before the lock: the file goes while the lock is held.
+        let _pending = pending;
         if dir.join(STOPPED_MARKER).exists() {
             return Ok(());
         }
@@ -233,6 +299,20 @@ mod tests {
         assert!(should_restart(&p("on-failure", 0), 3, 50));
         assert!(should_restart(&p("on-failure", 2), 3, 1));
         assert!(!should_restart(&p("on-failure", 2), 3, 2));
+    }
+
+    #[test]
+    fn restarting_file_is_believed_only_while_its_process_lives() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(RESTARTING_FILE);
+        assert!(!restart_pending(d.path()));
+        berth_runtime::util::write_pid_file(&p, std::process::id() as i32).unwrap();
+        assert!(restart_pending(d.path()));
+        // The same pid with another start time: a recycled pid, not the hook.
+        std::fs::write(&p, format!("{} 1\n", std::process::id())).unwrap();
+        assert!(!restart_pending(d.path()));
+        std::fs::write(&p, "garbage").unwrap();
+        assert!(!restart_pending(d.path()));
     }
 
     #[test]

@@ -4,12 +4,13 @@ use super::{dir_size, ContainerPruneReport, ListOptions};
 use crate::{Engine, EngineError};
 
 impl Engine {
-    /// Whether the container of `row` runs now (paused counts as running).
+    /// Whether the container of `row` runs now (paused and restarting count as running).
     pub(crate) fn container_row_running(&self, row: &berth_store::ContainerRow) -> bool {
         let Ok(mut rec) = serde_json::from_str::<super::ContainerRecord>(&row.record) else {
             return false;
         };
-        self.live_state(&row.id, &mut rec).0.running
+        let live = self.live_state(&row.id, &mut rec).0;
+        live.running || live.restarting
     }
 
     /// `POST /containers/prune` with Docker's filters: `until=` (timestamp or duration),
