@@ -74,7 +74,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match commands::run(args) {
+    let result = commands::run(args);
+    berth_runtime::util::finish_deferred_syncs();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if let Some(status) = err.downcast_ref::<StatusError>() {

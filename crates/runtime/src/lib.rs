@@ -255,6 +255,12 @@ pub fn log_path(container_dir: &Path) -> PathBuf {
 pub fn exit_hook_path(container_dir: &Path) -> PathBuf {
     container_dir.join("exit-hook.json")
 }
+/// A lock the commands that start a container hold (shared) until they exit; the exit hook
+/// runs only once it can take it exclusively, so a foreground `run` deals with its own
+/// container's exit first.
+pub fn starter_lock_path(container_dir: &Path) -> PathBuf {
+    container_dir.join("starter.lock")
+}
 pub(crate) fn exit_path(dir: &Path) -> PathBuf {
     dir.join("exit.json")
 }
@@ -324,7 +330,7 @@ pub fn prepare_bundle(
         }
     };
     let spec: oci_spec::runtime::Spec = serde_json::from_value(value.clone())?;
-    util::write_atomic(
+    util::write_atomic_deferred(
         &container_dir.join("config.json"),
         serde_json::to_string_pretty(&value)?.as_bytes(),
     )?;
@@ -341,7 +347,7 @@ pub fn prepare_bundle(
         stop_signal,
         stop_timeout: opts.stop_timeout.unwrap_or(10),
     };
-    util::write_atomic(
+    util::write_atomic_deferred(
         &container_dir.join("bundle.json"),
         &serde_json::to_vec(&info)?,
     )?;

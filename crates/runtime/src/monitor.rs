@@ -171,6 +171,28 @@ fn run_exit_hook(dir: &Path) {
     else {
         return;
     };
+    // The monitor exits now, so a foreground `run` waiting for it goes on at once; a child
+    // waits for the commands that started the container to finish (they may handle this exit
+    // themselves: `run --rm` removes the container) and runs the hook only if the container
+    // is still there, so the hook's start-up does not compete with them.
+    // SAFETY: the monitor is single-threaded.
+    let forked = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => true,
+        Ok(nix::unistd::ForkResult::Parent { .. }) => return,
+        // Run the hook from here; it waits for the starters itself.
+        Err(_) => false,
+    };
+    if forked {
+        if let Ok(lock) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(crate::starter_lock_path(dir))
+        {
+            let _ = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive);
+        }
+        if !dir.exists() {
+            unsafe { libc::_exit(0) };
+        }
+    }
     let ns = HOST_MNTNS.get().copied().flatten();
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -202,6 +224,45 @@ fn run_exit_hook(dir: &Path) {
     if let Err(e) = cmd.spawn() {
         eprintln!("berth-monitor: exit hook {}: {e}", argv[0]);
     }
+    if forked {
+        unsafe { libc::_exit(0) };
+    }
+}
+
+/// Lets go of the memory that only starting the container needed, so a long-running monitor
+/// costs little: the heap's free pages, and the pages of code and read-only data it mapped in
+/// (libcontainer, seccomp, the spec code). Those are clean copies of files in the page cache;
+/// dropping them from this process loses nothing (a later access faults them back in). A
+/// read-only mapping that holds private changes (relocated data, text relocations) is left
+/// alone.
+fn shed_startup_memory() {
+    if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
+        let mut code: Option<(usize, usize)> = None;
+        for line in smaps.lines() {
+            let mut f = line.split_whitespace();
+            let first = f.next().unwrap_or("");
+            if let Some((a, b)) = first.split_once('-') {
+                let perms = f.next().unwrap_or("");
+                let inode = f.nth(2).unwrap_or("0");
+                code = match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                    (Ok(a), Ok(b)) if (perms == "r-xp" || perms == "r--p") && inode != "0" => {
+                        Some((a, b))
+                    }
+                    _ => None,
+                };
+            } else if first == "Anonymous:" {
+                if let Some((a, b)) = code.take() {
+                    if f.next() == Some("0") {
+                        // SAFETY: a read-only, file-backed private mapping with no private
+                        // pages: MADV_DONTNEED only unmaps clean page-cache pages.
+                        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+                    }
+                }
+            }
+        }
+    }
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
 }
 
 fn set_cloexec(fd: RawFd) {
@@ -926,6 +987,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
     );
     drop(ready);
     trace("run: ready reported");
+    shed_startup_memory();
     let status = relay(
         &dir,
         &info,

@@ -44,6 +44,38 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Background fsyncs started by [`write_atomic_deferred`], joined by [`finish_deferred_syncs`].
+static DEFERRED_SYNCS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Like [`write_atomic`], but the fsync runs on a background thread: the file is in place at
+/// once and the command goes on while the disk catches up (one journal commit for several
+/// files instead of one each). The process must call [`finish_deferred_syncs`] before it
+/// reports success. A power loss before that may leave the file empty; readers treat an empty
+/// container file like a damaged container, which `rm` still removes.
+pub fn write_atomic_deferred(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_nosync(path, data)?;
+    let f = std::fs::File::open(path)?;
+    let h = std::thread::spawn(move || {
+        let _ = f.sync_all();
+    });
+    if let Ok(mut v) = DEFERRED_SYNCS.lock() {
+        v.push(h);
+    }
+    Ok(())
+}
+
+/// Waits for the fsyncs started by [`write_atomic_deferred`].
+pub fn finish_deferred_syncs() {
+    let pending = match DEFERRED_SYNCS.lock() {
+        Ok(mut v) => std::mem::take(&mut *v),
+        Err(_) => return,
+    };
+    for h in pending {
+        let _ = h.join();
+    }
+}
+
 /// Like [`write_atomic`] without the fsync: for files that describe one run of a container
 /// (start record, exit status, runtime bundle copy). They are replaced whole by a rename, so a
 /// reader never sees a torn file; after a power loss the run they describe is over anyway and

@@ -820,7 +820,7 @@ impl Engine {
             let b = serde_json::to_vec_pretty(&spec).map_err(|e| {
                 EngineError::InvalidArgument(format!("serialising container spec: {e}"))
             })?;
-            berth_runtime::util::write_atomic(&dir.join("container.json"), &b)
+            berth_runtime::util::write_atomic_deferred(&dir.join("container.json"), &b)
                 .map_err(io_err("writing container.json"))?;
             Ok(())
         })();

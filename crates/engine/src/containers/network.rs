@@ -335,7 +335,7 @@ impl Engine {
         std::fs::create_dir_all(&dir).map_err(io_err("creating the container directory"))?;
         let b = serde_json::to_vec_pretty(&plan)
             .map_err(|e| EngineError::InvalidArgument(format!("serialising {PLAN_FILE}: {e}")))?;
-        berth_runtime::util::write_atomic(&dir.join(PLAN_FILE), &b)
+        berth_runtime::util::write_atomic_deferred(&dir.join(PLAN_FILE), &b)
             .map_err(io_err("writing network.json"))?;
         for (file, target) in [
             ("hosts", "/etc/hosts"),

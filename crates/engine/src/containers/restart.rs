@@ -223,7 +223,7 @@ impl Engine {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(self.container_dir_of(id).join("starter.lock"))
+            .open(berth_runtime::starter_lock_path(&self.container_dir_of(id)))
         else {
             return;
         };
@@ -239,7 +239,7 @@ impl Engine {
     fn wait_for_starters(&self, id: &str) {
         if let Ok(f) = std::fs::OpenOptions::new()
             .write(true)
-            .open(self.container_dir_of(id).join("starter.lock"))
+            .open(berth_runtime::starter_lock_path(&self.container_dir_of(id)))
         {
             let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive);
         }
