@@ -483,3 +483,327 @@ fn rmi_running_vs_stopped() {
     b.ok(&["rmi", "-f", &id]);
     b.ok(&["rm", "st"]);
 }
+
+/// Runs berth with `runroot` instead of the test's own run root.
+fn with_runroot(b: &Berth, runroot: &Path, args: &[&str]) -> std::process::Output {
+    b.command()
+        .env("BERTH_RUNROOT", runroot)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok_with_runroot(b: &Berth, runroot: &Path, args: &[&str]) -> String {
+    let out = with_runroot(b, runroot, args);
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Cgroup directories of container `id` (`/berth/<id>` in any hierarchy).
+fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mut found = Vec::new();
+    let mut dirs = vec![base.to_path_buf()];
+    dirs.extend(common::list(base));
+    for d in dirs {
+        let p = d.join("berth").join(id);
+        if p.exists() {
+            found.push(p);
+        }
+    }
+    found
+}
+
+#[test]
+fn long_runroot_keeps_runtime_state_inside() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    // Far longer than a unix socket path may be (108 bytes).
+    let runroot = b.dir.path().join("r".repeat(90)).join("s".repeat(90));
+    std::fs::create_dir_all(&runroot).unwrap();
+    let outside = || common::list(Path::new("/run/berth-rt"));
+    let before = outside();
+    let mut ids = Vec::new();
+    let runc = std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let mut cases: Vec<Vec<&str>> = vec![vec!["run", "-d", "--name", "lb"]];
+    if runc {
+        // An external runtime with a pty: its console socket lives in the state root too.
+        cases.push(vec!["run", "-d", "-t", "--runtime", "runc", "--name", "lr"]);
+    }
+    for case in &cases {
+        let name = case[case.len() - 1];
+        let mut args = case.clone();
+        args.extend(["busybox", "sleep", "60"]);
+        let id = ok_with_runroot(&b, &runroot, &args).trim().to_string();
+        assert_eq!(
+            ok_with_runroot(&b, &runroot, &["exec", name, "echo", "in"]),
+            "in\n"
+        );
+        let t = ok_with_runroot(&b, &runroot, &["exec", "-t", name, "echo", "tty"]);
+        assert_eq!(t, "tty\r\n");
+        assert!(
+            runroot.join("runtime").join(&id).is_dir(),
+            "the runtime's state is under the run root"
+        );
+        ids.push(id);
+    }
+    for case in &cases {
+        ok_with_runroot(&b, &runroot, &["rm", "-f", case[case.len() - 1]]);
+    }
+    assert_eq!(outside(), before, "nothing new under /run/berth-rt");
+    for id in &ids {
+        assert!(!runroot.join("runtime").join(id).exists());
+        assert_eq!(cgroups_of(id), Vec::<std::path::PathBuf>::new());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let here = b.dir.path().display().to_string();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&here)),
+        "a mount of the test root is left:\n{mounts}"
+    );
+}
+
+/// Imports an image holding nothing but busybox as `/bin/sh` (no `/etc`, `/proc`, `/dev`...).
+fn import_bare(b: &Berth, name: &str) {
+    let dir = tmp(b, "bare");
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in ["sh", "cat", "sleep", "test"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let tar = dir.join("bare.tar");
+    let st = std::process::Command::new("tar")
+        .args(["--owner=0", "--group=0", "-C"])
+        .arg(dir.join("rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.ok(&["import", "-c", "CMD [\"sh\"]", tar.to_str().unwrap(), name]);
+}
+
+/// The entries of the top layer of `image`, read from `save`.
+fn top_layer_entries(b: &Berth, image: &str) -> Vec<String> {
+    let layers = b.ok(&["inspect", "-f", "{{json .RootFS.Layers}}", image]);
+    let top = layers
+        .rsplit("sha256:")
+        .next()
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_hexdigit())
+        .to_string();
+    let saved = b.command().args(["save", image]).output().unwrap();
+    assert!(saved.status.success());
+    let mut ar = tar::Archive::new(&saved.stdout[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap() == Path::new("blobs/sha256").join(&top) {
+            let mut layer = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut layer).unwrap();
+            let mut l = tar::Archive::new(&layer[..]);
+            return l
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect();
+        }
+    }
+    panic!("layer {top} is not in the saved image");
+}
+
+fn tar_names(data: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(data);
+    ar.entries()
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .unwrap()
+                .display()
+                .to_string()
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn diff_and_commit_leave_out_mount_points() {
+    if !is_root() {
+        return;
+    }
+    let b = Berth::new();
+    import_bare(&b, "bare");
+    let data = tmp(&b, "data");
+    let bind = format!("{}:/data", data.display());
+    b.ok(&[
+        "run",
+        "--name",
+        "mp",
+        "-v",
+        &bind,
+        "bare",
+        "sh",
+        "-c",
+        "echo hi > /f",
+    ]);
+    assert_eq!(b.ok(&["diff", "mp"]), "A /f\n");
+    b.ok(&["commit", "mp", "bare:2"]);
+    assert_eq!(top_layer_entries(&b, "bare:2"), vec!["f".to_string()]);
+    assert_eq!(b.ok(&["run", "--rm", "bare:2", "cat", "/f"]), "hi\n");
+    // export is the whole filesystem, the runtime's mount points included (as Docker's).
+    let t = b.command().args(["export", "mp"]).output().unwrap();
+    assert!(t.status.success());
+    let names = tar_names(&t.stdout);
+    for n in [
+        "f",
+        "bin/busybox",
+        "data",
+        "proc",
+        "sys",
+        "dev",
+        "etc/hosts",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} not exported: {names:?}");
+    }
+    // A running container: its mount points are in use while diff and commit look.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mr",
+        "-v",
+        &bind,
+        "bare",
+        "sh",
+        "-c",
+        "echo live > /g; sleep 60",
+    ]);
+    wait_for("the container's file", || {
+        code(&b, &["exec", "mr", "test", "-e", "/g"]).0 == 0
+    });
+    assert_eq!(b.ok(&["diff", "mr"]), "A /g\n");
+    b.ok(&["commit", "mr", "bare:3"]);
+    assert_eq!(top_layer_entries(&b, "bare:3"), vec!["g".to_string()]);
+    b.ok(&["rm", "-f", "mp", "mr"]);
+}
+
+/// Waits until no process of container `id` is left: its monitor (`<dir>/<id>` in its
+/// arguments) and its exit hook (`__container-exited <id>`), which, still cleaning up after a
+/// run, would also tear down the next start's network.
+fn wait_exit_hooks(id: &str) {
+    let running = || {
+        common::list(Path::new("/proc")).iter().any(|p| {
+            std::fs::read(p.join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(id))
+                .unwrap_or(false)
+        })
+    };
+    wait_for("the container's monitor and exit hook", || !running());
+}
+
+#[test]
+fn start_attach_and_attach_stopped() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let id = b
+        .ok(&[
+            "create",
+            "--name",
+            "sa",
+            "busybox",
+            "sh",
+            "-c",
+            "echo one; echo two >&2; exit 4",
+        ])
+        .trim()
+        .to_string();
+    // Twice: the second run shows its own output only (attached, not the log replayed).
+    for _ in 0..2 {
+        assert_eq!(
+            code(&b, &["start", "-a", "sa"]),
+            (4, "one\n".to_string(), "two\n".to_string())
+        );
+        wait_exit_hooks(&id);
+    }
+    let (c, out, err) = code(&b, &["attach", "sa"]);
+    assert_eq!((c, out.as_str()), (1, ""));
+    assert!(
+        err.contains("You cannot attach to a stopped container, start it first"),
+        "{err}"
+    );
+    b.ok(&["create", "--name", "sc", "busybox", "true"]);
+    let (c, _, err) = code(&b, &["attach", "sc"]);
+    assert_eq!(c, 1);
+    assert!(
+        err.contains("You cannot attach to a stopped container"),
+        "{err}"
+    );
+    // -i: stdin goes in, and nothing printed before it was read is lost.
+    b.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "si",
+        "busybox",
+        "sh",
+        "-c",
+        "echo first; cat; echo done >&2; exit 5",
+    ]);
+    let mut child = b
+        .command()
+        .args(["start", "-a", "-i", "si"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"input\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "first\ninput\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "done\n");
+    // run -i of a command that prints and exits at once.
+    for _ in 0..3 {
+        assert_eq!(
+            code(
+                &b,
+                &[
+                    "run",
+                    "-i",
+                    "--rm",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    "echo one; echo two >&2; exit 4"
+                ]
+            ),
+            (4, "one\n".to_string(), "two\n".to_string())
+        );
+    }
+    // A paused container cannot be attached to either (Docker's wording).
+    b.ok(&["run", "-d", "--name", "sp", "busybox", "sleep", "60"]);
+    b.ok(&["pause", "sp"]);
+    let (c, _, err) = code(&b, &["attach", "sp"]);
+    assert_eq!(c, 1);
+    assert!(
+        err.contains("You cannot attach to a paused container, unpause it first"),
+        "{err}"
+    );
+    b.ok(&["rm", "-f", "sa", "sc", "si", "sp"]);
+}

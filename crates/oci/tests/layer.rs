@@ -2,8 +2,8 @@
 //! trusted.* xattrs).
 
 use berth_oci::layer::{
-    apply_layer, create_layer, decompress, detect_compression, ApplyStats, Compression,
-    CreateOptions, LayerError,
+    apply_layer, create_layer, create_layer_filtered, decompress, detect_compression, ApplyStats,
+    Compression, CreateOptions, LayerError,
 };
 use std::ffi::CString;
 use std::fs;
@@ -799,6 +799,28 @@ fn md5ish(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf29ce484222325u64, |h, &x| {
         (h ^ x as u64).wrapping_mul(0x100000001b3)
     })
+}
+
+#[test]
+fn create_filtered_leaves_out_entries_and_their_contents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::create_dir_all(d.join("etc/sub")).unwrap();
+    fs::write(d.join("etc/hosts"), "").unwrap();
+    fs::write(d.join("etc/keep"), "k").unwrap();
+    fs::write(d.join("etc/sub/x"), "x").unwrap();
+    fs::create_dir(d.join("proc")).unwrap();
+    let skip = |p: &Path| {
+        p == Path::new("etc/hosts") || p == Path::new("etc/sub") || p == Path::new("proc")
+    };
+    let mut out = Vec::new();
+    let stats = create_layer_filtered(d, &mut out, &CreateOptions::default(), &skip).unwrap();
+    let mut names = Vec::new();
+    for en in tar::Archive::new(&out[..]).entries().unwrap() {
+        names.push(String::from_utf8_lossy(&en.unwrap().path_bytes()).into_owned());
+    }
+    assert_eq!(names, ["etc/", "etc/keep"]);
+    assert_eq!(stats.size, 1);
 }
 
 #[test]

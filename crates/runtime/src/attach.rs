@@ -60,6 +60,14 @@ impl AttachClient {
         })
     }
 
+    /// A client on an already connected stream (see [`crate::attach_pair`]).
+    pub fn from_stream(stream: UnixStream) -> AttachClient {
+        AttachClient {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// The underlying stream (e.g. to clone it for a writer thread).
     pub fn stream(&self) -> &UnixStream {
         &self.stream

@@ -69,7 +69,7 @@ pub use config::{ImageRuntimeConfig, MountSpec, NetworkMode, RunOptions, Runtime
 
 use serde::{Deserialize, Serialize};
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -190,6 +190,10 @@ pub struct StartOptions {
     pub monitor_path: Option<PathBuf>,
     /// Runtime state directory (default [`DEFAULT_STATE_ROOT`]).
     pub state_root: PathBuf,
+    /// A connected unix socket the monitor serves as an attach client from before the
+    /// container's process runs, so the caller sees all of its output (`start -a`); the
+    /// caller keeps the other end (see [`attach_pair`]). Only borrowed for the call.
+    pub attach: Option<RawFd>,
 }
 
 impl Default for StartOptions {
@@ -198,8 +202,19 @@ impl Default for StartOptions {
             runtime: RuntimeKind::Builtin,
             monitor_path: None,
             state_root: PathBuf::from(DEFAULT_STATE_ROOT),
+            attach: None,
         }
     }
+}
+
+/// A socket pair for [`StartOptions::attach`]: the caller's client and the end to hand to
+/// [`start`] (drop it once `start` returned).
+pub fn attach_pair() -> Result<(attach::AttachClient, OwnedFd)> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    Ok((
+        attach::AttachClient::from_stream(ours),
+        OwnedFd::from(theirs),
+    ))
 }
 
 /// A started container.
@@ -479,6 +494,10 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
     let monitor = find_monitor(opts);
     let mut cmd = Command::new(&monitor);
     cmd.arg("run").arg(container_dir).arg(wfd.to_string());
+    let afd = opts.attach.unwrap_or(-1);
+    if afd >= 0 {
+        cmd.arg(afd.to_string());
+    }
     seal_monitor_exe(&mut cmd, &monitor);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -486,7 +505,10 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::fcntl(wfd, libc::F_SETFD, 0) < 0 || libc::setsid() < 0 {
+            if libc::fcntl(wfd, libc::F_SETFD, 0) < 0
+                || (afd >= 0 && libc::fcntl(afd, libc::F_SETFD, 0) < 0)
+                || libc::setsid() < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -6,8 +6,10 @@
 //! child subreaper, creates and starts the container through the built-in runtime
 //! (libcontainer) or an external OCI runtime, reports `{"pid":N}` or `{"error":...}` on the
 //! ready fd, then relays the container's stdio: json-file log, attach socket, stdin, pty
-//! resize. When init exits it records [`crate::ExitStatus`] in `exit.json` (OOM kills included),
-//! deletes the runtime state and the cgroup, and exits.
+//! resize. When init exits it records [`crate::ExitStatus`] in `exit.json` (OOM kills
+//! included), deletes the runtime state and the cgroup, and exits. An optional `<attach_fd>`
+//! after the ready fd is a connected socket served as an attach client from before the
+//! container's process runs (`start -a`, `run -i`).
 //!
 //! `berth-monitor exec <container_dir> <ExecOptions JSON>` (built by [`crate::exec`]): joins the
 //! running container with a new process using its own stdio (or a pty it relays), and exits
@@ -38,13 +40,20 @@ pub fn main() -> ! {
     adopt_host_mntns_fd();
     let args: Vec<String> = std::env::args().collect();
     match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
-        (Some("run"), Some(dir), Some(fd)) => match fd.parse() {
-            Ok(fd) => run_mode(PathBuf::from(dir), fd),
-            Err(_) => die("bad ready fd"),
-        },
+        (Some("run"), Some(dir), Some(fd)) => {
+            let attach = match args.get(4).map(|a| a.parse::<RawFd>()) {
+                None => None,
+                Some(Ok(fd)) => Some(fd),
+                Some(Err(_)) => die("bad attach fd"),
+            };
+            match fd.parse() {
+                Ok(fd) => run_mode(PathBuf::from(dir), fd, attach),
+                Err(_) => die("bad ready fd"),
+            }
+        }
         (Some("exec"), Some(dir), Some(json)) => exec_mode(PathBuf::from(dir), json),
         _ => {
-            die("usage: berth-monitor run <container_dir> <ready_fd> | exec <container_dir> <json>")
+            die("usage: berth-monitor run <container_dir> <ready_fd> [<attach_fd>] | exec <container_dir> <json>")
         }
     }
 }
@@ -412,9 +421,35 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), StartFailure> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(format!("pipe: {e}")))
 }
 
-fn console_listener(path: &Path) -> Result<UnixListener, StartFailure> {
+/// A console socket for an external runtime, bound at `path`.
+struct ConsoleSocket {
+    listener: UnixListener,
+    /// What the runtime is told to connect to: `path` itself, or, when that is too long for
+    /// `sun_path`, `/proc/<our pid>/fd/<N>/<name>` through `_dir`, an open handle of its
+    /// directory (the runtime is our child and root, so it can follow that link).
+    connect: PathBuf,
+    _dir: Option<OwnedFd>,
+}
+
+fn console_listener(path: &Path) -> Result<ConsoleSocket, StartFailure> {
     let _ = std::fs::remove_file(path);
-    UnixListener::bind(path).map_err(|e| fail(format!("console socket {}: {e}", path.display())))
+    let err = |e: std::io::Error| fail(format!("console socket {}: {e}", path.display()));
+    let (short, dir) = util::socket_path(path).map_err(err)?;
+    let listener = UnixListener::bind(&short).map_err(err)?;
+    let connect = match &dir {
+        Some(fd) => PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            fd.as_raw_fd()
+        ))
+        .join(path.file_name().unwrap_or_default()),
+        None => short,
+    };
+    Ok(ConsoleSocket {
+        listener,
+        connect,
+        _dir: dir,
+    })
 }
 
 /// Receives the pty master a runtime sends over the console socket.
@@ -748,8 +783,8 @@ fn create_and_start(
                 .arg(dir)
                 .arg("--pid-file")
                 .arg(&pidfile);
-            if info.tty {
-                cmd.arg("--console-socket").arg(&console);
+            if let Some(l) = &listener {
+                cmd.arg("--console-socket").arg(&l.connect);
             }
             cmd.arg(&info.id);
             cmd.stdin(Stdio::from(in_r))
@@ -805,7 +840,7 @@ fn create_and_start(
         }
     };
     if let Some(l) = listener {
-        pty_master = Some(receive_master(&l)?);
+        pty_master = Some(receive_master(&l.listener)?);
         let _ = std::fs::remove_file(&console);
     }
     let (out, err, stdin) = if let Some(master) = pty_master {
@@ -884,7 +919,7 @@ fn report(ready: &mut File, r: &Ready) {
     let _ = ready.write_all(&serde_json::to_vec(r).unwrap_or_default());
 }
 
-fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
+fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
     trace("run: begin");
     seal_exe();
     trace("run: sealed");
@@ -896,6 +931,13 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
     }
     set_cloexec(ready_fd);
     let mut ready = unsafe { File::from_raw_fd(ready_fd) };
+    // The starter's attach connection (`start -a`): a client from before the container runs,
+    // so none of its output is missed. Close-on-exec: neither the runtime nor the container
+    // may hold it.
+    let first_client = attach_fd.map(|fd| {
+        set_cloexec(fd);
+        unsafe { UnixStream::from_raw_fd(fd) }
+    });
     set_subreaper();
     let _ = util::write_pid_file(&dir.join("monitor.pid"), std::process::id() as i32);
     let info: BundleInfo = match std::fs::read(dir.join("bundle.json"))
@@ -997,6 +1039,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd) -> ! {
         started.err,
         started.stdin,
         listener,
+        first_client,
     );
     trace("run: exited");
     let _ = std::fs::remove_file(&sock);
@@ -1079,6 +1122,7 @@ fn relay(
     err: Option<OwnedFd>,
     mut stdin: Option<OwnedFd>,
     listener: Option<UnixListener>,
+    first_client: Option<UnixStream>,
 ) -> ExitStatus {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let tty_master = if info.tty {
@@ -1114,6 +1158,11 @@ fn relay(
         );
     }
     let mut clients: Vec<Client> = Vec::new();
+    if let Some(s) = first_client {
+        let _ = s.set_nonblocking(false);
+        let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+        clients.push(Client { s, buf: Vec::new() });
+    }
     let mut exit: Option<(i32, Option<i32>)> = None;
     let mut drain_deadline: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -1480,7 +1529,7 @@ fn exec_external_tty(
         std::ffi::OsStr::new("--detach"),
         std::ffi::OsStr::new("--tty"),
         std::ffi::OsStr::new("--console-socket"),
-        console.as_os_str(),
+        listener.connect.as_os_str(),
         std::ffi::OsStr::new("--pid-file"),
         pidfile.as_os_str(),
     ];
@@ -1494,7 +1543,8 @@ fn exec_external_tty(
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let master = receive_master(&listener).map_err(|f| crate::Error::Invalid(f.message))?;
+    let master =
+        receive_master(&listener.listener).map_err(|f| crate::Error::Invalid(f.message))?;
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -115,6 +115,7 @@ fn start_opts(rt: &RuntimeKind) -> StartOptions {
         runtime: rt.clone(),
         monitor_path: Some(PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor"))),
         state_root: PathBuf::from(STATE_ROOT),
+        attach: None,
     }
 }
 

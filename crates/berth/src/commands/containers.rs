@@ -497,6 +497,18 @@ fn window_size() -> Option<(u16, u16)> {
 fn attach_streams(dir: &Path, stdin: bool, tty: bool, detach_keys: &[u8]) -> Result<bool> {
     let client = berth_runtime::attach::AttachClient::connect(dir)
         .map_err(|e| status(1, format!("cannot attach: {e}")))?;
+    attach_client(client, dir, stdin, tty, detach_keys)
+}
+
+/// [`attach_streams`] on a connection already made (`start -a`, `run -i`: made before the
+/// container started).
+fn attach_client(
+    client: berth_runtime::attach::AttachClient,
+    dir: &Path,
+    stdin: bool,
+    tty: bool,
+    detach_keys: &[u8],
+) -> Result<bool> {
     let writer = client.stream().try_clone()?;
     let _raw = RawTerminal::enable(tty && stdin);
     {
@@ -582,6 +594,23 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let opts = create_options(&a)?;
     ensure_image(engine, &a.image)?;
     let detach_keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+    if a.interactive && !a.detach {
+        // Attached before the process runs: nothing it prints early is lost.
+        let (id, client) = engine
+            .run_container_attached(&opts)
+            .map_err(|e| engine_error(125, e))?;
+        let (_, dir) = engine.container_dir(&id)?;
+        if attach_client(client, &dir, true, a.tty, &detach_keys)? {
+            return Ok(());
+        }
+        let (code, _) = engine
+            .wait_and_finish(&id)
+            .map_err(|e| engine_error(125, e))?;
+        if code != 0 {
+            return Err(exit_status(code.clamp(0, 255) as u8));
+        }
+        return Ok(());
+    }
     let id = engine
         .run_container(&opts)
         .map_err(|e| engine_error(125, e))?;
@@ -618,28 +647,33 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<()> {
     }
     let mut failed = false;
     for name in &a.containers {
-        match engine.start_container(name) {
-            Ok(id) => {
-                if attach {
-                    let spec = engine.container_spec(&id)?;
-                    let code = if a.interactive {
-                        let (_, dir) = engine.container_dir(&id)?;
-                        let keys =
-                            parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
-                        if attach_streams(&dir, true, spec.run.tty, &keys)? {
-                            return Ok(());
-                        }
-                        engine.wait_and_finish(&id)?.0
-                    } else {
-                        follow_until_exit(engine, &id)?
-                    };
-                    if code != 0 {
-                        return Err(exit_status(code.clamp(0, 255) as u8));
-                    }
+        // Docker attaches first, then starts: the output of a process that exits at once is
+        // not lost, and that of an earlier run is not replayed.
+        let started = if attach {
+            engine
+                .start_container_attached(name)
+                .map(|(id, c)| (id, Some(c)))
+        } else {
+            engine.start_container(name).map(|id| (id, None))
+        };
+        match started {
+            Ok((id, Some(client))) => {
+                let spec = engine.container_spec(&id)?;
+                let (_, dir) = engine.container_dir(&id)?;
+                let keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+                if attach_client(client, &dir, a.interactive, spec.run.tty, &keys)? {
                     return Ok(());
                 }
-                println!("{name}");
+                let code = engine
+                    .wait_and_finish(&id)
+                    .map_err(|e| engine_error(125, e))?
+                    .0;
+                if code != 0 {
+                    return Err(exit_status(code.clamp(0, 255) as u8));
+                }
+                return Ok(());
             }
+            Ok((_, None)) => println!("{name}"),
             Err(e) => {
                 let code = if let EngineError::Runtime(r) = &e {
                     r.exit_code()
@@ -894,14 +928,20 @@ pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<()> {
     let spec = engine.container_spec(&a.container)?;
     let (id, dir) = engine.container_dir(&a.container)?;
     let keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
-    if !matches!(
-        berth_runtime::state(&dir),
-        Ok(berth_runtime::ContainerState::Running { .. })
-    ) {
-        return Err(status(
-            1,
-            "You cannot attach to a stopped container, start it first",
-        ));
+    match berth_runtime::state(&dir) {
+        Ok(berth_runtime::ContainerState::Running { paused: false, .. }) => {}
+        Ok(berth_runtime::ContainerState::Running { paused: true, .. }) => {
+            return Err(status(
+                1,
+                "You cannot attach to a paused container, unpause it first",
+            ));
+        }
+        _ => {
+            return Err(status(
+                1,
+                "You cannot attach to a stopped container, start it first",
+            ));
+        }
     }
     let stdin = !a.no_stdin && spec.run.stdin_open;
     if attach_streams(&dir, stdin, spec.run.tty, &keys)? {

@@ -8,9 +8,13 @@
 //!   container's `Config` and the `--change` instructions; the store commits it like any
 //!   import. A running container is frozen (cgroup freezer) meanwhile unless `--pause=false`.
 //! - `diff`: a walk of the upper dir: a whiteout (character device 0:0) is `D`, a path some
-//!   lower layer has is `C`, anything else `A`. Mount points the runtime created for the
-//!   container (`/proc`, `/etc/hosts`, …) are not changes.
-//! - `export`: the merged root as a tar (the overlay is mounted for a stopped container).
+//!   lower layer has is `C`, anything else `A`.
+//! - Mount points the runtime created for the container (`/proc`, `/etc/hosts`, bind and
+//!   volume targets, the init, the working dir, and directories made or copied up only to
+//!   hold them) are neither changes nor part of a committed layer: Docker keeps them in its
+//!   "init" layer, below the container's ([`runtime_stubs`]).
+//! - `export`: the merged root as a tar (the overlay is mounted for a stopped container),
+//!   mount points included, as Docker's export includes its init layer.
 
 use crate::images::{apply_changes, build_commit};
 use crate::{Engine, EngineError};
@@ -150,11 +154,81 @@ extern "C" {
     ) -> isize;
 }
 
+/// The entries of the upper dir `upper` that are only mount points the runtime created for
+/// the container (relative paths, `etc/hosts`): each of `targets` (container paths) that no
+/// lower layer has and that is still an empty directory or an empty file, and every directory
+/// above them that holds nothing else (a lower directory copied up only to hold one, or one
+/// made as its parent). Docker keeps these in a separate "init" layer; here they are left out of
+/// `diff` and `commit` (and kept in `export`, which is the whole filesystem, as Docker's is).
+fn runtime_stubs(
+    upper: &Path,
+    layers: &[PathBuf],
+    targets: &[String],
+) -> std::collections::BTreeSet<PathBuf> {
+    use std::path::Component;
+    let mut stubs = std::collections::BTreeSet::new();
+    let mut parents = std::collections::BTreeSet::new();
+    for t in targets {
+        let rel: PathBuf = Path::new(t)
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let p = upper.join(&rel);
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let empty =
+            (m.is_dir() && dir_is_empty(&p) && !is_opaque(&p)) || (m.is_file() && m.len() == 0);
+        if empty && !in_lowers(layers, &rel) {
+            stubs.insert(rel.clone());
+        }
+        parents.extend(
+            rel.ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .map(Path::to_path_buf),
+        );
+    }
+    let mut parents: Vec<PathBuf> = parents.into_iter().collect();
+    parents.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for d in parents {
+        let p = upper.join(&d);
+        let is_dir = std::fs::symlink_metadata(&p)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if !is_dir || is_opaque(&p) {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&p) else {
+            continue;
+        };
+        let mut any = false;
+        let mut only_stubs = true;
+        for e in rd.flatten() {
+            any = true;
+            if !stubs.contains(&d.join(e.file_name())) {
+                only_stubs = false;
+                break;
+            }
+        }
+        if any && only_stubs {
+            stubs.insert(d);
+        }
+    }
+    stubs
+}
+
 fn walk_upper(
     upper: &Path,
     rel: &Path,
     layers: &[PathBuf],
-    stubs: &[String],
+    stubs: &std::collections::BTreeSet<PathBuf>,
     out: &mut Vec<Change>,
 ) -> io::Result<()> {
     let mut names: Vec<_> = std::fs::read_dir(upper.join(rel))?
@@ -164,6 +238,9 @@ fn walk_upper(
     names.sort();
     for n in names {
         let r = rel.join(&n);
+        if stubs.contains(&r) {
+            continue;
+        }
         let p = upper.join(&r);
         let m = std::fs::symlink_metadata(&p)?;
         let path = format!("/{}", r.display());
@@ -173,23 +250,12 @@ fn walk_upper(
             }
             continue;
         }
-        let existed = in_lowers(layers, &r);
-        let stub = stubs.contains(&path)
-            && !existed
-            && ((m.is_dir() && dir_is_empty(&p)) || (m.is_file() && m.len() == 0));
-        if !stub {
-            out.push(Change {
-                kind: if existed { 0 } else { 1 },
-                path: path.clone(),
-            });
-        }
+        out.push(Change {
+            kind: if in_lowers(layers, &r) { 0 } else { 1 },
+            path,
+        });
         if m.is_dir() {
-            let before = out.len();
             walk_upper(upper, &r, layers, stubs, out)?;
-            // A directory that holds nothing but the runtime's mount points did not change.
-            if !stub && existed && out.len() == before && only_stubs_below(&p, &path, stubs) {
-                out.pop();
-            }
         }
     }
     Ok(())
@@ -201,34 +267,38 @@ fn dir_is_empty(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn only_stubs_below(p: &Path, path: &str, stubs: &[String]) -> bool {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return false;
-    };
-    let mut any = false;
-    for e in rd.flatten() {
-        any = true;
-        let child = format!("{path}/{}", e.file_name().to_string_lossy());
-        if !stubs.contains(&child) {
-            return false;
-        }
-    }
-    any
-}
-
 impl Engine {
+    /// The mount points the runtime created in the container's upper dir (see
+    /// [`runtime_stubs`]): Docker's fixed ones, the mount destinations and working directory
+    /// of its `config.json` (symlinks resolved as the runtime did) and of its options.
+    fn container_stubs(
+        &self,
+        id: &str,
+        spec: &super::ContainerSpec,
+    ) -> std::collections::BTreeSet<PathBuf> {
+        let dir = self.container_dir_of(id);
+        let mut targets: Vec<String> = STUBS.iter().map(|s| s.to_string()).collect();
+        targets.extend(spec.run.mounts.iter().map(|m| m.target().to_string()));
+        if let Some(wd) = spec.config["WorkingDir"].as_str() {
+            targets.push(wd.to_string());
+        }
+        if let Ok(b) = std::fs::read(dir.join("config.json")) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&b) {
+                if let Some(ms) = v["mounts"].as_array() {
+                    targets.extend(ms.iter().filter_map(|m| opt_str(&m["destination"])));
+                }
+                targets.extend(opt_str(&v["process"]["cwd"]));
+            }
+        }
+        runtime_stubs(&dir.join("upper"), &spec.layers, &targets)
+    }
+
     /// `GET /containers/{id}/changes`.
     pub fn container_changes(&mut self, name: &str) -> Result<Vec<Change>, EngineError> {
         let (row, _rec, _live) = self.load(name)?;
         let spec = self.spec_of(&row.id)?;
         let upper = self.container_dir_of(&row.id).join("upper");
-        let mut stubs: Vec<String> = STUBS.iter().map(|s| s.to_string()).collect();
-        stubs.extend(spec.run.mounts.iter().map(|m| m.target().to_string()));
-        if let Some(wd) = spec.config["WorkingDir"].as_str() {
-            if !wd.is_empty() && wd != "/" {
-                stubs.push(wd.trim_end_matches('/').to_string());
-            }
-        }
+        let stubs = self.container_stubs(&row.id, &spec);
         let mut out = Vec::new();
         if upper.exists() {
             walk_upper(&upper, Path::new(""), &spec.layers, &stubs, &mut out)
@@ -291,9 +361,10 @@ impl Engine {
         if paused {
             berth_runtime::pause(&dir).map_err(EngineError::Runtime)?;
         }
+        let stubs = self.container_stubs(&row.id, &spec);
         let mut op = self.store().begin_op();
         let made = match op.as_mut() {
-            Ok(op) => make_layer(op, &dir.join("upper")),
+            Ok(op) => make_layer(op, &dir.join("upper"), &stubs),
             Err(_) => Err(EngineError::InvalidArgument("store".into())),
         };
         if paused {
@@ -365,10 +436,12 @@ fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
     }
 }
 
-/// The upper dir as a layer: a gzip blob and an unpacked directory, both staged in `op`.
+/// The upper dir as a layer, without the runtime's mount points `stubs`: an uncompressed
+/// blob and an unpacked directory, both staged in `op`.
 fn make_layer(
     op: &mut berth_store::Op,
     upper: &Path,
+    stubs: &std::collections::BTreeSet<PathBuf>,
 ) -> Result<
     (
         berth_store::StagedLayer,
@@ -385,7 +458,9 @@ fn make_layer(
     let unpack = std::thread::spawn(move || berth_oci::layer::apply_layer(reader, &target));
     let mut tee = Tee { a: blob, b: writer };
     let created = if upper.exists() {
-        berth_oci::layer::create_layer(upper, &mut tee, &Default::default())
+        berth_oci::layer::create_layer_filtered(upper, &mut tee, &Default::default(), &|p| {
+            stubs.contains(p)
+        })
     } else {
         let empty = std::env::temp_dir().join(format!("berth-empty-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&empty);

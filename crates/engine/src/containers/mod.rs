@@ -8,8 +8,8 @@
 //! - `$ROOT/containers/<id>/`: the runtime's container directory (OCI bundle `config.json`,
 //!   overlay `upper/` `work/` `rootfs/`, `container.log`, pid files, `exit.json`) plus
 //!   `container.json`, the full [`ContainerSpec`] (`inspect` reads it);
-//! - the runtime's state under `$RUNROOT/runtime` (or a short path when that is too long for
-//!   unix sockets).
+//! - the runtime's state under `$RUNROOT/runtime` (whatever the length of that path: sockets
+//!   are reached through short `/proc/<pid>/fd/<dirfd>/<name>` paths or a chdir).
 //!
 //! The live state always comes from [`berth_runtime::state`]; the cached state in the record
 //! is trusted only for containers not recorded as running (nothing but a berth command can
@@ -410,16 +410,6 @@ fn image_runtime_config(config: &berth_oci::image::ImageConfig) -> ImageRuntimeC
     }
 }
 
-/// A cheap, stable hash for naming the short runtime state directory.
-fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
 impl Engine {
     fn containers_dir(&self) -> PathBuf {
         self.root().join("containers")
@@ -434,18 +424,12 @@ impl Engine {
         self.containers_dir().join(id)
     }
 
-    /// Where the OCI runtime keeps its state: `$RUNROOT/runtime`, or a short directory under
-    /// `/run/berth-rt/` when that path would make the runtime's unix socket paths too long.
+    /// Where the OCI runtime keeps its state: `$RUNROOT/runtime`, whatever its length. Unix
+    /// sockets in it are bound and reached through a short path (libcontainer's notify socket
+    /// by a chdir, ours and the console socket handed to external runtimes through
+    /// `/proc/<pid>/fd/<dirfd>/<name>`), so nothing of a root lives outside it.
     pub fn runtime_state_root(&self) -> PathBuf {
-        let p = self.runroot().join("runtime");
-        // <root>/<64-hex id>/notify.sock must fit in sun_path (108 bytes).
-        if p.as_os_str().len() + 1 + 64 + 12 < 108 {
-            return p;
-        }
-        PathBuf::from(format!(
-            "/run/berth-rt/{:016x}",
-            fnv(&p.display().to_string())
-        ))
+        self.runroot().join("runtime")
     }
 
     /// The monitor binary: `$BERTH_MONITOR`, `berth-monitor` next to the current executable,
@@ -955,11 +939,40 @@ impl Engine {
 
     /// `POST /containers/{id}/start`. Returns the container ID.
     pub fn start_container(&mut self, name: &str) -> Result<String, EngineError> {
+        self.start_container_inner(name, None).map(|(id, _)| id)
+    }
+
+    /// `start -a`: attaches, then starts, as Docker does: the monitor serves the returned
+    /// connection from before the container's process runs, so no output is lost however soon
+    /// it exits (and none of an earlier run is replayed). A container already running is
+    /// attached to through its socket.
+    pub fn start_container_attached(
+        &mut self,
+        name: &str,
+    ) -> Result<(String, berth_runtime::attach::AttachClient), EngineError> {
+        use std::os::fd::AsRawFd;
+        let (client, theirs) = berth_runtime::attach_pair().map_err(EngineError::Runtime)?;
+        let (id, started) = self.start_container_inner(name, Some(theirs.as_raw_fd()))?;
+        drop(theirs);
+        if started {
+            return Ok((id, client));
+        }
+        let client = berth_runtime::attach::AttachClient::connect(&self.container_dir_of(&id))
+            .map_err(io_err("attaching to the container"))?;
+        Ok((id, client))
+    }
+
+    /// Starts the container unless it runs; returns its ID and whether it was started here.
+    fn start_container_inner(
+        &mut self,
+        name: &str,
+        attach: Option<std::os::fd::RawFd>,
+    ) -> Result<(String, bool), EngineError> {
         let (row, mut rec, live) = self.load(name)?;
         let id = row.id.clone();
         // A restarting container is started by its exit hook (Docker: not modified).
         if live.running || live.restarting {
-            return Ok(id);
+            return Ok((id, false));
         }
         if rec.state.status == "removing" {
             return Err(EngineError::Conflict(format!(
@@ -968,8 +981,8 @@ impl Engine {
         }
         let spec = self.spec_of(&id)?;
         self.reset_restart_state(&id, &mut rec);
-        self.start_spec(&id, &spec, &mut rec)?;
-        Ok(id)
+        self.start_spec_attached(&id, &spec, &mut rec, attach)?;
+        Ok((id, true))
     }
 
     fn start_spec(
@@ -977,6 +990,18 @@ impl Engine {
         id: &str,
         spec: &ContainerSpec,
         rec: &mut ContainerRecord,
+    ) -> Result<(), EngineError> {
+        self.start_spec_attached(id, spec, rec, None)
+    }
+
+    /// Starts the container; `attach` is an attach connection for the monitor to serve from
+    /// the start ([`berth_runtime::StartOptions::attach`]).
+    fn start_spec_attached(
+        &mut self,
+        id: &str,
+        spec: &ContainerSpec,
+        rec: &mut ContainerRecord,
+        attach: Option<std::os::fd::RawFd>,
     ) -> Result<(), EngineError> {
         let dir = self.container_dir_of(id);
         berth_runtime::mount_rootfs(&dir, &spec.layers).map_err(EngineError::Runtime)?;
@@ -995,6 +1020,7 @@ impl Engine {
             runtime: spec.runtime.clone(),
             monitor_path: Some(self.monitor_path()?),
             state_root: self.runtime_state_root(),
+            attach,
         };
         match berth_runtime::start(&dir, &opts) {
             Ok(started) => {
@@ -1027,11 +1053,31 @@ impl Engine {
 
     /// `create` + `start` in one call (`docker run`), keeping the rootfs mounted in between.
     pub fn run_container(&mut self, o: &CreateOptions) -> Result<String, EngineError> {
+        self.run_container_inner(o, None)
+    }
+
+    /// `run -i`: [`Engine::run_container`] with an attach connection served from before the
+    /// container's process runs (as [`Engine::start_container_attached`]).
+    pub fn run_container_attached(
+        &mut self,
+        o: &CreateOptions,
+    ) -> Result<(String, berth_runtime::attach::AttachClient), EngineError> {
+        use std::os::fd::AsRawFd;
+        let (client, theirs) = berth_runtime::attach_pair().map_err(EngineError::Runtime)?;
+        let id = self.run_container_inner(o, Some(theirs.as_raw_fd()))?;
+        Ok((id, client))
+    }
+
+    fn run_container_inner(
+        &mut self,
+        o: &CreateOptions,
+        attach: Option<std::os::fd::RawFd>,
+    ) -> Result<String, EngineError> {
         let id = self.create_inner(o, true)?;
         let spec = self.spec_of(&id)?;
         let row = self.resolve_container(&id)?;
         let mut rec = Self::record_of(&row)?;
-        match self.start_spec(&id, &spec, &mut rec) {
+        match self.start_spec_attached(&id, &spec, &mut rec, attach) {
             Ok(()) => Ok(id),
             Err(e) => {
                 if o.auto_remove {

@@ -44,6 +44,18 @@ pub fn create_layer<W: Write>(
     out: W,
     opts: &CreateOptions,
 ) -> Result<ApplyStats, LayerError> {
+    create_layer_filtered(dir, out, opts, &|_| false)
+}
+
+/// [`create_layer`] without the entries for which `skip` returns true (nor anything below
+/// them): it is given each entry's path relative to `dir` (`etc/hosts`), before the entry is
+/// examined. A container commit leaves out the mount points the runtime created this way.
+pub fn create_layer_filtered<W: Write>(
+    dir: &Path,
+    out: W,
+    opts: &CreateOptions,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<ApplyStats, LayerError> {
     let fs_err = |path: PathBuf| move |e: io::Error| LayerError::Fs { path, source: e };
     let root = rustix::fs::open(
         dir,
@@ -53,6 +65,7 @@ pub fn create_layer<W: Write>(
     .map_err(|e| fs_err(dir.to_path_buf())(e.into()))?;
     let mut w = Writer {
         out,
+        skip,
         opts: opts.clone(),
         buf: vec![0u8; BUF],
         links: HashMap::new(),
@@ -67,8 +80,9 @@ pub fn create_layer<W: Write>(
     Ok(w.stats)
 }
 
-struct Writer<W> {
+struct Writer<'a, W> {
     out: W,
+    skip: &'a dyn Fn(&Path) -> bool,
     opts: CreateOptions,
     buf: Vec<u8>,
     /// (dev, ino) of multiply-linked files already written → their archive path.
@@ -91,7 +105,7 @@ struct Entry {
     xattrs: Xattrs,
 }
 
-impl<W: Write> Writer<W> {
+impl<W: Write> Writer<'_, W> {
     fn err(&self, rel: &[u8]) -> impl Fn(io::Error) -> LayerError {
         let path = self.base.join(OsStr::from_bytes(rel));
         move |source| LayerError::Fs {
@@ -120,6 +134,9 @@ impl<W: Write> Writer<W> {
                 path.push(b'/');
             }
             path.extend_from_slice(&name);
+            if (self.skip)(Path::new(OsStr::from_bytes(&path))) {
+                continue;
+            }
             let err = self.err(&path);
             let st = rustix::fs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| err(e.into()))?;

@@ -13,7 +13,7 @@ mod create;
 
 pub use apply::{apply_archive, apply_layer};
 pub use compress::{decompress, detect_compression, Compression};
-pub use create::{create_layer, CreateOptions};
+pub use create::{create_layer, create_layer_filtered, CreateOptions};
 
 use std::io;
 use std::path::PathBuf;
