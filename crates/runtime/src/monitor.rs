@@ -264,7 +264,9 @@ fn shed_startup_memory() {
                     if f.next() == Some("0") {
                         // SAFETY: a read-only, file-backed private mapping with no private
                         // pages: MADV_DONTNEED only unmaps clean page-cache pages.
-                        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+                        unsafe {
+                            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED)
+                        };
                     }
                 }
             }

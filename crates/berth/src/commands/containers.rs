@@ -973,47 +973,89 @@ fn ps_header(field: &str) -> String {
     }
 }
 
-fn ps_row(c: &ContainerSummary, no_trunc: bool) -> Value {
-    let id = if no_trunc {
-        c.id.clone()
-    } else {
-        c.id.chars().take(12).collect()
+/// Whether a `ps` format needs a field: one it names (`.Status`), or all of them for `json`
+/// and templates that look at the whole row (`{{json .}}`). Computing only the named fields
+/// keeps `ps -a` fast with thousands of containers (`CreatedAt` alone is a date formatting).
+fn ps_fields(format: &str) -> impl Fn(&str) -> bool + '_ {
+    let b = format.as_bytes();
+    let whole_row = format == "json"
+        || b.iter()
+            .enumerate()
+            .any(|(i, &c)| c == b'.' && !b.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic()));
+    move |field: &str| {
+        whole_row
+            || format.match_indices(field).any(|(i, _)| {
+                i > 0
+                    && b[i - 1] == b'.'
+                    && !b
+                        .get(i + field.len())
+                        .is_some_and(|n| n.is_ascii_alphanumeric())
+            })
+    }
+}
+
+fn ps_row(c: &ContainerSummary, no_trunc: bool, wanted: &dyn Fn(&str) -> bool) -> Value {
+    let mut row = serde_json::Map::new();
+    let mut put = |k: &str, v: &dyn Fn() -> String| {
+        if wanted(k) {
+            row.insert(k.to_string(), Value::String(v()));
+        }
     };
-    let image = if c.image.starts_with("sha256:") && !no_trunc {
-        berth_engine::images::short_id(&c.image)
-    } else {
-        c.image.clone()
-    };
-    let command = if no_trunc {
-        format!("{:?}", c.command)
-    } else {
-        format!("{:?}", truncate(&c.command, 20))
-    };
-    let size = match (c.size_rw, c.size_root_fs) {
+    put("Command", &|| {
+        if no_trunc {
+            format!("{:?}", c.command)
+        } else {
+            format!("{:?}", truncate(&c.command, 20))
+        }
+    });
+    put("CreatedAt", &|| go_time(c.created));
+    put("ID", &|| {
+        if no_trunc {
+            c.id.clone()
+        } else {
+            c.id.chars().take(12).collect()
+        }
+    });
+    put("Image", &|| {
+        if c.image.starts_with("sha256:") && !no_trunc {
+            berth_engine::images::short_id(&c.image)
+        } else {
+            c.image.clone()
+        }
+    });
+    put("Labels", &|| {
+        let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.join(",")
+    });
+    put("LocalVolumes", &|| {
+        c.mounts
+            .iter()
+            .filter(|m| !m.starts_with('/'))
+            .count()
+            .to_string()
+    });
+    put("Mounts", &|| c.mounts.join(","));
+    put("Names", &|| {
+        c.names
+            .iter()
+            .map(|n| n.trim_start_matches('/'))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    put("Networks", &|| c.network_mode.clone());
+    put("Ports", &|| super::network::ps_ports(&c.ports));
+    put("RunningFor", &|| since(c.created));
+    put("Size", &|| match (c.size_rw, c.size_root_fs) {
         (Some(rw), Some(root)) => format!(
             "{} (virtual {})",
             human_size(rw as f64),
             human_size(root as f64)
         ),
         _ => String::new(),
-    };
-    let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    json!({
-        "Command": command,
-        "CreatedAt": go_time(c.created),
-        "ID": id,
-        "Image": image,
-        "Labels": labels.join(","),
-        "LocalVolumes": c.mounts.iter().filter(|m| !m.starts_with('/')).count().to_string(),
-        "Mounts": c.mounts.join(","),
-        "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
-        "Networks": c.network_mode,
-        "Ports": super::network::ps_ports(&c.ports),
-        "RunningFor": since(c.created),
-        "Size": size,
-        "State": c.state,
-        "Status": c.status,
-    })
+    });
+    put("State", &|| c.state.clone());
+    put("Status", &|| c.status.clone());
+    Value::Object(row)
 }
 
 pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
@@ -1040,6 +1082,41 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
         print!("{out}");
         return Ok(());
     }
+    if matches!(a.format.as_deref(), None | Some("table")) {
+        // The default table, without the template engine: the same cells, in the same order.
+        let mut fields = vec![
+            "ID",
+            "Image",
+            "Command",
+            "RunningFor",
+            "Status",
+            "Ports",
+            "Names",
+        ];
+        if a.size {
+            fields.push("Size");
+        }
+        let wanted = |f: &str| fields.contains(&f);
+        let mut text = fields
+            .iter()
+            .map(|f| ps_header(f))
+            .collect::<Vec<_>>()
+            .join("\t");
+        text.push('\n');
+        for c in &list {
+            let row = ps_row(c, a.no_trunc, &wanted);
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    text.push('\t');
+                }
+                text.push_str(row[*f].as_str().unwrap_or(""));
+            }
+            text.push('\n');
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(crate::output::tabwrite(&text).as_bytes());
+        return Ok(());
+    }
     let format = match a.format.as_deref() {
         Some("table") | None => {
             let mut f = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_string();
@@ -1050,7 +1127,11 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
         }
         Some(f) => f.to_string(),
     };
-    let rows: Vec<Value> = list.iter().map(|c| ps_row(c, a.no_trunc)).collect();
+    let wanted = ps_fields(&format);
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|c| ps_row(c, a.no_trunc, &wanted))
+        .collect();
     let text = render_rows(&format, &rows, &ps_header)?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
