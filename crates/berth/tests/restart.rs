@@ -299,3 +299,30 @@ fn killed_exit_hook_leaves_an_honest_exited_and_rm_cancels() {
     let ps = b.ok(&["ps", "-a", "-q", "--no-trunc"]);
     assert!(!ps.contains(&id), "{ps}");
 }
+
+/// The exit hook of a run that was not restarted cleans up its mounts and network; a `start`
+/// right after the exit must not have them taken away (it failed with "network namespace …:
+/// No such file" or ENOENT from the runtime).
+#[test]
+fn start_right_after_an_exit_keeps_its_network_and_rootfs() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let id = b.ok(&["create", "busybox", "sh", "-c", "echo hi"]);
+    let id = id.trim();
+    for round in 0..30 {
+        let out = b.run(&["start", "-a", id]);
+        assert!(
+            out.status.success(),
+            "round {round}: start -a failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hi\n",
+            "round {round}"
+        );
+    }
+    b.ok(&["rm", id]);
+}

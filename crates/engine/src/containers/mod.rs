@@ -968,7 +968,11 @@ impl Engine {
         name: &str,
         attach: Option<std::os::fd::RawFd>,
     ) -> Result<(String, bool), EngineError> {
-        let (row, mut rec, live) = self.load(name)?;
+        let row = self.resolve_container(name)?;
+        // Held through the start: the exit hook of the previous run cleans up under the same
+        // lock, after checking the container has not been started again.
+        let _lock = self.restart_lock(&row.id);
+        let (row, mut rec, live) = self.load(&row.id)?;
         let id = row.id.clone();
         // A restarting container is started by its exit hook (Docker: not modified).
         if live.running || live.restarting {

@@ -165,8 +165,15 @@ impl Engine {
         }
         let spec = self.spec_of(&id)?;
         if !should_restart(&spec.restart, live.exit_code, rec.restart_count) {
-            let _ = berth_runtime::cleanup(&dir);
-            self.release_network(&id);
+            // A `start` since the exit owns the container now: leave its mounts and network.
+            let _lock = self.restart_lock(&id);
+            match self.load(&id) {
+                Ok((_, rec, live)) if !live.running && rec.state.status == "exited" => {
+                    let _ = berth_runtime::cleanup(&dir);
+                    self.release_network(&id);
+                }
+                _ => {}
+            }
             return Ok(());
         }
         let ran = match (
