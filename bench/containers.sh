@@ -29,11 +29,18 @@ tar -C "$W/rootfs" -cf "$W/busybox.tar" .
 "$BERTH" import -c 'CMD ["sh"]' "$W/busybox.tar" busybox >/dev/null
 
 have() { case " $ENGINES " in *" $1 "*) command -v "$1" >/dev/null && "$1" info >/dev/null 2>&1;; *) false;; esac; }
+# Podman's default crun refuses hybrid cgroup hosts ("cgroups in hybrid mode not supported"):
+# measure it with runc there.
+PODMAN="podman"
+if have podman && ! podman run --rm --network none busybox true >/dev/null 2>&1; then
+    PODMAN="podman --runtime runc"
+fi
+engine_cmd() { case $1 in docker) echo /usr/bin/docker;; podman) echo "$PODMAN";; *) echo "$1";; esac; }
 cmds_run=("$BERTH run --rm --network none busybox true")
 cmds_cycle=("sh -c '$BERTH stop -t 0 \$($BERTH run -d --network none busybox sleep 1000) >/dev/null && $BERTH rm \$($BERTH ps -lq) >/dev/null'")
 for e in docker podman; do
     if have $e; then
-        D=$e; [ $e = docker ] && D=/usr/bin/docker
+        D=$(engine_cmd $e)
         cmds_run+=("$D run --rm --network none busybox true")
         cmds_cycle+=("sh -c 'id=\$($D run -d --network none busybox sleep 1000); $D stop -t 0 \$id >/dev/null; $D rm \$id >/dev/null'")
     fi
@@ -46,7 +53,7 @@ hyperfine --warmup 2 --runs "$RUNS" --export-json "$OUT/containers-cycle.json" "
 cmds_exec=("$BERTH exec bench-exec true")
 for e in docker podman; do
     if have $e; then
-        D=$e; [ $e = docker ] && D=/usr/bin/docker
+        D=$(engine_cmd $e)
         $D rm -f bench-exec >/dev/null 2>&1 || true
         $D run -d --name bench-exec --network none busybox sleep 100000 >/dev/null
         cmds_exec+=("$D exec bench-exec true")
@@ -58,7 +65,7 @@ hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/containers-exec.json"
 mpid=$(cut -d' ' -f1 "$BERTH_ROOT/containers/$("$BERTH" inspect -f '{{.Id}}' bench-exec)/monitor.pid")
 echo "monitor: $(grep -E '^(Rss|Pss|Pss_Anon|Pss_File|Private_Dirty):' /proc/$mpid/smaps_rollup | tr -s ' ' | tr '\n' ' ')" | tee "$OUT/containers-monitor-rss.txt"
 "$BERTH" rm -f bench-exec >/dev/null
-for e in docker podman; do have $e && { D=$e; [ $e = docker ] && D=/usr/bin/docker; $D rm -f bench-exec >/dev/null 2>&1 || true; }; done
+for e in docker podman; do have $e && { D=$(engine_cmd $e); $D rm -f bench-exec >/dev/null 2>&1 || true; }; done
 
 # ps -a with 100, then 10,000 containers (created, never started).
 for n in ${PS_COUNTS:-100 10000}; do
