@@ -74,6 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    berth_runtime::monitor::trace("cli: parsed");
     let result = commands::run(args);
     berth_runtime::util::finish_deferred_syncs();
     match result {

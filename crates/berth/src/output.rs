@@ -6,6 +6,8 @@ use berth_gotemplate::{render_header, strip_table_prefix, Template};
 use serde_json::Value;
 use std::io::Write;
 
+const SPACES: &str = "                                                                ";
+
 /// Go's `text/tabwriter` as the docker CLI configures it: minimum cell width 10, padding 3,
 /// spaces; the last cell of a line is not padded.
 pub fn tabwrite(text: &str) -> String {
@@ -24,13 +26,17 @@ pub fn tabwrite(text: &str) -> String {
             }
         }
     }
-    let mut out = String::with_capacity(text.len() + 64);
+    let mut out = String::with_capacity(text.len() + lines.len() * widths.len() * 4 + 64);
     for (li, cells) in lines.iter().enumerate() {
         for (i, cell) in cells.iter().enumerate() {
             out.push_str(cell);
             if i + 1 < cells.len() {
-                let pad = widths[i] - cell.chars().count();
-                out.extend(std::iter::repeat_n(' ', pad));
+                let mut pad = widths[i] - cell.chars().count();
+                while pad > 0 {
+                    let n = pad.min(SPACES.len());
+                    out.push_str(&SPACES[..n]);
+                    pad -= n;
+                }
             }
         }
         if li + 1 < lines.len() {

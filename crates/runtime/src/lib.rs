@@ -52,7 +52,7 @@
 //!   the container by a custom executor (libcontainer's console socket allocates it from the
 //!   host's devpts).
 //! - Developer aids: `BERTH_MONITOR_TRACE=1` timestamps the monitor's phases into
-//!   `monitor.log`; `BERTH_TEST_RUNTIMES=builtin,runc,crun` narrows the container tests.
+//!   `monitor.log` and the CLI's phases of `run` on its stderr; `BERTH_TEST_RUNTIMES=builtin,runc,crun` narrows the container tests.
 
 pub mod attach;
 pub mod cgroup;
@@ -517,6 +517,7 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::Invalid(format!("cannot run berth-monitor: {e}")))?;
+    crate::monitor::trace("cli: spawned");
     drop(w);
     drop(cmd);
     let mut buf = Vec::new();

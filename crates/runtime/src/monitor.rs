@@ -58,8 +58,10 @@ pub fn main() -> ! {
     }
 }
 
-/// With `BERTH_MONITOR_TRACE` set, timestamps of each phase go to stderr (`monitor.log`).
-fn trace(what: &str) {
+/// With `BERTH_MONITOR_TRACE` set, timestamps of each phase go to stderr: the monitor's go to
+/// `monitor.log`, the CLI's (`cli: …`, on the path of `run`) to the terminal. A developer aid
+/// for finding where a start spends its time.
+pub fn trace(what: &str) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("BERTH_MONITOR_TRACE").is_some()) {
         let d = std::time::SystemTime::now()

@@ -593,6 +593,7 @@ fn attach_client(
 pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let opts = create_options(&a)?;
     ensure_image(engine, &a.image)?;
+    berth_runtime::monitor::trace("cli: image ensured");
     let detach_keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
     if a.interactive && !a.detach {
         // Attached before the process runs: nothing it prints early is lost.
@@ -994,67 +995,77 @@ fn ps_fields(format: &str) -> impl Fn(&str) -> bool + '_ {
     }
 }
 
-fn ps_row(c: &ContainerSummary, no_trunc: bool, wanted: &dyn Fn(&str) -> bool) -> Value {
-    let mut row = serde_json::Map::new();
-    let mut put = |k: &str, v: &dyn Fn() -> String| {
-        if wanted(k) {
-            row.insert(k.to_string(), Value::String(v()));
-        }
-    };
-    put("Command", &|| {
-        if no_trunc {
-            format!("{:?}", c.command)
-        } else {
-            format!("{:?}", truncate(&c.command, 20))
-        }
-    });
-    put("CreatedAt", &|| go_time(c.created));
-    put("ID", &|| {
-        if no_trunc {
-            c.id.clone()
-        } else {
-            c.id.chars().take(12).collect()
-        }
-    });
-    put("Image", &|| {
-        if c.image.starts_with("sha256:") && !no_trunc {
+/// The fields of a `ps` row, in the order of `{{json .}}`.
+const PS_FIELDS: [&str; 14] = [
+    "Command",
+    "CreatedAt",
+    "ID",
+    "Image",
+    "Labels",
+    "LocalVolumes",
+    "Mounts",
+    "Names",
+    "Networks",
+    "Ports",
+    "RunningFor",
+    "Size",
+    "State",
+    "Status",
+];
+
+/// One cell of `ps`: the value of `field` for a container.
+fn ps_cell(c: &ContainerSummary, field: &str, no_trunc: bool) -> String {
+    match field {
+        "Command" if no_trunc => format!("{:?}", c.command),
+        "Command" => format!("{:?}", truncate(&c.command, 20)),
+        "CreatedAt" => go_time(c.created),
+        "ID" if no_trunc => c.id.clone(),
+        "ID" => c.id.chars().take(12).collect(),
+        "Image" if c.image.starts_with("sha256:") && !no_trunc => {
             berth_engine::images::short_id(&c.image)
-        } else {
-            c.image.clone()
         }
-    });
-    put("Labels", &|| {
-        let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        labels.join(",")
-    });
-    put("LocalVolumes", &|| {
-        c.mounts
+        "Image" => c.image.clone(),
+        "Labels" => {
+            let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            labels.join(",")
+        }
+        "LocalVolumes" => c
+            .mounts
             .iter()
             .filter(|m| !m.starts_with('/'))
             .count()
-            .to_string()
-    });
-    put("Mounts", &|| c.mounts.join(","));
-    put("Names", &|| {
-        c.names
+            .to_string(),
+        "Mounts" => c.mounts.join(","),
+        "Names" => c
+            .names
             .iter()
             .map(|n| n.trim_start_matches('/'))
             .collect::<Vec<_>>()
-            .join(",")
-    });
-    put("Networks", &|| c.network_mode.clone());
-    put("Ports", &|| super::network::ps_ports(&c.ports));
-    put("RunningFor", &|| since(c.created));
-    put("Size", &|| match (c.size_rw, c.size_root_fs) {
-        (Some(rw), Some(root)) => format!(
-            "{} (virtual {})",
-            human_size(rw as f64),
-            human_size(root as f64)
-        ),
+            .join(","),
+        "Networks" => c.network_mode.clone(),
+        "Ports" => super::network::ps_ports(&c.ports),
+        "RunningFor" => since(c.created),
+        "Size" => match (c.size_rw, c.size_root_fs) {
+            (Some(rw), Some(root)) => format!(
+                "{} (virtual {})",
+                human_size(rw as f64),
+                human_size(root as f64)
+            ),
+            _ => String::new(),
+        },
+        "State" => c.state.clone(),
+        "Status" => c.status.clone(),
         _ => String::new(),
-    });
-    put("State", &|| c.state.clone());
-    put("Status", &|| c.status.clone());
+    }
+}
+
+fn ps_row(c: &ContainerSummary, no_trunc: bool, wanted: &dyn Fn(&str) -> bool) -> Value {
+    let mut row = serde_json::Map::new();
+    for f in PS_FIELDS {
+        if wanted(f) {
+            row.insert(f.to_string(), Value::String(ps_cell(c, f, no_trunc)));
+        }
+    }
     Value::Object(row)
 }
 
@@ -1096,7 +1107,6 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
         if a.size {
             fields.push("Size");
         }
-        let wanted = |f: &str| fields.contains(&f);
         let mut text = fields
             .iter()
             .map(|f| ps_header(f))
@@ -1104,12 +1114,11 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
             .join("\t");
         text.push('\n');
         for c in &list {
-            let row = ps_row(c, a.no_trunc, &wanted);
             for (i, f) in fields.iter().enumerate() {
                 if i > 0 {
                     text.push('\t');
                 }
-                text.push_str(row[*f].as_str().unwrap_or(""));
+                text.push_str(&ps_cell(c, f, a.no_trunc));
             }
             text.push('\n');
         }

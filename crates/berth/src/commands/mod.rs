@@ -21,7 +21,11 @@ pub fn run(cli: Cli) -> Result<()> {
         root: cli.root.clone(),
         runroot: cli.runroot.clone(),
     };
-    let open = || -> Result<Engine> { Ok(Engine::open(config.clone())?) };
+    let open = || -> Result<Engine> {
+        let e = Engine::open(config.clone())?;
+        berth_runtime::monitor::trace("cli: engine open");
+        Ok(e)
+    };
     match cli.command {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&open()?, a),
         Command::Image(ImageCommand::Inspect(a)) => {

@@ -1009,7 +1009,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let dir = self.container_dir_of(id);
         berth_runtime::mount_rootfs(&dir, &spec.layers).map_err(EngineError::Runtime)?;
+        berth_runtime::monitor::trace("cli: mounted");
         let net = self.network_before_start(id)?;
+        berth_runtime::monitor::trace("cli: network");
         let previous = rec.state.clone();
         rec.state = StateCache {
             status: "running".into(),
@@ -1026,6 +1028,7 @@ impl Engine {
             state_root: self.runtime_state_root(),
             attach,
         };
+        berth_runtime::monitor::trace("cli: before start");
         match berth_runtime::start(&dir, &opts) {
             Ok(started) => {
                 self.network_after_start(id, net, Some(started.pid));
@@ -1078,6 +1081,7 @@ impl Engine {
         attach: Option<std::os::fd::RawFd>,
     ) -> Result<String, EngineError> {
         let id = self.create_inner(o, true)?;
+        berth_runtime::monitor::trace("cli: created");
         let spec = self.spec_of(&id)?;
         let row = self.resolve_container(&id)?;
         let mut rec = Self::record_of(&row)?;
