@@ -326,3 +326,50 @@ fn start_right_after_an_exit_keeps_its_network_and_rootfs() {
     }
     b.ok(&["rm", id]);
 }
+
+/// `wait` on a restarting container waits, as Docker's does (it counts as running), and
+/// returns when a `stop` ends it.
+#[test]
+fn wait_on_a_restarting_container_waits_for_the_stop() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 1",
+        ])
+        .trim()
+        .to_string();
+    // A backoff of 1.6 s or more: `wait` starts while only the restart is pending.
+    fresh_backoff(&b, &id, 4);
+    let mut waiter = b
+        .command()
+        .args(["wait", &id])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "wait returned while the container was restarting"
+    );
+    b.ok(&["stop", "-t", "1", &id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = waiter.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "wait did not return after stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    b.ok(&["rm", &id]);
+}

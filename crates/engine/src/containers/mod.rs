@@ -1205,7 +1205,13 @@ impl Engine {
 
     /// `POST /containers/{id}/wait`: blocks until the container exits; its exit code.
     pub fn wait_container(&mut self, name: &str) -> Result<i32, EngineError> {
-        let (row, _rec, live) = self.load(name)?;
+        let (row, _rec, mut live) = self.load(name)?;
+        // Docker counts a restarting container as running: wait for its next exit (or for
+        // a stop that cancels the restart).
+        while live.restarting {
+            std::thread::sleep(Duration::from_millis(20));
+            live = self.load(&row.id)?.2;
+        }
         if !live.running {
             return Ok(live.exit_code);
         }
