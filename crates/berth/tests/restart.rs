@@ -328,9 +328,9 @@ fn start_right_after_an_exit_keeps_its_network_and_rootfs() {
 }
 
 /// `wait` on a restarting container waits, as Docker's does (it counts as running), and
-/// returns when a `stop` ends it.
+/// returns when a `stop` ends it; `attach` and `start -a` refuse it with Docker's messages.
 #[test]
-fn wait_on_a_restarting_container_waits_for_the_stop() {
+fn wait_and_attach_on_a_restarting_container() {
     if !is_root() {
         return;
     }
@@ -360,6 +360,23 @@ fn wait_on_a_restarting_container_waits_for_the_stop() {
     assert!(
         waiter.try_wait().unwrap().is_none(),
         "wait returned while the container was restarting"
+    );
+    // Docker's words for attaching to it, by `attach` and by `start -a`.
+    let out = b.run(&["attach", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("You cannot attach to a restarting container, wait until it is running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = b.run(&["start", "-a", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("is restarting, wait until the container is running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     b.ok(&["stop", "-t", "1", &id]);
     let deadline = Instant::now() + Duration::from_secs(10);

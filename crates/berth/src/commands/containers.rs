@@ -929,6 +929,12 @@ pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<()> {
     let spec = engine.container_spec(&a.container)?;
     let (id, dir) = engine.container_dir(&a.container)?;
     let keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+    if engine.container_live(&id)?.restarting {
+        return Err(status(
+            1,
+            "You cannot attach to a restarting container, wait until it is running",
+        ));
+    }
     match berth_runtime::state(&dir) {
         Ok(berth_runtime::ContainerState::Running { paused: false, .. }) => {}
         Ok(berth_runtime::ContainerState::Running { paused: true, .. }) => {

@@ -937,6 +937,11 @@ impl Engine {
         }
     }
 
+    /// The container's state now (running, paused, restarting, exited…).
+    pub fn container_live(&mut self, name: &str) -> Result<LiveState, EngineError> {
+        Ok(self.load(name)?.2)
+    }
+
     /// `POST /containers/{id}/start`. Returns the container ID.
     pub fn start_container(&mut self, name: &str) -> Result<String, EngineError> {
         self.start_container_inner(name, None).map(|(id, _)| id)
@@ -956,6 +961,11 @@ impl Engine {
         drop(theirs);
         if started {
             return Ok((id, client));
+        }
+        if self.container_live(&id)?.restarting {
+            return Err(EngineError::Conflict(format!(
+                "container {id} is restarting, wait until the container is running"
+            )));
         }
         let client = berth_runtime::attach::AttachClient::connect(&self.container_dir_of(&id))
             .map_err(io_err("attaching to the container"))?;
