@@ -819,7 +819,7 @@ pub(crate) fn external_exec_command(
         }
     }
     if opts.privileged {
-        for c in spec::ALL_CAPS {
+        for c in spec::host_caps() {
             cmd.arg("--cap").arg(c);
         }
     }

@@ -1417,7 +1417,7 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
         }
     }
     if opts.privileged {
-        let all = serde_json::json!(crate::spec::ALL_CAPS);
+        let all = serde_json::json!(crate::spec::host_caps());
         process["capabilities"] =
             serde_json::json!({"bounding": all, "effective": all, "permitted": all});
     }

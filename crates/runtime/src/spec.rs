@@ -199,10 +199,35 @@ fn norm_cap(c: &str) -> String {
     }
 }
 
+/// The capabilities this host can hand out: the ones in our own bounding set (`ALL_CAPS` is
+/// in capability-number order). Unknown (no /proc): all of them.
+pub(crate) fn host_caps() -> Vec<&'static str> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
 /// The capability set after `--cap-add`/`--cap-drop` (Docker's order: drops, then adds).
+///
+/// `--privileged` and `--cap-add ALL` mean every capability the host has: Docker asks for
+/// every capability the kernel knows, which fails every start where root itself lacks one (a
+/// host without CAP_SYS_RESOURCE). A capability added by name that the host lacks is refused
+/// with a message naming it, and a default one the host lacks is left out.
 pub fn capabilities(opts: &RunOptions) -> Result<Vec<String>> {
+    let host = host_caps();
     if opts.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(host.iter().map(|s| s.to_string()).collect());
     }
     let adds: Vec<String> = opts.cap_add.iter().map(|c| norm_cap(c)).collect();
     let drops: Vec<String> = opts.cap_drop.iter().map(|c| norm_cap(c)).collect();
@@ -221,15 +246,21 @@ pub fn capabilities(opts: &RunOptions) -> Result<Vec<String>> {
             .collect()
     };
     if adds.iter().any(|c| c == "ALL") {
-        caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        caps = host.iter().map(|s| s.to_string()).collect();
         caps.retain(|c| !drops.contains(c));
     } else {
         for c in adds {
+            if !host.contains(&c.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "capability {c} is not in this host's bounding set: berth itself runs without it, so no container can have it"
+                )));
+            }
             if !caps.contains(&c) {
                 caps.push(c);
             }
         }
     }
+    caps.retain(|c| host.contains(&c.as_str()));
     Ok(caps)
 }
 
@@ -961,7 +992,7 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            ALL_CAPS.len()
+            host_caps().len()
         );
         let opts = RunOptions {
             cmd: vec!["sh".into()],
