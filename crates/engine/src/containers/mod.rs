@@ -177,6 +177,11 @@ pub struct ContainerRecord {
     /// Volume names and bind sources (ps `.Mounts`).
     #[serde(default)]
     pub mounts: Vec<String>,
+    /// The restart policy's name (`no`, `always`, …), so listing thousands of exited
+    /// containers looks for a pending restart only where one can be. Absent in records from
+    /// before it was kept: look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
 }
 
 /// A container's state now.
@@ -575,8 +580,13 @@ impl Engine {
             }
         }
         // Not cached in the record: only while the exit hook that will restart it is alive.
-        let restarting =
-            rec.state.status == "exited" && restart::restart_pending(&self.container_dir_of(id));
+        let may_restart = rec
+            .restart_policy
+            .as_deref()
+            .is_none_or(|p| !p.is_empty() && p != "no");
+        let restarting = rec.state.status == "exited"
+            && may_restart
+            && restart::restart_pending(&self.container_dir_of(id));
         let status = if rec.state.status == "running" && paused {
             "paused".to_string()
         } else if restarting {
@@ -831,6 +841,7 @@ impl Engine {
             auto_remove: o.auto_remove,
             network_mode,
             mounts: mount_names,
+            restart_policy: Some(spec.restart.name.clone()),
         };
         let record = serde_json::to_string(&rec)
             .map_err(|e| EngineError::InvalidArgument(format!("serialising record: {e}")))?;
