@@ -683,3 +683,70 @@ fn privileged_gets_the_hosts_capabilities() {
         );
     }
 }
+
+/// A host reboot, simulated: every process and mount of the container gone and the run root
+/// (a tmpfs under /run) empty. The container shows as exited, starts again (its rootfs
+/// remounted, its network set up anew) and is removed without leftovers.
+#[test]
+fn after_a_reboot_running_containers_show_as_exited_and_start_again() {
+    if !is_root() {
+        return;
+    }
+    let b = setup();
+    for network in ["none", "bridge"] {
+        let name = format!("boot-{network}");
+        let id = b.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            network,
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        let id = id.trim();
+        let dir = b.root().join("containers").join(id);
+        let monitor = std::fs::read_to_string(dir.join("monitor.pid")).unwrap();
+        let init = inspect(&b, &name, "{{.State.Pid}}");
+        for pid in [monitor.split_whitespace().next().unwrap(), init.as_str()] {
+            Command::new("kill").args(["-9", pid]).status().unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{init}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // What a reboot takes away: the mounts (rootfs, persistent netns) and the run root.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| {
+                m.starts_with(b.root().to_str().unwrap())
+                    || m.starts_with(b.runroot().to_str().unwrap())
+            })
+            .collect();
+        for m in ours.iter().rev() {
+            Command::new("umount").args(["-l", m]).status().unwrap();
+        }
+        for e in std::fs::read_dir(b.runroot()).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+        assert_eq!(
+            inspect(&b, &name, "{{.State.Status}} {{.State.Running}}"),
+            "exited false"
+        );
+        let ps = b.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+        assert!(ps.contains(&format!("{name} Exited (255)")), "{ps}");
+        b.ok(&["start", &name]);
+        assert_eq!(b.ok(&["exec", &name, "echo", "back"]), "back\n");
+        b.ok(&["rm", "-f", &name]);
+    }
+    assert!(no_leftovers(&b), "leftovers after the reboot");
+}
