@@ -4,7 +4,7 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = r#"
 CREATE TABLE images (
@@ -64,16 +64,6 @@ CREATE TABLE containers (
 CREATE INDEX containers_image ON containers(image_id);
 "#;
 
-/// Changes from one schema version to the next, applied in order to older databases.
-const MIGRATIONS: &[(i64, &str)] = &[
-    // `ps` lists containers newest first: with an index the rows come in order instead of
-    // going through a sort (which spilled to a temp file with 10,000 containers).
-    (
-        2,
-        "CREATE INDEX IF NOT EXISTS containers_created ON containers(created);",
-    ),
-];
-
 pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
@@ -101,14 +91,7 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
         // Re-check under the write lock: a concurrent first open may have created it.
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version < SCHEMA_VERSION {
-            if version == 0 {
-                tx.execute_batch(SCHEMA)?;
-            }
-            for (to, sql) in MIGRATIONS {
-                if version < *to {
-                    tx.execute_batch(sql)?;
-                }
-            }
+            tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         tx.commit()?;

