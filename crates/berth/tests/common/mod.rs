@@ -112,6 +112,18 @@ impl Drop for Berth {
                     .status();
             }
         }
+        // Root file systems of containers a failed test left behind.
+        let root = self.root().display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        ours.sort_unstable_by(|a, b| b.cmp(a));
+        for m in ours {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
         let (bridge, table) = net_names(&self.root());
         if Path::new("/sys/class/net").join(&bridge).exists() {
             let _ = Command::new("ip").args(["link", "del", &bridge]).status();
