@@ -65,6 +65,16 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             use clap::error::ErrorKind;
+            if e.kind() == ErrorKind::MissingRequiredArgument {
+                if let Some(command) = command_path(&e) {
+                    // Docker's words and status for `rm $(ps -aq)` when nothing is listed.
+                    eprintln!(
+                        "\"{command}\" requires {}.\nSee '{command} --help'.",
+                        required_arguments(&command)
+                    );
+                    return ExitCode::from(1);
+                }
+            }
             let code = match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
@@ -98,5 +108,48 @@ fn main() -> ExitCode {
             eprintln!("Error: {msg}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The command a parse error is about (`berth rm`, `berth container rm`), from clap's usage
+/// line: the words before the first option or argument.
+fn command_path(e: &clap::Error) -> Option<String> {
+    let usage = e.get(clap::error::ContextKind::Usage)?.to_string();
+    let line = usage.lines().find(|l| l.contains("Usage:"))?;
+    let words: Vec<&str> = line
+        .split_once("Usage:")?
+        .1
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['-', '<', '[']))
+        .collect();
+    (words.len() > 1).then(|| words.join(" "))
+}
+
+/// "at least 1 argument", "exactly 2 arguments": what the command's positional arguments ask.
+fn required_arguments(command: &str) -> String {
+    use clap::CommandFactory;
+    let mut cmd = cli::Cli::command();
+    for word in command.split_whitespace().skip(1) {
+        match cmd.find_subcommand(word) {
+            Some(sub) => cmd = sub.clone(),
+            None => break,
+        }
+    }
+    let (mut min, mut open_ended) = (0usize, false);
+    for arg in cmd.get_positionals() {
+        let range = arg.get_num_args().unwrap_or_default();
+        if arg.is_required_set() {
+            min += range.min_values().max(1);
+        }
+        if !arg.is_required_set() || range.max_values() == usize::MAX {
+            open_ended = true;
+        }
+    }
+    let min = min.max(1);
+    let noun = if min == 1 { "argument" } else { "arguments" };
+    if open_ended {
+        format!("at least {min} {noun}")
+    } else {
+        format!("exactly {min} {noun}")
     }
 }

@@ -328,6 +328,25 @@ fn bad_input_messages() {
     let (c, _, err) = code(&b, &["rm", "nosuch"]);
     assert_eq!(c, 1);
     assert!(err.contains("No such container: nosuch"), "{err}");
+    // `rm $(ps -aq)` with nothing listed, and other missing arguments: Docker's words, exit 1.
+    let (c, _, err) = code(&b, &["rm"]);
+    assert_eq!(c, 1, "{err}");
+    assert!(
+        err.starts_with("\"berth rm\" requires at least 1 argument.\nSee 'berth rm --help'."),
+        "{err}"
+    );
+    let (c, _, err) = code(&b, &["exec", "nosuch"]);
+    assert_eq!(c, 1, "{err}");
+    assert!(
+        err.contains("\"berth exec\" requires at least 2 arguments."),
+        "{err}"
+    );
+    let (c, _, err) = code(&b, &["container", "rename", "a"]);
+    assert_eq!(c, 1, "{err}");
+    assert!(
+        err.contains("\"berth container rename\" requires exactly 2 arguments."),
+        "{err}"
+    );
     assert_eq!(b.ok(&["ps", "-a", "-q"]), "");
 }
 
