@@ -7,56 +7,10 @@ use common::{Berth, BIN};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    if unsafe { libc_geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("\n!!!!!!!!!! berth container tests SKIPPED: they must run as root !!!!!!!!!!\n");
-    false
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
-/// The runtimes to test: the built-in one, and runc when installed
-/// (`BERTH_TEST_RUNTIMES=builtin,runc` narrows the set).
-fn runtimes() -> Vec<&'static str> {
-    let mut v = vec!["builtin"];
-    if ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-    {
-        v.push("runc");
-    } else {
-        eprintln!("!!! runc not installed: its runs are SKIPPED");
-    }
-    if let Ok(only) = std::env::var("BERTH_TEST_RUNTIMES") {
-        v.retain(|r| only.split(',').any(|o| o == *r));
-    }
-    v
-}
-
-fn setup() -> Berth {
-    let b = Berth::new();
-    b.import_busybox("busybox");
-    b
-}
-
 fn run_args<'a>(rt: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["run", "--runtime", rt];
     v.extend_from_slice(rest);
     v
-}
-
-fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
-    let out = b.run(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
 }
 
 fn inspect(b: &Berth, name: &str, fmt: &str) -> String {
@@ -65,27 +19,27 @@ fn inspect(b: &Berth, name: &str, fmt: &str) -> String {
 
 #[test]
 fn lifecycle_each_runtime() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    for rt in runtimes() {
-        let b = setup();
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
         // Foreground run: output, exit codes 0/1/N, 126, 127.
         assert_eq!(
             b.ok(&run_args(rt, &["--rm", "busybox", "echo", "hello"])),
             "hello\n",
             "{rt}"
         );
-        assert_eq!(code(&b, &run_args(rt, &["busybox", "false"])).0, 1, "{rt}");
+        assert_eq!(b.code(&run_args(rt, &["busybox", "false"])).0, 1, "{rt}");
         assert_eq!(
-            code(&b, &run_args(rt, &["busybox", "sh", "-c", "exit 42"])).0,
+            b.code(&run_args(rt, &["busybox", "sh", "-c", "exit 42"])).0,
             42
         );
-        let (c, _, err) = code(&b, &run_args(rt, &["busybox", "nosuchcommand"]));
+        let (c, _, err) = b.code(&run_args(rt, &["busybox", "nosuchcommand"]));
         assert_eq!(c, 127, "{rt}: {err}");
         assert!(err.contains("executable file not found"), "{err}");
         assert_eq!(
-            code(&b, &run_args(rt, &["busybox", "/etc/passwd"])).0,
+            b.code(&run_args(rt, &["busybox", "/etc/passwd"])).0,
             126,
             "{rt}"
         );
@@ -108,14 +62,8 @@ fn lifecycle_each_runtime() {
         ));
         assert_eq!(out, "bar /tmp/x 65534\n", "{rt}");
         // -w /proc/self/fd/N is refused (CVE-2024-21626).
-        let (c, _, err) = code(
-            &b,
-            &run_args(rt, &["busybox", "-w", "/proc/self/fd/7", "true"]),
-        );
-        let (c2, _, err2) = code(
-            &b,
-            &run_args(rt, &["-w", "/proc/self/fd/7", "busybox", "true"]),
-        );
+        let (c, _, err) = b.code(&run_args(rt, &["busybox", "-w", "/proc/self/fd/7", "true"]));
+        let (c2, _, err2) = b.code(&run_args(rt, &["-w", "/proc/self/fd/7", "busybox", "true"]));
         assert_ne!(c, 0, "{err}");
         assert_eq!(c2, 125, "{err2}");
         assert!(err2.contains("/proc"), "{err2}");
@@ -155,8 +103,8 @@ fn lifecycle_each_runtime() {
             "{ps}"
         );
         assert_eq!(b.ok(&["exec", "web", "echo", "from-exec"]), "from-exec\n");
-        assert_eq!(code(&b, &["exec", "web", "sh", "-c", "exit 3"]).0, 3);
-        assert_eq!(code(&b, &["exec", "web", "nosuch"]).0, 127);
+        assert_eq!(b.code(&["exec", "web", "sh", "-c", "exit 3"]).0, 3);
+        assert_eq!(b.code(&["exec", "web", "nosuch"]).0, 127);
         assert_eq!(
             b.ok(&[
                 "exec",
@@ -187,7 +135,7 @@ fn lifecycle_each_runtime() {
         );
         assert!(inspect(&b, "web", "{{.State.Pid}}").parse::<i32>().unwrap() > 0);
         // rm without -f refuses a running container.
-        let (c, _, err) = code(&b, &["rm", "web"]);
+        let (c, _, err) = b.code(&["rm", "web"]);
         assert_eq!(c, 1);
         assert!(
             err.contains("You cannot remove a running container"),
@@ -208,7 +156,7 @@ fn lifecycle_each_runtime() {
         b.ok(&["kill", "web"]);
         assert_eq!(b.ok(&["wait", "web"]).trim(), "137");
         b.ok(&["rm", "web"]);
-        assert_eq!(code(&b, &["inspect", "--type", "container", "web"]).0, 1);
+        assert_eq!(b.code(&["inspect", "--type", "container", "web"]).0, 1);
         // rm -f of a running one; created containers; prune.
         b.ok(&run_args(
             rt,
@@ -238,10 +186,10 @@ fn no_leftovers(b: &Berth) -> bool {
 
 #[test]
 fn ps_filters_formats_and_inspect() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     b.ok(&[
         "create", "--name", "a1", "--label", "tier=web", "busybox", "true",
     ]);
@@ -301,47 +249,47 @@ fn ps_filters_formats_and_inspect() {
 
 #[test]
 fn bad_input_messages() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
-    let (c, _, err) = code(&b, &["run", "--memory", "12q", "busybox", "true"]);
+    let b = Berth::with_busybox();
+    let (c, _, err) = b.code(&["run", "--memory", "12q", "busybox", "true"]);
     assert_eq!(c, 125);
     assert!(
         err.contains("invalid argument \"12q\" for \"-m, --memory\" flag: invalid size: '12q'"),
         "{err}"
     );
-    let (c, _, err) = code(&b, &["run", "--cpus", "-1", "busybox", "true"]);
+    let (c, _, err) = b.code(&["run", "--cpus", "-1", "busybox", "true"]);
     assert_eq!(c, 125);
     assert!(err.contains("Range of CPUs is from 0.01 to"), "{err}");
-    let (c, _, err) = code(&b, &["run", "--nosuchflag", "busybox", "true"]);
+    let (c, _, err) = b.code(&["run", "--nosuchflag", "busybox", "true"]);
     assert_eq!(c, 125, "{err}");
-    let (c, _, err) = code(&b, &["run", "--rm", "nosuchimage", "true"]);
+    let (c, _, err) = b.code(&["run", "--rm", "nosuchimage", "true"]);
     assert_eq!(c, 125);
     assert!(
         err.contains("Unable to find image 'nosuchimage:latest' locally"),
         "{err}"
     );
-    let (c, _, err) = code(&b, &["run", "--name", "bad/name", "busybox", "true"]);
+    let (c, _, err) = b.code(&["run", "--name", "bad/name", "busybox", "true"]);
     assert_eq!(c, 125);
     assert!(err.contains("Invalid container name"), "{err}");
-    let (c, _, err) = code(&b, &["rm", "nosuch"]);
+    let (c, _, err) = b.code(&["rm", "nosuch"]);
     assert_eq!(c, 1);
     assert!(err.contains("No such container: nosuch"), "{err}");
     // `rm $(ps -aq)` with nothing listed, and other missing arguments: Docker's words, exit 1.
-    let (c, _, err) = code(&b, &["rm"]);
+    let (c, _, err) = b.code(&["rm"]);
     assert_eq!(c, 1, "{err}");
     assert!(
         err.starts_with("\"berth rm\" requires at least 1 argument.\nSee 'berth rm --help'."),
         "{err}"
     );
-    let (c, _, err) = code(&b, &["exec", "nosuch"]);
+    let (c, _, err) = b.code(&["exec", "nosuch"]);
     assert_eq!(c, 1, "{err}");
     assert!(
         err.contains("\"berth exec\" requires at least 2 arguments."),
         "{err}"
     );
-    let (c, _, err) = code(&b, &["container", "rename", "a"]);
+    let (c, _, err) = b.code(&["container", "rename", "a"]);
     assert_eq!(c, 1, "{err}");
     assert!(
         err.contains("\"berth container rename\" requires exactly 2 arguments."),
@@ -352,29 +300,26 @@ fn bad_input_messages() {
 
 #[test]
 fn oom_kill_is_reported() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    for rt in runtimes() {
-        let b = setup();
-        let (c, _, err) = code(
-            &b,
-            &run_args(
-                rt,
-                &[
-                    "--name",
-                    "oom",
-                    "--memory",
-                    "8m",
-                    "--memory-swap",
-                    "8m",
-                    "busybox",
-                    "sh",
-                    "-c",
-                    "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}",
-                ],
-            ),
-        );
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
+        let (c, _, err) = b.code(&run_args(
+            rt,
+            &[
+                "--name",
+                "oom",
+                "--memory",
+                "8m",
+                "--memory-swap",
+                "8m",
+                "busybox",
+                "sh",
+                "-c",
+                "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}",
+            ],
+        ));
         assert_eq!(c, 137, "{rt}: {err}");
         assert_eq!(
             inspect(&b, "oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
@@ -387,10 +332,10 @@ fn oom_kill_is_reported() {
 
 #[test]
 fn two_runs_with_one_name() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let spawn = || {
         b.command()
             .args(["run", "-d", "--name", "xy", "busybox", "sleep", "100"])
@@ -422,10 +367,10 @@ fn two_runs_with_one_name() {
 
 #[test]
 fn fifty_invocations_at_once() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let mut children = Vec::new();
     for i in 0..50 {
         let mut c = b.command();
@@ -478,10 +423,10 @@ fn fifty_invocations_at_once() {
 
 #[test]
 fn killed_cli_and_monitor_leave_nothing_behind() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     // kill -9 of the CLI at several points of `run`.
     for delay_ms in [1u64, 5, 15, 40, 100] {
         let mut ch = b
@@ -540,10 +485,10 @@ fn killed_cli_and_monitor_leave_nothing_behind() {
 
 #[test]
 fn volumes_and_mounts() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let host = b.dir.path().join("hostdir");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("f"), "from-host").unwrap();
@@ -553,11 +498,8 @@ fn volumes_and_mounts() {
         "from-host"
     );
     assert_ne!(
-        code(
-            &b,
-            &["run", "--rm", "-v", &bind, "busybox", "touch", "/data/g"]
-        )
-        .0,
+        b.code(&["run", "--rm", "-v", &bind, "busybox", "touch", "/data/g"])
+            .0,
         0
     );
     b.ok(&[
@@ -594,10 +536,10 @@ fn volumes_and_mounts() {
 
 #[test]
 fn foreground_run_forwards_sigterm() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let mut ch = b
         .command()
         .args([
@@ -648,25 +590,25 @@ fn host_cap_bounding() -> u64 {
 /// a message that says so.
 #[test]
 fn privileged_gets_the_hosts_capabilities() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let host = host_cap_bounding();
-    for rt in runtimes() {
+    for rt in common::runtimes() {
         for flags in [&["--privileged"][..], &["--cap-add", "ALL"][..]] {
             let mut args = run_args(rt, &["--rm", "--network", "none"]);
             args.extend_from_slice(flags);
             args.extend_from_slice(&["busybox", "grep", "CapEff", "/proc/self/status"]);
-            let (c, out, err) = code(&b, &args);
+            let (c, out, err) = b.code(&args);
             assert_eq!(c, 0, "{rt} {flags:?}: {err}");
-            let eff =
-                u64::from_str_radix(out.trim().trim_start_matches("CapEff:").trim(), 16).unwrap();
+            let eff = u64::from_str_radix(out.trim().trim_start_matches("CapEff:").trim(), 16)
+                .unwrap_or_else(|e| panic!("{rt} {flags:?}: {out:?}: {e}"));
             assert_eq!(eff, host, "{rt} {flags:?}: {out}");
         }
     }
     // exec --privileged too, into a container started with the default set.
-    for rt in runtimes() {
+    for rt in common::runtimes() {
         let id = b.ok(&run_args(
             rt,
             &["-d", "--network", "none", "busybox", "sleep", "100"],
@@ -684,17 +626,14 @@ fn privileged_gets_the_hosts_capabilities() {
         b.ok(&["rm", "-f", id.trim()]);
     }
     if host & (1 << 24) == 0 {
-        let (c, _, err) = code(
-            &b,
-            &[
-                "run",
-                "--rm",
-                "--cap-add",
-                "SYS_RESOURCE",
-                "busybox",
-                "true",
-            ],
-        );
+        let (c, _, err) = b.code(&[
+            "run",
+            "--rm",
+            "--cap-add",
+            "SYS_RESOURCE",
+            "busybox",
+            "true",
+        ]);
         assert_eq!(c, 125, "{err}");
         assert!(
             err.contains("CAP_SYS_RESOURCE") && err.contains("bounding set"),
@@ -708,10 +647,10 @@ fn privileged_gets_the_hosts_capabilities() {
 /// remounted, its network set up anew) and is removed without leftovers.
 #[test]
 fn after_a_reboot_running_containers_show_as_exited_and_start_again() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     for network in ["none", "bridge"] {
         let name = format!("boot-{network}");
         let id = b.ok(&[

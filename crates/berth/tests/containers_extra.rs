@@ -5,42 +5,7 @@ mod common;
 
 use common::Berth;
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    if unsafe { geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("\n!!!!!!!!!! berth container tests SKIPPED: they must run as root !!!!!!!!!!\n");
-    false
-}
-
-extern "C" {
-    fn geteuid() -> u32;
-}
-
-fn setup() -> Berth {
-    let b = Berth::new();
-    b.import_busybox("busybox");
-    b
-}
-
-fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
-    let out = b.run(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(20), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::time::Duration;
 
 fn tmp(b: &Berth, name: &str) -> std::path::PathBuf {
     let p = b.dir.path().join(name);
@@ -50,10 +15,10 @@ fn tmp(b: &Berth, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn cp_both_ways_stopped_and_running() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     b.ok(&["create", "--name", "cc", "busybox", "sleep", "60"]);
     let host = tmp(&b, "host");
     // host -> stopped container: a file, a directory, into an existing dir and as a new name.
@@ -146,13 +111,13 @@ fn cp_both_ways_stopped_and_running() {
     assert!(child.wait().unwrap().success());
     assert_eq!(b.ok(&["exec", "cc", "cat", "/tmp/fromtar.txt"]), "tar");
     // Errors.
-    let (c, _, err) = code(&b, &["cp", "cc:/nope", out.to_str().unwrap()]);
+    let (c, _, err) = b.code(&["cp", "cc:/nope", out.to_str().unwrap()]);
     assert_eq!(c, 1);
     assert!(
         err.contains("Could not find the file /nope in container cc"),
         "{err}"
     );
-    let (c, _, err) = code(&b, &["cp", "nosuch:/x", out.to_str().unwrap()]);
+    let (c, _, err) = b.code(&["cp", "nosuch:/x", out.to_str().unwrap()]);
     assert_eq!(c, 1);
     assert!(err.contains("No such container: nosuch"), "{err}");
     b.ok(&["rm", "-f", "cc"]);
@@ -160,10 +125,10 @@ fn cp_both_ways_stopped_and_running() {
 
 #[test]
 fn cp_hostile_symlinks_stay_inside() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     b.ok(&["run", "--name", "hh", "busybox", "sh", "-c",
         "ln -s / /escape && ln -s ../../../etc /x && mkdir -p /deep/a && ln -s ../../../../../.. /deep/a/up && echo container-passwd > /etc/passwd-marker"]);
     let out = tmp(&b, "out");
@@ -270,10 +235,10 @@ fn cp_hostile_symlinks_stay_inside() {
 
 #[test]
 fn commit_diff_export() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     b.ok(&[
         "run",
         "--name",
@@ -346,8 +311,8 @@ fn commit_diff_export() {
         "-c",
         "echo live > /live; sleep 60",
     ]);
-    wait_for("the container's file", || {
-        code(&b, &["exec", "rr", "test", "-e", "/live"]).0 == 0
+    common::wait_for("the container's file", Duration::from_secs(20), || {
+        b.code(&["exec", "rr", "test", "-e", "/live"]).0 == 0
     });
     b.ok(&["commit", "rr", "committed:live"]);
     assert_eq!(
@@ -384,10 +349,10 @@ fn commit_diff_export() {
 
 #[test]
 fn system_df_and_prune() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     b.import_busybox("other");
     b.ok(&["tag", "other", "third"]);
     b.ok(&[
@@ -420,8 +385,8 @@ fn system_df_and_prune() {
         out.contains("Deleted Containers:") && out.contains("Total reclaimed space:"),
         "{out}"
     );
-    assert_eq!(code(&b, &["inspect", "s1"]).0, 1);
-    assert_eq!(code(&b, &["inspect", "s2"]).0, 0);
+    assert_eq!(b.code(&["inspect", "s1"]).0, 1);
+    assert_eq!(b.code(&["inspect", "s2"]).0, 0);
     // Without -f, "no" keeps everything.
     let mut child = b
         .command()
@@ -434,22 +399,18 @@ fn system_df_and_prune() {
     child.stdin.take().unwrap().write_all(b"n\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("WARNING! This will remove:"));
-    assert_eq!(code(&b, &["inspect", "s2"]).0, 0);
+    assert_eq!(b.code(&["inspect", "s2"]).0, 0);
     let out = b.ok(&["system", "prune", "-a", "-f"]);
     assert!(out.contains("Total reclaimed space:"), "{out}");
-    assert_eq!(code(&b, &["inspect", "s2"]).0, 1);
+    assert_eq!(b.code(&["inspect", "s2"]).0, 1);
+    assert_eq!(b.code(&["inspect", "up"]).0, 0, "a running container stays");
     assert_eq!(
-        code(&b, &["inspect", "up"]).0,
-        0,
-        "a running container stays"
-    );
-    assert_eq!(
-        code(&b, &["image", "inspect", "busybox"]).0,
+        b.code(&["image", "inspect", "busybox"]).0,
         0,
         "an image in use stays"
     );
     assert_eq!(
-        code(&b, &["image", "inspect", "third"]).0,
+        b.code(&["image", "inspect", "third"]).0,
         1,
         "an unused image goes with -a"
     );
@@ -458,14 +419,14 @@ fn system_df_and_prune() {
 
 #[test]
 fn rmi_running_vs_stopped() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b.import_busybox("img2");
     b.ok(&["run", "-d", "--name", "ru", "img2", "sleep", "60"]);
     for args in [vec!["rmi", id.as_str()], vec!["rmi", "-f", id.as_str()]] {
-        let (c, _, err) = code(&b, &args);
+        let (c, _, err) = b.code(&args);
         assert_eq!(c, 1);
         assert!(
             err.contains("(cannot be forced) - image is being used by running container"),
@@ -474,7 +435,7 @@ fn rmi_running_vs_stopped() {
     }
     b.ok(&["rm", "-f", "ru"]);
     b.ok(&["run", "--name", "st", "img2", "true"]);
-    let (c, _, err) = code(&b, &["rmi", &id]);
+    let (c, _, err) = b.code(&["rmi", &id]);
     assert_eq!(c, 1);
     assert!(
         err.contains("(must be forced) - image is being used by stopped container"),
@@ -521,10 +482,10 @@ fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn long_runroot_keeps_runtime_state_inside() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     // Far longer than a unix socket path may be (108 bytes).
     let runroot = b.dir.path().join("r".repeat(90)).join("s".repeat(90));
     std::fs::create_dir_all(&runroot).unwrap();
@@ -642,7 +603,7 @@ fn tar_names(data: &[u8]) -> Vec<String> {
 
 #[test]
 fn diff_and_commit_leave_out_mount_points() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
     let b = Berth::new();
@@ -692,8 +653,8 @@ fn diff_and_commit_leave_out_mount_points() {
         "-c",
         "echo live > /g; sleep 60",
     ]);
-    wait_for("the container's file", || {
-        code(&b, &["exec", "mr", "test", "-e", "/g"]).0 == 0
+    common::wait_for("the container's file", Duration::from_secs(20), || {
+        b.code(&["exec", "mr", "test", "-e", "/g"]).0 == 0
     });
     assert_eq!(b.ok(&["diff", "mr"]), "A /g\n");
     b.ok(&["commit", "mr", "bare:3"]);
@@ -712,15 +673,19 @@ fn wait_exit_hooks(id: &str) {
                 .unwrap_or(false)
         })
     };
-    wait_for("the container's monitor and exit hook", || !running());
+    common::wait_for(
+        "the container's monitor and exit hook",
+        Duration::from_secs(20),
+        || !running(),
+    );
 }
 
 #[test]
 fn start_attach_and_attach_stopped() {
-    if !is_root() {
+    if !common::is_root("container") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b
         .ok(&[
             "create",
@@ -736,19 +701,19 @@ fn start_attach_and_attach_stopped() {
     // Twice: the second run shows its own output only (attached, not the log replayed).
     for _ in 0..2 {
         assert_eq!(
-            code(&b, &["start", "-a", "sa"]),
+            b.code(&["start", "-a", "sa"]),
             (4, "one\n".to_string(), "two\n".to_string())
         );
         wait_exit_hooks(&id);
     }
-    let (c, out, err) = code(&b, &["attach", "sa"]);
+    let (c, out, err) = b.code(&["attach", "sa"]);
     assert_eq!((c, out.as_str()), (1, ""));
     assert!(
         err.contains("You cannot attach to a stopped container, start it first"),
         "{err}"
     );
     b.ok(&["create", "--name", "sc", "busybox", "true"]);
-    let (c, _, err) = code(&b, &["attach", "sc"]);
+    let (c, _, err) = b.code(&["attach", "sc"]);
     assert_eq!(c, 1);
     assert!(
         err.contains("You cannot attach to a stopped container"),
@@ -781,25 +746,22 @@ fn start_attach_and_attach_stopped() {
     // run -i of a command that prints and exits at once.
     for _ in 0..3 {
         assert_eq!(
-            code(
-                &b,
-                &[
-                    "run",
-                    "-i",
-                    "--rm",
-                    "busybox",
-                    "sh",
-                    "-c",
-                    "echo one; echo two >&2; exit 4"
-                ]
-            ),
+            b.code(&[
+                "run",
+                "-i",
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                "echo one; echo two >&2; exit 4"
+            ]),
             (4, "one\n".to_string(), "two\n".to_string())
         );
     }
     // A paused container cannot be attached to either (Docker's wording).
     b.ok(&["run", "-d", "--name", "sp", "busybox", "sleep", "60"]);
     b.ok(&["pause", "sp"]);
-    let (c, _, err) = code(&b, &["attach", "sp"]);
+    let (c, _, err) = b.code(&["attach", "sp"]);
     assert_eq!(c, 1);
     assert!(
         err.contains("You cannot attach to a paused container, unpause it first"),

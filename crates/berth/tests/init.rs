@@ -7,19 +7,6 @@ mod common;
 use common::Berth;
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    if unsafe { libc_geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("\n!!!!!!!!!! berth --init tests SKIPPED: they must run as root !!!!!!!!!!\n");
-    false
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
 /// Whether the host has an init binary for `--init` (scripts/setup.sh installs tini).
 fn have_init() -> bool {
     if let Some(p) = std::env::var_os("BERTH_INIT_PATH") {
@@ -32,38 +19,6 @@ fn have_init() -> bool {
     false
 }
 
-/// The built-in runtime, and runc when installed (`BERTH_TEST_RUNTIMES` narrows the set).
-fn runtimes() -> Vec<&'static str> {
-    let mut v = vec!["builtin"];
-    if ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-    {
-        v.push("runc");
-    } else {
-        eprintln!("!!! runc not installed: its runs are SKIPPED");
-    }
-    if let Ok(only) = std::env::var("BERTH_TEST_RUNTIMES") {
-        v.retain(|r| only.split(',').any(|o| o == *r));
-    }
-    v
-}
-
-fn setup() -> Berth {
-    let b = Berth::new();
-    b.import_busybox("busybox");
-    b
-}
-
-fn code(b: &Berth, args: &[&str]) -> (i32, String, String) {
-    let out = b.run(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 /// `run --runtime RT --init REST...`
 fn with_init<'a>(rt: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["run", "--runtime", rt, "--init"];
@@ -73,11 +28,11 @@ fn with_init<'a>(rt: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn init_is_pid_1_forwards_signals_and_passes_the_exit_code() {
-    if !is_root() || !have_init() {
+    if !common::is_root("--init") || !have_init() {
         return;
     }
-    let b = setup();
-    for rt in runtimes() {
+    let b = Berth::with_busybox();
+    for rt in common::runtimes() {
         let run = |rest: &[&'static str]| with_init(rt, rest);
         // pid 1 is the init, with the command behind `--`.
         let cmdline = b.ok(&run(&["--rm", "busybox", "cat", "/proc/1/cmdline"]));
@@ -103,13 +58,16 @@ fn init_is_pid_1_forwards_signals_and_passes_the_exit_code() {
             "{rt}: {ps}"
         );
         // The init binary is a read-only bind mount.
-        let (c, _, err) = code(
-            &b,
-            &run(&["--rm", "busybox", "sh", "-c", "echo x > /sbin/docker-init"]),
-        );
+        let (c, _, err) = b.code(&run(&[
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /sbin/docker-init",
+        ]));
         assert_ne!(c, 0, "{rt}: the init binary is writable: {err}");
         // The command's exit code is the container's.
-        let (c, _, err) = code(&b, &run(&["--rm", "busybox", "sh", "-c", "exit 3"]));
+        let (c, _, err) = b.code(&run(&["--rm", "busybox", "sh", "-c", "exit 3"]));
         assert_eq!(c, 3, "{rt}: {err}");
         // SIGTERM reaches the command through the init: a `sleep` as pid 1 would ignore it
         // and wait for the SIGKILL after the timeout.
@@ -129,10 +87,10 @@ fn init_is_pid_1_forwards_signals_and_passes_the_exit_code() {
 
 #[test]
 fn inspect_shows_init_and_the_users_command() {
-    if !is_root() || !have_init() {
+    if !common::is_root("--init") || !have_init() {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     b.ok(&[
         "create", "--init", "--name", "withinit", "busybox", "sleep", "5",
     ]);
@@ -158,10 +116,10 @@ fn inspect_shows_init_and_the_users_command() {
 
 #[test]
 fn missing_init_binary_fails_create_with_the_fix() {
-    if !is_root() {
+    if !common::is_root("--init") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     for cmd in ["create", "run"] {
         let out = b
             .command()

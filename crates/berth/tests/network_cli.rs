@@ -13,25 +13,6 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    // SAFETY: trivial syscall.
-    if unsafe { geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("\n!!!!!!!!!! berth network tests SKIPPED: they must run as root !!!!!!!!!!\n");
-    false
-}
-
-extern "C" {
-    fn geteuid() -> u32;
-}
-
-fn setup() -> Berth {
-    let b = Berth::new();
-    b.import_busybox("busybox");
-    b
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -113,10 +94,10 @@ fn http_get(port: u16, deadline: Duration) -> String {
 
 #[test]
 fn http_published_on_loopback_then_cleanup() {
-    if !is_root() {
+    if !common::is_root("network") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
     b.ok(&[
@@ -207,10 +188,10 @@ fn udp_echo_helper() {
 
 #[test]
 fn udp_published() {
-    if !is_root() {
+    if !common::is_root("network") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let port = free_udp_port();
     let exe = std::env::current_exe().unwrap();
     let mount = format!("{}:/t:ro", exe.parent().unwrap().display());
@@ -264,10 +245,10 @@ fn udp_published() {
 
 #[test]
 fn user_network_name_resolution_and_commands() {
-    if !is_root() {
+    if !common::is_root("network") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b.ok(&["network", "create", "--subnet", "10.198.7.0/24", "appnet"]);
     assert_eq!(id.trim().len(), 64);
     let ls = b.ok(&["network", "ls"]);
@@ -351,10 +332,10 @@ fn user_network_name_resolution_and_commands() {
 
 #[test]
 fn none_and_host_modes() {
-    if !is_root() {
+    if !common::is_root("network") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let out = b.ok(&[
         "run",
         "--rm",
@@ -412,10 +393,10 @@ fn none_and_host_modes() {
 
 #[test]
 fn parallel_containers_get_distinct_addresses() {
-    if !is_root() {
+    if !common::is_root("network") {
         return;
     }
-    let b = std::sync::Arc::new(setup());
+    let b = std::sync::Arc::new(Berth::with_busybox());
     let handles: Vec<_> = (0..20)
         .map(|i| {
             let b = b.clone();
@@ -463,10 +444,10 @@ fn parallel_containers_get_distinct_addresses() {
 
 #[test]
 fn exited_detached_container_is_released_by_ps() {
-    if !is_root() {
+    if !common::is_root("network") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let port = free_port();
     b.ok(&[
         "run",

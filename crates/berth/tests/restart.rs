@@ -6,25 +6,6 @@ mod common;
 use common::Berth;
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    if unsafe { libc_geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("\n!!!!!!!!!! berth restart tests SKIPPED: they must run as root !!!!!!!!!!\n");
-    false
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
-fn setup() -> Berth {
-    let b = Berth::new();
-    b.import_busybox("busybox");
-    b
-}
-
 /// (State.Status, RestartCount)
 fn state(b: &Berth, id: &str) -> (String, u32) {
     let out = b.ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", id]);
@@ -34,20 +15,12 @@ fn state(b: &Berth, id: &str) -> (String, u32) {
     (status, count)
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn on_failure_restarts_up_to_the_limit() {
-    if !is_root() {
+    if !common::is_root("restart") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b
         .ok(&[
             "run",
@@ -61,7 +34,7 @@ fn on_failure_restarts_up_to_the_limit() {
         ])
         .trim()
         .to_string();
-    wait_for("two restarts", Duration::from_secs(15), || {
+    common::wait_for("two restarts", Duration::from_secs(15), || {
         state(&b, &id) == ("exited".to_string(), 2)
     });
     // No third run.
@@ -74,10 +47,10 @@ fn on_failure_restarts_up_to_the_limit() {
 
 #[test]
 fn always_restarts_until_stopped() {
-    if !is_root() {
+    if !common::is_root("restart") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b
         .ok(&[
             "run",
@@ -91,7 +64,7 @@ fn always_restarts_until_stopped() {
         ])
         .trim()
         .to_string();
-    wait_for("a restart", Duration::from_secs(10), || {
+    common::wait_for("a restart", Duration::from_secs(10), || {
         state(&b, &id).1 >= 1
     });
     b.ok(&["stop", "-t", "1", &id]);
@@ -101,7 +74,7 @@ fn always_restarts_until_stopped() {
     assert_eq!(state(&b, &id), ("exited".to_string(), count));
     // A user's start forgets the stop: the policy applies again, counting from zero.
     b.ok(&["start", &id]);
-    wait_for("a restart after start", Duration::from_secs(10), || {
+    common::wait_for("a restart after start", Duration::from_secs(10), || {
         let (_, c) = state(&b, &id);
         c >= 1 && c != u32::MAX
     });
@@ -110,21 +83,21 @@ fn always_restarts_until_stopped() {
 
 #[test]
 fn detached_rm_container_is_removed_when_it_exits() {
-    if !is_root() {
+    if !common::is_root("restart") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b
         .ok(&["run", "-d", "--rm", "busybox", "true"])
         .trim()
         .to_string();
     let dir = b.root().join("containers").join(&id);
     // Nothing else touches the store until the directory is gone.
-    wait_for("the container's removal", Duration::from_secs(10), || {
+    common::wait_for("the container's removal", Duration::from_secs(10), || {
         !dir.exists()
     });
     // The row goes right after the directory (same removal).
-    wait_for("the container's row to go", Duration::from_secs(5), || {
+    common::wait_for("the container's row to go", Duration::from_secs(5), || {
         !b.ok(&["ps", "-a", "-q", "--no-trunc"]).contains(&id)
     });
 }
@@ -181,10 +154,10 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn restarting_during_backoff_and_stop_cancels_it() {
-    if !is_root() {
+    if !common::is_root("restart") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b
         .ok(&[
             "run",
@@ -209,12 +182,12 @@ fn restarting_during_backoff_and_stop_cancels_it() {
     assert_eq!(st["ExitCode"], 1, "{st}");
     // `ps -a` (and plain `ps`, as in Docker) show it with the last exit code.
     let mut seen = String::new();
-    wait_for("ps showing Restarting (1)", Duration::from_secs(30), || {
+    common::wait_for("ps showing Restarting (1)", Duration::from_secs(30), || {
         seen = b.ok(&["ps", "--no-trunc", "--format", "{{.ID}} {{.Status}}"]);
         seen.lines()
             .any(|l| l.starts_with(&id) && l.contains("Restarting (1) "))
     });
-    wait_for(
+    common::wait_for(
         "ps -a showing Restarting (1)",
         Duration::from_secs(30),
         || {
@@ -222,7 +195,7 @@ fn restarting_during_backoff_and_stop_cancels_it() {
             seen.starts_with("Restarting (1) ") && seen.trim_end().ends_with("|restarting")
         },
     );
-    wait_for(
+    common::wait_for(
         "ps --filter status=restarting",
         Duration::from_secs(30),
         || {
@@ -256,10 +229,10 @@ fn restarting_during_backoff_and_stop_cancels_it() {
 
 #[test]
 fn killed_exit_hook_leaves_an_honest_exited_and_rm_cancels() {
-    if !is_root() {
+    if !common::is_root("restart") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let run = |b: &Berth| {
         b.ok(&[
             "run",
@@ -278,7 +251,7 @@ fn killed_exit_hook_leaves_an_honest_exited_and_rm_cancels() {
     let id = run(&b);
     let hook = fresh_backoff(&b, &id, 4);
     common::sh(&format!("kill -9 {hook}"));
-    wait_for("the hook's death", Duration::from_secs(5), || !alive(hook));
+    common::wait_for("the hook's death", Duration::from_secs(5), || !alive(hook));
     assert_eq!(status_restarting(&b, &id), "exited false");
     let ps = b.ok(&["ps", "-a", "--format", "{{.Status}}"]);
     assert!(ps.contains("Exited (7)"), "{ps}");
@@ -305,10 +278,10 @@ fn killed_exit_hook_leaves_an_honest_exited_and_rm_cancels() {
 /// No such file" or ENOENT from the runtime).
 #[test]
 fn start_right_after_an_exit_keeps_its_network_and_rootfs() {
-    if !is_root() {
+    if !common::is_root("restart") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b.ok(&["create", "busybox", "sh", "-c", "echo hi"]);
     let id = id.trim();
     for round in 0..30 {
@@ -331,10 +304,10 @@ fn start_right_after_an_exit_keeps_its_network_and_rootfs() {
 /// returns when a `stop` ends it; `attach` and `start -a` refuse it with Docker's messages.
 #[test]
 fn wait_and_attach_on_a_restarting_container() {
-    if !is_root() {
+    if !common::is_root("restart") {
         return;
     }
-    let b = setup();
+    let b = Berth::with_busybox();
     let id = b
         .ok(&[
             "run",

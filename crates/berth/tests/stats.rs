@@ -4,18 +4,6 @@ mod common;
 
 use common::Berth;
 
-fn is_root() -> bool {
-    if unsafe { geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("\n!!!!!!!!!! berth stats tests SKIPPED: they must run as root !!!!!!!!!!\n");
-    false
-}
-
-extern "C" {
-    fn geteuid() -> u32;
-}
-
 #[test]
 fn stats_no_stream_table_format_and_errors() {
     let b = Berth::new();
@@ -26,7 +14,7 @@ fn stats_no_stream_table_format_and_errors() {
         err.contains("No such container: nosuchcontainer"),
         "stderr: {err}"
     );
-    if !is_root() {
+    if !common::is_root("stats") {
         return;
     }
     b.import_busybox("busybox");

@@ -9,14 +9,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("\n!!!!!!!!!! berth tty tests SKIPPED: they must run as root !!!!!!!!!!\n");
-    false
-}
-
 fn winsize(rows: u16, cols: u16) -> libc::winsize {
     libc::winsize {
         ws_row: rows,
@@ -70,7 +62,7 @@ fn read_until(master: &mut std::fs::File, seen: &mut String, want: &str) {
 
 #[test]
 fn run_it_has_the_terminal_size_follows_resizes_and_detaches() {
-    if !is_root() {
+    if !common::is_root("tty") {
         return;
     }
     let b = Berth::new();

@@ -44,6 +44,23 @@ impl Berth {
         c
     }
 
+    /// A fresh root with the busybox fixture imported as `busybox`.
+    pub fn with_busybox() -> Berth {
+        let b = Berth::new();
+        b.import_busybox("busybox");
+        b
+    }
+
+    /// Runs; returns (exit code, stdout, stderr).
+    pub fn code(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.run(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("running berth")
     }
@@ -217,4 +234,45 @@ pub fn sh(cmd: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Whether the tests run as root (containers need it); otherwise says loudly that the
+/// `suite` tests are skipped.
+pub fn is_root(suite: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    eprintln!("\n!!!!!!!!!! berth {suite} tests SKIPPED: they must run as root !!!!!!!!!!\n");
+    false
+}
+
+/// The runtimes to test: the built-in one, and runc when installed
+/// (`BERTH_TEST_RUNTIMES=builtin,runc` narrows the set).
+pub fn runtimes() -> Vec<&'static str> {
+    let mut v = vec!["builtin"];
+    if ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+    {
+        v.push("runc");
+    } else {
+        eprintln!("!!! runc not installed: its runs are SKIPPED");
+    }
+    if let Ok(only) = std::env::var("BERTH_TEST_RUNTIMES") {
+        v.retain(|r| only.split(',').any(|o| o == *r));
+    }
+    v
+}
+
+/// Polls `f` every 50 ms until it holds; fails the test after `timeout`.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
