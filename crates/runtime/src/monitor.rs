@@ -1023,6 +1023,13 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
     if let Some(l) = &listener {
         let _ = l.set_nonblocking(true);
     }
+    // The log exists before the spawner learns the container runs, too: a foreground `run`
+    // that found no log yet and then saw the container exited would print nothing.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(crate::log_path(&dir))
+        .ok();
     report(
         &mut ready,
         &Ready {
@@ -1035,10 +1042,10 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
     trace("run: ready reported");
     shed_startup_memory();
     let status = relay(
-        &dir,
         &info,
         started.pid,
         &sigfd,
+        log,
         started.out,
         started.err,
         started.stdin,
@@ -1118,10 +1125,10 @@ fn exit_from(ws: WaitStatus) -> Option<(i32, Option<i32>)> {
 
 #[allow(clippy::too_many_arguments)]
 fn relay(
-    dir: &Path,
     info: &BundleInfo,
     init: i32,
     sigfd: &SignalFd,
+    mut log: Option<File>,
     out: OwnedFd,
     err: Option<OwnedFd>,
     mut stdin: Option<OwnedFd>,
@@ -1134,11 +1141,6 @@ fn relay(
     } else {
         None
     };
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(crate::log_path(dir))
-        .ok();
     let mut outputs = vec![Output {
         fd: out,
         stream: "stdout",
