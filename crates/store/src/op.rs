@@ -5,6 +5,11 @@
 //! operation renames something into `blobs/` or `layers/`, or moves something out of them, it
 //! appends the move to `tmp/<random>/journal` and syncs it. Recovery of a dead operation replays
 //! that journal against the database (see `Store::recover`).
+//!
+//! Creating `tmp/<random>/` and locking its `lock` are two steps; a recovery in another
+//! process that looked in between would take the operation for dead and remove its directory.
+//! So creators hold `tmp/.create.lock` shared while they make and lock their directory, and
+//! recovery holds it exclusively while it decides which operations are dead.
 
 use crate::error::{IoContext, StoreError};
 use berth_oci::digest::Hasher;
@@ -34,7 +39,8 @@ pub struct Op {
 
 impl Op {
     pub(crate) fn begin(tmp_root: &Path) -> Result<Op, StoreError> {
-        let name = format!("op-{:016x}", rand::random::<u64>());
+        let _creating = creation_lock(tmp_root, FlockOperation::LockShared)?;
+        let name = format!("{OP_PREFIX}{:016x}", rand::random::<u64>());
         let dir = tmp_root.join(name);
         fs::create_dir(&dir).ctx(|| format!("creating {}", dir.display()))?;
         let lock =
@@ -149,6 +155,22 @@ pub(crate) fn read_journal(dir: &Path) -> Vec<JournalEntry> {
             }
         })
         .collect()
+}
+
+/// The name of every operation's directory in `tmp/` starts with this.
+pub(crate) const OP_PREFIX: &str = "op-";
+
+/// `tmp/.create.lock`, held `how` until the returned file is dropped (see the module docs).
+pub(crate) fn creation_lock(tmp_root: &Path, how: FlockOperation) -> Result<File, StoreError> {
+    let path = tmp_root.join(".create.lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    flock(&f, how).map_err(|e| StoreError::io(format!("locking {}", path.display()), e.into()))?;
+    Ok(f)
 }
 
 /// Whether the operation that owns `dir` is still alive (holds its lock).

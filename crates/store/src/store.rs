@@ -149,12 +149,23 @@ impl Store {
     /// Finishes or undoes the journals of operations whose process died.
     fn recover(&mut self) -> Result<(), StoreError> {
         let tmp = self.root.join("tmp");
-        let entries = fs::read_dir(&tmp).ctx(|| format!("reading {}", tmp.display()))?;
-        let dead: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| !op::is_live(p))
-            .collect();
+        let ops = || -> Result<Vec<PathBuf>, StoreError> {
+            Ok(fs::read_dir(&tmp)
+                .ctx(|| format!("reading {}", tmp.display()))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(op::OP_PREFIX))
+                .map(|e| e.path())
+                .collect())
+        };
+        if ops()?.is_empty() {
+            return Ok(());
+        }
+        // No operation is between creating its directory and locking it while this is held;
+        // one found dead stays dead, so the lock is not needed past the check.
+        let dead: Vec<PathBuf> = {
+            let _creating = op::creation_lock(&tmp, rustix::fs::FlockOperation::LockExclusive)?;
+            ops()?.into_iter().filter(|p| !op::is_live(p)).collect()
+        };
         if dead.is_empty() {
             return Ok(());
         }

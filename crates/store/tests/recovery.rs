@@ -127,3 +127,38 @@ fn a_trashed_path_whose_row_survived_is_restored() {
     assert!(store.has_layer(&diff).unwrap());
     assert_eq!(store.images().unwrap().len(), 1);
 }
+
+/// An operation between creating its directory and locking it (it holds `tmp/.create.lock`
+/// shared meanwhile) is not taken for a dead one by a recovery in another process: recovery
+/// waits for the creation, then sees the lock held. Six concurrent imports lost their staging
+/// directories to this race.
+#[test]
+fn an_operation_being_created_is_not_taken_for_dead() {
+    use rustix::fs::{flock, FlockOperation};
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let tmp = dir.path().join("root/tmp");
+    let creating = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(tmp.join(".create.lock"))
+        .unwrap();
+    flock(&creating, FlockOperation::LockShared).unwrap();
+    let op = tmp.join("op-being-created");
+    fs::create_dir(&op).unwrap();
+
+    let path = dir.path().to_path_buf();
+    let recovering = std::thread::spawn(move || drop(open(&path)));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        op.exists(),
+        "recovery removed a directory still being created"
+    );
+    // The operation locks its directory, then lets creations go.
+    let lock = fs::File::create(op.join("lock")).unwrap();
+    flock(&lock, FlockOperation::LockExclusive).unwrap();
+    drop(creating);
+    recovering.join().unwrap();
+    assert!(op.exists(), "recovery removed a live operation");
+}

@@ -101,8 +101,12 @@ impl Berth {
     }
 
     /// Files left in the staging area (must be none between commands).
+    /// Operation staging areas left in `tmp/` (its `.create.lock` is not one).
     pub fn staged_leftovers(&self) -> Vec<PathBuf> {
         list(&self.root().join("tmp"))
+            .into_iter()
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect()
     }
 
     pub fn layer_dirs(&self) -> Vec<PathBuf> {
