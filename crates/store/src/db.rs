@@ -65,6 +65,26 @@ CREATE INDEX containers_image ON containers(image_id);
 "#;
 
 pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
+    // Processes opening a new store at once race to switch it to WAL and create the schema;
+    // SQLite answers some of those steps with SQLITE_BUSY at once, without its busy handler.
+    let mut attempt = 0;
+    loop {
+        match open_once(path) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && attempt < 200 =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn open_once(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     // WAL lets readers (`images`, `ps`) run while another process writes.
