@@ -1683,15 +1683,7 @@ impl Builder<'_> {
                         l.chain_id
                     ));
                 };
-                descs.push(Descriptor {
-                    media_type: bm.clone(),
-                    digest: bd.clone(),
-                    size: *bs,
-                    platform: None,
-                    annotations: None,
-                    urls: None,
-                    artifact_type: None,
-                });
+                descs.push(Descriptor::new(bm.clone(), bd.clone(), *bs));
                 blobs.push(BlobCommit {
                     digest: bd.clone(),
                     size: *bs,
@@ -1711,23 +1703,7 @@ impl Builder<'_> {
                     staged: None,
                 });
             }
-            let manifest = Manifest {
-                schema_version: 2,
-                media_type: Some(media::OCI_MANIFEST.into()),
-                artifact_type: None,
-                config: Descriptor {
-                    media_type: media::OCI_CONFIG.into(),
-                    digest: config_blob.digest.clone(),
-                    size: config_blob.size,
-                    platform: None,
-                    annotations: None,
-                    urls: None,
-                    artifact_type: None,
-                },
-                layers: descs,
-                subject: None,
-                annotations: None,
-            };
+            let manifest = Manifest::oci(config_blob.digest.clone(), config_blob.size, descs);
             let mjson = serde_json::to_vec(&manifest)
                 .map_err(|e| BuildError::Failed(format!("manifest: {e}")))?;
             let mblob = self.op.stage_bytes(&mjson)?;

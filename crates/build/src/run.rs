@@ -33,20 +33,6 @@ pub struct RunOutcome {
     pub tail: Vec<String>,
 }
 
-const STUBS: &[&str] = &[
-    "/proc",
-    "/sys",
-    "/dev",
-    "/dev/pts",
-    "/dev/shm",
-    "/dev/mqueue",
-    "/sys/fs/cgroup",
-    "/etc/resolv.conf",
-    "/etc/hosts",
-    "/etc/hostname",
-    "/etc",
-];
-
 fn rt_err(e: berth_runtime::Error) -> BuildError {
     BuildError::Failed(e.to_string())
 }
@@ -57,7 +43,10 @@ pub fn run(spec: RunSpec<'_>, on_line: &mut dyn FnMut(&str)) -> Result<RunOutcom
     let mut merged = Merged::mount(dir, spec.lowers)
         .map_err(|e| BuildError::io("mounting the step's root".into(), e))?;
     // Which mount points the image lacks (checked in the merged view).
-    let mut targets: Vec<String> = STUBS.iter().map(|s| s.to_string()).collect();
+    let mut targets: Vec<String> = berth_runtime::spec::MOUNT_POINT_STUBS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     targets.extend(spec.mounts.iter().map(|m| m.target().to_string()));
     let missing: Vec<String> = targets
         .into_iter()

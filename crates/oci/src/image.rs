@@ -27,6 +27,21 @@ pub struct Descriptor {
     pub artifact_type: Option<String>,
 }
 
+impl Descriptor {
+    /// A descriptor with only the required fields.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            platform: None,
+            annotations: None,
+            urls: None,
+            artifact_type: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Platform {
     pub architecture: String,
@@ -61,6 +76,21 @@ pub struct Manifest {
     pub subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+}
+
+impl Manifest {
+    /// An OCI image manifest for an image config blob and its layers.
+    pub fn oci(config_digest: Digest, config_size: u64, layers: Vec<Descriptor>) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: Some(crate::media::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(crate::media::OCI_CONFIG, config_digest, config_size),
+            layers,
+            subject: None,
+            annotations: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

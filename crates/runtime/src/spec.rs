@@ -73,6 +73,24 @@ pub const ALL_CAPS: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// Paths the runtime creates in a container's root filesystem as mount points when the image
+/// lacks them (besides the destinations of the container's own mounts). They are not the
+/// user's changes: `diff`, `commit` and `build` leave them out while they are still empty.
+pub const MOUNT_POINT_STUBS: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/dev/pts",
+    "/dev/shm",
+    "/dev/mqueue",
+    "/sys/fs/cgroup",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/sbin/docker-init",
+    "/.dockerenv",
+];
+
 /// Paths Docker hides from containers (a null device or empty read-only tmpfs over them).
 pub const MASKED_PATHS: &[&str] = &[
     "/proc/asound",

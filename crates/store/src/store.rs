@@ -319,24 +319,7 @@ impl Store {
                     return Err(StoreError::io(format!("placing {}", target.display()), e));
                 }
             }
-            let (blob_digest, blob_media_type, blob_size) = match &layer.blob {
-                Some((d, m, s)) => (Some(d.to_string()), Some(m.clone()), Some(*s as i64)),
-                None => (None, None, None),
-            };
-            tx.execute(
-                "INSERT INTO layers (chain_id, diff_id, parent, size, blob_digest, blob_media_type, blob_size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    key,
-                    layer.diff_id.to_string(),
-                    layer.parent.as_ref().map(|p| p.to_string()),
-                    layer.size as i64,
-                    blob_digest,
-                    blob_media_type,
-                    blob_size
-                ],
-            )
-            .map_err(db_err)?;
+            insert_layer_row(&tx, &key, layer).map_err(db_err)?;
         }
         let id = commit.id.to_string();
         let size: u64 = commit.layers.iter().map(|l| l.size).sum();
@@ -578,7 +561,7 @@ impl Store {
     /// Deletes an image record and every layer and blob no other image uses.
     pub fn delete_image(&mut self, id: &str) -> Result<RemovedImage, StoreError> {
         let mut op = self.begin_op()?;
-        let mut removed = RemovedImage::default();
+        let removed;
         {
             let tx =
                 rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
@@ -596,28 +579,42 @@ impl Store {
             if n == 0 {
                 return Err(StoreError::ImageNotFound(id.to_string()));
             }
-            removed.layers = collect_sized(&tx, db::UNUSED_LAYERS_SQL).map_err(db_err)?;
-            removed.blobs = collect_sized(&tx, db::UNUSED_BLOBS_SQL).map_err(db_err)?;
-            for (chain, _) in &removed.layers {
-                tx.execute("DELETE FROM layers WHERE chain_id = ?1", [chain])
-                    .map_err(db_err)?;
-                let digest: Digest = chain
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("layer id {chain}")))?;
-                self.trash(&mut op, &self.layer_path(&digest))?;
-            }
-            for (blob, _) in &removed.blobs {
-                tx.execute("DELETE FROM blobs WHERE digest = ?1", [blob])
-                    .map_err(db_err)?;
-                let digest: Digest = blob
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("blob id {blob}")))?;
-                self.trash(&mut op, &self.blob_path(&digest))?;
-            }
+            removed = self.delete_unused(&tx, &mut op)?;
             tx.commit().map_err(db_err)?;
         }
         // The trash goes with the staging area, outside the write lock.
         op.finish();
+        Ok(removed)
+    }
+
+    /// Inside `tx`: deletes the rows of every layer and blob that nothing needs any more and
+    /// moves their files into `op`'s staging area (removed with it, after the commit).
+    fn delete_unused(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        op: &mut Op,
+    ) -> Result<RemovedImage, StoreError> {
+        let db_err = |e| self.db_err(e);
+        let removed = RemovedImage {
+            layers: collect_sized(tx, db::UNUSED_LAYERS_SQL).map_err(db_err)?,
+            blobs: collect_sized(tx, db::UNUSED_BLOBS_SQL).map_err(db_err)?,
+        };
+        for (chain, _) in &removed.layers {
+            tx.execute("DELETE FROM layers WHERE chain_id = ?1", [chain])
+                .map_err(db_err)?;
+            let digest: Digest = chain
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("layer id {chain}")))?;
+            self.trash(op, &self.layer_path(&digest))?;
+        }
+        for (blob, _) in &removed.blobs {
+            tx.execute("DELETE FROM blobs WHERE digest = ?1", [blob])
+                .map_err(db_err)?;
+            let digest: Digest = blob
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("blob id {blob}")))?;
+            self.trash(op, &self.blob_path(&digest))?;
+        }
         Ok(removed)
     }
 
@@ -972,24 +969,7 @@ impl Store {
                 }
                 fs::rename(&staged.path, &target)
                     .ctx(|| format!("placing {}", target.display()))?;
-                let (bd, bm, bs) = match &layer.blob {
-                    Some((d, m, s)) => (Some(d.to_string()), Some(m.clone()), Some(*s as i64)),
-                    None => (None, None, None),
-                };
-                tx.execute(
-                    "INSERT INTO layers (chain_id, diff_id, parent, size, blob_digest, blob_media_type, blob_size)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        lkey,
-                        layer.diff_id.to_string(),
-                        layer.parent.as_ref().map(|p| p.to_string()),
-                        layer.size as i64,
-                        bd,
-                        bm,
-                        bs
-                    ],
-                )
-                .map_err(db_err)?;
+                insert_layer_row(&tx, &lkey, layer).map_err(db_err)?;
             }
         }
         if let Some(top) = top {
@@ -1044,7 +1024,7 @@ impl Store {
         older_than: Option<i64>,
     ) -> Result<(u64, RemovedImage), StoreError> {
         let mut op = self.begin_op()?;
-        let mut removed = RemovedImage::default();
+        let removed;
         let rows;
         {
             let tx =
@@ -1059,27 +1039,35 @@ impl Store {
                 None => tx.execute("DELETE FROM build_cache", []),
             }
             .map_err(db_err)?;
-            removed.layers = collect_sized(&tx, db::UNUSED_LAYERS_SQL).map_err(db_err)?;
-            removed.blobs = collect_sized(&tx, db::UNUSED_BLOBS_SQL).map_err(db_err)?;
-            for (chain, _) in &removed.layers {
-                tx.execute("DELETE FROM layers WHERE chain_id = ?1", [chain])
-                    .map_err(db_err)?;
-                let digest: Digest = chain
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("layer id {chain}")))?;
-                self.trash(&mut op, &self.layer_path(&digest))?;
-            }
-            for (blob, _) in &removed.blobs {
-                tx.execute("DELETE FROM blobs WHERE digest = ?1", [blob])
-                    .map_err(db_err)?;
-                let digest: Digest = blob
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("blob id {blob}")))?;
-                self.trash(&mut op, &self.blob_path(&digest))?;
-            }
+            removed = self.delete_unused(&tx, &mut op)?;
             tx.commit().map_err(db_err)?;
         }
         op.finish();
         Ok((rows as u64, removed))
     }
+}
+
+/// The `layers` row of a layer being placed.
+fn insert_layer_row(
+    tx: &rusqlite::Transaction<'_>,
+    chain_id: &str,
+    layer: &LayerCommit,
+) -> rusqlite::Result<usize> {
+    let (blob_digest, blob_media_type, blob_size) = match &layer.blob {
+        Some((d, m, s)) => (Some(d.to_string()), Some(m.clone()), Some(*s as i64)),
+        None => (None, None, None),
+    };
+    tx.execute(
+        "INSERT INTO layers (chain_id, diff_id, parent, size, blob_digest, blob_media_type, blob_size)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            chain_id,
+            layer.diff_id.to_string(),
+            layer.parent.as_ref().map(|p| p.to_string()),
+            layer.size as i64,
+            blob_digest,
+            blob_media_type,
+            blob_size
+        ],
+    )
 }

@@ -4,7 +4,7 @@
 
 use crate::cli::{
     AttachArgs, ContainerInspectArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PortArgs,
-    PruneArgs, PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, VolumeCreateArgs,
+    PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, VolumeCreateArgs,
     VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
 };
 use crate::output::{default_header, go_time, human_size, render_rows, since};
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// An error with Docker's exit code and message.
-fn status(code: u8, message: impl Into<String>) -> anyhow::Error {
+pub(super) fn status(code: u8, message: impl Into<String>) -> anyhow::Error {
     let message: String = message.into();
     // main prints "Error: " in front; one prefix is enough.
     let message = message
@@ -1157,31 +1157,6 @@ pub fn inspect(engine: &mut Engine, a: ContainerInspectArgs) -> Result<()> {
     crate::output::inspect_each(&a.names, a.format.as_deref(), "Error", |n| {
         engine.inspect_container(n, a.size)
     })
-}
-
-pub fn prune(engine: &mut Engine, a: PruneArgs) -> Result<()> {
-    if !a.force
-        && !super::confirm(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
-        )
-    {
-        return Ok(());
-    }
-    let report = engine
-        .prune_containers()
-        .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
-    if !report.containers_deleted.is_empty() {
-        println!("Deleted Containers:");
-        for id in &report.containers_deleted {
-            println!("{id}");
-        }
-        println!();
-    }
-    println!(
-        "Total reclaimed space: {}",
-        human_size(report.space_reclaimed as f64)
-    );
-    Ok(())
 }
 
 pub fn volume_create(engine: &mut Engine, a: VolumeCreateArgs) -> Result<()> {

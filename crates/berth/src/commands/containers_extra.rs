@@ -2,7 +2,6 @@
 //! `system df`, and `container prune` with filters.
 
 use crate::output::human_size;
-use crate::StatusError;
 use anyhow::Result;
 use berth_engine::containers::cp::{archive_host_path, ContainerRoot, TarOptions};
 use berth_engine::{Engine, EngineError};
@@ -10,15 +9,7 @@ use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-/// An error with Docker's exit code and message.
-fn status(code: u8, message: impl Into<String>) -> anyhow::Error {
-    let message: String = message.into();
-    let message = message
-        .strip_prefix("Error response from daemon: ")
-        .map(str::to_string)
-        .unwrap_or(message);
-    StatusError { code, message }.into()
-}
+use super::containers::status;
 
 fn daemon(e: EngineError) -> anyhow::Error {
     status(1, format!("Error response from daemon: {e}"))
@@ -456,9 +447,7 @@ pub fn system_prune(engine: &mut Engine, a: SystemPruneArgs) -> Result<()> {
         }
     }
     let mut total = 0u64;
-    let c = engine
-        .prune_containers_filtered(&a.filter)
-        .map_err(daemon)?;
+    let c = engine.prune_containers(&a.filter).map_err(daemon)?;
     total += c.space_reclaimed;
     if !c.containers_deleted.is_empty() {
         println!("Deleted Containers:");
@@ -677,9 +666,7 @@ pub fn container_prune(engine: &mut Engine, a: crate::cli::PruneArgs) -> Result<
     {
         return Ok(());
     }
-    let report = engine
-        .prune_containers_filtered(&a.filter)
-        .map_err(daemon)?;
+    let report = engine.prune_containers(&a.filter).map_err(daemon)?;
     if !report.containers_deleted.is_empty() {
         println!("Deleted Containers:");
         for id in &report.containers_deleted {

@@ -77,9 +77,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Top(a) | Command::Container(C::Top(a)) => containers::top(&mut open()?, a),
         Command::Port(a) | Command::Container(C::Port(a)) => containers::port(&mut open()?, a),
         Command::Container(C::Inspect(a)) => containers::inspect(&mut open()?, a),
-        Command::Container(C::Prune(a)) if a.filter.is_empty() => {
-            containers::prune(&mut open()?, a)
-        }
         Command::Container(C::Prune(a)) => containers_extra::container_prune(&mut open()?, a),
         Command::Cp(a) | Command::Container(C::Cp(a)) => containers_extra::cp(&mut open()?, a),
         Command::Commit(a) | Command::Container(C::Commit(a)) => {

@@ -49,22 +49,6 @@ pub struct Change {
     pub path: String,
 }
 
-/// Paths the runtime creates in the rootfs as mount points.
-const STUBS: &[&str] = &[
-    "/proc",
-    "/sys",
-    "/dev",
-    "/dev/pts",
-    "/dev/shm",
-    "/dev/mqueue",
-    "/sys/fs/cgroup",
-    "/etc/resolv.conf",
-    "/etc/hosts",
-    "/etc/hostname",
-    "/sbin/docker-init",
-    "/.dockerenv",
-];
-
 fn opt_str(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
@@ -277,7 +261,10 @@ impl Engine {
         spec: &super::ContainerSpec,
     ) -> std::collections::BTreeSet<PathBuf> {
         let dir = self.container_dir_of(id);
-        let mut targets: Vec<String> = STUBS.iter().map(|s| s.to_string()).collect();
+        let mut targets: Vec<String> = berth_runtime::spec::MOUNT_POINT_STUBS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         targets.extend(spec.run.mounts.iter().map(|m| m.target().to_string()));
         if let Some(wd) = spec.config["WorkingDir"].as_str() {
             targets.push(wd.to_string());
@@ -389,9 +376,9 @@ impl Engine {
                 .diff_id
                 .parse()
                 .map_err(|_| EngineError::InvalidArgument(format!("bad digest {}", l.diff_id)))?;
-            layers.push((descriptor(mt, digest, sz), diff, l.size, None, None));
+            layers.push((Descriptor::new(mt, digest, sz), diff, l.size, None, None));
         }
-        let desc = descriptor(media::OCI_LAYER, blob.digest.clone(), blob.size);
+        let desc = Descriptor::new(media::OCI_LAYER, blob.digest.clone(), blob.size);
         layers.push((desc, diff_id.clone(), size, Some(layer), Some(blob)));
         config.rootfs = RootFs {
             kind: "layers".into(),
@@ -421,18 +408,6 @@ impl Engine {
     pub fn export_container(&mut self, name: &str, out: &mut dyn Write) -> Result<(), EngineError> {
         let root = self.open_container_root(name)?;
         root.archive("/", false, "", super::cp::TarOptions::default(), out)
-    }
-}
-
-fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-    Descriptor {
-        media_type: media_type.into(),
-        digest,
-        size,
-        platform: None,
-        annotations: None,
-        urls: None,
-        artifact_type: None,
     }
 }
 

@@ -1684,26 +1684,6 @@ impl Engine {
         berth_runtime::unpause(&self.container_dir_of(&row.id)).map_err(EngineError::Runtime)
     }
 
-    /// `POST /containers/prune`: removes every stopped container.
-    pub fn prune_containers(&mut self) -> Result<ContainerPruneReport, EngineError> {
-        let list = self.list_containers(&ListOptions {
-            all: true,
-            ..Default::default()
-        })?;
-        let mut report = ContainerPruneReport::default();
-        for c in list {
-            if matches!(c.state.as_str(), "running" | "paused" | "restarting") {
-                continue;
-            }
-            let size = dir_size(&self.container_dir_of(&c.id).join("upper"));
-            if self.remove_container(&c.id, false, false).is_ok() {
-                report.containers_deleted.push(c.id);
-                report.space_reclaimed += size;
-            }
-        }
-        Ok(report)
-    }
-
     /// `GET /containers/{id}/top`: host PIDs of the container's processes.
     pub fn container_pids(&mut self, name: &str) -> Result<Vec<i32>, EngineError> {
         let (row, _rec, live) = self.load(name)?;

@@ -15,7 +15,7 @@ impl Engine {
 
     /// `POST /containers/prune` with Docker's filters: `until=` (timestamp or duration),
     /// `label=`, `label!=`.
-    pub fn prune_containers_filtered(
+    pub fn prune_containers(
         &mut self,
         filters: &[String],
     ) -> Result<ContainerPruneReport, EngineError> {

@@ -419,34 +419,14 @@ impl Engine {
                 Some(d) => d.media_type.clone(),
                 None => detected_type,
             };
-            let descriptor = Descriptor {
-                media_type,
-                digest: blob.digest.clone(),
-                size: blob.size,
-                platform: None,
-                annotations: None,
-                urls: None,
-                artifact_type: None,
-            };
+            let descriptor = Descriptor::new(media_type, blob.digest.clone(), blob.size);
             assembled.push((descriptor, want.clone(), size, dir, Some(blob)));
         }
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media::OCI_MANIFEST.into()),
-            artifact_type: None,
-            config: Descriptor {
-                media_type: media::OCI_CONFIG.into(),
-                digest: config_blob.digest.clone(),
-                size: config_blob.size,
-                platform: None,
-                annotations: None,
-                urls: None,
-                artifact_type: None,
-            },
-            layers: assembled.iter().map(|l| l.0.clone()).collect(),
-            subject: None,
-            annotations: None,
-        };
+        let manifest = Manifest::oci(
+            config_blob.digest.clone(),
+            config_blob.size,
+            assembled.iter().map(|l| l.0.clone()).collect(),
+        );
         let manifest_json =
             serde_json::to_vec(&manifest).map_err(|e| invalid(format!("manifest: {e}")))?;
         // The configuration blob is the archive's own bytes: the image ID is their digest.
@@ -560,13 +540,12 @@ impl Engine {
                     a
                 });
                 index.manifests.push(Descriptor {
-                    media_type: media_type.clone(),
-                    digest: manifest_digest.clone(),
-                    size: manifest_bytes.len() as u64,
-                    platform: None,
                     annotations,
-                    urls: None,
-                    artifact_type: None,
+                    ..Descriptor::new(
+                        media_type.clone(),
+                        manifest_digest.clone(),
+                        manifest_bytes.len() as u64,
+                    )
                 });
             }
         }

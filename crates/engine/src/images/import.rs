@@ -133,15 +133,7 @@ impl Engine {
             ..Default::default()
         }];
 
-        let layer_desc = Descriptor {
-            media_type: media::OCI_LAYER.into(),
-            digest: blob.digest.clone(),
-            size: blob.size,
-            platform: None,
-            annotations: None,
-            urls: None,
-            artifact_type: None,
-        };
+        let layer_desc = Descriptor::new(media::OCI_LAYER, blob.digest.clone(), blob.size);
         let commit = build_commit(
             &mut op,
             config,
@@ -219,23 +211,11 @@ pub(crate) fn build_commit(
     let config_json = serde_json::to_string(&config)
         .map_err(|e| EngineError::InvalidArgument(format!("image config: {e}")))?;
     let config_blob = op.stage_bytes(config_json.as_bytes())?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.into()),
-        artifact_type: None,
-        config: Descriptor {
-            media_type: media::OCI_CONFIG.into(),
-            digest: config_blob.digest.clone(),
-            size: config_blob.size,
-            platform: None,
-            annotations: None,
-            urls: None,
-            artifact_type: None,
-        },
-        layers: layers.iter().map(|l| l.0.clone()).collect(),
-        subject: None,
-        annotations: None,
-    };
+    let manifest = Manifest::oci(
+        config_blob.digest.clone(),
+        config_blob.size,
+        layers.iter().map(|l| l.0.clone()).collect(),
+    );
     let manifest_json = serde_json::to_vec(&manifest)
         .map_err(|e| EngineError::InvalidArgument(format!("manifest: {e}")))?;
     commit_with_manifest(
