@@ -7,7 +7,9 @@ scripts/setup.sh
 cargo build --release -q
 berth() { echo "+ berth $*" >&2; ./target/release/berth "$@"; }
 
-export BERTH_ROOT=${BERTH_ROOT:-/tmp/berth-demo/root} BERTH_RUNROOT=${BERTH_RUNROOT:-/tmp/berth-demo/run}
+# Always the demo's own store, whatever BERTH_ROOT/BERTH_RUNROOT say: the demo removes and
+# prunes, and must never touch a user's containers or images.
+export BERTH_ROOT=/tmp/berth-demo/root BERTH_RUNROOT=/tmp/berth-demo/run
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -44,7 +46,7 @@ berth logs --tail 2 worker
 berth stop -t 1 worker
 berth ps -a --filter name=worker
 berth rm worker
-berth container prune -f
+berth container prune -f   # the demo's own root: only what the demo made
 
 # The seed's web server: a locally built web image, published on the host.
 mkdir -p "$work/web"
@@ -52,9 +54,11 @@ echo '<h1>hello from berth</h1>' > "$work/web/index.html"
 printf 'FROM busybox\nCOPY index.html /www/index.html\nEXPOSE 80\nCMD ["httpd", "-f", "-p", "80", "-h", "/www"]\n' > "$work/web/Dockerfile"
 berth build -q -t web "$work/web"
 berth rm -f webserver >/dev/null 2>&1 || true
-berth run -d --publish 8080:80 --name webserver web
+# A free host port, so that a web server already on 8080 does not stop the demo.
+web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+berth run -d --publish "$web_port:80" --name webserver web
 berth port webserver
-for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/ && break; sleep 0.1; done
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$web_port/" && break; sleep 0.1; done
 berth rm -f webserver
 
 # A registry of our own on 127.0.0.1: push, remove, pull back.

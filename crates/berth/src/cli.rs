@@ -878,3 +878,106 @@ pub struct VolumePruneArgs {
     #[arg(short, long)]
     pub force: bool,
 }
+
+/// Docker stops reading its own options at the first argument that is not one: for `run IMAGE
+/// ARG…`, `create IMAGE ARG…` and `exec CONTAINER ARG…` everything from IMAGE (CONTAINER) on
+/// belongs to the container, `-p`, `--help` and `--` included. clap would go on matching
+/// options after IMAGE, so a `--` is inserted before it: everything after is then positional.
+pub fn stop_options_at_first_operand(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let mut i = 1;
+    let mut cmd = &root;
+    let mut path_len = 0;
+    // Find the subcommand (through `container`), skipping the global options and their values.
+    loop {
+        let Some(tok) = args.get(i).and_then(|a| a.to_str()) else {
+            return args;
+        };
+        if tok.starts_with('-') && tok != "-" {
+            match option_value_tokens(cmd, &root, tok) {
+                Some(n) => i += 1 + n,
+                None => return args,
+            }
+            continue;
+        }
+        let Some(sub) = cmd.find_subcommand(tok) else {
+            return args;
+        };
+        i += 1;
+        path_len += 1;
+        let name = sub.get_name();
+        if path_len == 1 && name == "container" {
+            cmd = sub;
+            continue;
+        }
+        if !matches!(name, "run" | "create" | "exec") {
+            return args;
+        }
+        cmd = sub;
+        break;
+    }
+    // Skip the command's own options; the first operand starts the container's part.
+    while let Some(tok) = args.get(i).and_then(|a| a.to_str()) {
+        if tok == "--" {
+            return args;
+        }
+        if !tok.starts_with('-') || tok == "-" {
+            let mut out = args;
+            out.insert(i, "--".into());
+            return out;
+        }
+        match option_value_tokens(cmd, &root, tok) {
+            Some(n) => i += 1 + n,
+            None => return args,
+        }
+    }
+    args
+}
+
+/// How many following tokens an option token consumes as its value (0 or 1), or None when the
+/// option is unknown (clap reports it).
+fn option_value_tokens(cmd: &clap::Command, root: &clap::Command, tok: &str) -> Option<usize> {
+    let takes_value = |a: &clap::Arg| a.get_action().takes_values();
+    let find_long = |name: &str| {
+        cmd.get_arguments()
+            .chain(root.get_arguments().filter(|a| a.is_global_set()))
+            .find(|a| {
+                a.get_long() == Some(name)
+                    || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+            })
+            .cloned()
+    };
+    let find_short = |c: char| {
+        cmd.get_arguments()
+            .chain(root.get_arguments().filter(|a| a.is_global_set()))
+            .find(|a| {
+                a.get_short() == Some(c)
+                    || a.get_all_short_aliases().is_some_and(|al| al.contains(&c))
+            })
+            .cloned()
+    };
+    if let Some(long) = tok.strip_prefix("--") {
+        if long.contains('=') {
+            return Some(0);
+        }
+        if matches!(long, "help" | "version") {
+            return Some(0);
+        }
+        let arg = find_long(long)?;
+        return Some(usize::from(takes_value(&arg)));
+    }
+    let shorts = &tok[1..];
+    for (at, c) in shorts.char_indices() {
+        if c == 'h' && find_short('h').is_none() {
+            return Some(0);
+        }
+        let arg = find_short(c)?;
+        if takes_value(&arg) {
+            // `-p8080` or `-p=8080` carries its value; a bare `-p` takes the next token.
+            let rest = &shorts[at + c.len_utf8()..];
+            return Some(usize::from(rest.is_empty()));
+        }
+    }
+    Some(0)
+}

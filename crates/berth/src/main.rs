@@ -61,7 +61,9 @@ fn main() -> ExitCode {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    let args = match cli::Cli::try_parse() {
+    exit_like_other_clis_on_closed_stdout();
+    let argv = cli::stop_options_at_first_operand(std::env::args_os().collect());
+    let args = match cli::Cli::try_parse_from(argv) {
         Ok(args) => args,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -152,4 +154,29 @@ fn required_arguments(command: &str) -> String {
     } else {
         format!("exactly {min} {noun}")
     }
+}
+
+/// `berth images | head -0`: printing into a closed pipe panics in Rust (SIGPIPE is ignored so
+/// that sockets report EPIPE). End the way `ls` or docker end there instead: killed by SIGPIPE,
+/// with nothing on stderr. Every other panic keeps the default report.
+fn exit_like_other_clis_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            // SAFETY: restoring the default disposition and raising a signal in this process;
+            // no handler code runs.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

@@ -708,3 +708,84 @@ fn after_a_reboot_running_containers_show_as_exited_and_start_again() {
     }
     assert!(no_leftovers(&b), "leftovers after the reboot");
 }
+
+#[test]
+fn arguments_after_the_image_belong_to_the_container() {
+    assert!(common::is_root("container"));
+    let b = Berth::with_busybox();
+    // Options after IMAGE (and `--`) go to the container, as in Docker.
+    assert_eq!(
+        b.ok(&["run", "--rm", "busybox", "echo", "-p", "8000", "-e", "X=1", "--name", "foo"]),
+        "-p 8000 -e X=1 --name foo\n"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            "busybox",
+            "-d",
+            "-l",
+            "x",
+            "--",
+            "--help"
+        ]),
+        "-d -l x -- --help\n"
+    );
+    // The first operand ends berth's options even when it starts the command.
+    let (code, _, err) = b.code(&["run", "--rm", "busybox", "--", "echo", "x"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("\"--\""), "{err}");
+    // Nothing was published and no container took the name.
+    assert_eq!(b.ok(&["ps", "-aq", "--filter", "name=foo"]), "");
+    // create and exec the same.
+    b.ok(&[
+        "create",
+        "--name",
+        "c1",
+        "--entrypoint",
+        "echo",
+        "busybox",
+        "-e",
+        "Y=2",
+    ]);
+    assert_eq!(inspect(&b, "c1", "{{json .Args}}"), r#"["-e","Y=2"]"#);
+    b.ok(&["run", "-d", "--name", "w1", "busybox", "sleep", "60"]);
+    assert_eq!(
+        b.ok(&[
+            "exec",
+            "w1",
+            "sh",
+            "-c",
+            "echo \"$*\"",
+            "sh",
+            "-e",
+            "-u",
+            "1",
+            "-w",
+            "/x"
+        ]),
+        "-e -u 1 -w /x\n"
+    );
+    b.ok(&["rm", "-f", "w1", "c1"]);
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let b = Berth::with_busybox();
+    // A pipe whose reader is already gone: every write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = b
+        .command()
+        .args(["images"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

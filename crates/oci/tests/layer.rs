@@ -276,6 +276,27 @@ fn writes_through_symlinks_stay_inside() {
 }
 
 #[test]
+fn missing_parents_behind_symlinks_never_change_host_modes() {
+    // A symlink to a host file (and one to a host directory), then an entry below it: the
+    // directory-creation step must not chmod what the symlink names on the host.
+    let s = sandbox();
+    let victim = s.outside.join("victim");
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(&s.outside, fs::Permissions::from_mode(0o700)).unwrap();
+    let r = s.apply(&[symlink("e", victim.to_str().unwrap()), file("e/x", b"evil")]);
+    assert!(r.is_err(), "{r:?}");
+    let r = s.apply(&[
+        symlink("d", s.outside.to_str().unwrap()),
+        file("d/sub/x", b"evil"),
+    ]);
+    assert!(r.is_err(), "{r:?}");
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&victim), 0o640, "the host file's mode changed");
+    assert_eq!(mode(&s.outside), 0o700, "the host directory's mode changed");
+    assert!(!s.outside.join("sub").exists());
+}
+
+#[test]
 fn relative_symlinks_escaping_are_rejected() {
     let s = sandbox();
     let err = s.apply(&[symlink("esc", "../outside")]).unwrap_err();

@@ -566,16 +566,24 @@ impl Extractor {
                 None => self.root.as_fd(),
             };
             match rustix::fs::mkdirat(pfd, os(&comps[i]), Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Ok(()) => {
+                    // Mode 0755 regardless of the umask, as Docker's MkdirAll under its umask
+                    // 022 — on the directory just made, never through a name that something
+                    // else (a symlink from the layer, a racing container) may have replaced.
+                    if let Ok(dfd) = rustix::fs::openat(
+                        pfd,
+                        os(&comps[i]),
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    ) {
+                        let _ = rustix::fs::fchmod(&dfd, Mode::from_raw_mode(0o755));
+                    }
+                }
+                // What exists (a directory, or a symlink resolved below inside the root) keeps
+                // its metadata.
+                Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(e.into()),
             }
-            // Mode 0755 regardless of the umask, as Docker's MkdirAll under its umask 022.
-            let _ = rustix::fs::chmodat(
-                pfd,
-                os(&comps[i]),
-                Mode::from_raw_mode(0o755),
-                AtFlags::empty(),
-            );
             fd = Some(self.lookup_dir(&prefix)?);
         }
         Ok(fd.expect("non-empty path"))
@@ -719,9 +727,25 @@ fn chown_at(dir: BorrowedFd<'_>, name: &[u8], uid: u32, gid: u32) -> io::Result<
     }
 }
 
-/// `chmod` of `name` in `dir`; only called on entries just created that are not symlinks.
+/// `chmod` of `name` in `dir` without ever following a symlink: the entry is opened `O_PATH |
+/// O_NOFOLLOW` and changed through its `/proc/self/fd` link, which names that inode and no
+/// other. `chmod` has no `AT_SYMLINK_NOFOLLOW` before Linux 6.6, and the name may have been
+/// swapped for a symlink to a host file since it was created (`cp` into a running container);
+/// a symlink found there is left alone (its own mode means nothing).
 fn chmod_at(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<()> {
-    rustix::fs::chmodat(dir, os(name), Mode::from_raw_mode(mode), AtFlags::empty()).map_err(errno)
+    let fd = rustix::fs::openat(
+        dir,
+        os(name),
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    let st = rustix::fs::fstat(&fd).map_err(errno)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+        return Ok(());
+    }
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::chmod(link.as_str(), Mode::from_raw_mode(mode)).map_err(errno)
 }
 
 /// Ownership, then mode (chown clears setuid bits), then xattrs, on an open file or directory.
