@@ -63,12 +63,12 @@ impl Registry {
         }
     }
 
-    /// Debian's docker-registry (distribution 2.8) with htpasswd auth, if installed.
-    fn distribution(htpasswd: &Path) -> Option<Registry> {
-        if !Path::new("/usr/bin/docker-registry").exists() {
-            eprintln!("docker-registry is not installed (scripts/setup.sh installs it): skipped");
-            return None;
-        }
+    /// Debian's docker-registry (distribution 2.8) with htpasswd auth.
+    fn distribution(htpasswd: &Path) -> Registry {
+        assert!(
+            Path::new("/usr/bin/docker-registry").exists(),
+            "docker-registry is not installed (scripts/setup.sh installs it)"
+        );
         let dir = tempfile::Builder::new()
             .prefix("distribution-")
             .tempdir_in(common::scratch_dir())
@@ -99,12 +99,12 @@ impl Registry {
             assert!(Instant::now() < deadline, "docker-registry did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(Registry {
+        Registry {
             child,
             addr,
             storage,
             _dir: dir,
-        })
+        }
     }
 }
 
@@ -536,9 +536,7 @@ fn registry_gc_reports_unreferenced_blobs() {
 fn distribution_registry_with_htpasswd() {
     let c = Client::new();
     let htpasswd = htpasswd_file(c.b.dir.path(), "carol", "pa55");
-    let Some(reg) = Registry::distribution(&htpasswd) else {
-        return;
-    };
+    let reg = Registry::distribution(&htpasswd);
     c.b.import_busybox("busybox");
     let name = format!("{}/dist/app:v1", reg.addr);
     c.ok(&["tag", "busybox", &name]);
@@ -579,10 +577,10 @@ fn have(tool: &str) -> bool {
 
 #[test]
 fn skopeo_copies_from_and_to_our_registry() {
-    if !have("skopeo") {
-        eprintln!("skopeo is not installed (scripts/setup.sh installs it): skipped");
-        return;
-    }
+    assert!(
+        have("skopeo"),
+        "skopeo is not installed (scripts/setup.sh installs it)"
+    );
     let reg = Registry::berth(&[]);
     let c = Client::new();
     c.b.import_busybox("busybox");
@@ -621,10 +619,10 @@ fn skopeo_copies_from_and_to_our_registry() {
 
 #[test]
 fn podman_pulls_from_our_registry() {
-    if !have("podman") {
-        eprintln!("podman is not installed (scripts/setup.sh installs it): skipped");
-        return;
-    }
+    assert!(
+        have("podman"),
+        "podman is not installed (scripts/setup.sh installs it)"
+    );
     let reg = Registry::berth(&[]);
     let c = Client::new();
     c.b.import_busybox("busybox");

@@ -123,30 +123,30 @@ async fn round_trip(s: &TestServer, creds: Option<&str>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_copy_open_registry() {
-    if !skopeo() {
-        eprintln!("skopeo not installed; skipping");
-        return;
-    }
+    assert!(
+        skopeo(),
+        "skopeo is not installed (scripts/setup.sh installs it)"
+    );
     let s = start().await;
     round_trip(&s, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_copy_with_basic_auth() {
-    if !skopeo() {
-        eprintln!("skopeo not installed; skipping");
-        return;
-    }
+    assert!(
+        skopeo(),
+        "skopeo is not installed (scripts/setup.sh installs it)"
+    );
     let s = start_with(|c, dir| c.htpasswd = Some(htpasswd(dir, "sk", "opeo"))).await;
     round_trip(&s, Some("sk:opeo")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_copy_with_token_auth() {
-    if !skopeo() {
-        eprintln!("skopeo not installed; skipping");
-        return;
-    }
+    assert!(
+        skopeo(),
+        "skopeo is not installed (scripts/setup.sh installs it)"
+    );
     let s = start_with(|c, dir| {
         c.htpasswd = Some(htpasswd(dir, "sk", "opeo"));
         c.token_auth = true;
