@@ -804,7 +804,7 @@ pub(crate) fn external_exec_command(
                 .collect()
         })
         .unwrap_or_default();
-    spec::merge_env(&mut env, &opts.env);
+    spec::exec_env(&mut env, &opts.env, opts.tty);
     for e in env {
         cmd.arg("--env").arg(e);
     }

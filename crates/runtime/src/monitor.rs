@@ -658,6 +658,9 @@ fn setup_pty(sock: RawFd) -> nix::Result<()> {
         OFlag::O_RDWR | OFlag::O_NOCTTY,
         nix::sys::stat::Mode::empty(),
     )?;
+    // `exec -t` from a terminal: the new terminal gets the caller's size before the command
+    // runs (stdio here is still the caller's), so programs that read it at start see it.
+    copy_window_size(&master);
     let _ = nix::unistd::setsid();
     unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) };
     for fd in 0..3 {
@@ -1400,7 +1403,7 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
     let rootfs = dir.join("rootfs");
     let mut process = spec["process"].clone();
     let mut env: Vec<String> = serde_json::from_value(process["env"].clone()).unwrap_or_default();
-    crate::spec::merge_env(&mut env, &opts.env);
+    crate::spec::exec_env(&mut env, &opts.env, opts.tty);
     process["env"] = serde_json::json!(env);
     process["args"] = serde_json::json!(opts.args);
     // The pty is set up by the Workload executor, not through a console socket.
@@ -1576,10 +1579,32 @@ fn stdio_or_pipe(fd: OwnedFd) -> OwnedFd {
     OwnedFd::from(f)
 }
 
-/// Relays our stdin/stdout to a pty master until `pid` exits; returns its exit code.
+/// Gives the pty `master` the size of the terminal on our stdin (or stdout), if there is one.
+fn copy_window_size(master: &impl AsFd) {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    for fd in [0, 1] {
+        // SAFETY: TIOCGWINSZ writes one winsize into `ws`; a non-terminal fd fails harmlessly.
+        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
+            // SAFETY: TIOCSWINSZ reads one winsize from `ws`; the master is open.
+            unsafe { libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+            return;
+        }
+    }
+}
+
+/// Relays our stdin/stdout to a pty master until `pid` exits; returns its exit code. The
+/// caller's terminal size is copied at once and again on every SIGWINCH (we are in the
+/// terminal's foreground process group, so resizes reach us).
 fn relay_tty(pid: i32, master: OwnedFd) -> i32 {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let sigfd = signal_fd();
+    let winch = {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGWINCH);
+        let _ = set.thread_block();
+        SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
+    };
+    copy_window_size(&master);
     let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
     let mut stdin_open = true;
     let mut buf = vec![0u8; 32 * 1024];
@@ -1598,6 +1623,10 @@ fn relay_tty(pid: i32, master: OwnedFd) -> i32 {
         if stdin_open {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
         }
+        let winch_at = fds.len();
+        if let Some(w) = &winch {
+            fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+        }
         let t = if deadline.is_some() {
             PollTimeout::from(50u8)
         } else {
@@ -1611,6 +1640,12 @@ fn relay_tty(pid: i32, master: OwnedFd) -> i32 {
             .map(|f| f.revents().map(|r| !r.is_empty()).unwrap_or(false))
             .collect();
         drop(fds);
+        if rv.get(winch_at) == Some(&true) {
+            if let Some(w) = &winch {
+                while let Ok(Some(_)) = w.read_signal() {}
+            }
+            copy_window_size(&master);
+        }
         if rv[0] {
             while let Ok(Some(_)) = sigfd.read_signal() {}
             while let Ok(ws) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -1636,7 +1671,7 @@ fn relay_tty(pid: i32, master: OwnedFd) -> i32 {
                 }
             }
         }
-        if rv.len() > 2 && rv[2] {
+        if stdin_open && rv[2] {
             match nix::unistd::read(0, &mut buf) {
                 Ok(0) | Err(_) => {
                     stdin_open = false;
@@ -1649,6 +1684,11 @@ fn relay_tty(pid: i32, master: OwnedFd) -> i32 {
         }
     }
     unblock_signals();
+    if winch.is_some() {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGWINCH);
+        let _ = set.thread_unblock();
+    }
     if code.is_none() {
         if let Ok(ws) = waitpid(Pid::from_raw(pid), None) {
             code = exit_from(ws).map(|c| c.0);

@@ -345,6 +345,16 @@ pub fn rlimits(opts: &RunOptions) -> Result<Vec<Value>> {
 }
 
 /// Merges `KEY=value` lists: later entries replace earlier ones with the same key.
+/// An exec's environment: the container's, then the exec's own; with a terminal, `TERM=xterm`
+/// unless one of them sets TERM (Docker's exec does the same, so top/vim/less/clear work in a
+/// container that was started without `-t`).
+pub fn exec_env(container: &mut Vec<String>, extra: &[String], tty: bool) {
+    merge_env(container, extra);
+    if tty && !container.iter().any(|e| e.starts_with("TERM=")) {
+        container.push("TERM=xterm".into());
+    }
+}
+
 pub fn merge_env(base: &mut Vec<String>, extra: &[String]) {
     for e in extra {
         let key = e.split('=').next().unwrap_or(e);
