@@ -321,6 +321,12 @@ fn oom_kill_is_reported() {
             ],
         ));
         assert_eq!(c, 137, "{rt}: {err}");
+        // The foreground run says why, with the limit and the peak.
+        assert!(
+            err.contains("was killed: out of memory (limit 8.0 MiB; peak "),
+            "{rt}: {err}"
+        );
+        assert!(err.contains("--memory"), "{rt}: {err}");
         assert_eq!(
             inspect(&b, "oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
             "true 137",

@@ -62,6 +62,27 @@ impl CgroupMode {
         }
     }
 
+    /// The most memory the cgroup has used (v2 `memory.peak`, v1 `memory.max_usage_in_bytes`)
+    /// and its limit (None when unlimited), read before the cgroup is removed.
+    pub fn memory_peak_and_limit(&self, cgroup: &str) -> (Option<u64>, Option<u64>) {
+        let dir = self.dir("memory", cgroup);
+        let read = |name: &str| -> Option<u64> {
+            std::fs::read_to_string(dir.join(name))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        match self {
+            CgroupMode::V2 { .. } => (read("memory.peak"), read("memory.max")),
+            // v1 reports "no limit" as the largest page-aligned value.
+            CgroupMode::V1 { .. } => (
+                read("memory.max_usage_in_bytes"),
+                read("memory.limit_in_bytes").filter(|&l| l < (1 << 62)),
+            ),
+        }
+    }
+
     /// Freezes (pause) or thaws (unpause) the cgroup.
     pub fn freeze(&self, cgroup: &str, frozen: bool) -> io::Result<()> {
         match self {

@@ -227,7 +227,7 @@ pub struct StartedContainer {
 }
 
 /// How a container ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitStatus {
     /// Docker's exit code: the code, or 128 + signal.
     pub exit_code: i32,
@@ -239,6 +239,39 @@ pub struct ExitStatus {
     /// Set when the container never ran (start error) or its monitor died.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The most memory the run used, in bytes (read at exit; absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak: Option<u64>,
+    /// The memory limit the run had, in bytes (absent when unlimited or unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+}
+
+impl ExitStatus {
+    /// For a run the kernel ended for lack of memory: one line saying so, with the limit, the
+    /// peak and what to do (Docker says nothing; the exit code 137 alone looks like a kill).
+    pub fn oom_explanation(&self, container: &str) -> Option<String> {
+        if !self.oom_killed {
+            return None;
+        }
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+        let mut facts = Vec::new();
+        if let Some(l) = self.memory_limit {
+            facts.push(format!("limit {}", mib(l)));
+        }
+        if let Some(p) = self.memory_peak {
+            facts.push(format!("peak {}", mib(p)));
+        }
+        let facts = if facts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", facts.join("; "))
+        };
+        Some(format!(
+            "berth: container {container} was killed: out of memory{facts}\n\
+             hint: give it more with --memory (and --memory-swap), or make it use less"
+        ))
+    }
 }
 
 /// What [`state`] finds.
@@ -601,6 +634,7 @@ pub fn state(container_dir: &Path) -> Result<ContainerState> {
         oom_killed: oom,
         finished_at: util::now_rfc3339(),
         error: Some("container monitor died; exit status unknown".into()),
+        ..Default::default()
     };
     record_exit(container_dir, &st)?;
     Ok(ContainerState::MonitorDied(st))

@@ -995,6 +995,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
                 oom_killed: false,
                 finished_at: util::now_rfc3339(),
                 error: Some(f.message.clone()),
+                ..Default::default()
             };
             let _ = CgroupMode::detect().remove(&info.cgroup);
             let _ = util::write_atomic_nosync(
@@ -1345,13 +1346,17 @@ fn relay(
         }
     }
     let (exit_code, signal) = exit.unwrap_or((255, None));
-    let oom_killed = CgroupMode::detect().oom_kills(&info.cgroup) > 0;
+    let cgroups = CgroupMode::detect();
+    let oom_killed = cgroups.oom_kills(&info.cgroup) > 0;
+    let (memory_peak, memory_limit) = cgroups.memory_peak_and_limit(&info.cgroup);
     ExitStatus {
         exit_code,
         signal,
         oom_killed,
         finished_at: util::now_rfc3339(),
         error: None,
+        memory_peak,
+        memory_limit,
     }
 }
 

@@ -445,13 +445,27 @@ fn follow_until_exit(engine: &mut Engine, id: &str) -> Result<i32> {
     reader.thread().unpark();
     let _ = reader.join();
     let code = match st {
-        Ok(st) => st.exit_code,
-        Err(_) => engine.wait_and_finish(id).map(|(c, _)| c).unwrap_or(255),
+        Ok(st) => {
+            explain_exit(id, &st);
+            st.exit_code
+        }
+        Err(_) => engine
+            .wait_and_finish(id)
+            .map(|st| explain_exit(id, &st).exit_code)
+            .unwrap_or(255),
     };
     engine
         .wait_and_finish(id)
         .map_err(|e| engine_error(125, e))?;
     Ok(code)
+}
+
+/// A foreground run that the kernel ended for lack of memory says so on stderr.
+fn explain_exit<'a>(id: &str, st: &'a berth_runtime::ExitStatus) -> &'a berth_runtime::ExitStatus {
+    if let Some(line) = st.oom_explanation(&id[..id.len().min(12)]) {
+        eprintln!("{line}");
+    }
+    st
 }
 
 /// A terminal in raw mode, restored on drop.
@@ -604,9 +618,13 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
         if attach_client(client, &dir, true, a.tty, &detach_keys)? {
             return Ok(());
         }
-        let (code, _) = engine
-            .wait_and_finish(&id)
-            .map_err(|e| engine_error(125, e))?;
+        let code = explain_exit(
+            &id,
+            &engine
+                .wait_and_finish(&id)
+                .map_err(|e| engine_error(125, e))?,
+        )
+        .exit_code;
         if code != 0 {
             return Err(exit_status(code.clamp(0, 255) as u8));
         }
@@ -625,10 +643,13 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
         if detached {
             return Ok(());
         }
-        let (code, _) = engine
-            .wait_and_finish(&id)
-            .map_err(|e| engine_error(125, e))?;
-        code
+        explain_exit(
+            &id,
+            &engine
+                .wait_and_finish(&id)
+                .map_err(|e| engine_error(125, e))?,
+        )
+        .exit_code
     } else {
         follow_until_exit(engine, &id)?
     };
@@ -665,10 +686,13 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<()> {
                 if attach_client(client, &dir, a.interactive, spec.run.tty, &keys)? {
                     return Ok(());
                 }
-                let code = engine
-                    .wait_and_finish(&id)
-                    .map_err(|e| engine_error(125, e))?
-                    .0;
+                let code = explain_exit(
+                    &id,
+                    &engine
+                        .wait_and_finish(&id)
+                        .map_err(|e| engine_error(125, e))?,
+                )
+                .exit_code;
                 if code != 0 {
                     return Err(exit_status(code.clamp(0, 255) as u8));
                 }

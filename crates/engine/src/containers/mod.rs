@@ -1243,7 +1243,7 @@ impl Engine {
     }
 
     /// Waits for the exit of a container started by this process and finishes it (`--rm`).
-    pub fn wait_and_finish(&mut self, id: &str) -> Result<(i32, bool), EngineError> {
+    pub fn wait_and_finish(&mut self, id: &str) -> Result<berth_runtime::ExitStatus, EngineError> {
         let dir = self.container_dir_of(id);
         let st = match berth_runtime::wait(&dir, None) {
             Ok(st) => st,
@@ -1254,13 +1254,13 @@ impl Engine {
                     signal: None,
                     oom_killed: live.oom_killed,
                     finished_at: live.finished_at,
-                    error: None,
+                    ..Default::default()
                 }
             }
             Err(e) => return Err(EngineError::Runtime(e)),
         };
         self.after_exit(id)?;
-        Ok((st.exit_code, st.oom_killed))
+        Ok(st)
     }
 
     /// `DELETE /containers/{id}`: refuses a running container unless `force` (which kills
