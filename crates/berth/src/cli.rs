@@ -7,8 +7,7 @@ use std::path::PathBuf;
 #[command(
     name = "berth",
     version,
-    about = "A daemonless, Docker-compatible container engine",
-    disable_help_subcommand = true
+    about = "A daemonless, Docker-compatible container engine"
 )]
 pub struct Cli {
     /// Root of persistent state (images, layers, containers)
@@ -136,6 +135,22 @@ pub enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(crate::commands::build::BuilderCommand),
+    /// Generate the autocompletion script for the specified shell
+    Completion(CompletionArgs),
+    /// Write berth's manual pages (one per command) into a directory
+    #[command(name = "__man-pages", hide = true)]
+    ManPages(ManPagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// bash, zsh, fish, elvish or powershell
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManPagesArgs {
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -508,6 +508,28 @@ fn volumes_and_mounts() {
             .0,
         0
     );
+    // Relative sources starting with "." are the client's paths (docker CLI ≥ 23).
+    let out = b
+        .command()
+        .current_dir(b.dir.path())
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            "./hostdir/../hostdir:/data",
+            "busybox",
+            "cat",
+            "/data/f",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-host", "{out:?}");
+    let (code, _, err) = b.code(&["run", "--rm", "-v", "data/x:/x", "busybox", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("includes invalid characters for a local volume name"),
+        "{err}"
+    );
     b.ok(&[
         "run",
         "--rm",

@@ -276,7 +276,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         image: a.image.clone(),
         name: a.name.clone(),
         run,
-        binds: a.volume.clone(),
+        binds: a.volume.iter().map(|b| absolute_bind_source(b)).collect(),
         mounts: a.mount.clone(),
         tmpfs: a.tmpfs.clone(),
         runtime: a.runtime.clone(),
@@ -458,6 +458,32 @@ fn follow_until_exit(engine: &mut Engine, id: &str) -> Result<i32> {
         .wait_and_finish(id)
         .map_err(|e| engine_error(125, e))?;
     Ok(code)
+}
+
+/// `-v ./data:/data`: a bind source starting with `.` is the client's relative path, made
+/// absolute here against the current directory, as the docker CLI ≥ 23 does (the engine, like
+/// Docker's daemon, takes only absolute sources; `data/x:/x` stays a volume-name error).
+fn absolute_bind_source(bind: &str) -> String {
+    let Some((source, rest)) = bind.split_once(':') else {
+        return bind.to_string();
+    };
+    if !source.starts_with('.') {
+        return bind.to_string();
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return bind.to_string();
+    };
+    let mut path = std::path::PathBuf::new();
+    for part in cwd.join(source).components() {
+        match part {
+            std::path::Component::ParentDir => {
+                path.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => path.push(other),
+        }
+    }
+    format!("{}:{rest}", path.display())
 }
 
 /// A foreground run that the kernel ended for lack of memory says so on stderr.

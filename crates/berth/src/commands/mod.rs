@@ -103,6 +103,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(a) => build::build(&mut open()?, a),
         Command::Builder(build::BuilderCommand::Prune(a)) => build::prune(&mut open()?, a),
         Command::Version(a) => system::version(&open()?, a),
+        Command::Completion(a) => system::completion(a),
+        Command::ManPages(a) => system::man_pages(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(&open()?, a),
     }
 }

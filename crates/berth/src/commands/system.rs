@@ -18,6 +18,8 @@ pub fn version(engine: &Engine, args: FormatOnly) -> Result<()> {
         "Server": v,
     });
     if let Some(f) = args.format.as_deref() {
+        // `--format json` is the docker CLI's shorthand for `{{json .}}`.
+        let f = if f == "json" { "{{json .}}" } else { f };
         let s = berth_gotemplate::Template::parse(f)?.execute(&value)?;
         println!("{s}");
         return Ok(());
@@ -76,5 +78,22 @@ pub fn info(engine: &Engine, args: FormatOnly) -> Result<()> {
     println!(" Name: {}", i.name);
     println!(" Root Dir: {}", i.root_dir);
     println!(" Run Root: {}", i.run_root);
+    Ok(())
+}
+
+/// `berth completion SHELL`: the completion script on stdout.
+pub fn completion(a: crate::cli::CompletionArgs) -> Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "berth", &mut std::io::stdout());
+    Ok(())
+}
+
+/// Manual pages for berth and every subcommand (`berth-run.1`, `berth-image-ls.1`, …).
+pub fn man_pages(a: crate::cli::ManPagesArgs) -> Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(&a.dir)?;
+    let cmd = crate::cli::Cli::command();
+    clap_mangen::generate_to(cmd, &a.dir)?;
     Ok(())
 }
