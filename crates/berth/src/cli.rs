@@ -105,7 +105,7 @@ pub enum Command {
     Diff(crate::commands::containers_extra::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(crate::commands::containers_extra::ExportArgs),
-    /// Display container(s) resource usage statistics (one snapshot)
+    /// Display a live stream of container(s) resource usage statistics
     Stats(crate::commands::containers_extra::StatsArgs),
     /// Finishes a container that exited (run by its monitor: --rm, --restart)
     #[command(name = "__container-exited", hide = true)]
@@ -472,7 +472,7 @@ pub enum ContainerCommand {
     Diff(crate::commands::containers_extra::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(crate::commands::containers_extra::ExportArgs),
-    /// Display container(s) resource usage statistics (one snapshot)
+    /// Display a live stream of container(s) resource usage statistics
     Stats(crate::commands::containers_extra::StatsArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),

@@ -73,3 +73,51 @@ fn stats_no_stream_table_format_and_errors() {
 
     b.ok(&["rm", "-f", "st1"]);
 }
+
+#[test]
+fn stats_streams_until_the_reader_goes_away() {
+    use std::io::Read;
+    assert!(common::is_root("stats"));
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    b.ok(&["run", "-d", "--name", "live1", "busybox", "sleep", "100"]);
+    let mut child = b
+        .command()
+        .args(["stats", "--format", "{{.Name}} {{.PIDs}}", "live1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Two redraws: each clears the screen, then shows the container.
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while seen.matches("\x1b[2J\x1b[H").count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second update: {seen:?}"
+        );
+        let mut buf = [0u8; 512];
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "stats ended: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let frames: Vec<&str> = seen.split("\x1b[2J\x1b[H").skip(1).take(2).collect();
+    for f in &frames {
+        assert_eq!(f.trim(), "live1 1", "{seen:?}");
+    }
+    // The reader leaves: stats ends by itself, quietly.
+    drop(stdout);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "stats kept running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success() || status.code().is_none(), "{status:?}");
+    // --no-stream: one table, no screen control.
+    let once = b.ok(&["stats", "--no-stream", "--format", "{{.Name}}", "live1"]);
+    assert_eq!(once, "live1\n");
+    b.ok(&["rm", "-f", "live1"]);
+}

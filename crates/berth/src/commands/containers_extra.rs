@@ -397,8 +397,7 @@ pub struct StatsArgs {
     /// Show all containers (default shows just running)
     #[arg(short, long)]
     pub all: bool,
-    /// Disable streaming stats and only pull the first result (berth always prints one
-    /// snapshot)
+    /// Disable streaming stats and only pull the first result
     #[arg(long)]
     pub no_stream: bool,
     /// Do not truncate output

@@ -1,4 +1,5 @@
-//! `stats`: one snapshot of containers' resource usage, printed as the docker CLI does.
+//! `stats`: containers' resource usage, printed as the docker CLI does: a live view redrawn
+//! about once a second, or one snapshot with `--no-stream`.
 
 use crate::commands::containers_extra::StatsArgs;
 use crate::output::{default_header, human_size, render_rows};
@@ -15,7 +16,12 @@ fn error(message: String) -> anyhow::Error {
     StatusError { code: 1, message }.into()
 }
 
-/// Prints one snapshot (streaming is not supported: without `--no-stream` it prints one too).
+/// Time between the end of one snapshot and the start of the next (each snapshot samples CPU
+/// for a quarter second), so the view changes about once a second.
+const REDRAW_PAUSE: std::time::Duration = std::time::Duration::from_millis(750);
+
+/// Streams (clearing the screen before each table, as the docker CLI does) until interrupted
+/// or the reader goes away; one snapshot with `--no-stream`.
 pub fn stats(engine: &mut Engine, a: StatsArgs) -> Result<()> {
     // Every name must resolve before anything is printed, as docker reports them all.
     let errors: Vec<String> = a
@@ -26,24 +32,42 @@ pub fn stats(engine: &mut Engine, a: StatsArgs) -> Result<()> {
     if !errors.is_empty() {
         return Err(error(errors.join("\n")));
     }
-    let list = engine
-        .container_stats(&a.containers, a.all)
-        .map_err(|e| error(e.to_string()))?;
-    let rows: Vec<Value> = list
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let shown = a.containers.get(i).cloned().unwrap_or_else(|| s.id.clone());
-            stats_row(s, &shown, a.no_trunc)
-        })
-        .collect();
     let format = match a.format.as_deref() {
         Some("table") | None => DEFAULT_FORMAT,
         Some(f) => f,
     };
-    let text = render_rows(format, &rows, &stats_header)?;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(())
+    loop {
+        let list = engine
+            .container_stats(&a.containers, a.all)
+            .map_err(|e| error(e.to_string()))?;
+        let rows: Vec<Value> = list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let shown = a.containers.get(i).cloned().unwrap_or_else(|| s.id.clone());
+                stats_row(s, &shown, a.no_trunc)
+            })
+            .collect();
+        let mut text = render_rows(format, &rows, &stats_header)?;
+        if !a.no_stream {
+            // Clear the screen and go home, then the table: a redraw in place on a terminal.
+            text.insert_str(0, "\x1b[2J\x1b[H");
+        }
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            // The reader is gone (`stats | head`): nothing more to show.
+            return Ok(());
+        }
+        drop(out);
+        if a.no_stream {
+            return Ok(());
+        }
+        std::thread::sleep(REDRAW_PAUSE);
+    }
 }
 
 fn stats_header(field: &str) -> String {
