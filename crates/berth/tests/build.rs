@@ -493,3 +493,59 @@ fn dockerfile_from_stdin_and_f_flag() {
     let (_, err) = b.fails(&["build", "-f", f.to_str().unwrap(), dir.to_str().unwrap()]);
     assert!(err.contains("other.Dockerfile.dockerignore"), "{err}");
 }
+
+#[test]
+fn run_heredocs_run_as_buildkit_runs_them() {
+    let b = Berth::with_busybox();
+    // A bare heredoc is the shell's script; one with a shebang is executed as a file; a command
+    // reading a heredoc gets it on stdin; several heredocs on one line; `<<-` strips tabs.
+    let df = "FROM busybox\n\
+RUN <<EOF\n\
+echo bare > /bare\n\
+echo \"$0\" > /bare-shell\n\
+mkdir -p /made/by/heredoc\n\
+EOF\n\
+RUN <<EOF\n\
+#!/bin/sh -e\n\
+echo \"shebang $0\" > /shebang\n\
+EOF\n\
+RUN sh <<'EOF'\n\
+x=interp; echo \"$x\" > /interp\n\
+EOF\n\
+RUN <<FILE1 cat > /file1 && <<FILE2 cat > /file2\n\
+first\n\
+FILE1\n\
+second\n\
+FILE2\n\
+RUN <<-EOF\n\
+\techo chomped > /chomped\n\
+\tEOF\n";
+    let dir = ctx(&b, &[("Dockerfile", df)]);
+    let log = build_ok(&b, &dir, &["-t", "hd"]);
+    assert!(log.contains("RUN <<EOF (echo bare > /bare...)"), "{log}");
+    assert_eq!(run_in(&b, "hd", "cat /bare /bare-shell"), "bare\n/bin/sh\n");
+    assert_eq!(
+        run_in(&b, "hd", "test -d /made/by/heredoc && echo ok"),
+        "ok\n"
+    );
+    assert_eq!(run_in(&b, "hd", "cat /shebang"), "shebang /dev/pipes/EOF\n");
+    // The script file was a mount: nothing of it is left in the image.
+    assert_eq!(
+        run_in(&b, "hd", "ls -A /dev/pipes 2>/dev/null | wc -l"),
+        "0\n"
+    );
+    assert_eq!(run_in(&b, "hd", "cat /interp"), "interp\n");
+    assert_eq!(run_in(&b, "hd", "cat /file1 /file2"), "first\nsecond\n");
+    assert_eq!(run_in(&b, "hd", "cat /chomped"), "chomped\n");
+    let hist = b.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "hd"]);
+    assert!(
+        hist.contains("RUN /bin/sh -c echo bare > /bare"),
+        "history records the script:\n{hist}"
+    );
+
+    // The body is part of the cache key: a changed shebang script is run again.
+    let df2 = df.replace("echo \"shebang $0\"", "echo \"changed $0\"");
+    std::fs::write(dir.join("Dockerfile"), df2).unwrap();
+    build_ok(&b, &dir, &["-t", "hd"]);
+    assert_eq!(run_in(&b, "hd", "cat /shebang"), "changed /dev/pipes/EOF\n");
+}

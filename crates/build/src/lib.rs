@@ -1347,6 +1347,83 @@ fn items_in_root(root: &Path, src: &str) -> Result<Vec<SourceItem>, BuildError> 
     Ok(out)
 }
 
+/// Where a RUN heredoc with a shebang is mounted (BuildKit's path).
+const HEREDOC_DIR: &str = "/dev/pipes";
+
+/// How a RUN with heredocs runs, as BuildKit's dispatcher decides it.
+struct HeredocCommand {
+    /// The shell's script (`sh -c <script>`).
+    script: String,
+    /// A script file to mount at `/dev/pipes/<name>`: (name, content).
+    file: Option<(String, String)>,
+    /// The first line of a lone heredoc's body, for the progress title.
+    summary: Option<String>,
+}
+
+/// BuildKit's rules: a line that is only one heredoc (`RUN <<EOF`) runs its body as the shell's
+/// script, or, when the body starts with `#!`, as an executable file; any other line with
+/// heredocs (`RUN python3 <<EOF`, several heredocs) is handed to the shell with the bodies
+/// put back, so the shell feeds them to the command.
+fn heredoc_command(r: &Run, line: usize) -> Result<Option<HeredocCommand>, BuildError> {
+    if r.heredocs.is_empty() {
+        return Ok(None);
+    }
+    let cmd = match &r.cmd {
+        ShellOrExec::Shell(c) => c,
+        ShellOrExec::Exec(_) => {
+            return fail(format!(
+                "Dockerfile:{line}: a heredoc needs RUN's shell form, not the JSON (exec) form"
+            ))
+        }
+    };
+    let lone = match berth_dockerfile::heredoc::parse_heredoc(cmd.trim()) {
+        Ok(Some(_)) => r.heredocs.first(),
+        _ => None,
+    };
+    let Some(h) = lone else {
+        let mut script = cmd.clone();
+        for h in &r.heredocs {
+            script.push('\n');
+            script.push_str(&h.content);
+            script.push_str(&h.name);
+        }
+        return Ok(Some(HeredocCommand {
+            script,
+            file: None,
+            summary: None,
+        }));
+    };
+    let body = h.body();
+    let summary = {
+        let t = body.trim().replace("\r\n", "\n");
+        let mut lines = t.split('\n');
+        let first = lines.next().unwrap_or_default().to_string();
+        if lines.next().is_some() {
+            format!("{first}...")
+        } else {
+            first
+        }
+    };
+    if body.starts_with("#!") {
+        if h.name.is_empty() || h.name.contains('/') || h.name == "." || h.name == ".." {
+            return fail(format!(
+                "Dockerfile:{line}: the heredoc name {:?} cannot name a script file — use a plain word such as EOF",
+                h.name
+            ));
+        }
+        return Ok(Some(HeredocCommand {
+            script: format!("{HEREDOC_DIR}/{}", h.name),
+            file: Some((h.name.clone(), body)),
+            summary: Some(summary),
+        }));
+    }
+    Ok(Some(HeredocCommand {
+        script: body,
+        file: None,
+        summary: Some(summary),
+    }))
+}
+
 fn healthcheck_json(h: &Healthcheck, shell: &[String]) -> serde_json::Value {
     let _ = shell;
     let test: Vec<String> = match &h.test {
@@ -1384,21 +1461,24 @@ impl Builder<'_> {
         line: usize,
     ) -> Result<(), BuildError> {
         let shell = st.shell();
-        let argv = match &r.cmd {
-            ShellOrExec::Shell(cmd) => {
-                let mut script = cmd.clone();
-                for h in &r.heredocs {
-                    script.push('\n');
-                    script.push_str(&h.content);
-                    script.push_str(&h.name);
-                }
-                shell.iter().cloned().chain([script]).collect::<Vec<_>>()
-            }
-            ShellOrExec::Exec(v) => v.clone(),
+        let hd = heredoc_command(r, line)?;
+        let argv = match (&r.cmd, &hd) {
+            (_, Some(h)) => shell.iter().cloned().chain([h.script.clone()]).collect(),
+            (ShellOrExec::Shell(cmd), None) => shell
+                .iter()
+                .cloned()
+                .chain([cmd.clone()])
+                .collect::<Vec<_>>(),
+            (ShellOrExec::Exec(v), None) => v.clone(),
         };
         if argv.is_empty() {
             return fail(format!("Dockerfile:{line}: RUN has no command"));
         }
+        let title = match hd.as_ref().and_then(|h| h.summary.as_deref()) {
+            Some(sum) => format!("{title} ({sum})"),
+            None => title.to_string(),
+        };
+        let title = title.as_str();
         let mut env = st.scope.run_env(&self.inputs);
         if let Some(e) = self.sde {
             if !env.iter().any(|v| v.starts_with("SOURCE_DATE_EPOCH=")) {
@@ -1537,13 +1617,20 @@ impl Builder<'_> {
         if let Some(e) = self.sde {
             key.push_str(&format!("sde {e}\n"));
         }
-        let created_by = match &r.cmd {
-            ShellOrExec::Shell(c) => format!("RUN {} {c} # buildkit", shell.join(" ")),
-            ShellOrExec::Exec(v) => format!("RUN {} # buildkit", serde_json::json!(v)),
+        // A heredoc with a shebang is run as a file, mounted read-only at /dev/pipes/<name>.
+        let script_file = hd.as_ref().and_then(|h| h.file.clone());
+        if let Some((name, data)) = &script_file {
+            key.push_str(&format!("heredoc-file {name} {}\n", sha(data)));
+        }
+        let created_by = match (&r.cmd, &hd) {
+            (_, Some(h)) => format!("RUN {} {} # buildkit", shell.join(" "), h.script),
+            (ShellOrExec::Shell(c), None) => format!("RUN {} {c} # buildkit", shell.join(" ")),
+            (ShellOrExec::Exec(v), None) => format!("RUN {} # buildkit", serde_json::json!(v)),
         };
-        let cmd_text = match &r.cmd {
-            ShellOrExec::Shell(c) => format!("{} {c}", shell.join(" ")),
-            ShellOrExec::Exec(v) => serde_json::json!(v).to_string(),
+        let cmd_text = match (&r.cmd, &hd) {
+            (_, Some(h)) => format!("{} {}", shell.join(" "), h.script),
+            (ShellOrExec::Shell(c), None) => format!("{} {c}", shell.join(" ")),
+            (ShellOrExec::Exec(v), None) => serde_json::json!(v).to_string(),
         };
         let runroot = self.opts.runroot.clone();
         let cancel = self.cancel.clone();
@@ -1551,6 +1638,20 @@ impl Builder<'_> {
             let lowers = b.lowers(st);
             let mut held = Vec::new();
             let mut mounts = mounts;
+            if let Some((name, data)) = &script_file {
+                use std::os::unix::fs::PermissionsExt;
+                let f = dir.join("heredoc-script");
+                std::fs::write(&f, data)
+                    .and_then(|_| {
+                        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755))
+                    })
+                    .map_err(|e| BuildError::io("staging the heredoc script".into(), e))?;
+                mounts.push(MountSpec::Bind {
+                    source: f,
+                    target: format!("{HEREDOC_DIR}/{name}"),
+                    readonly: true,
+                });
+            }
             for (i, (_, layers, src, target, ro)) in bind_layers.into_iter().enumerate() {
                 let mdir = dir.join(format!("bind-{i}"));
                 let m = overlay::Merged::mount(&mdir, &layers)
