@@ -10,10 +10,13 @@ use std::path::PathBuf;
     about = "A daemonless, Docker-compatible container engine"
 )]
 pub struct Cli {
+    // The global options are hidden from every command's option list and shown once, in the
+    // top-level help (see `GLOBAL_OPTIONS`).
     /// Root of persistent state (images, layers, containers)
     #[arg(
         long,
         global = true,
+        hide = true,
         env = "BERTH_ROOT",
         default_value = "/var/lib/berth"
     )]
@@ -22,12 +25,13 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        hide = true,
         env = "BERTH_RUNROOT",
         default_value = "/run/berth"
     )]
     pub runroot: PathBuf,
     /// Enable debug output
-    #[arg(short = 'D', long, global = true)]
+    #[arg(short = 'D', long, global = true, hide = true)]
     pub debug: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -40,7 +44,7 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Return low-level information on images
+    /// Return low-level information on berth objects
     Inspect(InspectArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
@@ -62,7 +66,7 @@ pub enum Command {
     #[command(subcommand)]
     System(SystemCommand),
     /// Create and run a new container from an image
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, after_help = examples::RUN)]
     Run(RunArgs),
     /// Create a new container
     #[command(disable_help_flag = true)]
@@ -78,10 +82,13 @@ pub enum Command {
     /// Remove one or more containers
     Rm(RmArgs),
     /// List containers
+    #[command(after_help = examples::PS)]
     Ps(PsArgs),
     /// Fetch the logs of a container
+    #[command(after_help = examples::LOGS)]
     Logs(LogsArgs),
     /// Execute a command in a running container
+    #[command(after_help = examples::EXEC)]
     Exec(ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
@@ -120,8 +127,10 @@ pub enum Command {
     #[command(subcommand)]
     Network(crate::commands::network::NetworkCommand),
     /// Download an image from a registry
+    #[command(after_help = examples::PULL)]
     Pull(PullArgs),
     /// Upload an image to a registry
+    #[command(after_help = examples::PUSH)]
     Push(PushArgs),
     /// Log in to a registry
     Login(LoginArgs),
@@ -131,6 +140,7 @@ pub enum Command {
     #[command(subcommand)]
     Registry(RegistryCommand),
     /// Build an image from a Dockerfile
+    #[command(after_help = examples::BUILD)]
     Build(crate::commands::build::BuildArgs),
     /// Manage builds
     #[command(subcommand)]
@@ -187,7 +197,7 @@ pub enum SystemCommand {
     Info(FormatOnly),
     /// Remove unused data
     Prune(crate::commands::containers_extra::SystemPruneArgs),
-    /// Show docker disk usage
+    /// Show berth disk usage
     Df(crate::commands::containers_extra::SystemDfArgs),
 }
 
@@ -995,4 +1005,101 @@ fn option_value_tokens(cmd: &clap::Command, root: &clap::Command, tok: &str) -> 
         }
     }
     Some(0)
+}
+
+/// The global options, listed once in the top-level help.
+const GLOBAL_OPTIONS: &str = "\
+Global Options:
+      --root <ROOT>        Root of persistent state: images, layers, containers, volumes
+                           [env: BERTH_ROOT] [default: /var/lib/berth]
+      --runroot <RUNROOT>  Root of runtime state: sockets, pids; lost on reboot
+                           [env: BERTH_RUNROOT] [default: /run/berth]
+  -D, --debug              Enable debug output
+  -h, --help               Print help
+  -V, --version            Print version";
+
+/// The commands people use most, first in the help, as the docker CLI lists them.
+const COMMON_COMMANDS: [&str; 11] = [
+    "run", "exec", "ps", "build", "pull", "push", "images", "login", "logout", "version", "info",
+];
+
+/// The command line, with the top-level help grouped as the docker CLI's: common commands,
+/// management commands (those with subcommands), then every other command.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let visible: Vec<&clap::Command> = cmd.get_subcommands().filter(|c| !c.is_hide_set()).collect();
+    let width = visible
+        .iter()
+        .map(|c| c.get_name().len())
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let line = |c: &clap::Command| {
+        let about = c.get_about().map(|a| a.to_string()).unwrap_or_default();
+        format!("  {:<width$}{about}\n", c.get_name())
+    };
+    let mut common = String::new();
+    for name in COMMON_COMMANDS {
+        if let Some(c) = visible.iter().find(|c| c.get_name() == name) {
+            common.push_str(&line(c));
+        }
+    }
+    let mut management: Vec<&&clap::Command> =
+        visible.iter().filter(|c| c.has_subcommands()).collect();
+    management.sort_by_key(|c| c.get_name());
+    let mut other: Vec<&&clap::Command> = visible
+        .iter()
+        .filter(|c| !c.has_subcommands() && !COMMON_COMMANDS.contains(&c.get_name()))
+        .collect();
+    other.sort_by_key(|c| c.get_name());
+    let list = |cs: &[&&clap::Command]| cs.iter().map(|c| line(c)).collect::<String>();
+    let template = format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n\
+         Common Commands:\n{common}\n\
+         Management Commands:\n{}\n\
+         Commands:\n{}\n\
+         {GLOBAL_OPTIONS}\n\n\
+         Run 'berth COMMAND --help' (or 'berth help COMMAND') for more information on a command.",
+        list(&management),
+        list(&other),
+    );
+    cmd.help_template(template)
+        .override_usage("berth [OPTIONS] COMMAND")
+}
+
+/// Examples shown at the end of the most used commands' help.
+mod examples {
+    pub const RUN: &str = "\
+Examples:
+  berth run --rm -it python:3.11-slim python           an interactive Python, removed on exit
+  berth run -d --name api -p 8000:8000 app             a server in the background, port published
+  berth run --rm -v ./data:/data --memory 4g --cpus 2 trainer python train.py --epochs 5
+                                                       a training job with data and limits";
+    pub const PS: &str = "\
+Examples:
+  berth ps -a                                          running and stopped containers
+  berth ps --filter status=exited -q                   IDs of stopped containers
+  berth ps --format '{{.Names}}\\t{{.Status}}'          a custom table";
+    pub const LOGS: &str = "\
+Examples:
+  berth logs -f --tail 20 api                          follow from the last 20 lines
+  berth logs --since 10m -t api                        the last ten minutes, with timestamps";
+    pub const EXEC: &str = "\
+Examples:
+  berth exec -it api sh                                a shell in a running container
+  berth exec -e DEBUG=1 -w /app api python check.py    one command, with env and workdir";
+    pub const PULL: &str = "\
+Examples:
+  berth pull registry.example.com/team/python:3.11     from a registry
+  berth pull --platform linux/arm64 python:3.11        another platform's image";
+    pub const PUSH: &str = "\
+Examples:
+  berth tag app localhost:5000/team/app:1.0            name it for the registry
+  berth push localhost:5000/team/app:1.0               upload (only missing layers)";
+    pub const BUILD: &str = "\
+Examples:
+  berth build -t app .                                 the Dockerfile in the current directory
+  berth build -t app:test --target test -f docker/Dockerfile .
+  SOURCE_DATE_EPOCH=0 berth build -t app .             the same image ID on every machine";
 }

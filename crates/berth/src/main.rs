@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod output;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// An error that carries the exit code Docker's CLI would use.
@@ -63,7 +62,10 @@ fn main() -> ExitCode {
     };
     exit_like_other_clis_on_closed_stdout();
     let argv = cli::stop_options_at_first_operand(std::env::args_os().collect());
-    let args = match cli::Cli::try_parse_from(argv) {
+    let parsed = cli::command()
+        .try_get_matches_from(argv)
+        .and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let args = match parsed {
         Ok(args) => args,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -77,13 +79,18 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
-                _ => 125,
+            return match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    eprint!("{}", one_error_style(&e));
+                    ExitCode::from(125)
+                }
             };
-            let _ = e.print();
-            return ExitCode::from(code);
         }
     };
     berth_runtime::monitor::trace("cli: parsed");
@@ -179,4 +186,20 @@ fn exit_like_other_clis_on_closed_stdout() {
         }
         default(info);
     }));
+}
+
+/// A parse error in berth's one style: `Error: …`, an optional `hint: …`, and where to read
+/// more (clap's own has a lowercase `error:`, a `tip:` and the whole usage).
+fn one_error_style(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let mut out = format!("Error: {message}\n");
+    for tip in text.lines().filter_map(|l| l.trim().strip_prefix("tip: ")) {
+        out.push_str(&format!("hint: {tip}\n"));
+    }
+    let command = command_path(e).unwrap_or_else(|| "berth".into());
+    out.push_str(&format!("See '{command} --help'.\n"));
+    out
 }

@@ -64,3 +64,33 @@ fn help_subcommand_and_version_json() {
     assert!(v["Client"]["Version"].is_string(), "{v}");
     assert_eq!(v["Server"]["Version"], v["Client"]["Version"]);
 }
+
+#[test]
+fn grouped_help_and_one_error_style() {
+    let b = Berth::new();
+    let help = b.ok(&["--help"]);
+    let at = |s: &str| {
+        help.find(s)
+            .unwrap_or_else(|| panic!("{s} missing: {help}"))
+    };
+    assert!(at("Common Commands:") < at("Management Commands:"));
+    assert!(at("Management Commands:") < at("\nCommands:"));
+    assert!(at("Global Options:") > at("\nCommands:"));
+    // Global options are listed once, not in every command's help.
+    assert!(!b.ok(&["ps", "--help"]).contains("--runroot"));
+    assert!(b.ok(&["run", "--help"]).contains("Examples:"));
+    // A parse error: one line "Error: …", hints, and where to read more; exit 125.
+    let (code, out, err) = b.code(&["ps", "--filtr", "x"]);
+    assert_eq!(code, 125);
+    assert!(out.is_empty());
+    assert!(
+        err.starts_with("Error: unexpected argument '--filtr' found\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: a similar argument exists: '--filter'"),
+        "{err}"
+    );
+    assert!(err.ends_with("See 'berth ps --help'.\n"), "{err}");
+    assert!(!err.contains("Usage:"), "{err}");
+}

@@ -320,7 +320,13 @@ pub fn build(
                 break;
             }
         }
-        progress.detail(s, &format!("transferring context: {size}B done"));
+        progress.detail(
+            s,
+            &format!(
+                "transferring context: {} done",
+                progress::human_size(size as u64)
+            ),
+        );
         progress.done(s);
     }
 
@@ -903,7 +909,10 @@ impl Builder<'_> {
             .map_err(|e| BuildError::io("reading the build context".into(), e))?;
         self.progress.detail(
             s,
-            &format!("transferring context: {count} files, {bytes}B done"),
+            &format!(
+                "transferring context: {count} files, {} done",
+                progress::human_size(bytes as u64)
+            ),
         );
         self.progress.done(s);
         Ok(())

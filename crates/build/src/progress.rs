@@ -73,3 +73,41 @@ impl Progress {
         self.emit(&format!("#{} ERROR: {first}\n\n", s.id));
     }
 }
+
+/// A byte count as BuildKit's progress shows it (go-units `HumanSize`: decimal units, four
+/// significant digits): `2.43kB`, `12.35MB`, `512B`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let digits = if value >= 1000.0 {
+        0
+    } else {
+        3 - value.max(1.0).log10().floor() as usize
+    };
+    let text = format!("{value:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    format!("{text}{}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn buildkit_sizes() {
+        use super::human_size;
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(2430), "2.43kB");
+        assert_eq!(human_size(12_345), "12.35kB");
+        assert_eq!(human_size(123_456_789), "123.5MB");
+        assert_eq!(human_size(1_000_000), "1MB");
+    }
+}

@@ -113,9 +113,15 @@ impl RunningServer {
 
 /// Serve a registry on `cfg.addr` until the process ends.
 pub async fn serve(cfg: ServerConfig) -> Result<(), RegistryError> {
-    let listener = TcpListener::bind(cfg.addr)
-        .await
-        .map_err(|e| RegistryError::io(format!("binding {}", cfg.addr), e))?;
+    let listener = TcpListener::bind(cfg.addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another process listens there: choose another address with --addr \
+                 HOST:PORT; port 0 picks a free one)"
+        } else {
+            ""
+        };
+        RegistryError::io(format!("binding {}{hint}", cfg.addr), e)
+    })?;
     let state = prepare(cfg, &listener)?;
     let (_tx, rx) = watch::channel(false);
     accept_loop(listener, state, rx).await;
