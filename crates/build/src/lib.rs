@@ -911,7 +911,7 @@ impl Builder<'_> {
             s,
             &format!(
                 "transferring context: {count} files, {} done",
-                progress::human_size(bytes as u64)
+                progress::human_size(bytes)
             ),
         );
         self.progress.done(s);
