@@ -549,3 +549,166 @@ RUN <<-EOF\n\
     build_ok(&b, &dir, &["-t", "hd"]);
     assert_eq!(run_in(&b, "hd", "cat /shebang"), "changed /dev/pipes/EOF\n");
 }
+
+/// splitmix64: a small seeded generator, so a failing sequence can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn set_mtime(p: &Path, secs: u64) {
+    std::fs::File::open(p)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap();
+}
+
+/// Over a random (seeded: `BERTH_TEST_SEED` replays one) sequence of builds in one root —
+/// with and without `SOURCE_DATE_EPOCH`, with build args, `--no-cache`, edits of the context's
+/// contents, modes and mtimes — every build with an epoch gives exactly the image a `--no-cache`
+/// build of the same inputs gives: the cache never hands back a layer other inputs made.
+#[test]
+fn cached_builds_equal_uncached_builds() {
+    let seed: u64 = std::env::var("BERTH_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261203);
+    let mut rng = Rng(seed);
+    let b = Berth::with_busybox();
+    // The reference root builds everything without cache, from the same base image (an
+    // import's ID depends on its time, so it is saved and loaded).
+    let reference = Berth::new();
+    let base = b.dir.path().join("busybox-image.tar");
+    b.ok(&["save", "-o", base.to_str().unwrap(), "busybox"]);
+    reference.ok(&["load", "-i", base.to_str().unwrap()]);
+    let df = "FROM busybox\nARG X\nWORKDIR /app\nCOPY requirements.txt .\nRUN wc -l requirements.txt > /app/count && echo \"x=$X\" >> /app/count\nCOPY . .\nCMD [\"cat\", \"/app/count\"]\n";
+    let dir = ctx(
+        &b,
+        &[
+            ("Dockerfile", df),
+            ("requirements.txt", "numpy==1.26.4\n"),
+            ("train.py", "print('train')\n"),
+            ("data/a.csv", "1,2\n"),
+        ],
+    );
+    // Start with mtimes before every epoch used, so they are part of the layers.
+    for f in [
+        "Dockerfile",
+        "requirements.txt",
+        "train.py",
+        "data/a.csv",
+        "data",
+        "",
+    ] {
+        set_mtime(&dir.join(f), 1_600_000_000);
+    }
+    let mut log = Vec::new();
+    // Reference image IDs by the inputs that made them (the context's listing with contents,
+    // modes and mtimes, the epoch, the build arg).
+    let mut known: std::collections::HashMap<String, String> = Default::default();
+    let mut checked = 0;
+    for step in 0..16 {
+        match rng.below(6) {
+            0 => {
+                let n = rng.below(3);
+                let mut text = std::fs::read_to_string(dir.join("requirements.txt")).unwrap();
+                text.push_str(&format!("pkg{n}==1.0\n"));
+                std::fs::write(dir.join("requirements.txt"), text).unwrap();
+                log.push(format!("{step}: requirements.txt += pkg{n}"));
+            }
+            1 => {
+                let t = 1_600_000_000 + rng.below(3) * 1000;
+                set_mtime(&dir.join("train.py"), t);
+                log.push(format!("{step}: train.py mtime {t}"));
+            }
+            2 => {
+                let t = 1_600_000_000 + rng.below(3) * 1000;
+                set_mtime(&dir.join("requirements.txt"), t);
+                log.push(format!("{step}: requirements.txt mtime {t}"));
+            }
+            3 => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = [0o644, 0o755, 0o600][rng.below(3) as usize];
+                std::fs::set_permissions(
+                    dir.join("train.py"),
+                    std::fs::Permissions::from_mode(mode),
+                )
+                .unwrap();
+                log.push(format!("{step}: train.py mode {mode:o}"));
+            }
+            4 => {
+                let n = rng.below(2);
+                std::fs::write(dir.join("data/a.csv"), format!("{n},{n}\n")).unwrap();
+                set_mtime(&dir.join("data/a.csv"), 1_600_000_000);
+                log.push(format!("{step}: data/a.csv = {n}"));
+            }
+            _ => log.push(format!("{step}: no edit")),
+        }
+        let epoch = [None, Some(1_700_000_000u64), Some(1_700_000_500)][rng.below(3) as usize];
+        let arg = [None, Some("1"), Some("2")][rng.below(3) as usize];
+        let no_cache = rng.below(4) == 0;
+        let mut args: Vec<String> = vec!["build".into(), "-q".into()];
+        if no_cache {
+            args.push("--no-cache".into());
+        }
+        if let Some(a) = arg {
+            args.push("--build-arg".into());
+            args.push(format!("X={a}"));
+        }
+        args.extend(["-t".into(), "x".into(), dir.to_str().unwrap().into()]);
+        let run = |who: &Berth, args: &[String]| -> String {
+            let mut c = who.command();
+            c.args(args);
+            if let Some(e) = epoch {
+                c.env("SOURCE_DATE_EPOCH", e.to_string());
+            }
+            let out = c.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let id = run(&b, &args);
+        log.push(format!(
+            "{step}: build epoch={epoch:?} X={arg:?} no_cache={no_cache} -> {id}"
+        ));
+        let Some(e) = epoch else { continue };
+        let listing = common::sh(&format!(
+            "cd {} && find . -printf '%p %y %m %T@\\n' | sort && find . -type f | sort | xargs md5sum",
+            dir.display()
+        ));
+        let inputs = format!("{e} {arg:?}\n{listing}");
+        let want = match known.get(&inputs) {
+            Some(w) => w.clone(),
+            None => {
+                let mut ref_args = args.clone();
+                if !no_cache {
+                    ref_args.insert(2, "--no-cache".into());
+                }
+                let w = run(&reference, &ref_args);
+                known.insert(inputs, w.clone());
+                w
+            }
+        };
+        checked += 1;
+        assert_eq!(
+            id,
+            want,
+            "seed {seed}: a cached build differs from the --no-cache build of the same inputs:\n{}",
+            log.join("\n")
+        );
+    }
+    assert!(checked >= 5, "seed {seed} checked only {checked} builds");
+}

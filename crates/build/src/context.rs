@@ -257,8 +257,11 @@ impl Context {
     }
 
     /// A digest of what copying `rel` brings in: paths, types, modes, link targets and file
-    /// contents (never mtimes or owners).
-    pub fn content_key(&mut self, rel: &str) -> std::io::Result<String> {
+    /// contents (never owners). Mtimes only with `SOURCE_DATE_EPOCH` (`epoch`): COPY keeps
+    /// them and the layer clamps them to the epoch, so an mtime before it is part of the
+    /// layer's bytes; without an epoch every build's times differ anyway (BuildKit's keys also
+    /// ignore mtimes), and a touched file stays a cache hit.
+    pub fn content_key(&mut self, rel: &str, epoch: Option<i64>) -> std::io::Result<String> {
         let root = self.root.clone().unwrap_or_default();
         let mut items: BTreeMap<String, String> = BTreeMap::new();
         let top = if rel.is_empty() {
@@ -299,6 +302,10 @@ impl Context {
                     };
                     format!("f {:o} {h}", e.mode)
                 }
+            };
+            let desc = match epoch {
+                Some(ep) => format!("{desc} t{}", e.mtime.min(ep).max(0)),
+                None => desc,
             };
             items.insert(e.rel, desc);
         }

@@ -11,9 +11,9 @@
 //! - COPY/ADD with Docker's path rules ([`copy`]), sources from the context (`.dockerignore`
 //!   honoured, symlinks never followed out of it — [`context`]), another stage or an image;
 //!   ADD extracts local archives and downloads URLs (`--checksum`).
-//! - Cache: every layer step's key is a digest of its parent's key and its real inputs (COPY/ADD:
-//!   content and mode of the files, never mtimes; RUN: the command, environment, user, workdir,
-//!   network and mounts). Keys live in the store's `build_cache` table, which keeps the layers
+//! - Cache: every layer step's key is a digest of its parent's key, `SOURCE_DATE_EPOCH` and its
+//!   real inputs (COPY/ADD: content and mode of the files, their mtimes only with an epoch; RUN:
+//!   the command, environment, user, workdir, network and mounts). Keys live in the store's `build_cache` table, which keeps the layers
 //!   they name alive; a cached rebuild only hashes the context and re-tags.
 //! - Layers are deterministic ([`layer`]); with `SOURCE_DATE_EPOCH` every timestamp (layer
 //!   mtimes, history, `created`) is clamped to it and it is exported into RUN steps, so the
@@ -792,7 +792,10 @@ impl Builder<'_> {
         created_by: &str,
         work: impl FnOnce(&mut Self, &State, &Path) -> Result<(), BuildError>,
     ) -> Result<(), BuildError> {
-        let key = format!("sha256:{}", sha(&format!("{}\n{inputs}", st.key)));
+        // The epoch clamps every mtime in the layer and stamps the history: a layer made
+        // without it (or with another) must never stand in for one made with it.
+        let sde = self.sde.map(|e| format!("sde {e}\n")).unwrap_or_default();
+        let key = format!("sha256:{}", sha(&format!("{}\n{inputs}{sde}", st.key)));
         let s = self.progress.begin(title);
         self.progress_step = Some(s);
         if !self.opts.no_cache {
@@ -994,7 +997,7 @@ impl Builder<'_> {
                 for r in rels {
                     let h = self
                         .ctx
-                        .content_key(&r)
+                        .content_key(&r, self.sde)
                         .map_err(|e| BuildError::io(format!("reading {r}"), e))?;
                     key.push_str(&format!("src {s} {r} {h}\n"));
                 }
@@ -1583,7 +1586,7 @@ impl Builder<'_> {
                             let rel = rels.into_iter().next().unwrap_or_default();
                             let h = self
                                 .ctx
-                                .content_key(&rel)
+                                .content_key(&rel, self.sde)
                                 .map_err(|e| BuildError::io("hashing the context".into(), e))?;
                             key.push_str(&format!("mount bind ctx {rel} {h} {target}\n"));
                             let root = self.ctx.root.clone().unwrap_or_default();
@@ -1622,9 +1625,6 @@ impl Builder<'_> {
                     return fail("RUN --mount=type=ssh is not supported yet");
                 }
             }
-        }
-        if let Some(e) = self.sde {
-            key.push_str(&format!("sde {e}\n"));
         }
         // A heredoc with a shebang is run as a file, mounted read-only at /dev/pipes/<name>.
         let script_file = hd.as_ref().and_then(|h| h.file.clone());
