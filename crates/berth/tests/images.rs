@@ -5,6 +5,7 @@ mod common;
 
 use common::{busybox_tar, scratch_dir, sh, Berth};
 use serde_json::Value;
+use std::path::Path;
 
 #[test]
 fn import_lists_with_docker_columns() {
@@ -429,4 +430,165 @@ fn the_write_ahead_log_stays_bounded() {
         .map(|m| m.len())
         .unwrap_or(0);
     assert!(wal < 8 << 20, "write-ahead log grew to {wal} bytes");
+}
+
+/// Runs `berth args` as `nobody` (uid/gid 65534, no supplementary groups).
+fn as_nobody(b: &Berth, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    b.command()
+        .uid(65534)
+        .gid(65534)
+        .args(args)
+        .output()
+        .expect("running berth as nobody")
+}
+
+/// The store is root's alone (Docker keeps /var/lib/docker 0710): another user can neither
+/// reach a layer or a container's root file system, nor read berth.db or a blob, nor run a
+/// setuid binary an image carries; `berth` tells such a user that it needs root. Modes are
+/// explicit (every command here runs under umask 000), and an older, open root is tightened by
+/// the next command.
+#[test]
+fn store_is_unreachable_by_other_users() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    assert_eq!(
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() },
+        0,
+        "this test drops to nobody: run it as root"
+    );
+    let b = Berth::new();
+    // A world-traversable parent: only the store's own modes may keep `nobody` out.
+    std::fs::set_permissions(b.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let umask0 = |args: &[&str]| {
+        let out = b.command().args(args).output_with_umask0();
+        assert!(
+            out.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // An image whose /bin/id is a setuid-root busybox.
+    let tar_path = scratch_dir().join(format!("suid-{}.tar", std::process::id()));
+    {
+        let mut t = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        t.append_data(&mut h, "bin/", std::io::empty()).unwrap();
+        let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (busybox-static)");
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o4755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(busybox.len() as u64);
+        t.append_data(&mut h, "bin/id", &busybox[..]).unwrap();
+        t.finish().unwrap();
+    }
+    umask0(&["import", tar_path.to_str().unwrap(), "suid"]);
+    let _ = std::fs::remove_file(&tar_path);
+    let ctr = umask0(&["create", "suid", "/bin/id"]).trim().to_string();
+
+    let root = b.root();
+    let layer = b.layer_dirs().pop().expect("the image's layer");
+    let suid = layer.join("bin/id");
+    assert_ne!(
+        std::fs::metadata(&suid).unwrap().mode() & 0o4000,
+        0,
+        "the layer keeps the setuid bit"
+    );
+    let private = |p: &Path, want: u32| {
+        let mode = std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode, want, "{} is {mode:o}", p.display());
+    };
+    private(&root, 0o700);
+    private(&b.runroot(), 0o700);
+    private(&root.join("layers"), 0o700);
+    private(&root.join("blobs"), 0o700);
+    private(&root.join("tmp"), 0o700);
+    private(&root.join("containers"), 0o700);
+    private(&root.join("containers").join(&ctr), 0o700);
+    for f in ["berth.db", "berth.db-wal", "berth.db-shm"] {
+        if root.join(f).exists() {
+            private(&root.join(f), 0o600);
+        }
+    }
+    for blob in b.blobs() {
+        private(&blob, 0o600);
+    }
+
+    // What nobody can do with it.
+    let denied = |path: &Path| {
+        let err = std::process::Command::new(path)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .expect_err(&format!("nobody ran {}", path.display()));
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    };
+    denied(&suid);
+    denied(&root.join("containers").join(&ctr).join("rootfs/bin/id"));
+    let cat = std::process::Command::new("/bin/busybox")
+        .arg("cat")
+        .arg(root.join("berth.db"))
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!cat.status.success(), "nobody read berth.db");
+    for args in [&["images"][..], &["ps", "-a"][..]] {
+        let out = as_nobody(&b, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "berth {args:?} as nobody: {err}"
+        );
+        assert!(
+            err.starts_with("Error: ") && err.contains("needs root") && !err.contains("os error"),
+            "berth {args:?} as nobody: {err}"
+        );
+    }
+
+    // A root an older berth left open is tightened by the next command.
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        root.join("berth.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(root.join("layers"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    umask0(&["images"]);
+    private(&root, 0o700);
+    private(&root.join("berth.db"), 0o600);
+    private(&root.join("layers"), 0o700);
+    umask0(&["rm", &ctr]);
+}
+
+/// `Command::output` with the child's umask set to 000.
+trait OutputWithUmask0 {
+    fn output_with_umask0(&mut self) -> std::process::Output;
+}
+
+impl OutputWithUmask0 for std::process::Command {
+    fn output_with_umask0(&mut self) -> std::process::Output {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: umask is async-signal-safe and touches nothing but the child's own mask.
+        unsafe {
+            self.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            })
+        };
+        self.output().expect("running berth")
+    }
 }

@@ -28,7 +28,8 @@ impl Merged {
         let upper = dir.join("upper");
         let work = dir.join("work");
         let target = dir.join("rootfs");
-        std::fs::create_dir_all(&upper)?;
+        // The upper dir becomes the layer, its root the image's `/`: 0755 whatever the umask.
+        berth_runtime::util::create_dir_mode(&upper, 0o755)?;
         if lowers.is_empty() {
             return Ok(Merged {
                 root: upper.clone(),
@@ -36,8 +37,8 @@ impl Merged {
                 mounted: false,
             });
         }
-        std::fs::create_dir_all(&work)?;
-        std::fs::create_dir_all(&target)?;
+        berth_runtime::util::create_dir_mode(&work, 0o700)?;
+        berth_runtime::util::create_dir_mode(&target, 0o700)?;
         mount_overlay(lowers, &upper, &work, &target)?;
         Ok(Merged {
             root: target,

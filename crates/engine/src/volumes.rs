@@ -97,7 +97,10 @@ impl Engine {
                 ".tmp-{name}-{}",
                 r.iter().map(|b| format!("{b:02x}")).collect::<String>()
             ));
-            std::fs::create_dir_all(tmp.join("_data"))
+            // The volume's directory is root's alone; `_data` is what containers see at the
+            // mount point: 0755 as Docker makes it, whatever the umask.
+            berth_runtime::util::create_dir_mode(&tmp, 0o700)
+                .and_then(|()| berth_runtime::util::create_dir_mode(&tmp.join("_data"), 0o755))
                 .map_err(|e| EngineError::io(format!("creating volume {name}"), e))?;
             let meta = Meta {
                 created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -359,7 +359,8 @@ pub fn prepare_bundle(
     {
         return Err(Error::Invalid(format!("invalid container id {id:?}")));
     }
-    std::fs::create_dir_all(container_dir)?;
+    // Root's alone (Docker: 0710), whatever the umask.
+    util::create_dir_mode(container_dir, 0o700)?;
     let rootfs = container_dir.join("rootfs");
     mount_rootfs(container_dir, layers)?;
     let input = spec::SpecInput {

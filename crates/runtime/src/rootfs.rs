@@ -66,9 +66,11 @@ fn unescape_mountinfo(s: &str) -> String {
 /// one layer per call, no length limit) and falls back to a classic mount(2) whose lowerdir
 /// paths are short `/proc/self/fd/N` links, so many long layer paths still fit in a page.
 pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
-    std::fs::create_dir_all(upper)?;
-    std::fs::create_dir_all(work)?;
-    std::fs::create_dir_all(target)?;
+    // The upper dir's root is the container's `/`: 0755 as Docker's `diff/`, whatever the
+    // umask. The rest is root's alone.
+    crate::util::create_dir_mode(upper, 0o755)?;
+    crate::util::create_dir_mode(work, 0o700)?;
+    crate::util::create_dir_mode(target, 0o700)?;
     if lowers.is_empty() {
         return bind_mount(upper, target);
     }

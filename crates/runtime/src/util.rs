@@ -33,6 +33,23 @@ pub fn now_rfc3339() -> String {
     rfc3339_nano(d.as_secs() as i64, d.subsec_nanos())
 }
 
+/// Creates the directory `path` (missing parents with mode 0700) with exactly `mode`, whatever
+/// the umask; an existing one is left as it is (a container may have changed its own `/`).
+pub fn create_dir_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));

@@ -28,6 +28,9 @@ pub enum StoreError {
     BlobMissing(String),
     #[error("corrupt store record: {0}")]
     Corrupt(String),
+    /// The caller may not open the store (it is root's alone, mode 0700).
+    #[error("permission denied on berth's store {}: berth needs root; run it as root (for example with sudo)", .0.display())]
+    NeedsRoot(PathBuf),
     #[error("no space left on device while writing {0}: free some space and retry")]
     NoSpace(String),
 }

@@ -17,7 +17,27 @@ use berth_oci::Digest;
 use rustix::fs::{flock, FlockOperation};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Creates `dir` with mode 0700 exactly (an operation's staging area is root's alone).
+fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+        .ctx(|| format!("creating {}", dir.display()))
+}
+
+/// Creates (truncating) `path` with mode 0600, whatever the umask.
+fn private_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
 
 /// A journalled move, as recorded in an operation's journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,14 +62,15 @@ impl Op {
         let _creating = creation_lock(tmp_root, FlockOperation::LockShared)?;
         let name = format!("{OP_PREFIX}{:016x}", rand::random::<u64>());
         let dir = tmp_root.join(name);
-        fs::create_dir(&dir).ctx(|| format!("creating {}", dir.display()))?;
-        let lock =
-            File::create(dir.join("lock")).ctx(|| format!("creating lock in {}", dir.display()))?;
+        private_dir(&dir)?;
+        let lock = private_file(&dir.join("lock"))
+            .ctx(|| format!("creating lock in {}", dir.display()))?;
         flock(&lock, FlockOperation::NonBlockingLockExclusive)
             .map_err(|e| StoreError::io(format!("locking {}", dir.display()), e.into()))?;
         let journal = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(dir.join("journal"))
             .ctx(|| format!("creating journal in {}", dir.display()))?;
         Ok(Op {
@@ -75,7 +96,8 @@ impl Op {
     /// committed.
     pub fn blob_writer(&mut self) -> Result<BlobWriter, StoreError> {
         let path = self.next_path("blob");
-        let file = File::create(&path).ctx(|| format!("creating {}", path.display()))?;
+        // A blob is never readable by another user, whatever the umask.
+        let file = private_file(&path).ctx(|| format!("creating {}", path.display()))?;
         Ok(BlobWriter {
             path,
             file: io::BufWriter::with_capacity(1 << 20, file),
@@ -94,7 +116,13 @@ impl Op {
     /// An empty directory to unpack a layer into.
     pub fn layer_dir(&mut self) -> Result<StagedLayer, StoreError> {
         let path = self.next_path("layer");
-        fs::create_dir(&path).ctx(|| format!("creating {}", path.display()))?;
+        // 0755, the mode of an image's root when its archive does not say; `layers/` (0700) is
+        // what keeps other users out, as Docker's `overlay2/<id>/` (0710) holds `diff/`.
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&path)
+            .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(0o755)))
+            .ctx(|| format!("creating {}", path.display()))?;
         Ok(StagedLayer { path })
     }
 
@@ -167,6 +195,7 @@ pub(crate) fn creation_lock(tmp_root: &Path, how: FlockOperation) -> Result<File
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .ctx(|| format!("opening {}", path.display()))?;
     flock(&f, how).map_err(|e| StoreError::io(format!("locking {}", path.display()), e.into()))?;

@@ -79,6 +79,77 @@ pub struct RemovedImage {
     pub blobs: Vec<(String, u64)>,
 }
 
+/// The mode of the root, the run root and every directory berth keeps of its own: root's alone
+/// (Docker keeps `/var/lib/docker` 0710 for its API socket's group; berth has no such group).
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (its missing parents with the default modes: they are not berth's) and gives
+/// it exactly [`PRIVATE_DIR_MODE`], also when it existed with a wider mode.
+fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let ctx = || format!("creating {}", dir.display());
+    match fs::DirBuilder::new().mode(PRIVATE_DIR_MODE).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent).ctx(ctx)?;
+            }
+            match fs::DirBuilder::new().mode(PRIVATE_DIR_MODE).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::io(ctx(), e)),
+            }
+        }
+        Err(e) => return Err(StoreError::io(ctx(), e)),
+    }
+    // Unconditionally: the umask may have narrowed a new one, an older berth left old ones 0755.
+    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR_MODE))
+        .ctx(|| format!("making {} private", dir.display()))
+}
+
+/// Creates the database file with mode 0600 before SQLite does (SQLite gives its WAL and
+/// shared-memory files the database's mode), and tightens the three files of an older store.
+fn private_db_files(db_path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = fs::Permissions::from_mode(0o600);
+    let db = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db_path)
+        .ctx(|| format!("creating {}", db_path.display()))?;
+    db.set_permissions(private.clone())
+        .ctx(|| format!("making {} private", db_path.display()))?;
+    for ext in ["db-wal", "db-shm"] {
+        let path = db_path.with_extension(ext);
+        match fs::set_permissions(&path, private.clone()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(StoreError::io(
+                    format!("making {} private", path.display()),
+                    e,
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A permission error opening the store, for a caller who is not root, says what to do.
+fn needs_root(root: &Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Io { source, .. }
+            if source.kind() == io::ErrorKind::PermissionDenied
+                && !rustix::process::geteuid().is_root() =>
+        {
+            StoreError::NeedsRoot(root.to_path_buf())
+        }
+        e => e,
+    }
+}
+
 fn now_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -89,16 +160,16 @@ fn now_nanos() -> i64 {
 impl Store {
     /// Opens (creating if needed) the store at `root`, with runtime state under `runroot`, and
     /// recovers whatever dead operations left behind.
+    ///
+    /// The root and the run root are root's alone: both are made (or, when an older berth left
+    /// them open, changed to) mode 0700, the database and its WAL 0600, whatever the umask.
+    /// Another user can therefore reach no layer (and no setuid binary or device node in one),
+    /// no container's file system, no blob and no list of images or containers. A user who is
+    /// not root is told that berth needs root.
     pub fn open(root: &Path, runroot: &Path) -> Result<Store, StoreError> {
-        for dir in [
-            root.join("blobs/sha256"),
-            root.join("layers"),
-            root.join("tmp"),
-            runroot.to_path_buf(),
-        ] {
-            fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
-        }
+        Self::prepare_dirs(root, runroot).map_err(|e| needs_root(root, e))?;
         let db_path = root.join("berth.db");
+        private_db_files(&db_path).map_err(|e| needs_root(root, e))?;
         let conn = db::open(&db_path).map_err(|source| StoreError::Db {
             path: db_path.clone(),
             source,
@@ -111,6 +182,22 @@ impl Store {
         };
         store.recover()?;
         Ok(store)
+    }
+
+    /// Creates the root's directories with mode 0700 and tightens those an older berth made.
+    fn prepare_dirs(root: &Path, runroot: &Path) -> Result<(), StoreError> {
+        private_dir(root)?;
+        for sub in [
+            "blobs",
+            "blobs/sha256",
+            "layers",
+            "tmp",
+            "containers",
+            "volumes",
+        ] {
+            private_dir(&root.join(sub))?;
+        }
+        private_dir(runroot)
     }
 
     pub fn root(&self) -> &Path {

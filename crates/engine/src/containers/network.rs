@@ -332,7 +332,9 @@ impl Engine {
         }
         plan.ports = ports;
         let dir = self.container_dir_of(id);
-        std::fs::create_dir_all(&dir).map_err(io_err("creating the container directory"))?;
+        // Root's alone (as `prepare_bundle` makes it), whatever the umask.
+        berth_runtime::util::create_dir_mode(&dir, 0o700)
+            .map_err(io_err("creating the container directory"))?;
         let b = serde_json::to_vec_pretty(&plan)
             .map_err(|e| EngineError::InvalidArgument(format!("serialising {PLAN_FILE}: {e}")))?;
         berth_runtime::util::write_atomic_deferred(&dir.join(PLAN_FILE), &b)

@@ -18,7 +18,7 @@ pub(crate) struct Marker {
 impl Marker {
     /// Creates and locks the marker for `id`.
     pub fn acquire(dir: &Path, id: &str) -> std::io::Result<Marker> {
-        std::fs::create_dir_all(dir)?;
+        berth_runtime::util::create_dir_mode(dir, 0o700)?;
         let mut r = [0u8; 6];
         super::fill_random(&mut r);
         let tmp = dir.join(format!(".tmp-{id}-{}", hex(&r)));
