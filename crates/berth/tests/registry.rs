@@ -644,3 +644,96 @@ fn podman_pulls_from_our_registry() {
     ));
     assert!(images.contains(&id[7..]), "{images}");
 }
+
+/// Runs `berth ARGS` with a terminal as stdout (progress bars are drawn only there) and returns
+/// everything it drew.
+fn on_terminal(c: &Client, args: &[&str]) -> String {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    let ws = libc::winsize {
+        ws_row: 40,
+        ws_col: 160,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty fills two descriptors that we then own.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &ws,
+        )
+    };
+    assert_eq!(rc, 0);
+    // SAFETY: both descriptors were just opened and are owned here only.
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let mut child = c
+        .command()
+        .args(args)
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once every writer is gone.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let status = child.wait().unwrap();
+    let seen = reader.join().unwrap();
+    assert!(status.success(), "{args:?}: {seen}");
+    seen
+}
+
+#[test]
+fn push_shows_bytes_and_ends_in_dockers_order() {
+    let reg = Registry::berth(&[]);
+    let c = Client::new();
+    // One layer of 4 MiB of incompressible bytes: several byte-progress updates.
+    let dir = tempfile::tempdir().unwrap();
+    let mut noise = vec![0u8; 4 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(dir.path().join("weights.bin"), &noise).unwrap();
+    let tar = dir.path().join("layer.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["-cf"])
+        .arg(&tar)
+        .arg("weights.bin")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let name = format!("{}/progress/model:v1", reg.addr);
+    c.ok(&["import", tar.to_str().unwrap(), &name]);
+    let shown = on_terminal(&c, &["push", &name]);
+    // Byte counts while pushing, as a bar with done/total.
+    assert!(shown.contains("Pushing ["), "{shown}");
+    assert!(shown.contains("/4.00 MiB"), "{shown}");
+    // The final screen: layer lines first, then the digest line.
+    let pushed = shown.rfind("Pushed").expect("a Pushed line");
+    let digest = shown.rfind("v1: digest: sha256:").expect("the digest line");
+    assert!(pushed < digest, "{shown}");
+}

@@ -23,6 +23,9 @@ enum Printer {
     Bars {
         multi: MultiProgress,
         bars: HashMap<String, ProgressBar>,
+        /// Messages that come once the layer lines are drawn (`Digest:`, `Status:`): printed
+        /// below them at the end, in Docker's order.
+        after: Vec<String>,
     },
 }
 
@@ -34,6 +37,7 @@ impl Printer {
             Printer::Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
                 bars: HashMap::new(),
+                after: Vec::new(),
             }
         } else {
             Printer::Lines {
@@ -57,12 +61,12 @@ impl Printer {
                     }
                 }
             },
-            Printer::Bars { multi, bars } => match ev {
+            Printer::Bars { multi, bars, after } => match ev {
                 Progress::Message(m) => {
                     if bars.is_empty() {
                         println!("{m}");
                     } else {
-                        let _ = multi.println(m);
+                        after.push(m);
                     }
                 }
                 Progress::Layer {
@@ -80,7 +84,9 @@ impl Printer {
                         b.set_prefix(id.clone());
                         b
                     });
-                    if status == LayerStatus::Downloading {
+                    if matches!(status, LayerStatus::Downloading | LayerStatus::Pushing)
+                        && current < total.unwrap_or(0)
+                    {
                         bar.set_style(
                             ProgressStyle::with_template(
                                 "{prefix}: {msg} [{bar:40}] {bytes}/{total_bytes}",
@@ -108,11 +114,16 @@ impl Printer {
     }
 
     fn done(self) {
-        if let Printer::Bars { bars, .. } = self {
+        if let Printer::Bars { multi, bars, after } = self {
             for b in bars.values() {
                 if !b.is_finished() {
                     b.finish();
                 }
+            }
+            drop(bars);
+            drop(multi);
+            for m in after {
+                println!("{m}");
             }
         }
     }
