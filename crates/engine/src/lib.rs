@@ -10,6 +10,7 @@ pub mod containers;
 mod error;
 pub mod images;
 pub mod registry;
+pub mod shape;
 pub mod system;
 pub mod types;
 pub mod volumes;

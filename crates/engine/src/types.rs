@@ -34,6 +34,11 @@ pub struct ImageInspect {
     pub parent: String,
     pub comment: String,
     pub created: String,
+    /// The container an image was committed from (empty for built and imported images).
+    pub container: String,
+    /// Docker's `ContainerConfig`: the committing container's configuration (all zero values
+    /// when there was none).
+    pub container_config: Value,
     pub docker_version: String,
     pub author: String,
     pub config: Value,
@@ -42,6 +47,8 @@ pub struct ImageInspect {
     pub variant: Option<String>,
     pub os: String,
     pub size: i64,
+    /// The same as `size` (Docker 20.10 still prints it).
+    pub virtual_size: i64,
     pub graph_driver: GraphDriver,
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,

@@ -45,6 +45,9 @@ use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// How long a SIGKILL `kill` waits for the exit to be recorded (Docker waits 10 s as well).
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
 /// Fills `buf` with random bytes from the kernel.
 pub(crate) fn fill_random(buf: &mut [u8]) {
     let mut filled = 0;
@@ -531,7 +534,7 @@ impl Engine {
         })
     }
 
-    fn spec_of(&self, id: &str) -> Result<ContainerSpec, EngineError> {
+    pub(crate) fn spec_of(&self, id: &str) -> Result<ContainerSpec, EngineError> {
         let p = self.container_dir_of(id).join("container.json");
         let b = std::fs::read(&p).map_err(io_err(format!("reading {}", p.display())))?;
         serde_json::from_slice(&b).map_err(|e| {
@@ -752,7 +755,7 @@ impl Engine {
         labels.extend(run.labels.clone());
         let hostname = berth_runtime::spec::hostname(&id, &run);
         let interactive = run.stdin_open;
-        let config = json!({
+        let mut config = json!({
             "Hostname": hostname,
             "Domainname": run.domainname.clone().unwrap_or_default(),
             "User": run.user.clone().unwrap_or_else(|| img.user.clone()),
@@ -778,6 +781,16 @@ impl Engine {
             "StopSignal": run.stop_signal.clone().or_else(|| img.stop_signal.clone()),
             "StopTimeout": run.stop_timeout,
         });
+        // As Docker's CLI does, a published port is also an exposed one.
+        if let Some(plan) = self.plan_of(&id) {
+            for p in &plan.ports {
+                let key = format!("{}/{}", p.container_port, p.proto.as_str());
+                if !config["ExposedPorts"].is_object() {
+                    config["ExposedPorts"] = json!({});
+                }
+                config["ExposedPorts"][key] = json!({});
+            }
+        }
         let spec = ContainerSpec {
             id: id.clone(),
             created: created.clone(),
@@ -1216,11 +1229,29 @@ impl Engine {
         }
         let dir = self.container_dir_of(&row.id);
         self.mark_killed(&row.id);
-        let _lock = self.restart_lock(&row.id);
+        let lock = self.restart_lock(&row.id);
         if live.paused && sig == libc_sigkill() {
             let _ = berth_runtime::unpause(&dir);
         }
         berth_runtime::kill(&dir, sig).map_err(EngineError::Runtime)?;
+        if sig == libc_sigkill() {
+            // As Docker's, a SIGKILL returns once the exit is recorded, so `kill X && rm X`
+            // and an `inspect` right after see it stopped. Other signals may be handled or
+            // ignored: no wait.
+            match berth_runtime::wait(&dir, Some(KILL_WAIT)) {
+                Ok(_) | Err(berth_runtime::Error::NotRunning) => {}
+                Err(berth_runtime::Error::Timeout) => {
+                    return Err(EngineError::Conflict(format!(
+                        "tried to kill container, but did not receive an exit event: container {} did not exit within {} seconds",
+                        row.id,
+                        KILL_WAIT.as_secs()
+                    )))
+                }
+                Err(e) => return Err(EngineError::Runtime(e)),
+            }
+            drop(lock);
+            self.after_exit(&row.id)?;
+        }
         Ok(row.id)
     }
 
@@ -1342,15 +1373,30 @@ impl Engine {
         self.recover_containers()?;
         let _ = self.network_gc_dead();
         let filters = opts::Filters::parse(&o.filters)?;
-        let ancestors: Vec<String> = filters
-            .get("ancestor")
-            .iter()
-            .filter_map(|a| self.resolve_image(a).ok().map(|r| r.id))
-            .collect();
+        let mut ctx = opts::MatchContext {
+            ancestors: filters
+                .get("ancestor")
+                .iter()
+                .filter_map(|a| self.resolve_image(a).ok().map(|r| r.id))
+                .collect(),
+            ..Default::default()
+        };
+        // `before=`/`since=` name a container that must exist (Docker: "No such container").
+        for (key, slot) in [("before", &mut ctx.before), ("since", &mut ctx.since)] {
+            for v in filters.get(key) {
+                *slot = Some(self.resolve_container(&v)?.created);
+            }
+        }
         let rows = self.store().containers()?;
         let mut out = Vec::new();
         let limit = if o.latest { Some(1) } else { o.limit };
-        let all = o.all || limit.is_some() || filters.has("status") || filters.has("exited");
+        // As Docker's, a `status=`, `before=` or `since=` filter lists stopped containers too.
+        let all = o.all
+            || limit.is_some()
+            || ["status", "exited", "before", "since"]
+                .iter()
+                .any(|k| filters.has(k));
+        let ports_wanted = filters.has("publish") || filters.has("expose");
         let mut updates: Vec<(String, ContainerRecord)> = Vec::new();
         let mut autoremove: Vec<String> = Vec::new();
         for row in rows {
@@ -1373,7 +1419,10 @@ impl Engine {
             if !all && !live.running && !live.restarting {
                 continue;
             }
-            if !filters.matches(&row, &rec, &live, &ancestors) {
+            if ports_wanted {
+                (ctx.published, ctx.exposed) = self.published_and_exposed(&row.id);
+            }
+            if !filters.matches(&row, &rec, &live, &ctx) {
                 continue;
             }
             let created = row.created / 1_000_000_000;
@@ -1431,9 +1480,16 @@ impl Engine {
             }
         };
         let run = &spec.run;
+        // The hosts/hostname/resolv.conf binds berth adds are not the user's: Docker does not
+        // list its own either.
+        let internal: Vec<PathBuf> = ["hosts", "hostname", "resolv.conf"]
+            .iter()
+            .map(|f| dir.join(f))
+            .collect();
         let mounts: Vec<Value> = run
             .mounts
             .iter()
+            .filter(|m| !matches!(m, MountSpec::Bind { source, .. } if internal.contains(source)))
             .map(|m| match m {
                 MountSpec::Bind {
                     source,
@@ -1581,6 +1637,19 @@ impl Engine {
             },
         });
         self.fill_network_settings(&row.id, &spec, live.running, &mut v);
+        // Docker shows the swap limit in effect: twice the memory limit when only --memory was
+        // given (or -1, unlimited, where the kernel has no swap accounting).
+        if run.memory.is_some_and(|m| m > 0) && run.memory_swap.unwrap_or(0) == 0 {
+            let m = run.memory.unwrap_or(0);
+            v["HostConfig"]["MemorySwap"] = json!(if berth_runtime::cgroup::swap_supported() {
+                m * 2
+            } else {
+                -1
+            });
+        }
+        v["HostConfig"] = crate::shape::host_config(v["HostConfig"].take());
+        v["NetworkSettings"] = crate::shape::network_settings(v["NetworkSettings"].take());
+        v["Config"] = crate::shape::container_config(v["Config"].take());
         if size {
             let rw = dir_size(&dir.join("upper"));
             let image = self

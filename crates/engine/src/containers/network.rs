@@ -363,7 +363,7 @@ impl Engine {
         Ok(())
     }
 
-    fn plan_of(&self, id: &str) -> Option<NetPlan> {
+    pub(crate) fn plan_of(&self, id: &str) -> Option<NetPlan> {
         let b = std::fs::read(self.container_dir_of(id).join(PLAN_FILE)).ok()?;
         serde_json::from_slice(&b).ok()
     }
@@ -708,6 +708,34 @@ impl Engine {
         self.networking()?.ports(&row.id).map_err(net_err)
     }
 
+    /// For `ps --filter publish=/expose=`: the container ports `-p` published
+    /// (`HostConfig.PortBindings` keys; `-P` adds none there, as in Docker) and the exposed
+    /// ones (`Config.ExposedPorts`: the image's, `--expose` and the published ones).
+    pub(crate) fn published_and_exposed(&self, id: &str) -> (Vec<String>, Vec<String>) {
+        let mut published: Vec<String> = Vec::new();
+        if let Some(plan) = self.plan_of(id) {
+            for p in &plan.request.publish {
+                for s in berth_network::ports::parse_publish(p).unwrap_or_default() {
+                    published.push(format!("{}/{}", s.container_port, s.proto.as_str()));
+                }
+            }
+        }
+        let mut exposed = published.clone();
+        if let Ok(spec) = self.spec_of(id) {
+            if let Some(m) = spec.config["ExposedPorts"].as_object() {
+                exposed.extend(m.keys().cloned());
+            }
+            exposed.extend(spec.image_config.exposed_ports.iter().map(|p| {
+                if p.contains('/') {
+                    p.clone()
+                } else {
+                    format!("{p}/tcp")
+                }
+            }));
+        }
+        (published, exposed)
+    }
+
     /// Fills `NetworkSettings` and `HostConfig.PortBindings`/`PublishAllPorts` of `inspect`.
     pub(crate) fn fill_network_settings(
         &self,
@@ -803,6 +831,11 @@ impl Engine {
                         a.push(x.clone());
                     }
                 }
+            }
+            // Docker adds the short ID on user networks (DNS answers it, too).
+            let short = &id[..id.len().min(12)];
+            if !a.iter().any(|x| x == short) {
+                a.push(short.to_string());
             }
             json!({
                 "IPAMConfig": Value::Null,

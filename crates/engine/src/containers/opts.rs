@@ -252,6 +252,49 @@ pub fn parse_go_duration(s: &str) -> Option<f64> {
     Some(total)
 }
 
+/// What `ps --filter` matches besides the container's row and record.
+#[derive(Debug, Default)]
+pub struct MatchContext {
+    /// IDs of the images `ancestor=` names.
+    pub ancestors: Vec<String>,
+    /// Creation time (row `created`) of the container `before=` names.
+    pub before: Option<i64>,
+    /// Creation time of the container `since=` names.
+    pub since: Option<i64>,
+    /// The container's published ports (`HostConfig.PortBindings` keys, `80/tcp`).
+    pub published: Vec<String>,
+    /// The container's exposed ports (`Config.ExposedPorts` keys).
+    pub exposed: Vec<String>,
+}
+
+/// A `publish=`/`expose=` value, `PORT[/PROTO]` or `START-END[/PROTO]`, as the `port/proto`
+/// keys it stands for (Docker's `portOp`).
+pub fn port_filter(key: &str, value: &str) -> Result<Vec<String>, EngineError> {
+    if value.contains(':') {
+        return Err(EngineError::InvalidArgument(format!(
+            "filter for '{key}' should not contain ':': {value}"
+        )));
+    }
+    let (port, proto) = match value.split_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (value, "tcp".to_string()),
+    };
+    let bad = || {
+        EngineError::InvalidArgument(format!(
+            "error while looking up for {key} {value}: invalid port range {port:?}"
+        ))
+    };
+    let num = |s: &str| s.parse::<u16>().map_err(|_| bad());
+    let (start, end) = match port.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(port)?, num(port)?),
+    };
+    if end < start || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
 /// `ps --filter` values: OR within a key, AND across keys.
 pub struct Filters {
     items: Vec<(String, String)>,
@@ -290,8 +333,33 @@ impl Filters {
                         EngineError::InvalidArgument(format!("invalid filter 'exited={v}'"))
                     })?;
                 }
+                "publish" | "expose" => {
+                    port_filter(&k, v)?;
+                }
+                "is-task" => {
+                    if v != "true" && v != "false" {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "invalid filter 'is-task=[{v}]'"
+                        )));
+                    }
+                }
+                "isolation" => {
+                    // Linux knows one isolation, "default".
+                    if !(v.is_empty() || v.eq_ignore_ascii_case("default")) {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "Unrecognised filter value for isolation: {v}"
+                        )));
+                    }
+                }
+                "health" => {
+                    // Containers never have a health check in berth yet: refused rather than
+                    // answering "none" for every container.
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid filter 'health={v}': berth does not run health checks yet"
+                    )));
+                }
                 "name" | "id" | "label" | "ancestor" | "before" | "since" | "volume"
-                | "network" | "health" | "isolation" | "is-task" | "publish" | "expose" => {}
+                | "network" => {}
                 _ => {
                     return Err(EngineError::InvalidArgument(format!(
                         "invalid filter '{k}'"
@@ -320,7 +388,7 @@ impl Filters {
         row: &ContainerRow,
         rec: &ContainerRecord,
         live: &LiveState,
-        ancestors: &[String],
+        ctx: &MatchContext,
     ) -> bool {
         let mut keys: Vec<&str> = self.items.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort_unstable();
@@ -348,10 +416,23 @@ impl Filters {
                     Some((k, val)) => rec.labels.get(k).map(|x| x == val).unwrap_or(false),
                     None => rec.labels.contains_key(v.as_str()),
                 },
-                "ancestor" => ancestors.contains(&row.image_id) || rec.image == *v,
+                "ancestor" => ctx.ancestors.contains(&row.image_id) || rec.image == *v,
                 "volume" => rec.mounts.iter().any(|m| m == v),
                 "network" => rec.network_mode == *v,
-                _ => true,
+                // Created strictly before / after the named container.
+                "before" => ctx.before.is_some_and(|t| row.created < t),
+                "since" => ctx.since.is_some_and(|t| row.created > t),
+                "publish" => port_filter(key, v)
+                    .map(|ps| ps.iter().any(|p| ctx.published.contains(p)))
+                    .unwrap_or(false),
+                "expose" => port_filter(key, v)
+                    .map(|ps| ps.iter().any(|p| ctx.exposed.contains(p)))
+                    .unwrap_or(false),
+                // No container is a swarm task.
+                "is-task" => v == "false",
+                // A container's isolation is "" on Linux (Docker compares exactly).
+                "isolation" => v.is_empty(),
+                _ => false,
             })
         })
     }

@@ -184,13 +184,22 @@ impl Engine {
             parent: row.parent.clone().unwrap_or_default(),
             comment: config.comment.clone().unwrap_or_default(),
             created: config.created.clone().unwrap_or_default(),
+            container: str_extra("container"),
+            container_config: crate::shape::container_config(
+                config
+                    .extra
+                    .get("container_config")
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
             docker_version: str_extra("docker_version"),
             author: config.author.clone().unwrap_or_default(),
-            config: image_config,
+            config: crate::shape::container_config(image_config),
             architecture: config.architecture.clone(),
             variant: config.variant.clone(),
             os: config.os.clone(),
             size: row.size as i64,
+            virtual_size: row.size as i64,
             graph_driver: GraphDriver {
                 data,
                 name: "overlay".to_string(),
@@ -287,13 +296,7 @@ impl Engine {
                         short_id(&users[0].id)
                     )));
                 }
-                let repos: BTreeSet<String> = row
-                    .tags
-                    .iter()
-                    .filter_map(|t| Reference::parse(t).ok())
-                    .map(|r| r.repository())
-                    .collect();
-                if repos.len() > 1 && !force {
+                if !force && !is_single_reference(&row.tags, &row.repo_digests) {
                     return Err(EngineError::Conflict(format!(
                         "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
                     )));
@@ -469,4 +472,23 @@ fn summarize(row: &ImageRow, in_use: &HashSet<String>) -> Result<ImageSummary, E
         containers: if in_use.contains(&row.id) { 1 } else { 0 },
         added: row.added,
     })
+}
+
+/// Docker's `isSingleReference`: whether deleting an image by ID removes only one name a user
+/// gave it: at most one tag, and digests only of that tag's repository. Two tags, even of one
+/// repository, need `-f` ("image is referenced in multiple repositories").
+fn is_single_reference(tags: &[String], digests: &[String]) -> bool {
+    if tags.len() + digests.len() <= 1 {
+        return true;
+    }
+    if tags.len() > 1 {
+        return false;
+    }
+    let repo = |n: &String| Reference::parse(n).map(|r| r.repository()).ok();
+    let canonical: BTreeSet<Option<String>> = digests.iter().map(repo).collect();
+    let single = match tags.first() {
+        Some(t) => repo(t),
+        None => repo(&digests[0]),
+    };
+    canonical.len() == 1 && canonical.contains(&single)
 }
