@@ -43,7 +43,7 @@ pub struct BuildArgs {
     /// Suppress the build output and print image ID on success
     #[arg(short, long)]
     pub quiet: bool,
-    /// Set type of progress output (auto, plain, tty)
+    /// Set type of progress output (auto, plain, tty, quiet): auto is tty on a terminal
     #[arg(long, default_value = "auto")]
     pub progress: String,
     /// Write the image ID to the file
@@ -196,19 +196,20 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
         }
         None => {}
     }
-    if !matches!(
-        a.progress.as_str(),
-        "auto" | "plain" | "tty" | "quiet" | "rawjson"
-    ) {
+    if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet") {
         return Err(bad(format!(
-            "invalid --progress {:?}: use auto, plain or tty",
+            "invalid --progress {:?}: use auto, plain, tty or quiet",
             a.progress
         )));
     }
-    let mode = if a.quiet || a.progress == "quiet" {
-        ProgressMode::Quiet
-    } else {
-        ProgressMode::Plain
+    use std::io::IsTerminal;
+    let mode = match a.progress.as_str() {
+        _ if a.quiet => ProgressMode::Quiet,
+        "quiet" => ProgressMode::Quiet,
+        "plain" => ProgressMode::Plain,
+        "tty" => ProgressMode::Tty,
+        _ if std::io::stderr().is_terminal() => ProgressMode::Tty,
+        _ => ProgressMode::Plain,
     };
     let cancel = Arc::new(AtomicBool::new(false));
     opts.cancel = Some(cancel.clone());
@@ -229,7 +230,9 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
     };
     drop(watcher);
     let mut progress = Progress::new(mode, Box::new(std::io::stderr()));
-    match engine.build(&opts, &mut progress) {
+    let built = engine.build(&opts, &mut progress);
+    progress.finish();
+    match built {
         Ok(out) => {
             if let Some(p) = &a.iidfile {
                 std::fs::write(p, out.id.to_string())?;
