@@ -327,6 +327,18 @@ fn oom_kill_is_reported() {
             "{rt}: {err}"
         );
         assert!(err.contains("--memory"), "{rt}: {err}");
+        let status = b.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=oom",
+            "--format",
+            "{{.Status}}",
+        ]);
+        assert!(
+            status.starts_with("Exited (137) ") && status.trim_end().ends_with(" ago (OOM)"),
+            "{rt}: {status}"
+        );
         assert_eq!(
             inspect(&b, "oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
             "true 137",

@@ -351,10 +351,12 @@ pub fn status_text(s: &LiveState) -> String {
             }
             t
         }
+        // "(OOM)" after Docker's words: the memory cgroup killed it (Docker says nothing).
         "exited" => format!(
-            "Exited ({}) {} ago",
+            "Exited ({}) {} ago{}",
             s.exit_code,
-            human_duration(ago(&s.finished_at))
+            human_duration(ago(&s.finished_at)),
+            if s.oom_killed { " (OOM)" } else { "" }
         ),
         "restarting" => format!(
             "Restarting ({}) {} ago",
