@@ -17,4 +17,13 @@ scripts/setup.sh
 export CARGO_TERM_COLOR=never
 cargo build --workspace --all-targets
 # Two test threads per binary keeps the 2-core machine responsive; binaries run one at a time.
-cargo test --workspace -- --test-threads=2
+# The log is kept so that the summary below can say how many tests ran: a test that cannot run
+# fails, it is never counted as passed.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set -o pipefail
+status=0
+cargo test --workspace -- --test-threads=2 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
+     END { printf "\nscripts/test.sh: %d tests passed, %d failed, %d ignored\n", p, f, g }' "$log"
+exit "$status"
