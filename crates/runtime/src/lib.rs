@@ -58,6 +58,7 @@ pub mod attach;
 pub mod cgroup;
 pub mod config;
 pub mod filter;
+pub mod health;
 pub mod monitor;
 pub mod paths;
 pub mod rootfs;

@@ -1018,6 +1018,8 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
     trace("run: container started");
     let sigfd = signal_fd();
     let _ = util::write_pid_file(&dir.join("init.pid"), started.pid);
+    // `starting` is recorded before anyone learns the container runs.
+    let health = crate::health::Prober::new(&dir, &info.cgroup);
     // The attach socket exists before the spawner learns the container runs.
     let sock = crate::attach_socket_path(&dir);
     let _ = std::fs::remove_file(&sock);
@@ -1055,6 +1057,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
         started.stdin,
         listener,
         first_client,
+        health,
     );
     trace("run: exited");
     let _ = std::fs::remove_file(&sock);
@@ -1138,6 +1141,7 @@ fn relay(
     mut stdin: Option<OwnedFd>,
     listener: Option<UnixListener>,
     first_client: Option<UnixStream>,
+    mut health: Option<crate::health::Prober>,
 ) -> ExitStatus {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let tty_master = if info.tty {
@@ -1187,6 +1191,8 @@ fn relay(
                 if ws.pid() == Some(Pid::from_raw(init)) {
                     exit = exit_from(ws);
                     drain_deadline = Some(Instant::now() + Duration::from_millis(500));
+                } else {
+                    probe_reaped(&mut health, ws);
                 }
             }
         }
@@ -1212,23 +1218,39 @@ fn relay(
             pfds.push(PollFd::new(c.s.as_fd(), PollFlags::POLLIN));
             map.push((3, i));
         }
-        let timeout = match drain_deadline {
+        if let Some(fd) = health.as_ref().and_then(|h| h.fd()) {
+            pfds.push(PollFd::new(fd, PollFlags::POLLIN));
+            map.push((4, 0));
+        }
+        // No new probe once init has exited.
+        let wake = match (drain_deadline, health.as_ref().filter(|_| exit.is_none())) {
+            (Some(d), _) => Some(d),
+            (None, Some(h)) => Some(h.wakeup()),
+            (None, None) => None,
+        };
+        let timeout = match wake {
             Some(d) => PollTimeout::try_from(
-                d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
+                d.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(i32::MAX as u128 - 1) as i32
+                    + 1,
             )
-            .unwrap_or(PollTimeout::ZERO),
+            .unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
-        if poll(&mut pfds, timeout).is_err() {
-            continue;
-        }
+        let polled = poll(&mut pfds, timeout).is_ok();
         let ready: Vec<(u8, usize)> = pfds
             .iter()
             .zip(map.iter())
-            .filter(|(p, _)| p.revents().map(|r| !r.is_empty()).unwrap_or(false))
+            .filter(|(p, _)| polled && p.revents().map(|r| !r.is_empty()).unwrap_or(false))
             .map(|(_, m)| *m)
             .collect();
         drop(pfds);
+        if exit.is_none() {
+            if let Some(h) = &mut health {
+                h.tick();
+            }
+        }
         let mut drop_clients: Vec<usize> = Vec::new();
         for (what, idx) in ready {
             match what {
@@ -1251,6 +1273,8 @@ fn relay(
                                     exit = exit_from(ws);
                                     drain_deadline =
                                         Some(Instant::now() + Duration::from_millis(500));
+                                } else {
+                                    probe_reaped(&mut health, ws);
                                 }
                             }
                         }
@@ -1271,6 +1295,11 @@ fn relay(
                         }
                         Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
                         Err(_) => o.open = false,
+                    }
+                }
+                4 => {
+                    if let Some(h) = &mut health {
+                        h.readable();
                     }
                 }
                 2 => {
@@ -1345,6 +1374,9 @@ fn relay(
             write_log(&mut log, o.stream, &rest);
         }
     }
+    if let Some(h) = &mut health {
+        h.abort();
+    }
     let (exit_code, signal) = exit.unwrap_or((255, None));
     let cgroups = CgroupMode::detect();
     let oom_killed = cgroups.oom_kills(&info.cgroup) > 0;
@@ -1357,6 +1389,13 @@ fn relay(
         error: None,
         memory_peak,
         memory_limit,
+    }
+}
+
+/// Hands a reaped child that is not init to the health prober (its probe, perhaps).
+fn probe_reaped(health: &mut Option<crate::health::Prober>, ws: WaitStatus) {
+    if let (Some(h), Some(pid), Some((code, _))) = (health.as_mut(), ws.pid(), exit_from(ws)) {
+        h.reaped(pid.as_raw(), code);
     }
 }
 

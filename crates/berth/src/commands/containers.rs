@@ -272,6 +272,17 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
     if let Some(k) = &a.detach_keys {
         parse_detach_keys(k)?;
     }
+    let healthcheck = berth_engine::containers::health::HealthFlags {
+        cmd: a.health_cmd.clone(),
+        interval: a.health_interval.clone(),
+        timeout: a.health_timeout.clone(),
+        start_period: a.health_start_period.clone(),
+        start_interval: a.health_start_interval.clone(),
+        retries: a.health_retries.clone(),
+        no_healthcheck: a.no_healthcheck,
+    }
+    .to_config()
+    .map_err(|e| status(125, e.to_string()))?;
     Ok(CreateOptions {
         image: a.image.clone(),
         name: a.name.clone(),
@@ -295,6 +306,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         },
         detach: a.detach,
         security_opt: a.security_opt.clone(),
+        healthcheck,
     })
 }
 

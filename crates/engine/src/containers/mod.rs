@@ -23,6 +23,7 @@
 
 pub mod commit;
 pub mod cp;
+pub mod health;
 pub mod names;
 pub mod network;
 mod opts;
@@ -114,6 +115,8 @@ pub struct CreateOptions {
     pub detach: bool,
     /// `--security-opt` values as given (recorded for inspect).
     pub security_opt: Vec<String>,
+    /// `--health-*` / `--no-healthcheck` ([`health::HealthFlags::to_config`]).
+    pub healthcheck: Option<health::HealthConfig>,
 }
 
 /// Everything about a container that does not change after `create`; `container.json` in
@@ -204,6 +207,9 @@ pub struct LiveState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// The health check's status (`starting`, `healthy`, `unhealthy`) once it ran; `None`
+    /// without a health check.
+    pub health: Option<String>,
 }
 
 /// One entry of `GET /containers/json`.
@@ -348,6 +354,12 @@ pub fn status_text(s: &LiveState) -> String {
             let mut t = format!("Up {}", human_duration(ago(&s.started_at)));
             if s.paused {
                 t.push_str(" (Paused)");
+            } else if let Some(h) = &s.health {
+                if h == berth_runtime::health::STARTING {
+                    t.push_str(" (health: starting)");
+                } else {
+                    t.push_str(&format!(" ({h})"));
+                }
             }
             t
         }
@@ -612,6 +624,8 @@ impl Engine {
                 error: rec.state.error.clone(),
                 started_at: rec.state.started_at.clone(),
                 finished_at: rec.state.finished_at.clone(),
+                health: berth_runtime::health::read_state(&self.container_dir_of(id))
+                    .map(|h| h.status),
             },
             changed,
         )
@@ -663,6 +677,17 @@ impl Engine {
         }
         let (image_row, image_config) = self.image_config(&o.image)?;
         let img = image_runtime_config(&image_config);
+        if let Some(h) = &o.healthcheck {
+            health::validate(h)?;
+        }
+        let image_cc = image_config.config.as_ref();
+        let healthcheck = health::merge(
+            o.healthcheck.clone(),
+            image_cc.and_then(|c| c.healthcheck.as_ref()),
+        );
+        let probe = healthcheck
+            .as_ref()
+            .and_then(|h| health::probe(h, image_cc.and_then(|c| c.shell.as_deref())));
         let layers: Vec<PathBuf> = self
             .store()
             .image_layers(&image_row.id)?
@@ -793,6 +818,9 @@ impl Engine {
                 config["ExposedPorts"][key] = json!({});
             }
         }
+        if let Some(h) = &healthcheck {
+            config["Healthcheck"] = json!(h);
+        }
         let spec = ContainerSpec {
             id: id.clone(),
             created: created.clone(),
@@ -831,6 +859,8 @@ impl Engine {
             })?;
             berth_runtime::util::write_atomic_deferred(&dir.join("container.json"), &b)
                 .map_err(io_err("writing container.json"))?;
+            berth_runtime::health::write_probe(&dir, probe.as_ref())
+                .map_err(io_err("writing healthcheck.json"))?;
             Ok(())
         })();
         let undo = |dir: &Path| {
@@ -1638,6 +1668,9 @@ impl Engine {
                 }
             },
         });
+        if let Some(h) = berth_runtime::health::read_state(&dir) {
+            v["State"]["Health"] = json!(h);
+        }
         self.fill_network_settings(&row.id, &spec, live.running, &mut v);
         // Docker shows the swap limit in effect: twice the memory limit when only --memory was
         // given (or -1, unlimited, where the kernel has no swap accounting).

@@ -328,6 +328,13 @@ impl Filters {
                         )));
                     }
                 }
+                "health" => {
+                    if !super::health::valid_filter(v) {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "Unrecognised filter value for health: {v}"
+                        )));
+                    }
+                }
                 "exited" => {
                     v.parse::<i32>().map_err(|_| {
                         EngineError::InvalidArgument(format!("invalid filter 'exited={v}'"))
@@ -350,13 +357,6 @@ impl Filters {
                             "Unrecognised filter value for isolation: {v}"
                         )));
                     }
-                }
-                "health" => {
-                    // Containers never have a health check in berth yet: refused rather than
-                    // answering "none" for every container.
-                    return Err(EngineError::InvalidArgument(format!(
-                        "invalid filter 'health={v}': berth does not run health checks yet"
-                    )));
                 }
                 "name" | "id" | "label" | "ancestor" | "before" | "since" | "volume"
                 | "network" => {}
@@ -432,6 +432,7 @@ impl Filters {
                 "is-task" => v == "false",
                 // A container's isolation is "" on Linux (Docker compares exactly).
                 "isolation" => v.is_empty(),
+                "health" => live.health.as_deref().unwrap_or("none") == v,
                 _ => false,
             })
         })
