@@ -407,7 +407,7 @@ pub struct RegistryServeArgs {
     /// htpasswd file with bcrypt entries (htpasswd -B); enables authentication
     #[arg(long)]
     pub htpasswd: Option<PathBuf>,
-    /// Hand out bearer tokens from a built-in /token endpoint
+    /// Hand out bearer tokens from a built-in /token endpoint (needs --htpasswd, or --read-only)
     #[arg(long)]
     pub token_auth: bool,
     /// TLS certificate chain (PEM)

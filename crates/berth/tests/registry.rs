@@ -384,10 +384,10 @@ fn login_push_pull_logout_with_htpasswd() {
     let name = format!("{}/private/app:v1", reg.addr);
     c.ok(&["tag", "busybox", &name]);
 
-    // Not logged in: refused.
+    // Not logged in: refused, and told to log in.
     let err = c.fails(&["push", &name]);
     assert!(
-        err.contains("denied") || err.contains("unauthorized"),
+        err.contains("unauthorized: authentication required"),
         "{err}"
     );
 
@@ -449,6 +449,12 @@ fn token_auth_registry() {
     c.b.import_busybox("busybox");
     let name = format!("{}/tok/app:v1", reg.addr);
     c.ok(&["tag", "busybox", &name]);
+    // An anonymous token grants nothing: a push says to log in.
+    let err = c.fails(&["push", &name]);
+    assert!(
+        err.contains("unauthorized: authentication required"),
+        "{err}"
+    );
     let out = c.login_stdin(&reg.addr, "bob", "nope");
     assert_eq!(out.status.code(), Some(1));
     let out = c.login_stdin(&reg.addr, "bob", "pw");

@@ -37,6 +37,10 @@ pub enum EngineError {
     InvalidArchive(String),
     #[error("{0}")]
     Download(String),
+    /// A bound on hostile input was hit: an image too deep, a layer that unpacks too far
+    /// (see the `limits` module).
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl EngineError {

@@ -9,6 +9,7 @@ pub mod build;
 pub mod containers;
 mod error;
 pub mod images;
+pub mod limits;
 pub mod registry;
 pub mod shape;
 pub mod system;

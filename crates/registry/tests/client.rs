@@ -25,7 +25,7 @@ fn client_with_config_dir(dir: &std::path::Path) -> Client {
 }
 
 async fn read_all(c: &Client, reg: &str, repo: &str, d: &Digest) -> Result<Vec<u8>, ClientError> {
-    let (_, mut s) = c.get_blob(reg, repo, d).await?;
+    let (_, mut s) = c.get_blob(reg, repo, d, None).await?;
     let mut out = Vec::new();
     while let Some(chunk) = s.next().await {
         out.extend_from_slice(&chunk?);
@@ -103,7 +103,7 @@ async fn open_registry_round_trip() {
         Some(layer.len() as u64)
     );
     assert_eq!(read_all(&c, &reg, "app/web", &ld).await.unwrap(), layer);
-    let (size, mut r) = c.get_blob_reader(&reg, "app/web", &ld).await.unwrap();
+    let (size, mut r) = c.get_blob_reader(&reg, "app/web", &ld, None).await.unwrap();
     assert_eq!(size, Some(layer.len() as u64));
     let mut buf = Vec::new();
     r.read_to_end(&mut buf).await.unwrap();
@@ -227,7 +227,14 @@ async fn basic_auth_flow() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, ClientError::PushAccessDenied { .. }), "{e:?}");
+    // Without credentials a push is told to log in, not that access was denied.
+    assert!(
+        matches!(e, ClientError::AuthenticationRequired { .. }),
+        "{e:?}"
+    );
+    assert!(e
+        .to_string()
+        .starts_with("unauthorized: authentication required"));
     // Wrong password.
     let c = client_with_config_dir(s.dir.path());
     let e = c.login(&reg, "alice", "nope").await.unwrap_err();
@@ -320,13 +327,22 @@ async fn bearer_token_flow() {
 
 #[tokio::test]
 async fn bearer_token_refresh_on_401() {
-    let s = start_with(|c, _| {
+    let s = start_with(|c, dir| {
+        c.htpasswd = Some(htpasswd(dir, "dave", "pw"));
         c.token_auth = true;
         c.token_ttl = std::time::Duration::from_millis(200);
     })
     .await;
     let reg = host(&s);
     let c = client_with_config_dir(s.dir.path());
+    c.set_credentials(
+        &reg,
+        Credential::Basic {
+            username: "dave".into(),
+            password: "pw".into(),
+        },
+    )
+    .await;
     let (md, _) = push_image_with(&c, &reg, "pub/app", "latest").await;
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -545,7 +561,7 @@ async fn blob_digest_mismatch_is_detected() {
     assert!(matches!(e, ClientError::DigestMismatch { .. }), "{e:?}");
     // Through the AsyncRead adapter: InvalidData.
     let (_, mut r) = c
-        .get_blob_reader(&addr, "some/repo", &claimed)
+        .get_blob_reader(&addr, "some/repo", &claimed, None)
         .await
         .unwrap();
     let mut buf = Vec::new();

@@ -1149,13 +1149,33 @@ async fn token_auth() {
 }
 
 #[tokio::test]
+async fn token_auth_without_htpasswd_is_refused_unless_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.token_auth = true;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = match berth_registry::spawn(listener, cfg.clone()).await {
+        Ok(_) => panic!("--token-auth without --htpasswd was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("--token-auth without --htpasswd") && err.contains("--read-only"),
+        "{err}"
+    );
+    cfg.read_only = true;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    assert!(berth_registry::spawn(listener, cfg).await.is_ok());
+}
+
+#[tokio::test]
 async fn token_expiry() {
     let s = start_with(|c, _| {
         c.token_auth = true;
+        c.read_only = true;
         c.token_ttl = std::time::Duration::from_millis(300);
     })
     .await;
-    // Without htpasswd, anyone gets any scope.
+    // A read-only registry without htpasswd hands anyone a token.
     let v: Value = s
         .http
         .get(s.u("/token?scope=repository:pub:pull"))
@@ -1191,9 +1211,10 @@ async fn token_expiry() {
 
 #[tokio::test]
 async fn tls() {
-    let s = start_with(|c, _| {
+    let s = start_with(|c, dir| {
         c.tls_cert = Some(fixture("cert.pem"));
         c.tls_key = Some(fixture("key.pem"));
+        c.htpasswd = Some(htpasswd(dir, "tess", "pw"));
         c.token_auth = true;
     })
     .await;
@@ -1212,6 +1233,7 @@ async fn push_blob_tls(s: &TestServer) -> berth_registry::Digest {
     let v: Value = s
         .http
         .get(s.u("/token?scope=repository:tls:pull,push"))
+        .basic_auth("tess", Some("pw"))
         .send()
         .await
         .unwrap()

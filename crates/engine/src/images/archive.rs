@@ -9,6 +9,7 @@
 
 use super::familiar;
 use super::import::{commit_with_manifest, AssembledLayer};
+use crate::limits::{check_depth, Expansion};
 use crate::types::LoadedImage;
 use crate::{Engine, EngineError};
 use berth_oci::image::{Descriptor, ImageConfig, Index, Manifest};
@@ -333,6 +334,8 @@ impl Engine {
         .map_err(|_| invalid("image config is not UTF-8 JSON"))?;
         let config: ImageConfig = serde_json::from_str(&config_json)
             .map_err(|e| invalid(format!("image config {}: {e}", config_blob.digest)))?;
+        check_depth(&format!("image {}", config_blob.digest), layers.len())?;
+        let expansion = Expansion::from_env()?;
         if config.rootfs.diff_ids.len() != layers.len() {
             return Err(invalid(format!(
                 "image config {} lists {} layers but the manifest has {}",
@@ -374,12 +377,13 @@ impl Engine {
                     let f = File::open(&blob.path)
                         .map_err(|e| EngineError::io("reading staged layer", e))?;
                     // A staged file needs no draining: its digest is already known.
-                    let (got, size, media_type) = digest_layer(f, dir.as_ref(), path, false)?;
+                    let (got, size, media_type) =
+                        digest_layer(f, blob.size, expansion, dir.as_ref(), path, false)?;
                     let got = got.unwrap_or_else(|| blob.digest.clone());
                     (blob, got, size, media_type)
                 }
                 Members::Indexed(idx) => {
-                    let (reader, _) = idx.open(path)?;
+                    let (reader, compressed) = idx.open(path)?;
                     let mut writer = op.blob_writer()?;
                     let tee = super::import::TeeReader {
                         inner: reader,
@@ -387,7 +391,8 @@ impl Engine {
                         total: 0,
                     };
                     // Every byte must pass through the tee into the blob.
-                    let (got, size, media_type) = digest_layer(tee, dir.as_ref(), path, true)?;
+                    let (got, size, media_type) =
+                        digest_layer(tee, compressed, expansion, dir.as_ref(), path, true)?;
                     let expected = desc.as_ref().map(|d| (&d.digest, Some(d.size)));
                     let blob = writer.finish(expected).map_err(|e| match e {
                         berth_store::StoreError::DigestMismatch { expected, actual } => invalid(format!(
@@ -706,8 +711,11 @@ fn check_diff_id(path: &str, want: &Digest, got: &Digest) -> Result<(), EngineEr
 /// `dir` or only reads it, returning the diff ID, the unpacked size and the media type. The diff
 /// ID is `None` when the archive is uncompressed: then it is the raw blob's own digest, which the
 /// caller already computes, and hashing the same bytes twice would cost a third of the time.
+/// A compressed layer (of `compressed` bytes) may expand only as far as `expansion` allows.
 fn digest_layer<R: Read>(
     raw: R,
+    compressed: u64,
+    expansion: Expansion,
     dir: Option<&StagedLayer>,
     path: &str,
     must_read_all: bool,
@@ -743,11 +751,18 @@ fn digest_layer<R: Read>(
     }
     let reader = decompress(buffered)
         .map_err(|e| EngineError::io(format!("decompressing layer {path}"), e))?;
-    let mut hashing = HashingReader::new(reader);
-    let size = unpack(&mut hashing)?;
-    let (digest, _) = hashing
-        .finish()
-        .map_err(|e| invalid(format!("corrupt layer {path}: {e}")))?;
+    let mut bounded = expansion.bound(reader, compressed);
+    let mut hashing = HashingReader::new(&mut bounded);
+    let hashed = unpack(&mut hashing).and_then(|size| {
+        let (digest, _) = hashing
+            .finish()
+            .map_err(|e| invalid(format!("corrupt layer {path}: {e}")))?;
+        Ok((digest, size))
+    });
+    if let Some(e) = bounded.limit_error(&format!("layer {path}")) {
+        return Err(e);
+    }
+    let (digest, size) = hashed?;
     Ok((Some(digest), size, media_type))
 }
 

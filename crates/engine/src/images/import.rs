@@ -2,6 +2,7 @@
 
 use super::changes::apply_changes;
 use super::now_rfc3339;
+use crate::limits::{Counting, Expansion};
 use crate::{Engine, EngineError};
 use berth_oci::image::{Descriptor, History, ImageConfig, Manifest, RootFs};
 use berth_oci::layer::{apply_layer, decompress};
@@ -11,6 +12,8 @@ use berth_store::{BlobCommit, ImageCommit, LayerCommit, Op};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 /// Where `import` reads the tarball from.
 #[derive(Debug, Clone)]
@@ -163,24 +166,42 @@ fn unpack_single_layer(
     ),
     EngineError,
 > {
-    let buffered = BufReader::with_capacity(1 << 20, input);
+    // The tarball's length is not known up front (stdin, a URL): the expansion bound follows
+    // the compressed bytes read so far.
+    let expansion = Expansion::from_env()?;
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counted = Counting {
+        inner: input,
+        count: consumed.clone(),
+    };
+    let buffered = BufReader::with_capacity(1 << 20, counted);
     let decompressed =
         decompress(buffered).map_err(|e| EngineError::io(format!("reading {source}"), e))?;
+    let mut bounded = expansion.bound_counted(decompressed, consumed);
     let layer = op.layer_dir()?;
     let mut blob = op.blob_writer()?;
     let mut tee = TeeReader {
-        inner: decompressed,
+        inner: &mut bounded,
         sink: &mut blob,
         total: 0,
     };
-    let stats = apply_layer(&mut tee, &layer.path).map_err(|source_err| EngineError::Layer {
-        context: format!("importing {source}"),
-        source: source_err,
-    })?;
-    // Trailing padding after the end-of-archive marker belongs to the diff ID too.
-    io::copy(&mut tee, &mut io::sink())
-        .map_err(|e| EngineError::io(format!("reading {source}"), e))?;
-    if tee.total == 0 {
+    let unpacked = apply_layer(&mut tee, &layer.path)
+        .map_err(|source_err| EngineError::Layer {
+            context: format!("importing {source}"),
+            source: source_err,
+        })
+        .and_then(|stats| {
+            // Trailing padding after the end-of-archive marker belongs to the diff ID too.
+            io::copy(&mut tee, &mut io::sink())
+                .map_err(|e| EngineError::io(format!("reading {source}"), e))?;
+            Ok(stats)
+        });
+    let total = tee.total;
+    if let Some(e) = bounded.limit_error(source) {
+        return Err(e);
+    }
+    let stats = unpacked?;
+    if total == 0 {
         return Err(EngineError::InvalidArchive(format!(
             "{source} is empty: expected a tar archive"
         )));
@@ -243,6 +264,8 @@ pub(crate) fn commit_with_manifest(
     tags: Vec<String>,
     repo_digests: Vec<String>,
 ) -> Result<ImageCommit, EngineError> {
+    // Whatever made the image (pull, load, import, commit, build), the overlay must mount it.
+    crate::limits::check_depth("the image", layers.len())?;
     let manifest_blob = op.stage_bytes(&manifest_json)?;
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.1.clone()).collect();
     let chains = berth_oci::image::chain_ids(&diff_ids);

@@ -29,7 +29,7 @@ pub use serve::{gc_registry, serve_registry, GcReport, ServerConfig};
 
 use crate::{Engine, EngineError};
 use berth_oci::Reference;
-use berth_registry::client::{Client, ClientConfig, ClientError};
+use berth_registry::client::{Client, ClientError};
 use berth_store::ImageRow;
 
 /// What a pull or push is doing, for progress output (Docker's wording in `status`).
@@ -142,6 +142,10 @@ pub(crate) fn client_error(e: ClientError) -> EngineError {
                 format!("unauthorized: {m}")
             }
         }
+        ClientError::Timeout { .. } => format!("{e} ({})", crate::limits::TIMEOUT_HINT),
+        ClientError::Unreachable { message, .. } if message.contains("timed out") => {
+            format!("{e} ({})", crate::limits::CONNECT_TIMEOUT_HINT)
+        }
         _ => e.to_string(),
     };
     EngineError::Download(msg)
@@ -157,7 +161,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, EngineError> {
 }
 
 pub(crate) fn client() -> Result<Client, EngineError> {
-    Client::new(ClientConfig::default()).map_err(client_error)
+    Client::new(crate::limits::registry_client_config()?).map_err(client_error)
 }
 
 /// The registry host and repository path a reference names (`docker.io`, `library/busybox`).

@@ -2,6 +2,7 @@
 
 use super::{client_error, registry_and_repo, runtime, LayerStatus, Progress};
 use crate::images::{commit_with_manifest, AssembledLayer};
+use crate::limits::{check_depth, Expansion};
 use crate::{Engine, EngineError};
 use berth_oci::image::{chain_ids, Descriptor, ImageConfig, Manifest};
 use berth_oci::layer::{apply_layer, decompress};
@@ -187,6 +188,9 @@ impl Engine {
         }
         let manifest: Manifest = serde_json::from_slice(&m.bytes)
             .map_err(|e| EngineError::Download(format!("invalid manifest {}: {e}", m.digest)))?;
+        // Before anything else is fetched: an image the overlay cannot mount is not worth a byte.
+        check_depth(&r.familiar_string(), manifest.layers.len())?;
+        let expansion = Expansion::from_env()?;
 
         // The configuration: its digest is the image ID.
         let config_desc = manifest.config.clone();
@@ -201,7 +205,7 @@ impl Engine {
             &registry,
             &repo,
             &config_desc.digest,
-            MAX_CONFIG_SIZE,
+            config_desc.size,
         ))?;
         let config_json = String::from_utf8(config_bytes)
             .map_err(|_| EngineError::Download("image config is not UTF-8 JSON".into()))?;
@@ -289,6 +293,7 @@ impl Engine {
                     None
                 },
                 known_size: stored.map(|l| l.size),
+                expansion,
             });
         }
         let fetched = rt.block_on(run_jobs(client, &registry, &repo, jobs, progress))?;
@@ -344,25 +349,22 @@ impl Engine {
     }
 }
 
-/// A small blob (a configuration), read whole and verified.
+/// A small blob (a configuration) of `size` bytes (at most [`MAX_CONFIG_SIZE`]), read whole
+/// and verified; the client stops a registry that sends more.
 async fn fetch_small(
     client: &Client,
     registry: &str,
     repo: &str,
     digest: &Digest,
-    max: usize,
+    size: u64,
 ) -> Result<Vec<u8>, EngineError> {
     let (_, mut stream) = client
-        .get_blob(registry, repo, &registry_digest(digest))
+        .get_blob(registry, repo, &registry_digest(digest), Some(size))
         .await
         .map_err(client_error)?;
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(client_error)?;
-        if out.len() + chunk.len() > max {
-            return Err(EngineError::Download(format!("blob {digest} is too large")));
-        }
-        out.extend_from_slice(&chunk);
+        out.extend_from_slice(&chunk.map_err(client_error)?);
     }
     Ok(out)
 }
@@ -374,6 +376,7 @@ struct LayerJob {
     blob: BlobWriter,
     dir: Option<StagedLayer>,
     known_size: Option<u64>,
+    expansion: Expansion,
 }
 
 struct LayerDone {
@@ -471,12 +474,19 @@ async fn fetch_layer(
     let desc = job.desc.clone();
     let want_diff = job.diff_id.clone();
     let known_size = job.known_size;
+    let expansion = job.expansion;
     let LayerJob { blob, dir, .. } = job;
-    let unpacker =
-        tokio::task::spawn_blocking(move || stage_and_unpack(rx, blob, dir, &desc, known_size));
+    let unpacker = tokio::task::spawn_blocking(move || {
+        stage_and_unpack(rx, blob, dir, &desc, known_size, expansion)
+    });
     let mut feed_error: Option<EngineError> = None;
     match client
-        .get_blob(&registry, &repo, &registry_digest(&job.desc.digest))
+        .get_blob(
+            &registry,
+            &repo,
+            &registry_digest(&job.desc.digest),
+            Some(job.desc.size),
+        )
         .await
     {
         Err(e) => feed_error = Some(client_error(e)),
@@ -575,6 +585,7 @@ fn stage_and_unpack(
     dir: Option<StagedLayer>,
     desc: &Descriptor,
     known_size: Option<u64>,
+    expansion: Expansion,
 ) -> Result<(StagedBlob, Option<StagedLayer>, Digest, u64), EngineError> {
     let label = short(&desc.digest);
     let corrupt = |e: io::Error| {
@@ -595,20 +606,23 @@ fn stage_and_unpack(
     let (diff_id, size) = {
         let buffered = BufReader::with_capacity(256 << 10, &mut tee);
         let decompressed = decompress(buffered).map_err(corrupt)?;
-        let mut hashing = HashingReader::new(decompressed);
-        let unpacked_size = match &dir {
-            Some(d) => {
-                let stats =
-                    apply_layer(&mut hashing, &d.path).map_err(|source| EngineError::Layer {
-                        context: format!("unpacking layer {label}"),
-                        source,
-                    })?;
-                Some(stats.size)
-            }
-            None => None,
+        let mut bounded = expansion.bound(decompressed, desc.size);
+        let mut hashing = HashingReader::new(&mut bounded);
+        let unpacked = match &dir {
+            Some(d) => apply_layer(&mut hashing, &d.path)
+                .map(|stats| Some(stats.size))
+                .map_err(|source| EngineError::Layer {
+                    context: format!("unpacking layer {label}"),
+                    source,
+                }),
+            None => Ok(None),
         };
         // Padding after the end-of-archive marker belongs to the diff ID too.
-        let (diff_id, _) = hashing.finish().map_err(corrupt)?;
+        let hashed = unpacked.and_then(|size| Ok((hashing.finish().map_err(corrupt)?, size)));
+        if let Some(e) = bounded.limit_error(&format!("layer {}", desc.digest)) {
+            return Err(e);
+        }
+        let ((diff_id, _), unpacked_size) = hashed?;
         (diff_id, unpacked_size.or(known_size).unwrap_or(0))
     };
     // Compressed bytes past the end of the compressed stream still belong to the blob.

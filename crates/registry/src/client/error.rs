@@ -13,6 +13,10 @@ pub enum ClientError {
     /// The repository does not exist or the caller may not pull it.
     #[error("pull access denied for {repository}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied")]
     PullAccessDenied { repository: String },
+    /// A push (or another request that needs an identity) was refused and no
+    /// credentials were given: log in first.
+    #[error("unauthorized: authentication required ({registry}): log in with `login {registry}`")]
+    AuthenticationRequired { registry: String },
     /// The caller may not push to the repository.
     #[error("denied: requested access to the resource is denied ({repository})")]
     PushAccessDenied { repository: String },
@@ -38,6 +42,14 @@ pub enum ClientError {
         code: Option<ErrorCode>,
         message: String,
     },
+    /// The registry did not answer in time, or a transfer stalled; the
+    /// message names the registry and the limit.
+    #[error("{message}")]
+    Timeout { registry: String, message: String },
+    /// A redirect (or a name met on the way) that the client refuses to
+    /// follow: another scheme, too many hops, a link-local or metadata address.
+    #[error("registry {registry}: {message}")]
+    Refused { registry: String, message: String },
     #[error("no manifest in the index matches platform {0}")]
     NoMatchingPlatform(String),
     #[error("invalid response from {registry}: {message}")]

@@ -29,16 +29,24 @@
 //! - Content is verified: manifests fetched by digest and every blob stream
 //!   are hashed, and a mismatch is [`ClientError::DigestMismatch`]. Blob
 //!   downloads resume with `Range` requests when the connection breaks.
+//! - A hostile registry can neither hang nor flood the client: every request
+//!   has a connect timeout and must be answered within
+//!   [`ClientConfig::timeout`], every body must keep moving at
+//!   [`ClientConfig::min_speed`] over each such window, a blob may not exceed
+//!   the size its descriptor gives, and redirects never lead to link-local or
+//!   cloud metadata addresses (see the `guard` module).
 
 mod challenge;
 pub mod config;
 mod error;
+mod guard;
 mod platform;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,11 +58,16 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub use challenge::{parse_challenge, Challenge};
 pub use config::{load_credentials, remove_credentials, store_credentials, Credential};
 pub use error::ClientError;
+pub use guard::is_forbidden_address;
 pub use platform::{index_entries, select_platform, IndexEntry, Platform};
 
 use crate::error::ErrorCode;
 use crate::manifest::{bare_media_type, MANIFEST_TYPES};
 use crate::reference::{is_valid_name, Algorithm, Digest, Reference};
+use guard::{await_response, read_body, watch_body, Pace};
+
+/// Largest error or token response body read.
+const MAX_SMALL_BODY: usize = 1 << 20;
 
 /// Settings of a [`Client`].
 #[derive(Debug, Clone)]
@@ -71,6 +84,13 @@ pub struct ClientConfig {
     /// How often a broken blob download is resumed before giving up.
     pub max_resume_attempts: u32,
     pub connect_timeout: Duration,
+    /// How long a registry may take to answer a request, and the window over
+    /// which every transfer must keep moving at `min_speed`; zero: no limit.
+    pub timeout: Duration,
+    /// Slowest transfer accepted, in bytes a second averaged over `timeout`.
+    pub min_speed: u64,
+    /// How many redirects one request may follow.
+    pub max_redirects: usize,
     /// Largest manifest accepted.
     pub max_manifest_size: usize,
 }
@@ -83,7 +103,12 @@ impl Default for ClientConfig {
             docker_config_dir: None,
             user_agent: format!("berth/{}", env!("CARGO_PKG_VERSION")),
             max_resume_attempts: 5,
+            // Docker's dial timeout.
             connect_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(60),
+            min_speed: 1024,
+            // Go's http.Client (and so Docker) stops after 10 redirects.
+            max_redirects: 10,
             max_manifest_size: 8 << 20,
         }
     }
@@ -112,6 +137,9 @@ struct Inner {
     insecure: reqwest::Client,
     overrides: Mutex<HashMap<String, Credential>>,
     registries: tokio::sync::Mutex<HashMap<String, Arc<Registry>>>,
+    /// Host names of the registries asked for: only these may resolve to link-local or
+    /// metadata addresses.
+    trusted: Arc<Mutex<HashSet<String>>>,
 }
 
 /// What the client learnt about one registry.
@@ -126,12 +154,19 @@ struct Registry {
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
+        let trusted = Arc::new(Mutex::new(HashSet::new()));
         let build = |insecure: bool| -> Result<reqwest::Client, ClientError> {
             let mut b = reqwest::Client::builder()
                 .use_rustls_tls()
                 .user_agent(cfg.user_agent.clone())
-                .connect_timeout(cfg.connect_timeout)
+                .redirect(guard::redirect_policy(cfg.max_redirects))
+                .dns_resolver(Arc::new(guard::GuardedResolver {
+                    trusted: trusted.clone(),
+                }))
                 .danger_accept_invalid_certs(insecure);
+            if !cfg.connect_timeout.is_zero() {
+                b = b.connect_timeout(cfg.connect_timeout);
+            }
             for pem in &cfg.root_certificates_pem {
                 b =
                     b.add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(|e| {
@@ -147,8 +182,16 @@ impl Client {
                 cfg,
                 overrides: Mutex::new(HashMap::new()),
                 registries: tokio::sync::Mutex::new(HashMap::new()),
+                trusted,
             }),
         })
+    }
+
+    fn pace(&self) -> Pace {
+        Pace {
+            window: Some(self.inner.cfg.timeout).filter(|t| !t.is_zero()),
+            min_speed: self.inner.cfg.min_speed,
+        }
     }
 
     /// Use these credentials for `registry` instead of those in config.json.
@@ -223,6 +266,11 @@ impl Client {
         } else {
             host
         };
+        self.inner
+            .trusted
+            .lock()
+            .unwrap()
+            .insert(split_host_port(api_host).0.to_ascii_lowercase());
         let insecure = self.is_insecure(host);
         let schemes: &[&str] = if insecure {
             &["https", "http"]
@@ -237,7 +285,8 @@ impl Client {
         let mut last_err = None;
         for scheme in schemes {
             let base = format!("{scheme}://{api_host}");
-            match http.get(format!("{base}/v2/")).send().await {
+            let probe = http.get(format!("{base}/v2/")).send();
+            match await_response(self.pace(), host, None, probe).await? {
                 Ok(resp) => {
                     let challenge = if resp.status() == StatusCode::UNAUTHORIZED {
                         resp.headers()
@@ -262,6 +311,12 @@ impl Client {
             }
         }
         let e = last_err.expect("at least one scheme tried");
+        if let Some(why) = guard::refusal(&e) {
+            return Err(ClientError::Refused {
+                registry: host.to_string(),
+                message: why,
+            });
+        }
         Err(ClientError::Unreachable {
             registry: host.to_string(),
             message: error_chain(&e),
@@ -311,6 +366,7 @@ impl Client {
         } else {
             &self.inner.strict
         };
+        let pace = self.pace();
         let resp = match &reg.credential {
             Some(Credential::IdentityToken { token, .. }) => {
                 let mut form: Vec<(&str, String)> = vec![
@@ -327,11 +383,12 @@ impl Client {
                     .map(|(k, v)| format!("{k}={}", form_encode(v)))
                     .collect::<Vec<_>>()
                     .join("&");
-                http.post(realm_url.clone())
+                let req = http
+                    .post(realm_url.clone())
                     .header("Content-Type", "application/x-www-form-urlencoded")
                     .body(body)
-                    .send()
-                    .await
+                    .send();
+                await_response(pace, &reg.host, None, req).await?
             }
             cred => {
                 let mut u = realm_url.clone();
@@ -351,25 +408,24 @@ impl Client {
                 if let Some(Credential::Basic { username, password }) = cred {
                     rb = rb.basic_auth(username, Some(password));
                 }
-                rb.send().await
+                await_response(pace, &reg.host, None, rb.send()).await?
             }
         }
         .map_err(|e| self.send_error(reg, e))?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            let (_, message) = read_error(resp).await;
+            let (_, message) = read_error(pace, &reg.host, resp).await;
             return Err(ClientError::Unauthorized {
                 registry: reg.host.clone(),
                 message,
             });
         }
         if !status.is_success() {
-            return Err(registry_error(&reg.host, resp).await);
+            return Err(registry_error(pace, &reg.host, resp).await);
         }
-        let v: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| ClientError::InvalidResponse {
+        let body = read_body(pace, &reg.host, "token response", resp, MAX_SMALL_BODY).await?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
                 registry: reg.host.clone(),
                 message: format!("token response: {e}"),
             })?;
@@ -419,7 +475,12 @@ impl Client {
     }
 
     fn send_error(&self, reg: &Registry, e: reqwest::Error) -> ClientError {
-        if e.is_connect() {
+        if let Some(why) = guard::refusal(&e) {
+            ClientError::Refused {
+                registry: reg.host.clone(),
+                message: why,
+            }
+        } else if e.is_connect() {
             ClientError::Unreachable {
                 registry: reg.host.clone(),
                 message: error_chain(&e),
@@ -436,13 +497,28 @@ impl Client {
         reg: &Registry,
         scopes: &[String],
         retry: bool,
+        make: impl FnMut(&reqwest::Client, &str) -> RequestBuilder,
+    ) -> Result<Response, ClientError> {
+        self.send_counted(reg, scopes, retry, None, make).await
+    }
+
+    /// [`Client::send`] for an upload whose body counts the bytes it sends into `sent`, so
+    /// that a long upload is not mistaken for a registry that does not answer.
+    async fn send_counted(
+        &self,
+        reg: &Registry,
+        scopes: &[String],
+        retry: bool,
+        sent: Option<Arc<AtomicU64>>,
         mut make: impl FnMut(&reqwest::Client, &str) -> RequestBuilder,
     ) -> Result<Response, ClientError> {
         let mut attempt = 0;
         loop {
             let rb = make(self.http(reg), &reg.base);
             let rb = self.authorize(reg, scopes, rb).await?;
-            let resp = rb.send().await.map_err(|e| self.send_error(reg, e))?;
+            let resp = await_response(self.pace(), &reg.host, sent.clone(), rb.send())
+                .await?
+                .map_err(|e| self.send_error(reg, e))?;
             if resp.status() != StatusCode::UNAUTHORIZED || attempt > 0 || !retry {
                 return Ok(resp);
             }
@@ -485,13 +561,13 @@ impl Client {
         match resp.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                let (_, message) = read_error(resp).await;
+                let (_, message) = read_error(self.pace(), registry, resp).await;
                 Err(ClientError::Unauthorized {
                     registry: registry.to_string(),
                     message,
                 })
             }
-            _ => Err(registry_error(registry, resp).await),
+            _ => Err(registry_error(self.pace(), registry, resp).await),
         }
     }
 
@@ -548,6 +624,9 @@ impl Client {
                     .header("Accept", accept.clone())
             })
             .await?;
+        if let Some(e) = unfollowed_redirect(&reg, &resp) {
+            return Err(e);
+        }
         if !resp.status().is_success() {
             return Err(self.pull_error(&reg, repo, reference, resp).await);
         }
@@ -562,7 +641,12 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|d| d.parse::<Digest>().ok());
         let mut bytes = Vec::new();
-        let mut body = resp.bytes_stream();
+        let mut body = watch_body(
+            self.pace(),
+            registry,
+            format!("manifest {repo}:{reference}"),
+            resp,
+        );
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             if bytes.len() + chunk.len() > self.inner.cfg.max_manifest_size {
@@ -624,7 +708,7 @@ impl Client {
         resp: Response,
     ) -> ClientError {
         let status = resp.status();
-        let e = registry_error(&reg.host, resp).await;
+        let e = registry_error(self.pace(), &reg.host, resp).await;
         let code = match &e {
             ClientError::Registry { code, .. } => *code,
             _ => None,
@@ -731,14 +815,20 @@ impl Client {
 
     async fn push_error(&self, reg: &Registry, repo: &str, resp: Response) -> ClientError {
         match resp.status().as_u16() {
+            // No credentials at all: say so, rather than "denied", which reads as if the
+            // credentials lacked a permission.
+            401 if reg.credential.is_none() => ClientError::AuthenticationRequired {
+                registry: reg.host.clone(),
+            },
             401 | 403 => ClientError::PushAccessDenied {
                 repository: format!("{}/{repo}", reg.host),
             },
-            _ => registry_error(&reg.host, resp).await,
+            _ => registry_error(self.pace(), &reg.host, resp).await,
         }
     }
 
-    /// Size of a blob if the repository has it (`HEAD`).
+    /// Size of a blob if the repository has it (`HEAD`); what `push` asks first, so a refusal
+    /// is reported as a push's.
     pub async fn blob_exists(
         &self,
         registry: &str,
@@ -761,7 +851,7 @@ impl Client {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
             )),
-            _ => Err(self.pull_error(&reg, repo, &digest.to_string(), resp).await),
+            _ => Err(self.push_error(&reg, repo, resp).await),
         }
     }
 
@@ -783,6 +873,9 @@ impl Client {
             })
             .await?;
         let status = resp.status();
+        if let Some(e) = unfollowed_redirect(reg, &resp) {
+            return Err(e);
+        }
         if status == StatusCode::NOT_FOUND {
             return Err(ClientError::BlobUnknown {
                 repository: repo.to_string(),
@@ -813,22 +906,41 @@ impl Client {
     /// Stream a blob, verifying its digest at the end and resuming with
     /// `Range` requests if the connection breaks. Also returns the size the
     /// registry announced, when it did.
+    ///
+    /// `size` is the size the blob's descriptor gives: a registry announcing
+    /// another size is refused at once, and one that sends more is cut off at
+    /// the first byte beyond it, so a lying registry cannot fill the disk.
+    /// Without it, only the announced `Content-Length` bounds the stream.
     pub async fn get_blob(
         &self,
         registry: &str,
         repo: &str,
         digest: &Digest,
+        size: Option<u64>,
     ) -> Result<(Option<u64>, BlobStream), ClientError> {
         Self::check_repo(repo)?;
         let reg = self.registry(registry).await?;
         let resp = self.blob_request(&reg, repo, digest, 0).await?;
-        let total = resp.content_length();
+        let announced = resp.content_length();
+        if let (Some(n), Some(want)) = (announced, size) {
+            if n != want {
+                return Err(ClientError::InvalidResponse {
+                    registry: reg.host.clone(),
+                    message: format!(
+                        "blob {digest} is {n} bytes long, but its descriptor says {want}"
+                    ),
+                });
+            }
+        }
+        let total = size.or(announced);
+        let what = format!("blob {digest}");
         struct St {
             client: Client,
             reg: Arc<Registry>,
             repo: String,
             digest: Digest,
-            body: Option<Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>>,
+            what: String,
+            body: Option<guard::Body>,
             hasher: Option<crate::reference::Hasher>,
             offset: u64,
             total: Option<u64>,
@@ -836,10 +948,11 @@ impl Client {
         }
         let st = St {
             client: self.clone(),
+            body: Some(watch_body(self.pace(), &reg.host, what.clone(), resp)),
             reg,
             repo: repo.to_string(),
             digest: digest.clone(),
-            body: Some(Box::pin(resp.bytes_stream())),
+            what,
             hasher: Some(digest.algorithm().hasher()),
             offset: 0,
             total,
@@ -853,17 +966,25 @@ impl Client {
                 let next = st.body.as_mut().expect("a response body").next().await;
                 let broken = match next {
                     Some(Ok(chunk)) => {
-                        if st.total.is_some_and(|t| st.offset + chunk.len() as u64 > t) {
-                            return Err(ClientError::InvalidResponse {
-                                registry: st.reg.host.clone(),
-                                message: "blob longer than announced".into(),
-                            });
+                        if let Some(t) = st.total {
+                            if st.offset + chunk.len() as u64 > t {
+                                st.hasher = None;
+                                return Err(ClientError::InvalidResponse {
+                                    registry: st.reg.host.clone(),
+                                    message: format!(
+                                        "{} is longer than the {t} bytes announced: download stopped",
+                                        st.what
+                                    ),
+                                });
+                            }
                         }
                         hasher.update(&chunk);
                         st.offset += chunk.len() as u64;
                         return Ok(Some((chunk, st)));
                     }
-                    Some(Err(e)) => ClientError::Http(e),
+                    // A broken connection is resumed; a stall or a refusal is final.
+                    Some(Err(ClientError::Http(e))) => ClientError::Http(e),
+                    Some(Err(e)) => return Err(e),
                     None if st.total.is_some_and(|t| st.offset < t) => {
                         ClientError::InvalidResponse {
                             registry: st.reg.host.clone(),
@@ -895,7 +1016,12 @@ impl Client {
                         .await
                     {
                         Ok(r) => {
-                            st.body = Some(Box::pin(r.bytes_stream()));
+                            st.body = Some(watch_body(
+                                st.client.pace(),
+                                &st.reg.host,
+                                st.what.clone(),
+                                r,
+                            ));
                             break;
                         }
                         Err(e)
@@ -918,8 +1044,9 @@ impl Client {
         registry: &str,
         repo: &str,
         digest: &Digest,
+        size: Option<u64>,
     ) -> Result<(Option<u64>, impl AsyncRead + Send + Unpin), ClientError> {
-        let (size, s) = self.get_blob(registry, repo, digest).await?;
+        let (size, s) = self.get_blob(registry, repo, digest, size).await?;
         Ok((
             size,
             tokio_util::io::StreamReader::new(s.map_err(std::io::Error::from)),
@@ -954,11 +1081,17 @@ impl Client {
         let mut url = self.start_upload(&reg, repo).await?;
         url.query_pairs_mut()
             .append_pair("digest", &digest.to_string());
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
         let mut body = Some(reqwest::Body::wrap_stream(
-            tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10),
+            tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).inspect(move |c| {
+                if let Ok(c) = c {
+                    counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+                }
+            }),
         ));
         let resp = self
-            .send(&reg, &Self::push_scope(repo), false, |h, _| {
+            .send_counted(&reg, &Self::push_scope(repo), false, Some(sent), |h, _| {
                 let mut rb = h
                     .put(url.clone())
                     .header("Content-Type", "application/octet-stream")
@@ -1109,7 +1242,19 @@ impl Client {
                         )
                     })
                 });
-            let v: serde_json::Value = resp.json().await?;
+            let body = read_body(
+                self.pace(),
+                &reg.host,
+                "tag list",
+                resp,
+                self.inner.cfg.max_manifest_size,
+            )
+            .await?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
+                    registry: reg.host.clone(),
+                    message: format!("tag list: {e}"),
+                })?;
             if let Some(list) = v.get("tags").and_then(|t| t.as_array()) {
                 tags.extend(list.iter().filter_map(|t| t.as_str().map(str::to_string)));
             }
@@ -1126,6 +1271,25 @@ pub(crate) fn form_encode(s: &str) -> String {
         .remove(b'.')
         .remove(b'~');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+/// A redirect that reached the caller was not followed: reqwest follows only redirects to
+/// http(s) URLs (and [`guard::redirect_policy`] refuses the rest with its own error).
+fn unfollowed_redirect(reg: &Registry, resp: &Response) -> Option<ClientError> {
+    if !resp.status().is_redirection() {
+        return None;
+    }
+    let to = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("nowhere");
+    Some(ClientError::Refused {
+        registry: reg.host.clone(),
+        message: format!(
+            "redirect to {to} not followed: only http and https redirects are followed"
+        ),
+    })
 }
 
 fn location(reg: &Registry, resp: &Response) -> Result<Url, ClientError> {
@@ -1145,10 +1309,20 @@ fn location(reg: &Registry, resp: &Response) -> Result<Url, ClientError> {
         })
 }
 
-/// The first error of a JSON error body, if any, and a message.
-async fn read_error(resp: Response) -> (Option<ErrorCode>, String) {
+/// The first error of a JSON error body, if any, and a message. Only the
+/// first 64 KiB of the body are read.
+async fn read_error(pace: Pace, registry: &str, resp: Response) -> (Option<ErrorCode>, String) {
     let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
+    let mut body = watch_body(pace, registry, "error response".into(), resp);
+    let mut raw = Vec::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        raw.extend_from_slice(&chunk);
+        if raw.len() >= 64 << 10 {
+            raw.truncate(64 << 10);
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).to_string();
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         if let Some(e) = v.get("errors").and_then(|e| e.get(0)) {
             let code = e
@@ -1181,9 +1355,9 @@ async fn read_error(resp: Response) -> (Option<ErrorCode>, String) {
     )
 }
 
-async fn registry_error(registry: &str, resp: Response) -> ClientError {
+async fn registry_error(pace: Pace, registry: &str, resp: Response) -> ClientError {
     let status = resp.status().as_u16();
-    let (code, message) = read_error(resp).await;
+    let (code, message) = read_error(pace, registry, resp).await;
     ClientError::Registry {
         registry: registry.to_string(),
         status,

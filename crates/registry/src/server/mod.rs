@@ -50,9 +50,11 @@ pub struct ServerConfig {
     /// Allow `DELETE` of manifests, tags and blobs (otherwise `405 UNSUPPORTED`).
     pub delete_enabled: bool,
     /// Use bearer tokens from the built-in `/token` endpoint instead of Basic
-    /// auth on every request. With `htpasswd`, tokens are granted after Basic
-    /// auth at `/token` (anonymous token requests get no access); without it,
-    /// anyone gets a token for any scope (like an open public registry).
+    /// auth on every request. Tokens are granted after Basic auth against
+    /// `htpasswd` at `/token` (anonymous token requests get no access). Without
+    /// `htpasswd` anyone would get a token for any scope, pushes included, so
+    /// that is refused at startup unless `read_only` (a public pull-only
+    /// registry).
     pub token_auth: bool,
     /// Lifetime of issued bearer tokens.
     pub token_ttl: Duration,
@@ -151,6 +153,11 @@ fn prepare(
     cfg: ServerConfig,
     listener: &TcpListener,
 ) -> Result<(Arc<State>, Acceptor), RegistryError> {
+    if cfg.token_auth && cfg.htpasswd.is_none() && !cfg.read_only {
+        return Err(RegistryError::Config(
+            "--token-auth without --htpasswd would hand anyone a token to push: give --htpasswd FILE (bcrypt entries) to say who may have tokens, or add --read-only for a public pull-only registry".into(),
+        ));
+    }
     let storage = Storage::open(&cfg.root)?;
     let htpasswd = cfg.htpasswd.as_deref().map(Htpasswd::load).transpose()?;
     let acceptor = match (&cfg.tls_cert, &cfg.tls_key) {
