@@ -232,6 +232,7 @@ pub fn drop_capability(cap: u32, effective: bool, permitted: bool) -> io::Result
         pid: 0,
     };
     let mut d = [Data::default(); 2];
+    // SAFETY: version 3 headers take two data structs; both point to live locals.
     if unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -242,8 +243,23 @@ pub fn drop_capability(cap: u32, effective: bool, permitted: bool) -> io::Result
     if permitted {
         d[i].permitted &= !bit;
     }
+    // SAFETY: as above; capset only reads the two structs.
     if unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
+    }
+    // Read the sets back: the caller starts a container on the strength of this, so a drop
+    // the kernel did not apply is an error, not a success.
+    let mut after = [Data::default(); 2];
+    // SAFETY: as for the first capget.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, after.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if after[i].effective & bit != d[i].effective & bit
+        || after[i].permitted & bit != d[i].permitted & bit
+    {
+        return Err(io::Error::other(format!(
+            "capability {cap} is still set after capset"
+        )));
     }
     Ok(())
 }

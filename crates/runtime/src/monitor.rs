@@ -527,6 +527,7 @@ impl libcontainer::workload::Executor for Workload {
         spec: &oci_spec::runtime::Spec,
     ) -> Result<(), libcontainer::workload::ExecutorError> {
         use libcontainer::workload::ExecutorError;
+        reset_signals();
         if let Some(sock) = self.pty_sock {
             if let Err(e) = setup_pty(sock) {
                 return Err(ExecutorError::Other(format!("setting up the pty: {e}")));
@@ -538,11 +539,18 @@ impl libcontainer::workload::Executor for Workload {
             if sc.added_effective || sc.added_permitted {
                 // CAP_SYS_ADMIN is in neither the bounding nor the inheritable set, so execve
                 // would clear it anyway; dropping it here keeps the last steps unprivileged.
-                let _ = crate::filter::drop_capability(
+                // A failed drop fails the start: the container must never run with a
+                // capability it was not given.
+                crate::filter::drop_capability(
                     21, // CAP_SYS_ADMIN
                     sc.added_effective,
                     sc.added_permitted,
-                );
+                )
+                .map_err(|e| {
+                    ExecutorError::Other(format!(
+                        "dropping CAP_SYS_ADMIN after loading the seccomp filter: {e}"
+                    ))
+                })?;
             }
         }
         libcontainer::workload::default::get_executor().exec(spec)
@@ -553,6 +561,39 @@ impl libcontainer::workload::Executor for Workload {
         spec: &oci_spec::runtime::Spec,
     ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
         libcontainer::workload::default::get_executor().validate(spec)
+    }
+}
+
+/// Gives the container's process default signal dispositions and an empty signal mask, as
+/// runc does: the monitor is a Rust program (SIGPIPE ignored from its first instruction) and
+/// an ignored signal stays ignored across `execve`, so without this `yes | head -1` in a
+/// container would never end on SIGPIPE.
+fn reset_signals() {
+    // The kernel's `struct sigaction` with every field zero: handler SIG_DFL, no flags, an
+    // empty mask, whatever the architecture's field order. Through the raw syscall because
+    // glibc refuses the signals it keeps for itself (32, 33), which may be inherited ignored.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `dfl` outlives the call and is as large as the kernel's struct; the old
+        // action is not asked for; a number the kernel rejects just fails.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+    }
+    let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `empty` is a valid, initialised sigset for these calls.
+    unsafe {
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
 }
 
@@ -597,34 +638,43 @@ fn precompiled_seccomp(
     crate::filter::compiled(&profile, &state_root.join("seccomp")).map(Some)
 }
 
-/// The bundle handed to libcontainer: `<dir>/builtin/config.json`, the container's spec
-/// without its seccomp profile (loaded precompiled by [`Workload`] instead) and with an
-/// absolute rootfs path. Falls back to the container directory itself when the profile must
-/// be compiled by libcontainer.
+/// The bundle handed to libcontainer: `<dir>/builtin/config.json`, the container's spec with
+/// an absolute rootfs path, without its seccomp profile when that is loaded precompiled by
+/// [`Workload`], and with the cgroup v1 hierarchies listed as read-only paths (libcontainer
+/// mounts them read-write whatever the spec's `/sys/fs/cgroup` mount says, so a container
+/// could lift its own limits). Falls back to the container directory itself (and
+/// libcontainer compiling the profile) only when that file cannot be written.
 fn builtin_bundle(
     dir: &Path,
     spec: &serde_json::Value,
     state_root: &Path,
 ) -> (PathBuf, Option<SeccompLoad>) {
     let bpf = match precompiled_seccomp(spec, state_root) {
-        Ok(Some(b)) => b,
-        Ok(None) => return (dir.to_path_buf(), None),
+        Ok(b) => b,
         Err(e) => {
             eprintln!("berth-monitor: {e}; libcontainer compiles the profile");
-            return (dir.to_path_buf(), None);
+            None
         }
     };
     let mut lean = spec.clone();
-    if let Some(l) = lean.get_mut("linux").and_then(|l| l.as_object_mut()) {
-        l.remove("seccomp");
-    }
     lean["root"]["path"] = serde_json::json!(dir.join("rootfs"));
-    let nnp = spec["process"]["noNewPrivileges"].as_bool() == Some(true);
-    let (added_effective, added_permitted) = if nnp {
-        (false, false)
-    } else {
-        add_capability(&mut lean["process"], "CAP_SYS_ADMIN")
-    };
+    readonly_cgroup_v1(&mut lean);
+    let seccomp = bpf.map(|bpf| {
+        if let Some(l) = lean.get_mut("linux").and_then(|l| l.as_object_mut()) {
+            l.remove("seccomp");
+        }
+        let nnp = spec["process"]["noNewPrivileges"].as_bool() == Some(true);
+        let (added_effective, added_permitted) = if nnp {
+            (false, false)
+        } else {
+            add_capability(&mut lean["process"], "CAP_SYS_ADMIN")
+        };
+        SeccompLoad {
+            bpf: std::sync::Arc::new(bpf),
+            added_effective,
+            added_permitted,
+        }
+    });
     let bdir = dir.join("builtin");
     let written = std::fs::create_dir_all(&bdir).and_then(|_| {
         util::write_atomic_nosync(
@@ -636,14 +686,64 @@ fn builtin_bundle(
         eprintln!("berth-monitor: {}: {e}", bdir.display());
         return (dir.to_path_buf(), None);
     }
-    (
-        bdir,
-        Some(SeccompLoad {
-            bpf: std::sync::Arc::new(bpf),
-            added_effective,
-            added_permitted,
-        }),
-    )
+    (bdir, seccomp)
+}
+
+/// When the spec mounts `/sys/fs/cgroup` read-only (every container but `--privileged`) and
+/// the host has cgroup v1 hierarchies, adds each hierarchy's mount point to
+/// `linux.readonlyPaths`, which libcontainer bind-remounts read-only after mounting them.
+fn readonly_cgroup_v1(spec: &mut serde_json::Value) {
+    let ro = spec["mounts"].as_array().is_some_and(|m| {
+        m.iter().any(|m| {
+            m["destination"] == "/sys/fs/cgroup"
+                && m["options"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|o| o == "ro"))
+        })
+    });
+    if !ro {
+        return;
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let paths = cgroup_v1_mount_points(&mountinfo);
+    if paths.is_empty() {
+        return;
+    }
+    let linux = &mut spec["linux"];
+    if !linux["readonlyPaths"].is_array() {
+        linux["readonlyPaths"] = serde_json::json!([]);
+    }
+    if let Some(list) = linux["readonlyPaths"].as_array_mut() {
+        for p in paths {
+            if !list.iter().any(|v| v == p.as_str()) {
+                list.push(serde_json::json!(p));
+            }
+        }
+    }
+}
+
+/// The cgroup v1 hierarchies mounted directly under `/sys/fs/cgroup` (as libcontainer mounts
+/// them in a container: by the host mount point's name), from a mountinfo text.
+fn cgroup_v1_mount_points(mountinfo: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        if post.split_whitespace().next() != Some("cgroup") {
+            continue;
+        }
+        let Some(mp) = pre.split_whitespace().nth(4) else {
+            continue;
+        };
+        let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
+        if !name.is_empty() && !name.contains('/') && !name.contains('\\') {
+            out.push(mp.to_string());
+        }
+    }
+    out
 }
 
 fn setup_pty(sock: RawFd) -> nix::Result<()> {
@@ -743,9 +843,8 @@ fn create_and_start(
             let (bundle, seccomp) = builtin_bundle(dir, &spec, &rec.state_root);
             trace("create: seccomp program ready");
             let pty_sock = pty_pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
-            if pty_sock.is_some() || seccomp.is_some() {
-                b = b.with_executor(Workload { pty_sock, seccomp });
-            }
+            // Always ours: it also resets the signal dispositions before the exec.
+            b = b.with_executor(Workload { pty_sock, seccomp });
             trace("create: builder ready");
             let mut c = b
                 .as_init(&bundle)
@@ -1516,9 +1615,7 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
             .with_stdin(stdio_or_pipe(dup(0)?))
             .with_stdout(dup(1)?)
             .with_stderr(dup(2)?);
-        if workload.pty_sock.is_some() || workload.seccomp.is_some() {
-            b = b.with_executor(workload.clone());
-        }
+        b = b.with_executor(workload.clone());
         Ok(b.as_tenant()
             .with_process(Some(&pfile))
             .with_detach(true)
@@ -1739,4 +1836,37 @@ fn relay_tty(pid: i32, master: OwnedFd) -> i32 {
         }
     }
     code.unwrap_or(255)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_v1_hierarchies_become_read_only_paths() {
+        let mountinfo = "\
+24 1 0:22 / /sys rw,nosuid - sysfs sysfs rw
+29 24 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+30 29 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+31 29 0:28 / /sys/fs/cgroup/systemd rw,nosuid - cgroup cgroup rw,xattr,name=systemd
+35 29 0:32 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct
+36 29 0:33 / /sys/fs/cgroup/pids rw,nosuid - cgroup cgroup rw,pids
+90 1 0:33 / /mnt/elsewhere/pids rw - cgroup cgroup rw,pids
+";
+        assert_eq!(
+            cgroup_v1_mount_points(mountinfo),
+            [
+                "/sys/fs/cgroup/systemd",
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/pids"
+            ]
+        );
+        // Only when the spec asks for a read-only cgroupfs (never for --privileged).
+        let mut spec = serde_json::json!({
+            "mounts": [{"destination": "/sys/fs/cgroup", "type": "cgroup", "options": ["nosuid", "rw"]}],
+            "linux": {}
+        });
+        readonly_cgroup_v1(&mut spec);
+        assert!(spec["linux"]["readonlyPaths"].is_null());
+    }
 }

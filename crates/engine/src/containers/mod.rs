@@ -407,6 +407,49 @@ fn command_line(path: &str, args: &[String]) -> String {
     s
 }
 
+/// The image `VOLUME` paths that need an anonymous volume: each absolute path (cleaned of
+/// trailing slashes) that no mount in `mounts` already targets, once.
+fn image_volume_targets(
+    image_volumes: &[String],
+    mounts: &[MountSpec],
+) -> Result<Vec<String>, EngineError> {
+    fn clean(p: &str) -> String {
+        let t = p.trim_end_matches('/');
+        if t.is_empty() {
+            "/".to_string()
+        } else {
+            t.to_string()
+        }
+    }
+    let taken: Vec<String> = mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind { target, .. }
+            | MountSpec::Volume { target, .. }
+            | MountSpec::Tmpfs { target, .. } => clean(target),
+        })
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for v in image_volumes {
+        if !v.starts_with('/') {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid volume specification: '{v}' (the image's VOLUME): invalid mount config for type \"volume\": invalid mount path: '{v}' mount path must be absolute"
+            )));
+        }
+        let t = clean(v);
+        if t == "/" {
+            return Err(EngineError::InvalidArgument(
+                "invalid volume specification: '/' (the image's VOLUME): invalid mount config for type \"volume\": invalid specification: destination can't be '/'"
+                    .into(),
+            ));
+        }
+        if !taken.contains(&t) && !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
 fn image_runtime_config(config: &berth_oci::image::ImageConfig) -> ImageRuntimeConfig {
     let Some(c) = &config.config else {
         return ImageRuntimeConfig::default();
@@ -742,6 +785,18 @@ impl Engine {
         }
         for t in &o.tmpfs {
             run.mounts.push(parse_tmpfs(t)?);
+        }
+        // The image's `VOLUME`s: an anonymous volume at each path no mount of the user's
+        // covers (Docker's rule), removed with the container by `rm -v` and `--rm`.
+        for target in image_volume_targets(&img.volumes, &run.mounts)? {
+            let name = new_id();
+            let source = self.ensure_volume(&name)?;
+            volumes.push((name, target.clone()));
+            run.mounts.push(MountSpec::Volume {
+                source,
+                target,
+                readonly: false,
+            });
         }
         for m in &run.mounts {
             if let MountSpec::Bind { source, .. } = m {
@@ -1985,4 +2040,31 @@ fn is_running(dir: &Path) -> bool {
         Ok(ContainerState::Running { .. }) | Ok(ContainerState::Created)
             if dir.join("monitor.pid").exists()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_volumes_skip_paths_the_user_mounts() {
+        let mounts = vec![MountSpec::Tmpfs {
+            target: "/cache/".into(),
+            size: None,
+            mode: None,
+            options: Vec::new(),
+        }];
+        let vols: Vec<String> = ["/data", "/data/", "/cache", "/logs"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            image_volume_targets(&vols, &mounts).unwrap(),
+            ["/data", "/logs"]
+        );
+        for bad in ["data", "/"] {
+            let e = image_volume_targets(&[bad.to_string()], &[]).unwrap_err();
+            assert!(matches!(e, EngineError::InvalidArgument(_)), "{bad}: {e}");
+        }
+    }
 }

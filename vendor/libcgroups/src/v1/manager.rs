@@ -32,6 +32,9 @@ use crate::stats::{PidStatsError, Stats, StatsProvider};
 
 pub struct Manager {
     subsystems: HashMap<CtrlType, PathBuf>,
+    /// The cgroup in each named hierarchy without controllers (`name=systemd`); changed for
+    /// berth, see vendor/README.md.
+    named: Vec<PathBuf>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -94,7 +97,14 @@ impl Manager {
             }
         }
 
-        Ok(Manager { subsystems })
+        let mut named = Vec::new();
+        if !cgroup_path.as_os_str().is_empty() {
+            for mount_point in util::list_named_mount_points()? {
+                named.push(mount_point.join_safely(cgroup_path)?);
+            }
+        }
+
+        Ok(Manager { subsystems, named })
     }
 
     fn get_subsystem_path(
@@ -194,6 +204,10 @@ impl CgroupManager for Manager {
                 CtrlType::Freezer => Freezer::add_task(pid, cgroup_path)?,
             }
         }
+        for cgroup_path in &self.named {
+            fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
+            common::add_task_v1(cgroup_path, pid)?;
+        }
 
         Ok(())
     }
@@ -222,7 +236,7 @@ impl CgroupManager for Manager {
     }
 
     fn remove(&self) -> Result<(), Self::Error> {
-        for cgroup_path in self.subsystems.values() {
+        for cgroup_path in self.subsystems.values().chain(self.named.iter()) {
             if cgroup_path.exists() {
                 tracing::debug!("remove cgroup {:?}", cgroup_path);
                 let procs_path = cgroup_path.join(CGROUP_PROCS);

@@ -47,6 +47,25 @@ pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> 
         })
 }
 
+/// Mount points of the named v1 hierarchies without controllers (`name=systemd`): a
+/// container gets its own cgroup in those as well, so that it neither sits in nor sees the
+/// host's root there (changed for berth; see vendor/README.md).
+pub fn list_named_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
+    let reader = BufReader::new(ProcfsHandle::new()?.open(
+        ProcfsBase::ProcSelf,
+        "mountinfo",
+        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+    )?);
+    let mut out = Vec::new();
+    for line in reader.lines() {
+        let m = MountInfo::from_line(&line?).map_err(V1MountPointError::MountInfo)?;
+        if m.fs_type == "cgroup" && m.super_options.contains_key("name") {
+            out.push(m.mount_point);
+        }
+    }
+    Ok(out)
+}
+
 /// List the mount points of all currently supported cgroup subsystems.
 pub fn list_supported_mount_points() -> Result<HashMap<ControllerType, PathBuf>, V1MountPointError>
 {

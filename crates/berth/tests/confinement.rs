@@ -1,0 +1,461 @@
+//! What confines a container, asserted from inside it, for the built-in runtime and for runc
+//! alike (Docker 20.10's defaults are the reference): capabilities, seccomp and the syscalls
+//! its default profile blocks, `--security-opt`, masked and read-only /proc and /sys paths, a
+//! read-only cgroupfs with the container's own cgroup in every hierarchy, signal dispositions,
+//! and the same for a process started by `exec`.
+
+mod common;
+
+use common::Berth;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Docker's default capability set (CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
+/// SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP).
+const DOCKER_CAPS: &str = "00000000a80425fb";
+
+fn run<'a>(rt: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["run", "--rm", "--runtime", rt];
+    v.extend_from_slice(rest);
+    v
+}
+
+/// `Key:\tvalue` lines of /proc/self/status, as a lookup.
+fn field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in:\n{status}"))
+        .trim()
+        .to_string()
+}
+
+/// Run as the container's command itself (a `sh -c` of busybox would ignore SIGQUIT).
+const STATUS: &[&str] = &[
+    "grep",
+    "-E",
+    "^(Cap|NoNewPrivs|Seccomp|Sig)",
+    "/proc/self/status",
+];
+
+fn with_status<'a>(head: &[&'a str]) -> Vec<&'a str> {
+    let mut v = head.to_vec();
+    v.extend_from_slice(STATUS);
+    v
+}
+
+fn assert_default_status(status: &str, what: &str) {
+    for k in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(field(status, k), DOCKER_CAPS, "{what}: {k}\n{status}");
+    }
+    assert_eq!(field(status, "CapInh"), "0000000000000000", "{what}");
+    assert_eq!(field(status, "CapAmb"), "0000000000000000", "{what}");
+    assert_eq!(field(status, "NoNewPrivs"), "0", "{what}");
+    assert_eq!(field(status, "Seccomp"), "2", "{what}");
+    assert_eq!(field(status, "SigBlk"), "0000000000000000", "{what}");
+    let ign = u64::from_str_radix(&field(status, "SigIgn"), 16).unwrap();
+    // No signal may be ignored (SIGPIPE ignored makes programs get EPIPE instead of dying),
+    // except that runc itself leaves signal 32 (glibc's SIGCANCEL) ignored.
+    let tolerated = if what.starts_with("runc") { 1 << 31 } else { 0 };
+    assert_eq!(
+        ign & !tolerated,
+        0,
+        "{what}: ignored signals {ign:x}\n{status}"
+    );
+}
+
+#[test]
+fn default_capabilities_seccomp_and_signals_each_runtime() {
+    if !common::is_root("confinement") {
+        return;
+    }
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
+        let status = b.ok(&with_status(&run(rt, &["busybox"])));
+        assert_default_status(&status, &format!("{rt} run"));
+        // A writer whose reader went away dies of SIGPIPE (141), as on any shell.
+        let (code, _, err) = b.code(&run(
+            rt,
+            &[
+                "busybox",
+                "sh",
+                "-c",
+                "(yes; echo \"yes=$?\" >&2) | head -1 >/dev/null",
+            ],
+        ));
+        assert_eq!(code, 0, "{rt}: {err}");
+        assert!(err.contains("yes=141"), "{rt}: {err}");
+        // A process started by exec gets the same confinement.
+        let id = b
+            .ok(&["run", "-d", "--runtime", rt, "busybox", "sleep", "30"])
+            .trim()
+            .to_string();
+        let status = b.ok(&with_status(&["exec", &id]));
+        assert_default_status(&status, &format!("{rt} exec"));
+        b.ok(&["rm", "-f", &id]);
+    }
+}
+
+#[test]
+fn security_opts_each_runtime() {
+    if !common::is_root("confinement") {
+        return;
+    }
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
+        let nnp = b.ok(&with_status(&run(
+            rt,
+            &["--security-opt", "no-new-privileges", "busybox"],
+        )));
+        assert_eq!(field(&nnp, "NoNewPrivs"), "1", "{rt}: {nnp}");
+        assert_eq!(field(&nnp, "Seccomp"), "2", "{rt}: {nnp}");
+        assert_eq!(field(&nnp, "CapEff"), DOCKER_CAPS, "{rt}: {nnp}");
+        let unconfined = b.ok(&with_status(&run(
+            rt,
+            &["--security-opt", "seccomp=unconfined", "busybox"],
+        )));
+        assert_eq!(field(&unconfined, "Seccomp"), "0", "{rt}: {unconfined}");
+        assert_eq!(field(&unconfined, "NoNewPrivs"), "0", "{rt}");
+        assert_eq!(field(&unconfined, "CapEff"), DOCKER_CAPS, "{rt}");
+        let privileged = b.ok(&with_status(&run(rt, &["--privileged", "busybox"])));
+        assert_eq!(field(&privileged, "Seccomp"), "0", "{rt}: {privileged}");
+        // A capability asked for by name is added, and only that one (SYS_ADMIN is bit 21).
+        let added = b.ok(&with_status(&run(
+            rt,
+            &["--cap-add", "SYS_ADMIN", "busybox"],
+        )));
+        assert_eq!(field(&added, "CapEff"), "00000000a82425fb", "{rt}: {added}");
+    }
+}
+
+/// A static test program that calls syscalls Docker's default profile blocks and prints
+/// `name errno` for each (0: the call succeeded).
+fn syscall_probe() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = common::scratch_dir().join(format!("probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("probe.c");
+        std::fs::write(&src, PROBE_C).unwrap();
+        let out = std::process::Command::new("cc")
+            .args(["-static", "-O1", "-o"])
+            .arg(dir.join("probe"))
+            .arg(&src)
+            .output()
+            .expect("cc is needed to build the syscall probe: apt-get install gcc libc6-dev");
+        assert!(
+            out.status.success(),
+            "cc failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+    .clone()
+}
+
+const PROBE_C: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/perf_event.h>
+
+static void report(const char *name, long r) {
+    printf("%s %d\n", name, r < 0 ? errno : 0);
+}
+
+int main(void) {
+    /* KEYCTL_GET_KEYRING_ID of KEY_SPEC_THREAD_KEYRING, created: works for any process. */
+    report("keyctl", syscall(SYS_keyctl, 0, -1, 1));
+    report("unshare", syscall(SYS_unshare, CLONE_NEWUSER));
+    char attr[128];
+    memset(attr, 0, sizeof attr);
+    report("bpf", syscall(SYS_bpf, 0 /* BPF_MAP_CREATE */, attr, sizeof attr));
+    struct perf_event_attr pe;
+    memset(&pe, 0, sizeof pe);
+    pe.type = PERF_TYPE_SOFTWARE;
+    pe.size = sizeof pe;
+    pe.config = PERF_COUNT_SW_CPU_CLOCK;
+    pe.exclude_kernel = 1;
+    pe.exclude_hv = 1;
+    report("perf_event_open", syscall(SYS_perf_event_open, &pe, 0, -1, -1, 0));
+    report("mount", mount("none", "/tmp", "tmpfs", 0, NULL));
+    return 0;
+}
+"#;
+
+fn errno_of(out: &str, name: &str) -> i32 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn default_seccomp_profile_blocks_syscalls_each_runtime() {
+    if !common::is_root("confinement") {
+        return;
+    }
+    let probe = syscall_probe();
+    let vol = format!("{}:/probe:ro", probe.display());
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
+        // Through sh: `run` checks the command in the image, where the bind mount is not.
+        let out = b.ok(&run(
+            rt,
+            &["-v", &vol, "busybox", "sh", "-c", "/probe/probe"],
+        ));
+        for sc in ["keyctl", "unshare", "bpf", "perf_event_open", "mount"] {
+            assert_eq!(errno_of(&out, sc), libc::EPERM, "{rt}: {sc}\n{out}");
+        }
+        // Without the profile, keyctl works: the EPERM above is the filter's.
+        let out = b.ok(&run(
+            rt,
+            &[
+                "--security-opt",
+                "seccomp=unconfined",
+                "-v",
+                &vol,
+                "busybox",
+                "sh",
+                "-c",
+                "/probe/probe",
+            ],
+        ));
+        assert_eq!(errno_of(&out, "keyctl"), 0, "{rt}\n{out}");
+        // And the same filter holds for exec'd processes.
+        let id = b
+            .ok(&[
+                "run",
+                "-d",
+                "--runtime",
+                rt,
+                "-v",
+                &vol,
+                "busybox",
+                "sleep",
+                "30",
+            ])
+            .trim()
+            .to_string();
+        let out = b.ok(&["exec", &id, "sh", "-c", "/probe/probe"]);
+        assert_eq!(errno_of(&out, "keyctl"), libc::EPERM, "{rt} exec\n{out}");
+        b.ok(&["rm", "-f", &id]);
+    }
+}
+
+#[test]
+fn masked_and_read_only_paths_each_runtime() {
+    if !common::is_root("confinement") {
+        return;
+    }
+    // The host has content behind these, so empty views inside mean masks.
+    for p in ["/proc/interrupts", "/proc/keys", "/proc/timer_list"] {
+        assert!(!std::fs::read(p).unwrap().is_empty(), "{p} on the host");
+    }
+    let script = r#"
+for p in /proc/interrupts /proc/keys /proc/timer_list /proc/kcore /proc/latency_stats \
+         /proc/sched_debug /proc/timer_stats; do
+  [ -e $p ] && [ ! -d $p ] && echo "masked-file $p $(head -c 64 $p | wc -c)"
+done
+for p in /proc/acpi /proc/scsi /proc/asound /sys/firmware /sys/devices/virtual/powercap; do
+  [ -d $p ] && echo "masked-dir $p $(ls -A $p | wc -l)"
+done
+echo 1 > /proc/sysrq-trigger 2>/dev/null && echo "wrote /proc/sysrq-trigger"
+echo berth > /proc/sys/kernel/domainname 2>/dev/null && echo "wrote /proc/sys"
+mkdir /sys/kernel/berth-test 2>/dev/null && echo "wrote /sys"
+cat /proc/self/mountinfo
+"#;
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
+        let out = b.ok(&run(rt, &["busybox", "sh", "-c", script]));
+        assert!(!out.contains("wrote "), "{rt}:\n{out}");
+        let mut masked_files = 0;
+        for l in out.lines().filter(|l| l.starts_with("masked-")) {
+            assert!(l.ends_with(" 0"), "{rt}: not masked: {l}");
+            masked_files += 1;
+        }
+        assert!(masked_files >= 4, "{rt}:\n{out}");
+        // Read-only mounts where Docker has them.
+        for p in [
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+            "/sys",
+        ] {
+            let ro = out.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 5 && f[4] == p && f[5].split(',').any(|o| o == "ro")
+            });
+            let exists = std::path::Path::new(p).exists();
+            assert!(ro || !exists, "{rt}: {p} is not read-only:\n{out}");
+        }
+    }
+}
+
+/// The cgroup v1 hierarchies mounted on this host, by directory name under /sys/fs/cgroup.
+fn v1_hierarchies() -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mi.lines()
+        .filter(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|t| t.starts_with("cgroup "))
+        })
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter_map(|m| m.strip_prefix("/sys/fs/cgroup/"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn cgroupfs_is_read_only_and_the_containers_own_each_runtime() {
+    if !common::is_root("confinement") {
+        return;
+    }
+    let v1 = v1_hierarchies();
+    let script = if v1.is_empty() {
+        // Pure cgroup v2: the container's cgroup is the namespace's root.
+        r#"
+echo 10 > /sys/fs/cgroup/pids.max 2>&1
+echo 10000000 > /sys/fs/cgroup/memory.max 2>&1
+mkdir /sys/fs/cgroup/child 2>&1
+"#
+        .to_string()
+    } else {
+        assert!(v1.iter().any(|h| h == "memory") && v1.iter().any(|h| h == "pids"));
+        let mut s = String::from(
+            "echo 10 > /sys/fs/cgroup/pids/pids.max 2>&1\n\
+             echo 10000000 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1\n",
+        );
+        for h in &v1 {
+            s.push_str(&format!("mkdir /sys/fs/cgroup/{h}/child 2>&1\n"));
+        }
+        s
+    };
+    let attempts = script.lines().filter(|l| !l.trim().is_empty()).count();
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
+        let (_, out, err) = b.code(&run(rt, &["busybox", "sh", "-c", &script]));
+        assert_eq!(
+            format!("{out}{err}")
+                .matches("Read-only file system")
+                .count(),
+            attempts,
+            "{rt}: every write must fail with EROFS:\n{out}{err}"
+        );
+        // --privileged gets a writable cgroupfs, as with Docker.
+        let mi = b.ok(&run(
+            rt,
+            &[
+                "--privileged",
+                "busybox",
+                "grep",
+                " /sys/fs/cgroup",
+                "/proc/self/mountinfo",
+            ],
+        ));
+        let probe = if v1.is_empty() {
+            "/sys/fs/cgroup"
+        } else {
+            "/sys/fs/cgroup/memory"
+        };
+        assert!(
+            mi.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f[4] == probe && f[5].split(',').any(|o| o == "rw")
+            }),
+            "{rt}: privileged cgroupfs:\n{mi}"
+        );
+        // From the host: the container sits in its own cgroup in every hierarchy, named
+        // ones (name=systemd) included, and sees only that.
+        let id = b
+            .ok(&["run", "-d", "--runtime", rt, "busybox", "sleep", "30"])
+            .trim()
+            .to_string();
+        let pid = b.ok(&["inspect", "-f", "{{.State.Pid}}", &id]);
+        let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
+        // On a hybrid host the controller-less cgroup2 tree (`0::`, not mounted in
+        // containers) is left alone: joining it costs an RCU grace period per start.
+        for l in host_view
+            .lines()
+            .filter(|l| v1.is_empty() || !l.starts_with("0::"))
+        {
+            assert!(
+                l.ends_with(&format!("/{id}")),
+                "{rt}: not in its own cgroup: {l}\n{host_view}"
+            );
+        }
+        let inside = b.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+        for l in inside.lines() {
+            assert!(l.ends_with(":/"), "{rt}: sees the host's tree: {l}");
+        }
+        b.ok(&["rm", "-f", &id]);
+        if !v1.is_empty() {
+            for h in &v1 {
+                let d = format!("/sys/fs/cgroup/{h}/berth/{id}");
+                assert!(!std::path::Path::new(&d).exists(), "{rt}: {d} left behind");
+            }
+        }
+    }
+}
+
+#[test]
+fn image_volumes_get_anonymous_volumes() {
+    if !common::is_root("confinement") {
+        return;
+    }
+    let b = Berth::new();
+    let tar = common::busybox_tar();
+    b.ok(&[
+        "import",
+        "-c",
+        "VOLUME [\"/data\", \"/cache\"]",
+        tar.to_str().unwrap(),
+        "withvol",
+    ]);
+    // `run --rm`: a volume at each path while it runs, gone with the container.
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "withvol",
+        "sh",
+        "-c",
+        "grep -E ' /(data|cache) ' /proc/self/mountinfo | wc -l; echo x > /data/f",
+    ]);
+    assert_eq!(out.trim(), "2", "{out}");
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), "");
+    // A mount of the user's at one of the paths replaces the image's volume there.
+    let id = b
+        .ok(&["create", "--tmpfs", "/cache", "withvol", "true"])
+        .trim()
+        .to_string();
+    let vols = b.ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.lines().count(), 1, "{vols}");
+    let mounts = b.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Destination}} {{.Name}};{{end}}",
+        &id,
+    ]);
+    assert!(
+        mounts.contains(&format!("volume /data {}", vols.trim())),
+        "{mounts}"
+    );
+    // `rm` keeps it, `rm -v` removes it.
+    b.ok(&["rm", &id]);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), vols);
+    b.ok(&["volume", "rm", vols.trim()]);
+    let id = b.ok(&["create", "withvol", "true"]).trim().to_string();
+    assert_eq!(b.ok(&["volume", "ls", "-q"]).lines().count(), 2);
+    b.ok(&["rm", "-v", &id]);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), "");
+}
