@@ -712,3 +712,85 @@ fn cached_builds_equal_uncached_builds() {
     }
     assert!(checked >= 5, "seed {seed} checked only {checked} builds");
 }
+
+#[test]
+fn copy_from_cycles_forward_stages_and_image_names() {
+    let b = Berth::with_busybox();
+    let build_err = |df: &str| -> String {
+        let dir = ctx(&b, &[("Dockerfile", df)]);
+        let (code, err) = b.fails(&["build", "-q", dir.to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        err
+    };
+    // a <- b <- a, and a stage copying from itself: BuildKit's words, no image lookup.
+    for (df, stage) in [
+        (
+            "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /y /y\n",
+            "a",
+        ),
+        (
+            "FROM busybox AS app\nCOPY --from=app /bin/busybox /x\n",
+            "app",
+        ),
+        (
+            "FROM busybox AS app\nRUN --mount=type=bind,from=app,target=/m true\n",
+            "app",
+        ),
+    ] {
+        let err = build_err(df);
+        assert!(
+            err.contains(&format!("circular dependency detected on stage: {stage}")),
+            "{df}: {err}"
+        );
+        assert!(
+            !err.contains("pull") && !err.contains("registry"),
+            "{df}: {err}"
+        );
+    }
+    // A stage index that is no stage.
+    let err = build_err("FROM busybox\nCOPY --from=7 /x /x\n");
+    assert!(err.contains("invalid stage index 7"), "{err}");
+
+    // A stage may copy from a later one, as in BuildKit.
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            "FROM busybox AS final\nCOPY --from=later /made /made\nFROM busybox AS later\nRUN echo later > /made\n",
+        )],
+    );
+    build_ok(&b, &dir, &["--target", "final", "-t", "fwd"]);
+    assert_eq!(run_in(&b, "fwd", "cat /made"), "later\n");
+
+    // A name that is no stage is an image reference, never an ID prefix of a local image.
+    let tar = common::busybox_tar();
+    let id = b
+        .ok(&[
+            "import",
+            "-c",
+            "ENV MARK=1",
+            tar.to_str().unwrap(),
+            "unrelated",
+        ])
+        .trim()
+        .to_string();
+    let prefix = &id["sha256:".len().."sha256:".len() + 12];
+    let err = build_err(&format!(
+        "FROM busybox\nCOPY --from={prefix} /bin/busybox /x\n"
+    ));
+    assert!(err.contains(prefix), "{err}");
+    assert!(
+        !err.contains("circular") && !err.contains("invalid stage index"),
+        "{err}"
+    );
+    // An image by name works, and so does its full ID.
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nCOPY --from=unrelated /etc/passwd /p1\nCOPY --from={id} /etc/group /p2\n"),
+        )],
+    );
+    build_ok(&b, &dir, &["-t", "byname"]);
+    assert_eq!(run_in(&b, "byname", "ls /p1 /p2"), "/p1\n/p2\n");
+}

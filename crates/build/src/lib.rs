@@ -44,7 +44,7 @@ use berth_runtime::MountSpec;
 use berth_store::{BlobCommit, ImageCommit, LayerCommit, LayerRow, Op, Store, StoreError};
 use context::{Context, Entry, Kind};
 use copy::{Copier, CopySpec, SourceItem};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -400,12 +400,10 @@ pub fn build(
         cache_mounts: root.join("build-mounts"),
         progress_step: None,
     };
-    let needed = b.needed_stages(target);
+    let order = b.plan(target)?;
     let stages: Vec<Stage> = b.df.stages.clone();
-    for stage in &stages {
-        if !needed.contains(&stage.index) {
-            continue;
-        }
+    for &i in &order {
+        let stage = &stages[i];
         b.check_cancel()?;
         let st = b.build_stage(stage, stages.len() > 1)?;
         b.built.insert(stage.index, st);
@@ -424,35 +422,60 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// The stage an instruction's `--from`/FROM names, if it is one (by name or index).
+    /// The earlier stage a FROM names, if it is one (by name or index): a FROM can only build
+    /// on a stage above it (a later name is an image, as in BuildKit).
     fn stage_ref(&self, name: &str, before: usize) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
         self.df.stages[..before]
             .iter()
+            .rev()
             .find(|s| s.name.as_deref() == Some(lower.as_str()))
             .map(|s| s.index)
             .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
     }
 
-    fn needed_stages(&self, target: usize) -> HashSet<usize> {
-        let mut need = HashSet::new();
-        let mut todo = vec![target];
-        while let Some(i) = todo.pop() {
-            if !need.insert(i) {
-                continue;
-            }
-            let stage = &self.df.stages[i];
+    /// The stage a `COPY --from`/`RUN --mount=from=` names: any stage of the file, by name
+    /// (the last one so named) or by index, as in BuildKit. `None`: an image reference.
+    fn source_stage(&self, name: &str) -> Result<Option<usize>, BuildError> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(s) = self
+            .df
+            .stages
+            .iter()
+            .rev()
+            .find(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
+            return Ok(Some(s.index));
+        }
+        match name.parse::<i64>() {
+            Ok(i) if i >= 0 && (i as usize) < self.df.stages.len() => Ok(Some(i as usize)),
+            Ok(i) => fail(format!(
+                "invalid stage index {i}: this Dockerfile has stages 0 to {} — name a stage or an image",
+                self.df.stages.len() - 1
+            )),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The stages each stage needs: its FROM stage and its `--from` stages.
+    fn stage_deps(&self) -> Result<Vec<Vec<(usize, String)>>, BuildError> {
+        let mut all = Vec::new();
+        for stage in &self.df.stages {
+            let i = stage.index;
+            let mut deps = Vec::new();
             let base = self
                 .global
                 .expand_from(stage, &self.lex)
                 .map(|b| b.0)
                 .unwrap_or_else(|_| stage.base.clone());
             if let Some(d) = self.stage_ref(&base, i) {
-                todo.push(d);
+                deps.push((d, stage.original.trim().to_string()));
             }
             for inst in &stage.instructions {
                 let froms: Vec<String> = match &inst.kind {
-                    InstructionKind::Copy(c) => c.from.iter().cloned().collect(),
+                    InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+                        c.from.iter().cloned().collect()
+                    }
                     InstructionKind::Run(r) => {
                         r.mounts.iter().filter_map(|m| m.from.clone()).collect()
                     }
@@ -460,13 +483,87 @@ impl Builder<'_> {
                 };
                 for f in froms {
                     let f = self.lex.process_word(&f, &self.global).unwrap_or(f.clone());
-                    if let Some(d) = self.stage_ref(&f, i) {
-                        todo.push(d);
+                    let at = || {
+                        let text = inst.original.lines().next().unwrap_or_default().trim();
+                        format!("line {}: {text}", inst.start_line)
+                    };
+                    if let Some(d) = self.source_stage(&f).map_err(|e| match e {
+                        BuildError::Failed(m) => BuildError::Failed(format!("{}: {m}", at())),
+                        e => e,
+                    })? {
+                        deps.push((d, at()));
                     }
                 }
             }
+            all.push(deps);
         }
-        need
+        Ok(all)
+    }
+
+    /// The stages to build for `target`, each after the stages it needs. A cycle of `--from`
+    /// references (a stage copying from itself, a ← b ← a) is refused with BuildKit's message,
+    /// naming the first stage in the file that is part of one, whether or not the target needs
+    /// it (as BuildKit checks every stage).
+    fn plan(&self, target: usize) -> Result<Vec<usize>, BuildError> {
+        let deps = self.stage_deps()?;
+        let stage_name = |i: usize| {
+            self.df.stages[i]
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{i}"))
+        };
+        // Depth-first, in file order: 0 unvisited, 1 on the current path, 2 done.
+        let mut mark = vec![0u8; deps.len()];
+        for start in 0..deps.len() {
+            if mark[start] != 0 {
+                continue;
+            }
+            let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+            mark[start] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some((d, at)) = deps[node].get(*next) {
+                    *next += 1;
+                    match mark[*d] {
+                        0 => {
+                            mark[*d] = 1;
+                            stack.push((*d, 0));
+                        }
+                        1 => {
+                            return fail(format!(
+                                "circular dependency detected on stage: {} ({at} needs a stage that needs it — copy from an earlier stage or an image instead)",
+                                stage_name(start)
+                            ));
+                        }
+                        _ => {}
+                    }
+                } else {
+                    mark[node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+        // Post-order from the target: every stage after those it needs.
+        let mut order = Vec::new();
+        let mut done = vec![false; deps.len()];
+        fn visit(
+            i: usize,
+            deps: &[Vec<(usize, String)>],
+            done: &mut [bool],
+            order: &mut Vec<usize>,
+        ) {
+            if done[i] {
+                return;
+            }
+            done[i] = true;
+            let mut ds: Vec<usize> = deps[i].iter().map(|d| d.0).collect();
+            ds.sort_unstable();
+            for d in ds {
+                visit(d, deps, done, order);
+            }
+            order.push(i);
+        }
+        visit(target, &deps, &mut done, &mut order);
+        Ok(order)
     }
 
     fn label(&self, stage: &Stage, multi: bool, n: usize, total: usize, text: &str) -> String {
@@ -487,6 +584,26 @@ impl Builder<'_> {
         self.host
             .resolve_image(name, pull)
             .map_err(BuildError::Failed)
+    }
+
+    /// The image a `--from` that names no stage means: a reference (normalised, so the store
+    /// never matches it as a short ID prefix of some unrelated image), or a full image ID.
+    fn resolve_from_image(&mut self, name: &str) -> Result<BaseImage, BuildError> {
+        let full_id = name
+            .strip_prefix("sha256:")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let name = if full_id {
+            name.to_string()
+        } else {
+            Reference::parse_with_default_tag(name)
+                .map(|r| r.to_string())
+                .map_err(|e| {
+                    BuildError::Failed(format!(
+                        "--from={name}: no stage is named {name:?} and it is no valid image reference ({e}) — name a stage of this Dockerfile or an image"
+                    ))
+                })?
+        };
+        self.resolve_image(&name)
     }
 
     fn build_stage(&mut self, stage: &Stage, multi: bool) -> Result<State, BuildError> {
@@ -764,12 +881,12 @@ impl Builder<'_> {
             InstructionKind::Copy(c) => {
                 *n += 1;
                 let title = self.label(stage, multi, *n, total, &orig);
-                self.copy_step(st, stage.index, &title, &c, false, &orig)?;
+                self.copy_step(st, &title, &c, false, &orig)?;
             }
             InstructionKind::Add(c) => {
                 *n += 1;
                 let title = self.label(stage, multi, *n, total, &orig);
-                self.copy_step(st, stage.index, &title, &c, true, &orig)?;
+                self.copy_step(st, &title, &c, true, &orig)?;
             }
         }
         Ok(())
@@ -924,7 +1041,6 @@ impl Builder<'_> {
     fn copy_step(
         &mut self,
         st: &mut State,
-        stage_index: usize,
         title: &str,
         c: &Copy,
         is_add: bool,
@@ -951,7 +1067,7 @@ impl Builder<'_> {
         }
         let from = match &c.from {
             None => From::Context,
-            Some(f) => match self.stage_ref(f, stage_index) {
+            Some(f) => match self.source_stage(f)? {
                 Some(i) => {
                     let src = self.built.get(&i).ok_or_else(|| {
                         BuildError::Failed(format!("COPY --from={f}: stage was not built"))
@@ -960,7 +1076,7 @@ impl Builder<'_> {
                     From::Layers(self.lowers(src))
                 }
                 None => {
-                    let img = self.resolve_image(f)?;
+                    let img = self.resolve_from_image(f)?;
                     key.push_str(&format!("from-image {}\n", img.id));
                     let layers: Vec<PathBuf> = img
                         .layers
@@ -1597,14 +1713,17 @@ impl Builder<'_> {
                             });
                         }
                         Some(f) => {
-                            let here = self.df.stages.len();
-                            let (lowers, k) = match self.stage_ref(f, here) {
-                                Some(i) if self.built.contains_key(&i) => {
-                                    let s = &self.built[&i];
+                            let (lowers, k) = match self.source_stage(f)? {
+                                Some(i) => {
+                                    let s = self.built.get(&i).ok_or_else(|| {
+                                        BuildError::Failed(format!(
+                                            "RUN --mount from={f}: stage was not built"
+                                        ))
+                                    })?;
                                     (self.lowers(s), s.key.clone())
                                 }
-                                _ => {
-                                    let img = self.resolve_image(f)?;
+                                None => {
+                                    let img = self.resolve_from_image(f)?;
                                     let l = img
                                         .layers
                                         .iter()
