@@ -769,3 +769,77 @@ fn start_attach_and_attach_stopped() {
     );
     b.ok(&["rm", "-f", "sa", "sc", "si", "sp"]);
 }
+
+/// A running container that swaps every directory under /w for a symlink to a host path while
+/// `cp` writes into it or reads from it cannot make berth change, read or write that host path:
+/// ten rounds each way, the host file keeps its mode and content and the host directory stays
+/// empty.
+#[test]
+fn cp_with_a_racing_container_leaves_the_host_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    if !common::is_root("container") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    let host = tmp(&b, "host");
+    let secret = host.join("secret");
+    std::fs::write(&secret, "secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let hdir = tmp(&b, "hostdir");
+    std::fs::set_permissions(&hdir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let src = tmp(&b, "src");
+    // Each file takes a while to write, so the container moves a directory away (berth keeps
+    // writing into it through its descriptor) and plants the symlink while berth is busy below
+    // it; the next entry's parent is then looked up again, through the symlink.
+    for i in 0..8 {
+        let d = src.join(format!("d{i}"));
+        std::fs::create_dir_all(d.join("s")).unwrap();
+        std::fs::write(d.join("f"), vec![b'f'; 1 << 20]).unwrap();
+        std::fs::write(d.join("s/g"), "g").unwrap();
+    }
+    let script = format!(
+        "mkdir -p /w /old; n=0; while :; do \
+         for d in /w/*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] && n=$((n+1)) && mv \"$d\" /old/$n && ln -s {s} \"$d\"; done; \
+         for d in /w/*/*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] && n=$((n+1)) && mv \"$d\" /old/$n && ln -s {h} \"$d\"; done; \
+         done",
+        s = secret.display(),
+        h = hdir.display()
+    );
+    b.ok(&[
+        "run", "-d", "--name", "racer", "busybox", "sh", "-c", &script,
+    ]);
+    let out = tmp(&b, "out");
+    for round in 0..10 {
+        // Either outcome is fine (the container may win the race): only the host matters.
+        let _ = b.code(&["cp", src.to_str().unwrap(), &format!("racer:/w/r{round}")]);
+        let _ = b.code(&[
+            "cp",
+            &format!("racer:/w/r{round}"),
+            out.join(format!("r{round}")).to_str().unwrap(),
+        ]);
+    }
+    b.ok(&["rm", "-f", "racer"]);
+    let meta = std::fs::metadata(&secret).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o640,
+        "host file chmodded"
+    );
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
+    let meta = std::fs::metadata(&hdir).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o750,
+        "host dir chmodded"
+    );
+    assert_eq!(
+        std::fs::read_dir(&hdir).unwrap().count(),
+        0,
+        "written into the host directory"
+    );
+    assert_eq!(
+        std::fs::read_dir(&host).unwrap().count(),
+        1,
+        "written beside the host file"
+    );
+}

@@ -426,12 +426,7 @@ impl<W: Write> Walker<'_, W> {
                         Mode::empty(),
                     )?
                 } else {
-                    rustix::fs::openat(
-                        dir,
-                        name,
-                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-                        Mode::empty(),
-                    )?
+                    open_regular(dir, name)?
                 };
                 let fst = rustix::fs::fstat(&fd)?;
                 if (fst.st_dev, fst.st_ino) != key {
@@ -477,6 +472,34 @@ impl<W: Write> Walker<'_, W> {
     }
 }
 
+/// Opens `name` in `dir` for reading only if it is (still) a regular file. It is first opened
+/// `O_PATH | O_NOFOLLOW`, which opens nothing: a running container may have swapped the file
+/// for a FIFO (a plain open would hang the copy) or a device node of the host's disk (a plain
+/// open happens outside the container's device cgroup) since it was examined. Only once that
+/// descriptor is seen to be a regular file is it reopened through its `/proc/self/fd` link,
+/// which names that inode and no other.
+fn open_regular(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    let path = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&path)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(io::Error::other(format!(
+            "{}: changed while being copied",
+            name.to_string_lossy()
+        )));
+    }
+    let link = format!("/proc/self/fd/{}", path.as_raw_fd());
+    Ok(rustix::fs::open(
+        link.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?)
+}
+
 /// A reader of exactly `left` bytes: a file that shrank while being read is padded with
 /// zeros, so the archive stays well-formed.
 struct Exact<R> {
@@ -511,6 +534,32 @@ mod tests {
         assert_eq!(split_last("/a/b/"), ("/a".into(), Some("b".into())));
         assert_eq!(split_last("a"), ("".into(), Some("a".into())));
         assert_eq!(split_last("/a/.."), ("/a/..".into(), None));
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_fifo_or_symlink_is_not_opened() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        std::fs::write(t.path().join("file"), "x").unwrap();
+        std::os::unix::fs::symlink(t.path().join("file"), t.path().join("link")).unwrap();
+        let dir =
+            rustix::fs::open(t.path(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        // A plain open of the FIFO would block here for ever.
+        assert!(open_regular(dir.as_fd(), OsStr::new("fifo")).is_err());
+        assert!(open_regular(dir.as_fd(), OsStr::new("link")).is_err());
+        let mut s = String::new();
+        std::fs::File::from(open_regular(dir.as_fd(), OsStr::new("file")).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "x");
     }
 
     #[test]

@@ -213,13 +213,7 @@ impl<W: Write> Writer<'_, W> {
                         self.links.insert(key, path.clone());
                     }
                     e.size = st.st_size as u64;
-                    let fd = rustix::fs::openat(
-                        dir,
-                        OsStr::from_bytes(&name),
-                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| err(e.into()))?;
+                    let fd = open_regular(dir, OsStr::from_bytes(&name), &st).map_err(&err)?;
                     self.header(&e).map_err(&err)?;
                     self.data(fd, e.size).map_err(&err)?;
                     self.stats.size += e.size;
@@ -362,6 +356,32 @@ impl<W: Write> Writer<'_, W> {
 }
 
 /// Puts `path` in the USTAR name (and prefix) fields; false when it does not fit.
+/// Opens `name` in `dir` for reading only if it still is the regular file `st` describes: first
+/// `O_PATH | O_NOFOLLOW` (which opens nothing), then, once that inode is seen to be the one
+/// examined, through its `/proc/self/fd` link. A running container (`commit --pause=false`)
+/// that swapped the file for a FIFO would otherwise hang the walk, and one that swapped it for
+/// a device node would have it opened outside the container's device cgroup.
+fn open_regular(dir: BorrowedFd<'_>, name: &OsStr, st: &rustix::fs::Stat) -> io::Result<OwnedFd> {
+    let path = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let now = rustix::fs::fstat(&path)?;
+    if FileType::from_raw_mode(now.st_mode) != FileType::RegularFile
+        || (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino)
+    {
+        return Err(io::Error::other("changed while it was archived"));
+    }
+    let link = format!("/proc/self/fd/{}", path.as_raw_fd());
+    Ok(rustix::fs::open(
+        link.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?)
+}
+
 fn set_ustar_name(h: &mut tar::Header, path: &[u8]) -> bool {
     let u = h.as_ustar_mut().expect("ustar header");
     u.name = [0; 100];
