@@ -794,3 +794,81 @@ fn copy_from_cycles_forward_stages_and_image_names() {
     build_ok(&b, &dir, &["-t", "byname"]);
     assert_eq!(run_in(&b, "byname", "ls /p1 /p2"), "/p1\n/p2\n");
 }
+
+/// A one-shot HTTP server answering `body` to every request; returns its port.
+fn http_server(addr: &str, body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind(format!("{addr}:0")).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn run_steps_get_their_own_network() {
+    let b = Berth::with_busybox();
+    // A service only the host's loopback offers, and one on the host's own address.
+    let local = http_server("127.0.0.1", "host-loopback");
+    let addrs = common::sh("ip -4 -o addr show scope global");
+    let host_ip = addrs
+        .lines()
+        .filter(|l| {
+            !l.split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .starts_with("berth")
+        })
+        .find_map(|l| l.split_whitespace().nth(3))
+        .map(|a| a.split('/').next().unwrap().to_string())
+        .expect("this test needs a non-loopback IPv4 address on the host");
+    let outside = http_server(&host_ip, "via-nat");
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\n\
+RUN (timeout 5 wget -q -O - http://127.0.0.1:{local}/ || echo unreachable) > /loopback\n\
+RUN timeout 5 wget -q -O /outside http://{host_ip}:{outside}/\n\
+RUN ip -o link | grep -c ': ' > /links && hostname > /hostname && cat /etc/hosts > /hosts\n"
+            ),
+        )],
+    );
+    build_ok(&b, &dir, &["-t", "isolated"]);
+    // Nothing of the steps' networks is left (checked before any container runs).
+    let netns = common::list(&b.runroot().join("netns"));
+    assert!(netns.is_empty(), "{netns:?}");
+    assert_eq!(run_in(&b, "isolated", "cat /loopback"), "unreachable\n");
+    assert_eq!(run_in(&b, "isolated", "cat /outside"), "via-nat");
+    // lo and its own eth0, never the host's interfaces.
+    assert_eq!(run_in(&b, "isolated", "cat /links"), "2\n");
+    assert_eq!(run_in(&b, "isolated", "cat /hostname"), "buildkitsandbox\n");
+    assert!(run_in(&b, "isolated", "cat /hosts").contains("buildkitsandbox"));
+
+    // The host's network only when the command line grants it.
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nRUN --network=host timeout 5 wget -q -O /got http://127.0.0.1:{local}/\n"),
+        )],
+    );
+    let (code, err) = b.fails(&["build", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("network.host is not allowed") && err.contains("--network host"),
+        "{err}"
+    );
+    build_ok(&b, &dir, &["--network", "host", "-t", "hostnet"]);
+    assert_eq!(run_in(&b, "hostnet", "cat /got"), "host-loopback");
+}

@@ -6,8 +6,9 @@
 //! - Stages: FROM a local image (pulled through the [`Host`] when missing or with `--pull`),
 //!   `scratch` or an earlier stage; only the stages the target needs are built (`--target`).
 //! - RUN runs as a real container (berth-runtime) on an overlay of the parent's layers and a
-//!   fresh upper dir, which becomes the step's layer ([`run`]). Network: the host's by default
-//!   (`--network=none` and `RUN --network=none` give an empty namespace).
+//!   fresh upper dir, which becomes the step's layer ([`run`]). Network: its own namespace on
+//!   the default bridge with outbound NAT, as BuildKit (the host's only with `build --network
+//!   host`; `--network=none` and `RUN --network=none` give an empty namespace).
 //! - COPY/ADD with Docker's path rules ([`copy`]), sources from the context (`.dockerignore`
 //!   honoured, symlinks never followed out of it — [`context`]), another stage or an image;
 //!   ADD extracts local archives and downloads URLs (`--checksum`).
@@ -101,11 +102,26 @@ pub struct BaseImage {
     pub layers: Vec<LayerRow>,
 }
 
+/// The network of one RUN step on the default bridge: its own namespace, an address, outbound
+/// NAT; the files the step sees as `/etc/hosts` and `/etc/resolv.conf`.
+#[derive(Debug, Clone)]
+pub struct StepNetwork {
+    pub netns: PathBuf,
+    pub hosts: String,
+    pub resolv_conf: String,
+}
+
 /// What the builder needs from the engine.
 pub trait Host {
     fn store(&mut self) -> &mut Store;
     /// Finds `name` locally (pulling when it is missing, or always with `pull`).
     fn resolve_image(&mut self, name: &str, pull: bool) -> Result<BaseImage, String>;
+    /// Connects a new namespace for the RUN step `id` (64 hex digits) to the default bridge,
+    /// the way `run` connects a container. Held until [`Host::step_network_down`]; a build
+    /// killed meanwhile leaves what the next network cleanup of any command releases.
+    fn step_network_up(&mut self, id: &str) -> Result<StepNetwork, String>;
+    /// Releases what `step_network_up` made (idempotent).
+    fn step_network_down(&mut self, id: &str);
 }
 
 /// `berth build`'s options.
@@ -1475,6 +1491,57 @@ fn items_in_root(root: &Path, src: &str) -> Result<Vec<SourceItem>, BuildError> 
     Ok(out)
 }
 
+/// The network a RUN step gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepNet {
+    /// Its own namespace on the default bridge, NATed outbound (the default, as BuildKit).
+    Bridge,
+    /// The host's (`build --network host` only).
+    Host,
+    /// Loopback only.
+    None,
+}
+
+impl StepNet {
+    fn name(self) -> &'static str {
+        match self {
+            StepNet::Bridge => "bridge",
+            StepNet::Host => "host",
+            StepNet::None => "none",
+        }
+    }
+}
+
+/// The step's network from `RUN --network` and `build --network`. As in Docker, a Dockerfile
+/// cannot give itself the host's network: `RUN --network=host` needs `build --network host`.
+fn step_net_mode(
+    run: Option<&str>,
+    build: Option<&str>,
+    line: usize,
+) -> Result<StepNet, BuildError> {
+    let parse = |v: &str, what: &str| match v {
+        "" | "default" | "bridge" => Ok(StepNet::Bridge),
+        "host" => Ok(StepNet::Host),
+        "none" => Ok(StepNet::None),
+        other => fail(format!(
+            "{what}: network mode {other:?} is not supported: use default, host or none"
+        )),
+    };
+    let build_mode = match build {
+        Some(b) => parse(b, "--network")?,
+        None => StepNet::Bridge,
+    };
+    match run {
+        None => Ok(build_mode),
+        Some(r) => match parse(r, &format!("Dockerfile:{line}: RUN --network"))? {
+            StepNet::Host if build_mode != StepNet::Host => fail(format!(
+                "Dockerfile:{line}: RUN --network=host: network.host is not allowed — the host's network must be granted on the command line with `berth build --network host`"
+            )),
+            m => Ok(m),
+        },
+    }
+}
+
 /// Where a RUN heredoc with a shebang is mounted (BuildKit's path).
 const HEREDOC_DIR: &str = "/dev/pipes";
 
@@ -1613,16 +1680,14 @@ impl Builder<'_> {
                 env.push(format!("SOURCE_DATE_EPOCH={e}"));
             }
         }
-        let network_host = !matches!(
-            r.network.as_deref().or(self.opts.network.as_deref()),
-            Some("none")
-        );
+        let net = step_net_mode(r.network.as_deref(), self.opts.network.as_deref(), line)?;
         let workdir = st.workdir();
         let user = st.user();
         let mut key = format!(
-            "RUN {}\nenv {}\nuser {user}\nworkdir {workdir}\nnet {network_host}\n",
+            "RUN {}\nenv {}\nuser {user}\nworkdir {workdir}\nnet {}\n",
             serde_json::json!(argv),
-            serde_json::json!(env)
+            serde_json::json!(env),
+            net.name()
         );
         // Mounts.
         let mut mounts: Vec<MountSpec> = Vec::new();
@@ -1793,17 +1858,49 @@ impl Builder<'_> {
                 });
                 held.push(m);
             }
-            if network_host {
-                for f in ["/etc/resolv.conf", "/etc/hosts"] {
-                    if Path::new(f).exists() {
+            let mut step_net = None;
+            match net {
+                StepNet::Host => {
+                    for f in ["/etc/resolv.conf", "/etc/hosts"] {
+                        if Path::new(f).exists() {
+                            mounts.push(MountSpec::Bind {
+                                source: f.into(),
+                                target: f.into(),
+                                readonly: true,
+                            });
+                        }
+                    }
+                }
+                StepNet::Bridge => {
+                    let id = hex::encode(rand::random::<[u8; 32]>());
+                    let n = b.host.step_network_up(&id).map_err(|e| {
+                        b.host.step_network_down(&id);
+                        BuildError::Failed(format!("giving the RUN step its network: {e}"))
+                    })?;
+                    for (name, data, target) in [
+                        ("hosts", &n.hosts, "/etc/hosts"),
+                        ("resolv.conf", &n.resolv_conf, "/etc/resolv.conf"),
+                    ] {
+                        let f = dir.join(name);
+                        if let Err(e) = std::fs::write(&f, data) {
+                            b.host.step_network_down(&id);
+                            return Err(BuildError::io(format!("writing {name}"), e));
+                        }
                         mounts.push(MountSpec::Bind {
-                            source: f.into(),
-                            target: f.into(),
+                            source: f,
+                            target: target.into(),
                             readonly: true,
                         });
                     }
+                    step_net = Some((id, n.netns));
                 }
+                StepNet::None => {}
             }
+            let network = match (&net, &step_net) {
+                (StepNet::Host, _) => berth_runtime::NetworkMode::Host,
+                (_, Some((_, ns))) => berth_runtime::NetworkMode::Path(ns.clone()),
+                _ => berth_runtime::NetworkMode::None,
+            };
             let s_id = b.progress_step;
             let spec = run::RunSpec {
                 dir: &dir.join("c"),
@@ -1812,7 +1909,7 @@ impl Builder<'_> {
                 env,
                 user,
                 workdir,
-                network_host,
+                network,
                 mounts,
                 runroot: &runroot,
                 monitor: b.opts.monitor.clone(),
@@ -1823,7 +1920,11 @@ impl Builder<'_> {
                 if let Some(s) = s_id {
                     progress.output(s, l);
                 }
-            })?;
+            });
+            if let Some((id, _)) = &step_net {
+                b.host.step_network_down(id);
+            }
+            let outcome = outcome?;
             drop(held);
             // The upper dir lives in the container directory; move it where the step wants it.
             std::fs::rename(dir.join("c/upper"), dir.join("upper"))

@@ -20,7 +20,7 @@ pub struct RunSpec<'a> {
     pub env: Vec<String>,
     pub user: String,
     pub workdir: String,
-    pub network_host: bool,
+    pub network: NetworkMode,
     pub mounts: Vec<MountSpec>,
     pub runroot: &'a Path,
     pub monitor: Option<PathBuf>,
@@ -65,11 +65,7 @@ pub fn run(spec: RunSpec<'_>, on_line: &mut dyn FnMut(&str)) -> Result<RunOutcom
         ..Default::default()
     };
     let opts = RunOptions {
-        network: if spec.network_host {
-            NetworkMode::Host
-        } else {
-            NetworkMode::None
-        },
+        network: spec.network.clone(),
         hostname: Some("buildkitsandbox".into()),
         mounts: spec.mounts.clone(),
         ..Default::default()

@@ -4,15 +4,68 @@
 
 use crate::registry::PullPolicy;
 use crate::{Engine, EngineError};
-use berth_build::{BaseImage, Host};
+use berth_build::{BaseImage, Host, StepNetwork};
 pub use berth_build::{BuildError, BuildOptions, BuildOutput, Progress, ProgressMode};
+use berth_network::{files, netlink, Connect};
 use berth_store::Store;
+use std::collections::HashMap;
 
-struct EngineHost<'a>(&'a mut Engine);
+struct EngineHost<'a>(&'a mut Engine, HashMap<String, std::fs::File>);
 
 impl Host for EngineHost<'_> {
     fn store(&mut self) -> &mut Store {
         self.0.store_mut()
+    }
+
+    /// Like a container's start on the default bridge (`containers::network`): the step's
+    /// start lock `$RUNROOT/netns/<id>.lock` is held while it runs, so a concurrent network
+    /// cleanup never takes its endpoint for a dead container's; once the lock is free (the
+    /// step ended, or the build was killed) the endpoint has no container and any cleanup
+    /// releases it.
+    fn step_network_up(&mut self, id: &str) -> Result<StepNetwork, String> {
+        let e = &*self.0;
+        let ns = e.netns_path(id);
+        let dir = ns.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| format!("creating {}: {err}", dir.display()))?;
+        let lock_path = dir.join(format!("{id}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|err| format!("creating {}: {err}", lock_path.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|err| format!("locking {}: {err}", lock_path.display()))?;
+        self.1.insert(id.to_string(), lock);
+        let e = &*self.0;
+        e.ensure_default_bridge().map_err(|err| err.to_string())?;
+        let net = e.networking().map_err(|err| err.to_string())?;
+        netlink::create_netns(&ns).map_err(|err| err.to_string())?;
+        let ep = net
+            .connect(&Connect {
+                container_id: id.into(),
+                container_name: format!("build-{}", &id[..12.min(id.len())]),
+                netns: ns.clone(),
+                network: berth_network::DEFAULT_NETWORK.into(),
+                aliases: Vec::new(),
+                ip: None,
+            })
+            .map_err(|err| err.to_string())?;
+        Ok(StepNetwork {
+            netns: ns,
+            hosts: files::hosts(&[], &[(ep.ip, vec!["buildkitsandbox".into()])]),
+            resolv_conf: files::resolv_conf(&files::host_resolv_conf(), &[], &[], &[], false)
+                .content,
+        })
+    }
+
+    fn step_network_down(&mut self, id: &str) {
+        self.0.release_network(id);
+        if let Some(lock) = self.1.remove(id) {
+            let _ = std::fs::remove_file(self.0.netns_path(id).with_extension("lock"));
+            drop(lock);
+        }
     }
 
     fn resolve_image(&mut self, name: &str, pull: bool) -> Result<BaseImage, String> {
@@ -70,7 +123,7 @@ impl Engine {
         if opts.monitor.is_none() {
             opts.monitor = self.monitor_path().ok();
         }
-        berth_build::build(&mut EngineHost(self), &opts, progress)
+        berth_build::build(&mut EngineHost(self, HashMap::new()), &opts, progress)
     }
 
     /// `docker builder prune`: removes the build cache (all of it, or entries unused for
