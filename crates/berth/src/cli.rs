@@ -667,6 +667,8 @@ pub struct RunArgs {
     /// Disable any container-specified HEALTHCHECK
     #[arg(long)]
     pub no_healthcheck: bool,
+    #[command(flatten)]
+    pub host: crate::cli_run::HostArgs,
     /// Image
     pub image: String,
     /// Command and arguments

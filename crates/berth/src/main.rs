@@ -2,6 +2,7 @@
 //! formats the results; it holds no image or container logic of its own.
 
 mod cli;
+mod cli_run;
 mod commands;
 mod output;
 

@@ -149,4 +149,109 @@ pub struct RunOptions {
     /// `--sysctl`
     pub sysctls: BTreeMap<String, String>,
     pub oom_score_adj: Option<i32>,
+    /// `--ipc`: the IPC namespace (host's, one to join, or a new one) and what `/dev/shm` is.
+    #[serde(default)]
+    pub ipc: NamespaceMode,
+    #[serde(default)]
+    pub dev_shm: DevShm,
+    /// `--pid`: the PID namespace.
+    #[serde(default)]
+    pub pid: NamespaceMode,
+    /// `--uts host`: the host's UTS namespace (and so its hostname).
+    #[serde(default)]
+    pub uts_host: bool,
+    /// `--device`: host device nodes created in the container, each allowed by the device
+    /// cgroup with its permissions.
+    #[serde(default)]
+    pub devices: Vec<DeviceNode>,
+    /// `--device-cgroup-rule`: extra device cgroup rules.
+    #[serde(default)]
+    pub device_rules: Vec<DeviceRule>,
+    /// `--memory-reservation` in bytes (a soft limit).
+    #[serde(default)]
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` 0..=100.
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable`
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// `--cpu-period`, `--cpu-quota` (CFS, microseconds).
+    #[serde(default)]
+    pub cpu_period: Option<u64>,
+    #[serde(default)]
+    pub cpu_quota: Option<i64>,
+    /// `--log-driver` / `--log-opt`: what the monitor does with the container's output.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// A namespace the container gets: its own (the default), the host's, or one to join.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NamespaceMode {
+    #[default]
+    Private,
+    Host,
+    /// A namespace file (`/proc/<pid>/ns/<type>`), filled in at start for `container:X`.
+    Join(PathBuf),
+}
+
+/// What is mounted at `/dev/shm`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DevShm {
+    /// A fresh tmpfs of `--shm-size`.
+    #[default]
+    Tmpfs,
+    /// Nothing (`--ipc none`).
+    None,
+    /// A bind of a host directory: the host's `/dev/shm` (`--ipc host`) or another
+    /// container's (`--ipc container:X`).
+    Bind(PathBuf),
+}
+
+/// One `--device`: a node made in the container like the host's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    /// `c` or `b`.
+    pub kind: char,
+    pub path: String,
+    pub major: i64,
+    pub minor: i64,
+    /// Permission bits of the host's node.
+    pub file_mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Cgroup access: some of `rwm`.
+    pub access: String,
+}
+
+/// One device cgroup rule: `type major:minor access` (`None` for `*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRule {
+    /// `a`, `c` or `b`.
+    pub kind: char,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+}
+
+/// What the monitor does with the container's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogConfig {
+    /// Write the json-file log at all (`--log-driver none`: no).
+    pub enabled: bool,
+    /// Rotate when the current file would grow past this many bytes.
+    pub max_size: Option<u64>,
+    /// Files kept, the current one included (1: the current file is truncated instead).
+    pub max_file: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            enabled: true,
+            max_size: None,
+            max_file: 1,
+        }
+    }
 }

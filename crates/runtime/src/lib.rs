@@ -66,7 +66,10 @@ pub mod seccomp;
 pub mod spec;
 pub mod util;
 
-pub use config::{ImageRuntimeConfig, MountSpec, NetworkMode, RunOptions, RuntimeKind, Ulimit};
+pub use config::{
+    DevShm, DeviceNode, DeviceRule, ImageRuntimeConfig, LogConfig, MountSpec, NamespaceMode,
+    NetworkMode, RunOptions, RuntimeKind, Ulimit,
+};
 
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -173,6 +176,9 @@ pub struct BundleInfo {
     /// Signal number `stop` sends first.
     pub stop_signal: i32,
     pub stop_timeout: u32,
+    /// What the monitor does with the output (absent in bundles from before: json-file).
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// What [`start`] records for the monitor and for exec/cleanup.
@@ -299,6 +305,10 @@ pub fn attach_socket_path(container_dir: &Path) -> PathBuf {
 pub fn log_path(container_dir: &Path) -> PathBuf {
     container_dir.join("container.log")
 }
+/// The `n`th rotated log (`container.log.1` is the newest), as Docker's json-file names them.
+pub fn rotated_log_path(container_dir: &Path, n: u32) -> PathBuf {
+    container_dir.join(format!("container.log.{n}"))
+}
 /// The exit hook: a JSON argv the monitor runs, detached, after recording `exit.json` (see
 /// the monitor's `run_exit_hook`). Written by the caller before [`start`]; optional.
 pub fn exit_hook_path(container_dir: &Path) -> PathBuf {
@@ -396,6 +406,7 @@ pub fn prepare_bundle(
         stdin_open: opts.stdin_open,
         stop_signal,
         stop_timeout: opts.stop_timeout.unwrap_or(10),
+        log: opts.log.clone(),
     };
     util::write_atomic_deferred(
         &container_dir.join("bundle.json"),
@@ -920,5 +931,63 @@ pub fn cleanup(container_dir: &Path) -> Result<()> {
         let _ = std::fs::remove_file(container_dir.join(f));
     }
     rootfs::unmount(&container_dir.join("rootfs"))?;
+    let shm = container_dir.join("shm");
+    if shm.exists() {
+        rootfs::unmount(&shm)?;
+    }
+    Ok(())
+}
+
+/// `--ipc shareable`: the container's `/dev/shm` as a tmpfs of `size` bytes at
+/// `<container_dir>/shm` on the host, so containers joining its IPC namespace can bind it too.
+/// Idempotent.
+pub fn mount_shm(container_dir: &Path, size: u64) -> Result<()> {
+    let shm = container_dir.join("shm");
+    std::fs::create_dir_all(&shm)?;
+    if rootfs::is_mounted(&shm) {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some(format!("mode=1777,size={size}").as_str()),
+    )?;
+    Ok(())
+}
+
+/// Points the bundle's namespaces of the given types at existing namespace files
+/// (`/proc/<pid>/ns/ipc`) and, with `dev_shm`, binds that directory at `/dev/shm`: for
+/// `--ipc`/`--pid container:X`, whose init is only known at start.
+pub fn set_joined_namespaces(
+    container_dir: &Path,
+    joins: &[(&str, PathBuf)],
+    dev_shm: Option<&Path>,
+) -> Result<()> {
+    let path = container_dir.join("config.json");
+    let mut v: serde_json::Value = read_json(&path)?;
+    if let Some(list) = v["linux"]["namespaces"].as_array_mut() {
+        for (ty, p) in joins {
+            for ns in list.iter_mut() {
+                if ns["type"] == *ty {
+                    ns["path"] = serde_json::json!(p);
+                }
+            }
+        }
+    }
+    if let Some(src) = dev_shm {
+        if let Some(mounts) = v["mounts"].as_array_mut() {
+            for m in mounts.iter_mut() {
+                if m["destination"] == "/dev/shm" {
+                    *m = serde_json::json!({"destination": "/dev/shm", "type": "bind",
+                        "source": src, "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]});
+                }
+            }
+        }
+    }
+    util::write_atomic_deferred(&path, serde_json::to_string_pretty(&v)?.as_bytes())?;
     Ok(())
 }

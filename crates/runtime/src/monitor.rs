@@ -853,6 +853,20 @@ fn create_and_start(
                 .build()
                 .map_err(|e| fail(format!("creating container: {e}")))?;
             trace("create: created");
+            // libcontainer does not apply `disableOOMKiller` (runc does): set it on the
+            // created cgroup before the process runs.
+            let no_oom_kill = spec["linux"]["resources"]["memory"]["disableOOMKiller"]
+                == serde_json::Value::Bool(true);
+            if no_oom_kill {
+                let mode = CgroupMode::detect();
+                if let Err(e) = std::fs::write(
+                    mode.dir("memory", &info.cgroup).join("memory.oom_control"),
+                    "1",
+                ) {
+                    let _ = c.delete(true);
+                    return Err(fail(format!("disabling the OOM killer: {e}")));
+                }
+            }
             if let Err(e) = c.start() {
                 let _ = c.delete(true);
                 return Err(fail(format!("starting container: {e}")));
@@ -1130,11 +1144,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
     }
     // The log exists before the spawner learns the container runs, too: a foreground `run`
     // that found no log yet and then saw the container exited would print nothing.
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(crate::log_path(&dir))
-        .ok();
+    let log = LogWriter::open(&dir, &info.log);
     report(
         &mut ready,
         &Ready {
@@ -1192,8 +1202,80 @@ struct LogLine<'a> {
     time: &'a str,
 }
 
-fn write_log(log: &mut Option<File>, stream: &str, data: &[u8]) {
-    if let Some(f) = log {
+/// The json-file log with Docker's rotation (`--log-opt max-size= max-file=`): before a line
+/// would take the current file past `max_size`, `container.log.N-1` … `.1` move up one, the
+/// oldest beyond `max_file` is dropped, `container.log` becomes `.1` and a new one is begun (with
+/// `max_file` 1 the file is simply begun again). Readers follow the renames (see the engine's
+/// `follow_log`), so a long training job's output never takes more than `max_size * max_file`.
+struct LogWriter {
+    dir: PathBuf,
+    file: File,
+    size: u64,
+    max_size: Option<u64>,
+    max_file: u32,
+}
+
+impl LogWriter {
+    /// `None` for `--log-driver none`, or when the file cannot be opened (the output is then
+    /// still served to attached clients).
+    fn open(dir: &Path, cfg: &crate::LogConfig) -> Option<LogWriter> {
+        if !cfg.enabled {
+            return None;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(crate::log_path(dir))
+            .ok()?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Some(LogWriter {
+            dir: dir.to_path_buf(),
+            file,
+            size,
+            max_size: cfg.max_size.filter(|m| *m > 0),
+            max_file: cfg.max_file.max(1),
+        })
+    }
+
+    fn write_line(&mut self, line: &[u8]) {
+        if let Some(max) = self.max_size {
+            if self.size > 0 && self.size + line.len() as u64 > max {
+                self.rotate();
+            }
+        }
+        if self.file.write_all(line).is_ok() {
+            self.size += line.len() as u64;
+        }
+    }
+
+    fn rotate(&mut self) {
+        let current = crate::log_path(&self.dir);
+        if self.max_file > 1 {
+            let _ = std::fs::remove_file(crate::rotated_log_path(&self.dir, self.max_file - 1));
+            for n in (1..self.max_file - 1).rev() {
+                let _ = std::fs::rename(
+                    crate::rotated_log_path(&self.dir, n),
+                    crate::rotated_log_path(&self.dir, n + 1),
+                );
+            }
+            let _ = std::fs::rename(&current, crate::rotated_log_path(&self.dir, 1));
+        } else {
+            // A reader that has the old file open sees a new inode and starts over.
+            let _ = std::fs::remove_file(&current);
+        }
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&current)
+        {
+            self.file = f;
+            self.size = 0;
+        }
+    }
+}
+
+fn write_log(log: &mut Option<LogWriter>, stream: &str, data: &[u8]) {
+    if let Some(w) = log {
         let text = String::from_utf8_lossy(data);
         let line = LogLine {
             log: &text,
@@ -1202,14 +1284,14 @@ fn write_log(log: &mut Option<File>, stream: &str, data: &[u8]) {
         };
         if let Ok(mut v) = serde_json::to_vec(&line) {
             v.push(b'\n');
-            let _ = f.write_all(&v);
+            w.write_line(&v);
         }
     }
 }
 
 /// Feeds output into the log, one json line per line (partial lines are held back up to
 /// 16 KiB, like Docker).
-fn log_output(log: &mut Option<File>, o: &mut Output, data: &[u8]) {
+fn log_output(log: &mut Option<LogWriter>, o: &mut Output, data: &[u8]) {
     o.partial.extend_from_slice(data);
     while let Some(i) = o.partial.iter().position(|b| *b == b'\n') {
         let line: Vec<u8> = o.partial.drain(..=i).collect();
@@ -1234,7 +1316,7 @@ fn relay(
     info: &BundleInfo,
     init: i32,
     sigfd: &SignalFd,
-    mut log: Option<File>,
+    mut log: Option<LogWriter>,
     out: OwnedFd,
     err: Option<OwnedFd>,
     mut stdin: Option<OwnedFd>,

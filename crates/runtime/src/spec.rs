@@ -1,6 +1,8 @@
 //! Generates the OCI runtime-spec `config.json` for a container, the way Docker does.
 
-use crate::config::{ImageRuntimeConfig, MountSpec, NetworkMode, RunOptions};
+use crate::config::{
+    DevShm, ImageRuntimeConfig, MountSpec, NamespaceMode, NetworkMode, RunOptions,
+};
 use crate::paths;
 use crate::{Error, Result};
 use oci_spec::runtime::Spec;
@@ -387,13 +389,13 @@ pub fn process_args(image: &ImageRuntimeConfig, opts: &RunOptions) -> Result<Vec
     Ok(args)
 }
 
-/// The hostname Docker gives a container: `--hostname`, the host's with `--network host`,
-/// else the first 12 characters of the id.
+/// The hostname Docker gives a container: `--hostname`, the host's with `--network host` or
+/// `--uts host`, else the first 12 characters of the id.
 pub fn hostname(id: &str, opts: &RunOptions) -> String {
     if let Some(h) = &opts.hostname {
         return h.clone();
     }
-    if opts.network == NetworkMode::Host {
+    if opts.network == NetworkMode::Host || opts.uts_host {
         if let Ok(h) = nix::unistd::gethostname() {
             return h.to_string_lossy().to_string();
         }
@@ -556,13 +558,18 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         ),
-        mount(
+    ];
+    match &opts.dev_shm {
+        DevShm::Tmpfs => mounts.push(mount(
             "/dev/shm",
             "tmpfs",
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", &shm],
-        ),
-    ];
+        )),
+        DevShm::None => {}
+        DevShm::Bind(src) => mounts.push(json!({"destination": "/dev/shm", "type": "bind",
+            "source": src, "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})),
+    }
     if let Some(init) = &opts.init {
         let dest = if input.create_paths {
             paths::touch_in_root(rootfs, INIT_PATH)?
@@ -632,12 +639,18 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     }
 
     // Namespaces.
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces = Vec::new();
+    for (ty, mode) in [("pid", &opts.pid), ("ipc", &opts.ipc)] {
+        match mode {
+            NamespaceMode::Private => namespaces.push(json!({ "type": ty })),
+            NamespaceMode::Host => {}
+            NamespaceMode::Join(p) => namespaces.push(json!({ "type": ty, "path": p })),
+        }
+    }
+    if !opts.uts_host {
+        namespaces.push(json!({"type": "uts"}));
+    }
+    namespaces.push(json!({"type": "mount"}));
     match &opts.network {
         NetworkMode::None => namespaces.push(json!({"type": "network"})),
         NetworkMode::Host => {}
@@ -667,6 +680,22 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
         devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
         devices
             .push(json!({"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}));
+        for d in &opts.devices {
+            devices.push(
+                json!({"allow": true, "type": d.kind.to_string(), "major": d.major,
+                "minor": d.minor, "access": d.access}),
+            );
+        }
+        for r in &opts.device_rules {
+            let mut rule = json!({"allow": true, "type": r.kind.to_string(), "access": r.access});
+            if let Some(m) = r.major {
+                rule["major"] = json!(m);
+            }
+            if let Some(m) = r.minor {
+                rule["minor"] = json!(m);
+            }
+            devices.push(rule);
+        }
     }
     let mut resources = json!({ "devices": devices });
     let mut memory = serde_json::Map::new();
@@ -691,6 +720,15 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
             memory.insert("swap".into(), json!(swap));
         }
     }
+    if let Some(r) = opts.memory_reservation.filter(|r| *r > 0) {
+        memory.insert("reservation".into(), json!(r));
+    }
+    if let Some(s) = opts.memory_swappiness {
+        memory.insert("swappiness".into(), json!(s));
+    }
+    if opts.oom_kill_disable {
+        memory.insert("disableOOMKiller".into(), json!(true));
+    }
     if !memory.is_empty() {
         resources["memory"] = Value::Object(memory);
     }
@@ -699,6 +737,12 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
         let period: u64 = 100_000;
         cpu.insert("period".into(), json!(period));
         cpu.insert("quota".into(), json!((c * period as f64).round() as i64));
+    }
+    if let Some(p) = opts.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(q) = opts.cpu_quota.filter(|q| *q != 0) {
+        cpu.insert("quota".into(), json!(q));
     }
     if let Some(s) = opts.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
@@ -735,6 +779,17 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     if !opts.sysctls.is_empty() {
         linux["sysctl"] = json!(opts.sysctls);
     }
+    if !opts.devices.is_empty() {
+        linux["devices"] = Value::Array(
+            opts.devices
+                .iter()
+                .map(|d| {
+                    json!({"path": d.path, "type": d.kind.to_string(), "major": d.major,
+                        "minor": d.minor, "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid})
+                })
+                .collect(),
+        );
+    }
 
     let mut annotations = serde_json::Map::new();
     for (k, v) in image.labels.iter().chain(opts.labels.iter()) {
@@ -748,10 +803,14 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
         "ociVersion": "1.0.2-dev",
         "process": process,
         "root": { "path": "rootfs", "readonly": opts.read_only },
-        "hostname": host,
         "mounts": mounts,
         "linux": linux,
     });
+    // No hostname in the host's UTS namespace: runc refuses one there, and it would be the
+    // host's to change.
+    if !opts.uts_host {
+        spec["hostname"] = json!(host);
+    }
     if let Some(d) = &opts.domainname {
         spec["domainname"] = json!(d);
     }

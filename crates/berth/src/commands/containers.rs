@@ -132,7 +132,8 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
             ));
         }
     }
-    for l in &a.label {
+    // --label-file first: --label wins, as in Docker.
+    for l in read_env_files(&a.host.label_file)?.iter().chain(&a.label) {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         run.labels.insert(k.to_string(), v.to_string());
     }
@@ -307,7 +308,147 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         detach: a.detach,
         security_opt: a.security_opt.clone(),
         healthcheck,
+        host: host_options(a)?,
     })
+}
+
+/// A number flag, with the docker CLI's words for a bad one.
+fn int_flag(v: &Option<String>, flag: &str) -> Result<Option<i64>> {
+    v.as_ref()
+        .map(|s| {
+            s.parse::<i64>().map_err(|_| {
+                flag_error(
+                    s,
+                    flag,
+                    &format!("strconv.ParseInt: parsing \"{s}\": invalid syntax"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `-a/--attach` values: which of stdin, stdout, stderr (none given: stdout and stderr).
+fn attach_streams_of(a: &RunArgs) -> Result<(bool, bool, bool)> {
+    if a.host.attach.is_empty() {
+        return Ok((a.interactive, true, true));
+    }
+    if a.detach {
+        return Err(status(125, "Conflicting options: -a and -d"));
+    }
+    let (mut i, mut o, mut e) = (false, false, false);
+    for s in &a.host.attach {
+        match s.to_ascii_lowercase().as_str() {
+            "stdin" => i = true,
+            "stdout" => o = true,
+            "stderr" => e = true,
+            _ => {
+                return Err(flag_error(
+                    s,
+                    "-a, --attach",
+                    "valid streams are STDIN, STDOUT and STDERR",
+                ))
+            }
+        }
+    }
+    Ok((i, o, e))
+}
+
+fn host_options(a: &RunArgs) -> Result<berth_engine::containers::host_opts::HostOptions> {
+    let h = &a.host;
+    let memory_reservation = match &h.memory_reservation {
+        Some(m) => Some(parse_ram(m).ok_or_else(|| {
+            flag_error(m, "--memory-reservation", &format!("invalid size: '{m}'"))
+        })?),
+        None => None,
+    };
+    let (i, o, e) = attach_streams_of(a)?;
+    let mut attach = Vec::new();
+    if !h.attach.is_empty() {
+        for (on, name) in [(i, "stdin"), (o, "stdout"), (e, "stderr")] {
+            if on {
+                attach.push(name.to_string());
+            }
+        }
+    }
+    Ok(berth_engine::containers::host_opts::HostOptions {
+        ipc: h.ipc.clone(),
+        pid: h.pid.clone(),
+        uts: h.uts.clone(),
+        devices: h.device.clone(),
+        device_cgroup_rules: h.device_cgroup_rule.clone(),
+        sysctls: h.sysctl.clone(),
+        log_driver: h.log_driver.clone(),
+        log_opts: h.log_opt.clone(),
+        volumes_from: h.volumes_from.clone(),
+        container_id_file: h.cidfile.as_ref().map(|p| p.display().to_string()),
+        expose: h.expose.clone(),
+        memory_reservation,
+        memory_swappiness: int_flag(&h.memory_swappiness, "--memory-swappiness")?,
+        oom_kill_disable: h.oom_kill_disable,
+        oom_score_adj: int_flag(&h.oom_score_adj, "--oom-score-adj")?,
+        cpu_period: int_flag(&h.cpu_period, "--cpu-period")?,
+        cpu_quota: int_flag(&h.cpu_quota, "--cpu-quota")?,
+        platform: h.platform.clone(),
+        attach,
+    })
+}
+
+/// `--cidfile`: refused when the file exists (Docker's words), made empty before the
+/// container is created and removed again if that fails.
+struct CidFile(Option<std::path::PathBuf>);
+
+impl CidFile {
+    fn create(path: &Option<std::path::PathBuf>) -> Result<CidFile> {
+        let Some(p) = path else {
+            return Ok(CidFile(None));
+        };
+        if p.exists() {
+            return Err(status(
+                125,
+                format!(
+                    "Container ID file found, make sure the other container isn't running or delete {}",
+                    p.display()
+                ),
+            ));
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p)
+            .map_err(|e| {
+                status(
+                    125,
+                    format!(
+                        "failed to create the container ID file: {}: {e}",
+                        p.display()
+                    ),
+                )
+            })?;
+        Ok(CidFile(Some(p.clone())))
+    }
+
+    fn write(mut self, id: &str) -> Result<()> {
+        if let Some(p) = self.0.take() {
+            std::fs::write(&p, id).map_err(|e| {
+                status(
+                    125,
+                    format!(
+                        "failed to write the container ID to the file: {}: {e}",
+                        p.display()
+                    ),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// `ctrl-p,ctrl-q` → bytes.
@@ -338,8 +479,36 @@ fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Makes sure the image is there: Docker's "Unable to find image" line, then a pull.
-fn ensure_image(engine: &mut Engine, image: &str) -> Result<()> {
+/// Makes sure the image is there, as `--pull` says: Docker's "Unable to find image" line, then
+/// a pull (`missing`), always a pull (`always`), or "No such image" (`never`).
+fn ensure_image(engine: &mut Engine, image: &str, pull: &str) -> Result<()> {
+    let policy: berth_engine::registry::PullPolicy = pull
+        .parse()
+        .map_err(|e: EngineError| status(125, e.to_string()))?;
+    match policy {
+        berth_engine::registry::PullPolicy::Always => {
+            return match engine.ensure_image(image, policy, &mut |_| {}) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(status(125, format!("Error response from daemon: {e}"))),
+            }
+        }
+        berth_engine::registry::PullPolicy::Never => {
+            return match engine.resolve_image(image) {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_not_found() => {
+                    let shown = berth_oci::reference::Reference::parse_with_default_tag(image)
+                        .map(|r| r.familiar_string())
+                        .unwrap_or_else(|_| image.to_string());
+                    Err(status(
+                        125,
+                        format!("Error response from daemon: No such image: {shown}"),
+                    ))
+                }
+                Err(e) => Err(status(125, format!("Error response from daemon: {e}"))),
+            };
+        }
+        berth_engine::registry::PullPolicy::Missing => {}
+    }
     match engine.resolve_image(image) {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => {
@@ -372,10 +541,12 @@ fn engine_error(code: u8, e: EngineError) -> anyhow::Error {
 
 pub fn create(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let opts = create_options(&a)?;
-    ensure_image(engine, &a.image)?;
+    let cidfile = CidFile::create(&a.host.cidfile)?;
+    ensure_image(engine, &a.image, &a.host.pull)?;
     let id = engine
         .create_container(&opts)
         .map_err(|e| engine_error(125, e))?;
+    cidfile.write(&id)?;
     println!("{id}");
     Ok(())
 }
@@ -383,7 +554,7 @@ pub fn create(engine: &mut Engine, a: RunArgs) -> Result<()> {
 /// Blocks SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGWINCH in this thread (and the threads it starts
 /// later) and forwards them from a dedicated thread: termination signals go to the container,
 /// SIGWINCH calls `on_winch`.
-fn forward_signals(dir: std::path::PathBuf, on_winch: Option<Box<dyn Fn() + Send>>) {
+fn forward_signals(dir: std::path::PathBuf, on_winch: Option<Box<dyn Fn() + Send>>, proxy: bool) {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -395,6 +566,12 @@ fn forward_signals(dir: std::path::PathBuf, on_winch: Option<Box<dyn Fn() + Send
             libc::SIGWINCH,
         ] {
             libc::sigaddset(&mut set, s);
+        }
+        if !proxy {
+            // `--sig-proxy=false`: only SIGWINCH is ours; the others end berth as usual and
+            // leave the container running.
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGWINCH);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         let set_copy = set;
@@ -432,11 +609,36 @@ fn print_entry(e: &berth_engine::containers::LogEntry, timestamps: bool) -> std:
     }
 }
 
+/// Which output streams an attached command shows (`-a`), and whether it forwards signals
+/// (`--sig-proxy`).
+#[derive(Clone, Copy)]
+struct Streams {
+    stdout: bool,
+    stderr: bool,
+    sig_proxy: bool,
+}
+
+impl Streams {
+    const ALL: Streams = Streams {
+        stdout: true,
+        stderr: true,
+        sig_proxy: true,
+    };
+
+    fn shows(&self, stream: u8) -> bool {
+        if stream == 2 {
+            self.stderr
+        } else {
+            self.stdout
+        }
+    }
+}
+
 /// Streams a container's output from its log until it exits, forwarding signals; returns its
 /// exit code.
-fn follow_until_exit(engine: &mut Engine, id: &str) -> Result<i32> {
+fn follow_until_exit(engine: &mut Engine, id: &str, streams: Streams) -> Result<i32> {
     let (_, dir) = engine.container_dir(id)?;
-    forward_signals(dir.clone(), None);
+    forward_signals(dir.clone(), None, streams.sig_proxy);
     let done = Arc::new(AtomicBool::new(false));
     let d2 = done.clone();
     let dir2 = dir.clone();
@@ -449,7 +651,13 @@ fn follow_until_exit(engine: &mut Engine, id: &str) -> Result<i32> {
             &dir2,
             &opts,
             &|| d2.load(Ordering::Relaxed),
-            &mut |e| print_entry(e, false),
+            &mut |e| {
+                if streams.shows(e.stream) {
+                    print_entry(e, false)
+                } else {
+                    Ok(())
+                }
+            },
         );
     });
     let st = berth_runtime::wait(&dir, None);
@@ -546,10 +754,16 @@ fn window_size() -> Option<(u16, u16)> {
 
 /// Attaches to the container's socket: stdin (with `stdin`), output, pty size. Returns
 /// `true` when the user detached with the detach keys.
-fn attach_streams(dir: &Path, stdin: bool, tty: bool, detach_keys: &[u8]) -> Result<bool> {
+fn attach_streams(
+    dir: &Path,
+    stdin: bool,
+    tty: bool,
+    detach_keys: &[u8],
+    streams: Streams,
+) -> Result<bool> {
     let client = berth_runtime::attach::AttachClient::connect(dir)
         .map_err(|e| status(1, format!("cannot attach: {e}")))?;
-    attach_client(client, dir, stdin, tty, detach_keys)
+    attach_client(client, dir, stdin, tty, detach_keys, streams)
 }
 
 /// [`attach_streams`] on a connection already made (`start -a`, `run -i`: made before the
@@ -560,6 +774,7 @@ fn attach_client(
     stdin: bool,
     tty: bool,
     detach_keys: &[u8],
+    streams: Streams,
 ) -> Result<bool> {
     let writer = client.stream().try_clone()?;
     let _raw = RawTerminal::enable(tty && stdin);
@@ -578,7 +793,7 @@ fn attach_client(
         if tty {
             resize();
         }
-        forward_signals(dir.to_path_buf(), Some(Box::new(resize)));
+        forward_signals(dir.to_path_buf(), Some(Box::new(resize)), streams.sig_proxy);
     }
     let detached = Arc::new(AtomicBool::new(false));
     if stdin {
@@ -629,6 +844,14 @@ fn attach_client(
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     while let Ok(Some((kind, data))) = client.next_output() {
+        let stream = if kind == berth_runtime::attach::STDERR {
+            2
+        } else {
+            1
+        };
+        if !streams.shows(stream) {
+            continue;
+        }
         if kind == berth_runtime::attach::STDERR {
             let mut e = stderr.lock();
             let _ = e.write_all(&data);
@@ -644,16 +867,28 @@ fn attach_client(
 
 pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let opts = create_options(&a)?;
-    ensure_image(engine, &a.image)?;
+    let (attach_stdin, stdout, stderr) = attach_streams_of(&a)?;
+    let streams = Streams {
+        stdout,
+        stderr,
+        sig_proxy: a.host.sig_proxy,
+    };
+    let cidfile = CidFile::create(&a.host.cidfile)?;
+    ensure_image(engine, &a.image, &a.host.pull)?;
     berth_runtime::monitor::trace("cli: image ensured");
     let detach_keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
-    if a.interactive && !a.detach {
+    // Without a log to follow whole (`--log-driver none`, or one that rotates) the output
+    // comes through the attach socket, as it does for -i.
+    let no_log = opts.host.output_not_in_log();
+    if (a.interactive || no_log) && !a.detach {
         // Attached before the process runs: nothing it prints early is lost.
         let (id, client) = engine
             .run_container_attached(&opts)
             .map_err(|e| engine_error(125, e))?;
+        cidfile.write(&id)?;
         let (_, dir) = engine.container_dir(&id)?;
-        if attach_client(client, &dir, true, a.tty, &detach_keys)? {
+        let stdin = a.interactive && attach_stdin;
+        if attach_client(client, &dir, stdin, a.tty, &detach_keys, streams)? {
             return Ok(());
         }
         let code = explain_exit(
@@ -671,26 +906,12 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let id = engine
         .run_container(&opts)
         .map_err(|e| engine_error(125, e))?;
+    cidfile.write(&id)?;
     if a.detach {
         println!("{id}");
         return Ok(());
     }
-    let code = if a.interactive {
-        let (_, dir) = engine.container_dir(&id)?;
-        let detached = attach_streams(&dir, true, a.tty, &detach_keys)?;
-        if detached {
-            return Ok(());
-        }
-        explain_exit(
-            &id,
-            &engine
-                .wait_and_finish(&id)
-                .map_err(|e| engine_error(125, e))?,
-        )
-        .exit_code
-    } else {
-        follow_until_exit(engine, &id)?
-    };
+    let code = follow_until_exit(engine, &id, streams)?;
     if code != 0 {
         return Err(exit_status(code.clamp(0, 255) as u8));
     }
@@ -721,7 +942,14 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<()> {
                 let spec = engine.container_spec(&id)?;
                 let (_, dir) = engine.container_dir(&id)?;
                 let keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
-                if attach_client(client, &dir, a.interactive, spec.run.tty, &keys)? {
+                if attach_client(
+                    client,
+                    &dir,
+                    a.interactive,
+                    spec.run.tty,
+                    &keys,
+                    Streams::ALL,
+                )? {
                     return Ok(());
                 }
                 let code = explain_exit(
@@ -1013,7 +1241,7 @@ pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<()> {
         }
     }
     let stdin = !a.no_stdin && spec.run.stdin_open;
-    if attach_streams(&dir, stdin, spec.run.tty, &keys)? {
+    if attach_streams(&dir, stdin, spec.run.tty, &keys, Streams::ALL)? {
         return Ok(());
     }
     let code = engine.wait_container(&id).unwrap_or(0);

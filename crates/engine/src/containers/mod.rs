@@ -24,6 +24,7 @@
 pub mod commit;
 pub mod cp;
 pub mod health;
+pub mod host_opts;
 pub mod names;
 pub mod network;
 mod opts;
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -117,6 +119,8 @@ pub struct CreateOptions {
     pub security_opt: Vec<String>,
     /// `--health-*` / `--no-healthcheck` ([`health::HealthFlags::to_config`]).
     pub healthcheck: Option<health::HealthConfig>,
+    /// `--ipc --pid --uts --device --sysctl --log-* --volumes-from --expose`, resource knobs.
+    pub host: host_opts::HostOptions,
 }
 
 /// Everything about a container that does not change after `create`; `container.json` in
@@ -145,6 +149,9 @@ pub struct ContainerSpec {
     pub volumes: Vec<(String, String)>,
     /// Docker's `Config` object.
     pub config: Value,
+    /// Namespaces, devices, logging… as asked for (absent in containers from before).
+    #[serde(default)]
+    pub host: host_opts::HostSpec,
 }
 
 /// The last state berth observed.
@@ -786,6 +793,14 @@ impl Engine {
         for t in &o.tmpfs {
             run.mounts.push(parse_tmpfs(t)?);
         }
+        let (host, shared_volumes) = self.apply_host_options(&o.host, &mut run)?;
+        volumes.extend(shared_volumes);
+        let mut exposed_ports = img.exposed_ports.clone();
+        for p in &host.exposed {
+            if !exposed_ports.contains(p) {
+                exposed_ports.push(p.clone());
+            }
+        }
         // The image's `VOLUME`s: an anonymous volume at each path no mount of the user's
         // covers (Docker's rule), removed with the container by `rm -v` and `--rm`.
         for target in image_volume_targets(&img.volumes, &run.mounts)? {
@@ -826,7 +841,7 @@ impl Engine {
         // directory): a kill from here on leaves a marker the next command recovers from.
         let marker = pending::Marker::acquire(&self.pending_dir(), &id)
             .map_err(io_err("creating the container's pending marker"))?;
-        if let Err(e) = self.plan_network(&id, &network_mode, o, &img.exposed_ports, &mut run) {
+        if let Err(e) = self.plan_network(&id, &network_mode, o, &exposed_ports, &mut run) {
             let _ = std::fs::remove_dir_all(self.container_dir_of(&id));
             return Err(e);
         }
@@ -837,15 +852,16 @@ impl Engine {
         labels.extend(run.labels.clone());
         let hostname = berth_runtime::spec::hostname(&id, &run);
         let interactive = run.stdin_open;
+        let attached = o.host.attached(interactive, o.detach);
         let mut config = json!({
             "Hostname": hostname,
             "Domainname": run.domainname.clone().unwrap_or_default(),
             "User": run.user.clone().unwrap_or_else(|| img.user.clone()),
-            "AttachStdin": interactive && !o.detach,
-            "AttachStdout": !o.detach,
-            "AttachStderr": !o.detach,
-            "ExposedPorts": if img.exposed_ports.is_empty() { Value::Null } else {
-                Value::Object(img.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect())
+            "AttachStdin": attached.0,
+            "AttachStdout": attached.1,
+            "AttachStderr": attached.2,
+            "ExposedPorts": if exposed_ports.is_empty() { Value::Null } else {
+                Value::Object(exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect())
             },
             "Tty": run.tty,
             "OpenStdin": interactive,
@@ -900,6 +916,7 @@ impl Engine {
             security_opt: o.security_opt.clone(),
             volumes,
             config,
+            host,
         };
         let dir = self.container_dir_of(&id);
         let prepared = (|| -> Result<(), EngineError> {
@@ -1130,6 +1147,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let dir = self.container_dir_of(id);
         berth_runtime::mount_rootfs(&dir, &spec.layers).map_err(EngineError::Runtime)?;
+        self.join_namespaces(&dir, spec)?;
         berth_runtime::monitor::trace("cli: mounted");
         let net = self.network_before_start(id)?;
         berth_runtime::monitor::trace("cli: network");
@@ -1727,6 +1745,7 @@ impl Engine {
             v["State"]["Health"] = json!(h);
         }
         self.fill_network_settings(&row.id, &spec, live.running, &mut v);
+        host_opts::fill_inspect(&spec, &mut v);
         // Docker shows the swap limit in effect: twice the memory limit when only --memory was
         // given (or -1, unlimited, where the kernel has no swap accounting).
         if run.memory.is_some_and(|m| m > 0) && run.memory_swap.unwrap_or(0) == 0 {
@@ -1763,6 +1782,14 @@ impl Engine {
         sink: &mut dyn FnMut(&LogEntry) -> std::io::Result<()>,
     ) -> Result<(), EngineError> {
         let row = self.resolve_container(name)?;
+        if self
+            .spec_of(&row.id)
+            .is_ok_and(|s| s.host.log_type == "none")
+        {
+            return Err(EngineError::InvalidArgument(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
         let dir = self.container_dir_of(&row.id);
         follow_log(&dir, o, stop, sink)
     }
@@ -1954,6 +1981,28 @@ pub fn follow_log(
         }
     };
     let Some(file) = file else { return Ok(()) };
+    // Rotated files first, oldest first (`--log-opt max-file`); the one held open is skipped
+    // should it have been rotated meanwhile: it is read below.
+    let mut all = Vec::new();
+    let held = inode_of(&file);
+    let mut rotated = Vec::new();
+    for n in 1.. {
+        let p = berth_runtime::rotated_log_path(dir, n);
+        if !p.exists() {
+            break;
+        }
+        rotated.push(p);
+    }
+    for p in rotated.iter().rev() {
+        if let Ok(mut f) = std::fs::File::open(p) {
+            if inode_of(&f) != held {
+                let _ = f.read_to_end(&mut all);
+                if !all.is_empty() && !all.ends_with(b"\n") {
+                    all.push(b'\n');
+                }
+            }
+        }
+    }
     let mut reader = std::io::BufReader::new(file);
     let keep = |e: &LogEntry| {
         let t = entry_time(e);
@@ -1965,7 +2014,6 @@ pub fn follow_log(
     // What is there now (honouring --tail).
     let mut pending_line: Vec<u8>;
     {
-        let mut all = Vec::new();
         reader
             .read_to_end(&mut all)
             .map_err(io_err("reading the log"))?;
@@ -1998,6 +2046,7 @@ pub fn follow_log(
     }
     let mut last_check = std::time::Instant::now();
     let mut finishing = false;
+    let mut switch_file = false;
     loop {
         let mut line = std::mem::take(&mut pending_line);
         let n = reader
@@ -2013,6 +2062,21 @@ pub fn follow_log(
         }
         pending_line = line;
         if n == 0 {
+            if switch_file {
+                // The old file was read to its end after it was rotated away: go on with the
+                // new one (a partial line cannot be continued in another file).
+                switch_file = false;
+                if let Ok(f) = std::fs::File::open(&path) {
+                    reader = std::io::BufReader::new(f);
+                    pending_line.clear();
+                    continue;
+                }
+            } else if std::fs::metadata(&path).map(|m| m.ino()).ok() != inode_of(reader.get_ref()) {
+                // Rotated: whatever was written before the rename is still to be read from the
+                // file held open.
+                switch_file = true;
+                continue;
+            }
             if finishing {
                 return Ok(());
             }
@@ -2032,6 +2096,10 @@ pub fn follow_log(
             std::thread::park_timeout(Duration::from_millis(5));
         }
     }
+}
+
+fn inode_of(f: &std::fs::File) -> Option<u64> {
+    f.metadata().map(|m| m.ino()).ok()
 }
 
 fn is_running(dir: &Path) -> bool {
