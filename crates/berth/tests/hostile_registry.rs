@@ -269,7 +269,7 @@ fn a_gzip_bomb_stops_early_in_pull_load_and_import() {
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
     assert_untouched(&b);
 
-    // load, from a file (read in place) and from stdin (staged first)
+    // load, from a file and from stdin
     std::fs::write(dir.join("config.json"), &config).unwrap();
     std::fs::write(
         dir.join("manifest.json"),
@@ -461,6 +461,34 @@ fn a_slow_silent_or_flooding_registry_fails_pull_with_the_limit_named() {
         err.contains("invalid BERTH_REGISTRY_TIMEOUT=\"soon\""),
         "{err}"
     );
+}
+
+#[test]
+fn import_from_a_url_that_trickles_or_never_answers_fails() {
+    let b = Berth::new();
+    let one_second = [("BERTH_REGISTRY_TIMEOUT", "1")];
+    let fake = Fake::start(|head: &str| {
+        if head.contains("/silent") {
+            Reply::Silent
+        } else {
+            Reply::Trickle("HTTP/1.1 200 OK\r\nContent-Length: 100000".into())
+        }
+    });
+    for (path, want) in [
+        (
+            "trickle.tar",
+            "Error: download of URL stalled: less than 1024 bytes/s over 1s",
+        ),
+        ("silent.tar", "BERTH_REGISTRY_TIMEOUT"),
+    ] {
+        let url = format!("http://{}/{path}", fake.addr);
+        let t = Instant::now();
+        let err = fails_with(&run_env(&b, &one_second, &["import", &url, "x"]));
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+        let want = want.replace("URL", &url);
+        assert!(err.contains(&want) && err.contains(&url), "{err}");
+        assert_untouched(&b);
+    }
 }
 
 #[test]

@@ -18,7 +18,7 @@ use berth_registry::client::ClientConfig;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The most layers an image may have: Docker's limit, which keeps an overlay mount's lower
 /// directories within what the kernel accepts.
@@ -210,6 +210,68 @@ impl<R: Read> Read for Bounded<R> {
             return Err(io::Error::other(format!(
                 "decompressed layer exceeds {allowed} bytes"
             )));
+        }
+        Ok(n)
+    }
+}
+
+/// Why a [`Paced`] download stopped, for the caller to report instead of whatever the read
+/// error became on its way up.
+pub(crate) type Stall = Arc<std::sync::Mutex<Option<String>>>;
+
+/// A download read synchronously (`import URL`) that must keep moving: at least `min_speed`
+/// bytes a second over every window (the transport's per-read timeout covers silence).
+pub(crate) struct Paced<R> {
+    inner: R,
+    stall: Stall,
+    window: Duration,
+    min_bytes: u64,
+    min_speed: u64,
+    window_end: Instant,
+    in_window: u64,
+    what: String,
+}
+
+impl<R> Paced<R> {
+    pub(crate) fn new(
+        inner: R,
+        window: Duration,
+        min_speed: u64,
+        what: String,
+        stall: Stall,
+    ) -> Paced<R> {
+        Paced {
+            inner,
+            stall,
+            window,
+            min_bytes: ((min_speed as f64 * window.as_secs_f64()) as u64).max(1),
+            min_speed,
+            window_end: Instant::now() + window,
+            in_window: 0,
+            what,
+        }
+    }
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.window.is_zero() || n == 0 {
+            return Ok(n);
+        }
+        self.in_window += n as u64;
+        let now = Instant::now();
+        if now >= self.window_end {
+            if self.in_window < self.min_bytes {
+                let why = format!(
+                    "download of {} stalled: less than {} bytes/s over {:?} ({TIMEOUT_HINT})",
+                    self.what, self.min_speed, self.window
+                );
+                *self.stall.lock().unwrap() = Some(why.clone());
+                return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+            }
+            self.in_window = 0;
+            self.window_end = now + self.window;
         }
         Ok(n)
     }

@@ -2,7 +2,7 @@
 
 use super::changes::apply_changes;
 use super::now_rfc3339;
-use crate::limits::{Counting, Expansion};
+use crate::limits::{Counting, Expansion, Stall};
 use crate::{Engine, EngineError};
 use berth_oci::image::{Descriptor, History, ImageConfig, Manifest, RootFs};
 use berth_oci::layer::{apply_layer, decompress};
@@ -43,19 +43,40 @@ impl ImportSource {
         }
     }
 
-    fn open(&self) -> Result<Box<dyn Read>, EngineError> {
+    /// The tarball's bytes, and (for a URL) where a stalled download says why it stopped.
+    fn open(&self) -> Result<(Box<dyn Read>, Stall), EngineError> {
+        let stall = Stall::default();
         match self {
-            ImportSource::Stdin => Ok(Box::new(io::stdin().lock())),
+            ImportSource::Stdin => Ok((Box::new(io::stdin().lock()), stall)),
             ImportSource::File(p) => {
                 let f = File::open(p)
                     .map_err(|e| EngineError::io(format!("open {}", p.display()), e))?;
-                Ok(Box::new(f))
+                Ok((Box::new(f), stall))
             }
             ImportSource::Url(url) => {
-                let response = ureq::get(url)
-                    .call()
-                    .map_err(|e| EngineError::Download(format!("downloading {url}: {e}")))?;
-                Ok(Box::new(response.into_body().into_reader()))
+                // The same time bounds as a registry: the server must answer and keep sending.
+                let limits = crate::limits::registry_client_config()?;
+                let nonzero = |d: std::time::Duration| Some(d).filter(|d| !d.is_zero());
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .timeout_connect(nonzero(limits.connect_timeout))
+                    .timeout_recv_response(nonzero(limits.timeout))
+                    .timeout_per_read(nonzero(limits.timeout))
+                    .build()
+                    .into();
+                let response = agent.get(url).call().map_err(|e| {
+                    EngineError::Download(format!(
+                        "downloading {url}: {e} ({})",
+                        crate::limits::TIMEOUT_HINT
+                    ))
+                })?;
+                let paced = crate::limits::Paced::new(
+                    response.into_body().into_reader(),
+                    limits.timeout,
+                    limits.min_speed,
+                    url.clone(),
+                    stall.clone(),
+                );
+                Ok((Box::new(paced), stall))
             }
         }
     }
@@ -116,9 +137,9 @@ impl Engine {
         apply_changes(&mut config, &opts.changes)?;
 
         let mut op = self.store().begin_op()?;
-        let input = source.open()?;
+        let (input, stall) = source.open()?;
         let (diff_id, size, layer_dir, blob) =
-            unpack_single_layer(&mut op, input, &source.describe())?;
+            unpack_single_layer(&mut op, input, &source.describe(), &stall)?;
 
         let created = now_rfc3339();
         config.created = Some(created.clone());
@@ -157,6 +178,7 @@ fn unpack_single_layer(
     op: &mut Op,
     input: Box<dyn Read>,
     source: &str,
+    stall: &Stall,
 ) -> Result<
     (
         Digest,
@@ -199,6 +221,9 @@ fn unpack_single_layer(
     let total = tee.total;
     if let Some(e) = bounded.limit_error(source) {
         return Err(e);
+    }
+    if let Some(why) = stall.lock().unwrap().take() {
+        return Err(EngineError::Download(why));
     }
     let stats = unpacked?;
     if total == 0 {
