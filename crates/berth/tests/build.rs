@@ -872,3 +872,48 @@ RUN ip -o link | grep -c ': ' > /links && hostname > /hostname && cat /etc/hosts
     build_ok(&b, &dir, &["--network", "host", "-t", "hostnet"]);
     assert_eq!(run_in(&b, "hostnet", "cat /got"), "host-loopback");
 }
+
+#[test]
+fn run_bind_mounts_of_the_context_are_filtered_and_copy_on_write() {
+    let b = Berth::with_busybox();
+    let dir = ctx(
+        &b,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+RUN --mount=type=bind,target=/ctx ls -A /ctx /ctx/data > /listing\n\
+RUN --mount=type=bind,target=/ctx (touch /ctx/x 2>/dev/null && echo rw || echo ro) > /default\n\
+RUN --mount=type=bind,target=/ctx,rw echo changed > /ctx/data/keep.txt && echo new > /ctx/new.txt && rm /ctx/data/other.txt && cat /ctx/data/keep.txt > /seen\n\
+RUN --mount=type=bind,source=data,target=/d,rw ls /d > /dlisting && echo more >> /d/keep.txt\n\
+RUN --mount=type=bind,source=data/keep.txt,target=/k,rw echo x >> /k && cat /k > /seen2\n",
+            ),
+            ("data/keep.txt", "keep\n"),
+            ("data/other.txt", "other\n"),
+            ("data/secret.txt", "secret\n"),
+            ("private.key", "key\n"),
+            (".dockerignore", "data/secret.txt\nprivate.key\n"),
+        ],
+    );
+    build_ok(&b, &dir, &["-t", "binds"]);
+    // The context a RUN sees is the filtered one.
+    assert_eq!(
+        run_in(&b, "binds", "cat /listing"),
+        "/ctx:\n.dockerignore\nDockerfile\ndata\n\n/ctx/data:\nkeep.txt\nother.txt\n"
+    );
+    assert_eq!(
+        run_in(&b, "binds", "cat /dlisting"),
+        "keep.txt\nother.txt\n"
+    );
+    assert_eq!(run_in(&b, "binds", "cat /default"), "ro\n");
+    // rw is a copy-on-write view: the step saw its writes, the context is untouched.
+    assert_eq!(run_in(&b, "binds", "cat /seen"), "changed\n");
+    assert_eq!(run_in(&b, "binds", "cat /seen2"), "keep\nx\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/keep.txt")).unwrap(),
+        "keep\n"
+    );
+    assert!(dir.join("data/other.txt").exists());
+    assert!(!dir.join("new.txt").exists());
+    assert!(!dir.join("x").exists());
+}

@@ -1692,6 +1692,8 @@ impl Builder<'_> {
         // Mounts.
         let mut mounts: Vec<MountSpec> = Vec::new();
         let mut bind_layers: Vec<(PathBuf, Vec<PathBuf>, String, String, bool)> = Vec::new();
+        // Context binds: (context-relative source, target, read-only).
+        let mut ctx_binds: Vec<(String, String, bool)> = Vec::new();
         for m in &r.mounts {
             let target = m.target.as_deref().map(|t| join_container(&workdir, t));
             match m.typ {
@@ -1769,13 +1771,11 @@ impl Builder<'_> {
                                 .ctx
                                 .content_key(&rel, self.sde)
                                 .map_err(|e| BuildError::io("hashing the context".into(), e))?;
-                            key.push_str(&format!("mount bind ctx {rel} {h} {target}\n"));
-                            let root = self.ctx.root.clone().unwrap_or_default();
-                            mounts.push(MountSpec::Bind {
-                                source: root.join(rel),
-                                target,
-                                readonly: m.readonly,
-                            });
+                            key.push_str(&format!(
+                                "mount bind ctx {rel} {h} {target} ro={}\n",
+                                m.readonly
+                            ));
+                            ctx_binds.push((rel, target, m.readonly));
                         }
                         Some(f) => {
                             let (lowers, k) = match self.source_stage(f)? {
@@ -1831,6 +1831,15 @@ impl Builder<'_> {
             let lowers = b.lowers(st);
             let mut held = Vec::new();
             let mut mounts = mounts;
+            for (i, (rel, target, ro)) in ctx_binds.into_iter().enumerate() {
+                let (source, merged) = b.context_view(&dir.join(format!("ctx-{i}")), &rel, ro)?;
+                mounts.push(MountSpec::Bind {
+                    source,
+                    target,
+                    readonly: ro,
+                });
+                held.extend(merged);
+            }
             if let Some((name, data)) = &script_file {
                 use std::os::unix::fs::PermissionsExt;
                 let f = dir.join("heredoc-script");
@@ -1947,6 +1956,71 @@ impl Builder<'_> {
             }
             Ok(())
         })
+    }
+
+    /// What a `RUN --mount=type=bind` of the context shows: the context as the build sees it
+    /// (what `.dockerignore` excludes is not there), and with `rw` a copy-on-write view whose
+    /// writes are dropped with the step, never the context itself — as BuildKit.
+    /// Returns the host path to bind and the overlay to keep mounted while the step runs.
+    fn context_view(
+        &self,
+        dir: &Path,
+        rel: &str,
+        readonly: bool,
+    ) -> Result<(PathBuf, Option<overlay::Merged>), BuildError> {
+        let root = self.ctx.root.clone().unwrap_or_default();
+        let host = root.join(rel);
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |e: std::io::Error| BuildError::io(what, e)
+        };
+        let is_dir = rel.is_empty() || self.ctx.get(rel).is_some_and(|e| e.kind == Kind::Dir);
+        if !is_dir {
+            // One file (an excluded one is never matched): the file itself, or a copy.
+            if readonly {
+                return Ok((host, None));
+            }
+            std::fs::create_dir_all(dir).map_err(io("staging a bind mount"))?;
+            let copy = dir.join("file");
+            std::fs::copy(&host, &copy).map_err(io("copying a bind mount's source"))?;
+            return Ok((copy, None));
+        }
+        let lower = if self.ctx.ignore.patterns.is_empty() {
+            host
+        } else {
+            // The filtered tree: directories made, files hard-linked (copied across file
+            // systems), links recreated. Read-only below the overlay or the read-only bind.
+            let tree = dir.join("tree");
+            std::fs::create_dir_all(&tree).map_err(io("staging a bind mount"))?;
+            for e in self.ctx.children(rel) {
+                let src = host.join(&e.rel);
+                let dst = tree.join(&e.rel);
+                match &e.kind {
+                    Kind::Dir => {
+                        std::fs::create_dir_all(&dst).map_err(io("staging a bind mount"))?;
+                        use std::os::unix::fs::PermissionsExt;
+                        let _ =
+                            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(e.mode));
+                    }
+                    Kind::File => {
+                        if std::fs::hard_link(&src, &dst).is_err() {
+                            std::fs::copy(&src, &dst).map_err(io("staging a bind mount"))?;
+                        }
+                    }
+                    Kind::Symlink(t) => {
+                        std::os::unix::fs::symlink(t, &dst).map_err(io("staging a bind mount"))?
+                    }
+                    Kind::Other => {}
+                }
+            }
+            tree
+        };
+        if readonly {
+            return Ok((lower, None));
+        }
+        let m = overlay::Merged::mount(&dir.join("rw"), std::slice::from_ref(&lower))
+            .map_err(io("mounting a bind mount's copy-on-write view"))?;
+        Ok((m.root.clone(), Some(m)))
     }
 
     fn export(&mut self, st: State) -> Result<BuildOutput, BuildError> {
