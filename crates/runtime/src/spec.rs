@@ -952,6 +952,92 @@ mod tests {
     }
 
     #[test]
+    fn host_namespaces_devices_and_knobs_are_valid_specs() {
+        let d = rootfs();
+        let opts = RunOptions {
+            cmd: vec!["true".into()],
+            ipc: crate::NamespaceMode::Host,
+            dev_shm: DevShm::Bind("/dev/shm".into()),
+            pid: crate::NamespaceMode::Join("/proc/1/ns/pid".into()),
+            uts_host: true,
+            devices: vec![crate::DeviceNode {
+                kind: 'c',
+                path: "/dev/mynull".into(),
+                major: 1,
+                minor: 3,
+                file_mode: 0o666,
+                uid: 0,
+                gid: 0,
+                access: "rw".into(),
+            }],
+            device_rules: vec![crate::DeviceRule {
+                kind: 'c',
+                major: Some(10),
+                minor: None,
+                access: "rwm".into(),
+            }],
+            memory: Some(64 << 20),
+            memory_reservation: Some(32 << 20),
+            memory_swappiness: Some(10),
+            oom_kill_disable: true,
+            oom_score_adj: Some(-100),
+            cpu_period: Some(50_000),
+            cpu_quota: Some(25_000),
+            ..Default::default()
+        };
+        let v = gen(d.path(), &ImageRuntimeConfig::default(), &opts);
+        assert_valid(&v);
+        let ns: Vec<&Value> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect();
+        assert!(!ns.iter().any(|n| n["type"] == "ipc" || n["type"] == "uts"));
+        assert!(ns
+            .iter()
+            .any(|n| n["type"] == "pid" && n["path"] == "/proc/1/ns/pid"));
+        // No hostname in the host's UTS namespace (runc refuses one).
+        assert!(v.get("hostname").is_none());
+        let shm = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .unwrap();
+        assert_eq!(
+            (&shm["type"], &shm["source"]),
+            (&json!("bind"), &json!("/dev/shm"))
+        );
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/mynull");
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert!(rules.contains(
+            &json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"})
+        ));
+        assert!(rules.contains(&json!({"allow": true, "type": "c", "major": 10, "access": "rwm"})));
+        let r = &v["linux"]["resources"];
+        assert_eq!(r["memory"]["reservation"], 32 << 20);
+        assert_eq!(r["memory"]["swappiness"], 10);
+        assert_eq!(r["memory"]["disableOOMKiller"], true);
+        assert_eq!(
+            (&r["cpu"]["period"], &r["cpu"]["quota"]),
+            (&json!(50_000), &json!(25_000))
+        );
+        assert_eq!(v["process"]["oomScoreAdj"], -100);
+        // --ipc none: no /dev/shm at all.
+        let none = RunOptions {
+            cmd: vec!["true".into()],
+            dev_shm: DevShm::None,
+            ..Default::default()
+        };
+        let v = gen(d.path(), &ImageRuntimeConfig::default(), &none);
+        assert!(!v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == "/dev/shm"));
+    }
+
+    #[test]
     fn options_map_like_docker() {
         let d = rootfs();
         let src = tempfile::tempdir().unwrap();
