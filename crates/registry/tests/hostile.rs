@@ -20,6 +20,8 @@ enum Reply {
     Flood(String),
     /// Nothing at all, until the client hangs up.
     Silent,
+    /// Reads whatever is sent (an upload), answers nothing, until the client hangs up.
+    Swallow,
 }
 
 struct Fake {
@@ -97,6 +99,10 @@ fn serve(mut sock: TcpStream, handler: &dyn Fn(&str) -> Reply, seen: &Mutex<Vec<
             let _ = sock.set_read_timeout(Some(Duration::from_secs(60)));
             let _ = sock.read(&mut buf);
         }
+        Reply::Swallow => {
+            let _ = sock.set_read_timeout(Some(Duration::from_secs(60)));
+            while matches!(sock.read(&mut buf), Ok(n) if n > 0) {}
+        }
     }
 }
 
@@ -165,6 +171,38 @@ async fn a_registry_that_never_answers_times_out() {
     let (_, r) = drain(&c, &fake.addr, &Digest::sha256(b"x"), Some(1)).await;
     let e = r.unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(e.to_string().contains("did not answer within 1s"), "{e}");
+}
+
+#[tokio::test]
+async fn a_registry_that_takes_an_upload_and_never_answers_times_out() {
+    let fake = Fake::start(|h| {
+        ok_v2(h).unwrap_or_else(|| {
+            if line(h).starts_with("POST ") {
+                Reply::Full(
+                    "HTTP/1.1 202 Accepted\r\nLocation: /v2/some/repo/blobs/uploads/1".into(),
+                    Vec::new(),
+                )
+            } else {
+                Reply::Swallow
+            }
+        })
+    });
+    let (c, _dir) = client();
+    let data = vec![7u8; 1 << 20];
+    let t = Instant::now();
+    let e = c
+        .push_blob(
+            &fake.addr,
+            "some/repo",
+            &Digest::sha256(&data),
+            Some(data.len() as u64),
+            std::io::Cursor::new(data),
+        )
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(matches!(e, ClientError::Timeout { .. }), "{e:?}");
     assert!(e.to_string().contains("did not answer within 1s"), "{e}");
 }
 

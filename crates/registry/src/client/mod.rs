@@ -286,8 +286,10 @@ impl Client {
         for scheme in schemes {
             let base = format!("{scheme}://{api_host}");
             let probe = http.get(format!("{base}/v2/")).send();
-            match await_response(self.pace(), host, None, probe).await? {
-                Ok(resp) => {
+            // A timeout on HTTPS still leaves plain HTTP to try (a server that waits for a
+            // request line it never gets from a TLS handshake).
+            match await_response(self.pace(), host, None, probe).await {
+                Ok(Ok(resp)) => {
                     let challenge = if resp.status() == StatusCode::UNAUTHORIZED {
                         resp.headers()
                             .get("www-authenticate")
@@ -307,20 +309,22 @@ impl Client {
                     map.insert(host.to_string(), reg.clone());
                     return Ok(reg);
                 }
-                Err(e) => last_err = Some(e),
+                Ok(Err(e)) => {
+                    last_err = Some(match guard::refusal(&e) {
+                        Some(why) => ClientError::Refused {
+                            registry: host.to_string(),
+                            message: why,
+                        },
+                        None => ClientError::Unreachable {
+                            registry: host.to_string(),
+                            message: error_chain(&e),
+                        },
+                    })
+                }
+                Err(timeout) => last_err = Some(timeout),
             }
         }
-        let e = last_err.expect("at least one scheme tried");
-        if let Some(why) = guard::refusal(&e) {
-            return Err(ClientError::Refused {
-                registry: host.to_string(),
-                message: why,
-            });
-        }
-        Err(ClientError::Unreachable {
-            registry: host.to_string(),
-            message: error_chain(&e),
-        })
+        Err(last_err.expect("at least one scheme tried"))
     }
 
     fn http(&self, reg: &Registry) -> &reqwest::Client {
