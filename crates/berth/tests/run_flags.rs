@@ -381,6 +381,12 @@ fn memory_and_cpu_knobs_reach_the_cgroup() {
         ),
         "33554432 10 true -200 50000 25000"
     );
+    let (code, _, err) = b.code(&["create", "--oom-kill-disable", "busybox", "true"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous."),
+        "{err}"
+    );
     for (flags, msg) in [
         (
             &["--memory-reservation", "1m"][..],
@@ -787,6 +793,9 @@ fn volumes_from_attach_and_sig_proxy() {
         inspect(&b, "vf", "{{json .HostConfig.VolumesFrom}}"),
         r#"["vd:ro"]"#
     );
+    // `rm -v` of a container that borrowed the volume leaves it to its owner.
+    b.ok(&["rm", "-v", "vf"]);
+    assert_eq!(sh(&b, &["--volumes-from", "vd"], "cat /data/f"), "shared\n");
     let (_, err) = refused(&b, &["--volumes-from", "nosuch"]);
     assert!(err.contains("No such container: nosuch"), "{err}");
 

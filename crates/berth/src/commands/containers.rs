@@ -361,6 +361,9 @@ fn host_options(a: &RunArgs) -> Result<berth_engine::containers::host_opts::Host
         })?),
         None => None,
     };
+    if h.oom_kill_disable && a.memory.as_deref().and_then(parse_ram).unwrap_or(0) <= 0 {
+        eprintln!("WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.");
+    }
     let (i, o, e) = attach_streams_of(a)?;
     let mut attach = Vec::new();
     if !h.attach.is_empty() {
