@@ -917,3 +917,66 @@ RUN --mount=type=bind,source=data/keep.txt,target=/k,rw echo x >> /k && cat /k >
     assert!(!dir.join("new.txt").exists());
     assert!(!dir.join("x").exists());
 }
+
+#[test]
+fn buildkit_config_and_history_details() {
+    let b = Berth::with_busybox();
+    // The imported busybox has no PATH: the build gets Docker's default one first.
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nARG V=1\nARG W\nENV PATH=$PATH:/opt/bin\nWORKDIR /app/\nRUN echo $V > v\nWORKDIR sub\n",
+        )],
+    );
+    build_ok(&b, &dir, &["-t", "details", "--build-arg", "V=2"]);
+    let env = inspect(&b, "details", "{{json .Config.Env}}");
+    assert_eq!(
+        env,
+        r#"["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/bin"]"#
+    );
+    let hist = b.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "details",
+    ]);
+    let lines: Vec<&str> = hist.lines().collect();
+    assert!(lines.contains(&"ARG V=2"), "{hist}");
+    assert!(lines.contains(&"ARG W"), "{hist}");
+    assert!(
+        lines.contains(&"RUN |2 V=2 W= /bin/sh -c echo $V > v # buildkit"),
+        "{hist}"
+    );
+    // WORKDIR keeps an absolute path as written; a relative one is joined and cleaned.
+    assert!(lines.contains(&"WORKDIR /app/"), "{hist}");
+    assert_eq!(inspect(&b, "details", "{{.Config.WorkingDir}}"), "/app/sub");
+    assert_eq!(run_in(&b, "details", "cat /app/v"), "2\n");
+
+    // A scratch image gets the default PATH too.
+    let dir = ctx(
+        &b,
+        &[("Dockerfile", "FROM scratch\nWORKDIR /w/\n"), ("f", "f")],
+    );
+    build_ok(&b, &dir, &["-t", "scratchy"]);
+    assert_eq!(
+        inspect(&b, "scratchy", "{{json .Config.Env}}"),
+        r#"["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]"#
+    );
+    assert_eq!(inspect(&b, "scratchy", "{{.Config.WorkingDir}}"), "/w/");
+
+    // A failed COPY names its step, as a failed RUN does.
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nWORKDIR /app\nCOPY nothere.txt .\nRUN true\n",
+        )],
+    );
+    let out = build(&b, &dir, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = err.find("[3/4] COPY nothere.txt .").expect(&err);
+    assert!(err[at..].contains("ERROR: COPY failed"), "{err}");
+}

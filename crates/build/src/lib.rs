@@ -197,6 +197,9 @@ struct State {
     created: String,
     scope: StageScope,
     cmd_set: bool,
+    /// The stage's ARG names in declaration order (BuildKit records their values in RUN's
+    /// history: `RUN |2 A=1 B=2 /bin/sh -c …`).
+    arg_names: Vec<String>,
 }
 
 impl State {
@@ -660,6 +663,7 @@ impl Builder<'_> {
                 created: self.sde.map(rfc3339).unwrap_or_default(),
                 scope: StageScope::new(&[]),
                 cmd_set: false,
+                arg_names: Vec::new(),
             }
         } else if let Some(i) = self.stage_ref(&base, stage.index) {
             let mut st = self
@@ -669,6 +673,7 @@ impl Builder<'_> {
                 .ok_or_else(|| BuildError::Failed(format!("stage {base} was not built")))?;
             st.scope = StageScope::new(&self.image_env(&st.config));
             st.cmd_set = false;
+            st.arg_names.clear();
             st
         } else {
             let reference = Reference::parse_with_default_tag(&base)
@@ -707,6 +712,7 @@ impl Builder<'_> {
             config.created = None;
             State {
                 scope: StageScope::new(&self.image_env(&config)),
+                arg_names: Vec::new(),
                 config,
                 layers,
                 key: sha(&format!("from {}", img.id)),
@@ -719,6 +725,14 @@ impl Builder<'_> {
                 .progress
                 .begin(&self.label(stage, multi, 1, total, &stage.original));
             self.progress.done(s);
+        }
+        // Every stage has a PATH: Docker's default when the base has none (BuildKit).
+        let env = self.image_env(&st.config);
+        if !env.iter().any(|e| e.split('=').next() == Some("PATH")) {
+            let mut env = env;
+            env.push(format!("PATH={DEFAULT_PATH}"));
+            st.cc().env = Some(env.clone());
+            st.scope = StageScope::new(&env);
         }
         // ONBUILD triggers of the base run first.
         let triggers = st
@@ -791,7 +805,26 @@ impl Builder<'_> {
                 let by = format!("ENV {}", orig[3..].trim());
                 self.history(st, by, true);
             }
-            InstructionKind::Arg(_) => {}
+            InstructionKind::Arg(decls) => {
+                // As BuildKit records it: each name with the value it has in this stage.
+                let mut parts = Vec::new();
+                for d in &decls {
+                    let value = st
+                        .scope
+                        .args()
+                        .iter()
+                        .find(|(k, _)| *k == d.name)
+                        .map(|(_, v)| v.clone());
+                    parts.push(match value {
+                        Some(v) => format!("{}={v}", d.name),
+                        None => d.name.clone(),
+                    });
+                    if !st.arg_names.contains(&d.name) {
+                        st.arg_names.push(d.name.clone());
+                    }
+                }
+                self.history(st, format!("ARG {}", parts.join(" ")), true);
+            }
             InstructionKind::Label(kv) => {
                 let labels = st.cc().labels.get_or_insert_with(Default::default);
                 for (k, v) in kv {
@@ -865,11 +898,12 @@ impl Builder<'_> {
             }
             InstructionKind::Workdir(w) => {
                 *n += 1;
-                let wd = join_container(&st.workdir(), &w);
-                let wd = if wd.len() > 1 {
-                    wd.trim_end_matches('/').to_string()
+                // BuildKit keeps an absolute path as written (`/app/`); a relative one is
+                // joined to the current directory and cleaned.
+                let wd = if w.starts_with('/') {
+                    w.clone()
                 } else {
-                    wd
+                    berth_runtime::paths::clean(&join_container(&st.workdir(), &w))
                 };
                 st.cc().working_dir = Some(wd.clone());
                 let title = self.label(stage, multi, *n, total, &orig);
@@ -883,7 +917,7 @@ impl Builder<'_> {
                         let merged = overlay::Merged::mount(dir, &lowers)
                             .map_err(|e| BuildError::io("mounting the step's root".into(), e))?;
                         Copier::new(&merged.root, CopySpec::default())
-                            .ensure_dir(&wd)
+                            .ensure_dir(&berth_runtime::paths::clean(&wd))
                             .map_err(|e| BuildError::io(format!("creating {wd}"), e))?;
                         Ok(())
                     },
@@ -1054,7 +1088,28 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// COPY/ADD; an error found before the step runs (a missing source, a bad `--chmod`) is
+    /// still shown under the step's title, as a failed RUN is.
     fn copy_step(
+        &mut self,
+        st: &mut State,
+        title: &str,
+        c: &Copy,
+        is_add: bool,
+        orig: &str,
+    ) -> Result<(), BuildError> {
+        self.progress_step = None;
+        let res = self.copy_step_inner(st, title, c, is_add, orig);
+        if let Err(BuildError::Failed(m)) = &res {
+            if self.progress_step.is_none() {
+                let s = self.progress.begin(title);
+                self.progress.error(s, m);
+            }
+        }
+        res
+    }
+
+    fn copy_step_inner(
         &mut self,
         st: &mut State,
         title: &str,
@@ -1491,6 +1546,9 @@ fn items_in_root(root: &Path, src: &str) -> Result<Vec<SourceItem>, BuildError> 
     Ok(out)
 }
 
+/// Docker's default PATH, which every stage has when its base sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The network a RUN step gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StepNet {
@@ -1815,10 +1873,30 @@ impl Builder<'_> {
         if let Some((name, data)) = &script_file {
             key.push_str(&format!("heredoc-file {name} {}\n", sha(data)));
         }
+        // BuildKit's history names the stage's ARGs with their values: `RUN |2 A=1 B= …`.
+        let arg_prefix = if st.arg_names.is_empty() {
+            String::new()
+        } else {
+            use berth_dockerfile::Env as _;
+            let kv: Vec<String> = st
+                .arg_names
+                .iter()
+                .map(|k| format!("{k}={}", st.scope.get_var(k).unwrap_or_default()))
+                .collect();
+            format!("|{} {} ", kv.len(), kv.join(" "))
+        };
         let created_by = match (&r.cmd, &hd) {
-            (_, Some(h)) => format!("RUN {} {} # buildkit", shell.join(" "), h.script),
-            (ShellOrExec::Shell(c), None) => format!("RUN {} {c} # buildkit", shell.join(" ")),
-            (ShellOrExec::Exec(v), None) => format!("RUN {} # buildkit", serde_json::json!(v)),
+            (_, Some(h)) => format!(
+                "RUN {arg_prefix}{} {} # buildkit",
+                shell.join(" "),
+                h.script
+            ),
+            (ShellOrExec::Shell(c), None) => {
+                format!("RUN {arg_prefix}{} {c} # buildkit", shell.join(" "))
+            }
+            (ShellOrExec::Exec(v), None) => {
+                format!("RUN {arg_prefix}{} # buildkit", serde_json::json!(v))
+            }
         };
         let cmd_text = match (&r.cmd, &hd) {
             (_, Some(h)) => format!("{} {}", shell.join(" "), h.script),
