@@ -100,6 +100,8 @@ pub enum Command {
     Pause(ContainersArgs),
     /// Unpause all processes within one or more containers
     Unpause(ContainersArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Display the running processes of a container
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
@@ -470,6 +472,8 @@ pub enum ContainerCommand {
     Pause(ContainersArgs),
     /// Unpause all processes within one or more containers
     Unpause(ContainersArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Display the running processes of a container
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
@@ -830,6 +834,45 @@ pub struct AttachArgs {
 
 #[derive(Debug, Args)]
 pub struct ContainersArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Number of CPUs
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short, long, allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short, long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }

@@ -72,6 +72,7 @@ pub use config::{
 };
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -750,6 +751,52 @@ pub fn pause(container_dir: &Path) -> Result<()> {
 pub fn unpause(container_dir: &Path) -> Result<()> {
     let info = bundle_info(container_dir)?;
     cgroup::CgroupMode::detect().freeze(&info.cgroup, false)?;
+    Ok(())
+}
+
+/// `update`: writes the memory, cpu and pids limits of `opts` into the bundle's `config.json`
+/// (used from the next start on) and, when `live`, into the running container's cgroup
+/// (v1 or v2, through libcgroups, which orders the memory and swap writes so the kernel
+/// accepts them). Limits the options leave unset are left as they are.
+pub fn update_resources(container_dir: &Path, opts: &RunOptions, live: bool) -> Result<()> {
+    let res = spec::resources_of(opts)?;
+    if live {
+        use libcgroups::common::CgroupManager;
+        let info = bundle_info(container_dir)?;
+        let linux: oci_spec::runtime::LinuxResources =
+            serde_json::from_value(Value::Object(res.clone()))?;
+        let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path: PathBuf::from(&info.cgroup),
+            systemd_cgroup: false,
+            container_name: info.id.clone(),
+        })
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        manager
+            .apply(&libcgroups::common::ControllerOpt {
+                resources: &linux,
+                disable_oom_killer: opts.oom_kill_disable,
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    let path = container_dir.join("config.json");
+    let mut spec: Value = read_json(&path)?;
+    let r = &mut spec["linux"]["resources"];
+    if !r.is_object() {
+        *r = Value::Object(Default::default());
+    }
+    for key in ["memory", "cpu", "pids"] {
+        match res.get(key) {
+            Some(v) => r[key] = v.clone(),
+            None => {
+                if let Some(o) = r.as_object_mut() {
+                    o.remove(key);
+                }
+            }
+        }
+    }
+    util::write_atomic(&path, serde_json::to_string_pretty(&spec)?.as_bytes())?;
     Ok(())
 }
 

@@ -422,6 +422,78 @@ fn mount(dest: &str, ty: &str, src: &str, options: &[&str]) -> Value {
     json!({ "destination": dest, "type": ty, "source": src, "options": options })
 }
 
+/// The memory, cpu and pids parts of `linux.resources` for the options (what `update`
+/// changes on a live container too).
+pub fn resources_of(opts: &RunOptions) -> Result<serde_json::Map<String, Value>> {
+    let mut resources = serde_json::Map::new();
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = opts.memory.filter(|m| *m > 0) {
+        if m < 6 * 1024 * 1024 {
+            return Err(Error::Invalid("Minimum memory limit allowed is 6MB".into()));
+        }
+        memory.insert("limit".into(), json!(m));
+        if crate::cgroup::swap_supported() {
+            let swap = match opts.memory_swap {
+                Some(-1) => -1,
+                Some(s) if s > 0 => {
+                    if s < m {
+                        return Err(Error::Invalid(
+                            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+                        ));
+                    }
+                    s
+                }
+                _ => m * 2,
+            };
+            memory.insert("swap".into(), json!(swap));
+        }
+    }
+    if let Some(r) = opts.memory_reservation.filter(|r| *r > 0) {
+        memory.insert("reservation".into(), json!(r));
+    }
+    if let Some(s) = opts.memory_swappiness {
+        memory.insert("swappiness".into(), json!(s));
+    }
+    if opts.oom_kill_disable {
+        memory.insert("disableOOMKiller".into(), json!(true));
+    }
+    if !memory.is_empty() {
+        resources.insert("memory".into(), Value::Object(memory));
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(c) = opts.cpus.filter(|c| *c > 0.0) {
+        let period: u64 = 100_000;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!((c * period as f64).round() as i64));
+    }
+    if let Some(p) = opts.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(q) = opts.cpu_quota.filter(|q| *q != 0) {
+        cpu.insert("quota".into(), json!(q.max(-1)));
+    }
+    if let Some(s) = opts.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(s) = &opts.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(s));
+    }
+    if let Some(s) = &opts.cpuset_mems {
+        cpu.insert("mems".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        resources.insert("cpu".into(), Value::Object(cpu));
+    }
+    if let Some(p) = opts.pids_limit.filter(|p| *p != 0) {
+        resources.insert(
+            "pids".into(),
+            json!({ "limit": if p < 0 { -1 } else { p } }),
+        );
+    }
+
+    Ok(resources)
+}
+
 /// Generates the runtime spec.
 pub fn generate(input: &SpecInput<'_>) -> Result<Spec> {
     Ok(serde_json::from_value(generate_json(input)?)?)
@@ -698,68 +770,9 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
         }
     }
     let mut resources = json!({ "devices": devices });
-    let mut memory = serde_json::Map::new();
-    if let Some(m) = opts.memory.filter(|m| *m > 0) {
-        if m < 6 * 1024 * 1024 {
-            return Err(Error::Invalid("Minimum memory limit allowed is 6MB".into()));
-        }
-        memory.insert("limit".into(), json!(m));
-        if crate::cgroup::swap_supported() {
-            let swap = match opts.memory_swap {
-                Some(-1) => -1,
-                Some(s) if s > 0 => {
-                    if s < m {
-                        return Err(Error::Invalid(
-                            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
-                        ));
-                    }
-                    s
-                }
-                _ => m * 2,
-            };
-            memory.insert("swap".into(), json!(swap));
-        }
+    for (k, v) in resources_of(opts)? {
+        resources[k] = v;
     }
-    if let Some(r) = opts.memory_reservation.filter(|r| *r > 0) {
-        memory.insert("reservation".into(), json!(r));
-    }
-    if let Some(s) = opts.memory_swappiness {
-        memory.insert("swappiness".into(), json!(s));
-    }
-    if opts.oom_kill_disable {
-        memory.insert("disableOOMKiller".into(), json!(true));
-    }
-    if !memory.is_empty() {
-        resources["memory"] = Value::Object(memory);
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(c) = opts.cpus.filter(|c| *c > 0.0) {
-        let period: u64 = 100_000;
-        cpu.insert("period".into(), json!(period));
-        cpu.insert("quota".into(), json!((c * period as f64).round() as i64));
-    }
-    if let Some(p) = opts.cpu_period.filter(|p| *p > 0) {
-        cpu.insert("period".into(), json!(p));
-    }
-    if let Some(q) = opts.cpu_quota.filter(|q| *q != 0) {
-        cpu.insert("quota".into(), json!(q));
-    }
-    if let Some(s) = opts.cpu_shares.filter(|s| *s > 0) {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if let Some(s) = &opts.cpuset_cpus {
-        cpu.insert("cpus".into(), json!(s));
-    }
-    if let Some(s) = &opts.cpuset_mems {
-        cpu.insert("mems".into(), json!(s));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = opts.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({ "limit": if p < 0 { -1 } else { p } });
-    }
-
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,

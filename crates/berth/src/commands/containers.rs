@@ -4,8 +4,8 @@
 
 use crate::cli::{
     AttachArgs, ContainerInspectArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PortArgs,
-    PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, VolumeCreateArgs,
-    VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
+    PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, UpdateArgs,
+    VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
 };
 use crate::output::{default_header, go_time, human_size, render_rows, since};
 use crate::{exit_status, StatusError};
@@ -1064,6 +1064,85 @@ pub fn rename(engine: &mut Engine, a: RenameArgs) -> Result<()> {
 
 pub fn pause(engine: &mut Engine, a: ContainersArgs) -> Result<()> {
     each(engine, &a.containers, |e, n| e.pause_container(n))
+}
+
+/// `update`: the docker CLI's flag parsing; the engine applies Docker's rules.
+pub fn update(engine: &mut Engine, a: UpdateArgs) -> Result<()> {
+    let int = |v: &Option<String>, flag: &str| -> Result<Option<i64>> {
+        v.as_ref()
+            .map(|s| {
+                s.parse::<i64>().map_err(|_| {
+                    flag_error(
+                        s,
+                        flag,
+                        &format!("strconv.ParseInt: parsing \"{s}\": invalid syntax"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let size = |v: &Option<String>, flag: &str| -> Result<Option<i64>> {
+        v.as_ref()
+            .map(|s| {
+                if s == "-1" {
+                    return Ok(-1);
+                }
+                parse_ram(s).ok_or_else(|| flag_error(s, flag, &format!("invalid size: '{s}'")))
+            })
+            .transpose()
+    };
+    let cpus = a
+        .cpus
+        .as_ref()
+        .map(|c| {
+            c.parse::<f64>().map_err(|_| {
+                flag_error(
+                    c,
+                    "--cpus",
+                    &format!("failed to parse {c} as a rational number"),
+                )
+            })
+        })
+        .transpose()?;
+    let memory = size(&a.memory, "-m, --memory")?;
+    if memory == Some(-1) {
+        return Err(flag_error("-1", "-m, --memory", "invalid size: '-1'"));
+    }
+    let o = berth_engine::containers::UpdateOptions {
+        memory,
+        memory_swap: size(&a.memory_swap, "--memory-swap")?,
+        memory_reservation: size(&a.memory_reservation, "--memory-reservation")?,
+        cpus,
+        cpu_shares: int(&a.cpu_shares, "-c, --cpu-shares")?,
+        cpu_period: int(&a.cpu_period, "--cpu-period")?,
+        cpu_quota: int(&a.cpu_quota, "--cpu-quota")?,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        pids_limit: int(&a.pids_limit, "--pids-limit")?,
+        restart: a.restart.clone(),
+    };
+    let given = [
+        o.memory.is_some(),
+        o.memory_swap.is_some(),
+        o.memory_reservation.is_some(),
+        o.cpus.is_some(),
+        o.cpu_shares.is_some(),
+        o.cpu_period.is_some(),
+        o.cpu_quota.is_some(),
+        o.cpuset_cpus.is_some(),
+        o.cpuset_mems.is_some(),
+        o.pids_limit.is_some(),
+        o.restart.is_some(),
+    ];
+    if !given.contains(&true) {
+        return Err(status(
+            1,
+            "you must provide one or more flags when using this command",
+        ));
+    }
+    each(engine, &a.containers, |e, n| {
+        e.update_container(n, &o).map(|_| ())
+    })
 }
 
 pub fn unpause(engine: &mut Engine, a: ContainersArgs) -> Result<()> {

@@ -71,6 +71,9 @@ pub fn run(cli: Cli) -> Result<()> {
             containers::rename(&mut open()?, a)
         }
         Command::Pause(a) | Command::Container(C::Pause(a)) => containers::pause(&mut open()?, a),
+        Command::Update(a) | Command::Container(C::Update(a)) => {
+            containers::update(&mut open()?, a)
+        }
         Command::Unpause(a) | Command::Container(C::Unpause(a)) => {
             containers::unpause(&mut open()?, a)
         }

@@ -32,8 +32,10 @@ mod pending;
 mod restart;
 pub mod stats;
 pub mod system;
+pub mod update;
 
 pub use opts::{find_init, parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
+pub use update::UpdateOptions;
 
 use crate::{Engine, EngineError};
 use berth_runtime::{
