@@ -937,6 +937,9 @@ pub struct VolumeLsArgs {
     /// Only display volume names
     #[arg(short, long)]
     pub quiet: bool,
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
     /// Format output using a custom template
     #[arg(long)]
     pub format: Option<String>,

@@ -135,6 +135,40 @@ pub fn render_rows(
     rows: &[Value],
     header_for: &dyn Fn(&str) -> String,
 ) -> Result<String> {
+    render_rows_with_methods(format, rows, header_for, &|_, _, _| None)
+}
+
+/// `.Label "KEY"`, the format method `ps`, `volume ls` and `network ls` rows have in Docker's
+/// CLI: the value of one label ("" when unset), from the row's label map.
+pub fn label_method<'a>(
+    labels: &'a std::collections::BTreeMap<String, String>,
+) -> impl Fn(&str, &[Value]) -> Option<std::result::Result<Value, String>> + 'a {
+    move |name, args| {
+        if name != "Label" {
+            return None;
+        }
+        Some(match args {
+            [Value::String(k)] => Ok(Value::String(labels.get(k).cloned().unwrap_or_default())),
+            [_] => Err("wrong type for value; expected string".into()),
+            _ => Err(format!(
+                "wrong number of args for Label: want 1 got {}",
+                args.len()
+            )),
+        })
+    }
+}
+
+/// A method of the rows: row index, method name, arguments; `None` for no such method.
+pub type RowMethods<'a> =
+    dyn Fn(usize, &str, &[Value]) -> Option<std::result::Result<Value, String>> + 'a;
+
+/// [`render_rows`] for rows with methods: `methods(row index, method, args)`.
+pub fn render_rows_with_methods(
+    format: &str,
+    rows: &[Value],
+    header_for: &dyn Fn(&str) -> String,
+    methods: &RowMethods<'_>,
+) -> Result<String> {
     if format == "json" {
         let mut out = String::new();
         for row in rows {
@@ -150,8 +184,9 @@ pub fn render_rows(
         text.push_str(&render_header(body, header_for)?);
         text.push('\n');
     }
-    for row in rows {
-        text.push_str(&template.execute(row)?);
+    for (i, row) in rows.iter().enumerate() {
+        let m = |name: &str, _recv: &Value, args: &[Value]| methods(i, name, args);
+        text.push_str(&template.execute_with_methods(row, &m)?);
         text.push('\n');
     }
     Ok(if table { tabwrite(&text) } else { text })
@@ -197,7 +232,7 @@ pub fn inspect_each<T: serde::Serialize>(
             }
         }
     }
-    if !values.is_empty() || !failed {
+    if !values.is_empty() || !failed || inspect_prints_json(format) {
         print_inspect(&values, format)?;
     }
     if failed {
@@ -205,6 +240,40 @@ pub fn inspect_each<T: serde::Serialize>(
     }
     Ok(())
 }
+
+/// Whether `inspect` prints the JSON array (then `[]` also when nothing was found, as
+/// Docker's CLI does), not a template per object.
+pub fn inspect_prints_json(format: Option<&str>) -> bool {
+    matches!(format, None | Some("") | Some("json"))
+}
+
+/// The Go structs of inspect output that templates print as structs (`{{.Mounts}}`).
+const INSPECT_STRUCTS: &[berth_gotemplate::StructShape] = &[
+    // types.MountPoint
+    berth_gotemplate::StructShape {
+        fields: &[
+            "Type",
+            "Name",
+            "Source",
+            "Destination",
+            "Driver",
+            "Mode",
+            "RW",
+            "Propagation",
+        ],
+        optional: &["Name", "Driver"],
+    },
+    // container.RestartPolicy
+    berth_gotemplate::StructShape {
+        fields: &["Name", "MaximumRetryCount"],
+        optional: &[],
+    },
+    // container.LogConfig
+    berth_gotemplate::StructShape {
+        fields: &["Type", "Config"],
+        optional: &[],
+    },
+];
 
 /// Prints values as `inspect` does: a pretty JSON array, or each value through a template.
 pub fn print_inspect(values: &[Value], format: Option<&str>) -> Result<()> {
@@ -220,7 +289,7 @@ pub fn print_inspect(values: &[Value], format: Option<&str>) -> Result<()> {
             out.write_all(&buf).context("writing output")?;
         }
         Some(f) => {
-            let template = Template::parse(f)?;
+            let template = Template::parse(f)?.with_structs(INSPECT_STRUCTS);
             for v in values {
                 let s = template.execute(v)?;
                 writeln!(out, "{s}").context("writing output")?;

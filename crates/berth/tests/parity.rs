@@ -262,3 +262,347 @@ fn image_inspect_has_dockers_config_keys() {
     assert_eq!(i["Config"]["Entrypoint"], Value::Null);
     assert_eq!(i["ContainerConfig"]["Cmd"], Value::Null);
 }
+
+#[test]
+fn network_connect_makes_the_networks_names_resolvable() {
+    if !common::is_root("parity") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    b.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.197.31.0/24",
+        "paritynet",
+    ]);
+    let db = b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "paritynet",
+        "--ip",
+        "10.197.31.40",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let side = b.ok(&["run", "-d", "--name", "side", "busybox", "sleep", "60"]);
+    b.ok(&["network", "connect", "paritynet", "side"]);
+    let out = b.ok(&["exec", "side", "nslookup", "db", "127.0.0.11"]);
+    assert!(out.contains("10.197.31.40"), "{out}");
+    b.ok(&["exec", "side", "ping", "-c1", "-W3", "db"]);
+    // And the other way round, by name and by short ID.
+    b.ok(&["exec", "db", "ping", "-c1", "-W3", "side"]);
+    b.ok(&["exec", "db", "ping", "-c1", "-W3", &side.trim()[..12]]);
+    let aliases = |c: &str| {
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks.paritynet.Aliases}}",
+            c,
+        ])
+        .trim()
+        .to_string()
+    };
+    assert_eq!(aliases("side"), format!("[\"{}\"]", &side.trim()[..12]));
+    assert_eq!(aliases("db"), format!("[\"{}\"]", &db.trim()[..12]));
+    b.ok(&["network", "disconnect", "paritynet", "side"]);
+    b.ok(&["rm", "-f", "db", "side"]);
+    b.ok(&["network", "rm", "paritynet"]);
+}
+
+#[test]
+fn output_shapes_scripts_rely_on() {
+    if !common::is_root("parity") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    // load -q still names what it loaded.
+    let archive = b.dir.path().join("bb.tar");
+    b.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    let out = b.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: busybox:latest\n");
+    // inspect of a missing object: `[]` on stdout, the error on stderr.
+    let (code, out, err) = b.code(&["inspect", "nosuch"]);
+    assert_eq!((code, out.as_str()), (1, "[]\n"), "{err}");
+    assert!(err.contains("No such object: nosuch"), "{err}");
+    let (code, out, _) = b.code(&["inspect", "-f", "{{.Id}}", "nosuch"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    // /.dockerenv exists, and is not one of the container's changes.
+    b.ok(&[
+        "run",
+        "--name",
+        "env",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/.dockerenv",
+    ]);
+    assert!(!b.ok(&["diff", "env"]).contains("dockerenv"));
+    // The primary group is among the supplementary groups.
+    let id = b.ok(&["run", "--rm", "--network", "none", "busybox", "id"]);
+    assert_eq!(id.trim(), "uid=0(root) gid=0(root) groups=0(root)");
+    // COMMAND quotes arguments with spaces; `.Label "k"` takes an argument.
+    b.ok(&[
+        "create",
+        "--name",
+        "lab",
+        "-l",
+        "com.x=hello",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a b",
+    ]);
+    let out = b.ok(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        "name=lab",
+        "--format",
+        "{{.Command}}|{{.Label \"com.x\"}}|{{.Label \"nope\"}}",
+    ]);
+    assert_eq!(out, "\"sh -c 'echo a b'\"|hello|\n");
+    let out = b.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=lab",
+        "--format",
+        "table {{.Names}}\t{{.Label \"com.x\"}}",
+    ]);
+    assert_eq!(
+        out.lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["lab", "hello"]
+    );
+    // {{.Mounts}} prints Docker's struct form.
+    b.ok(&["create", "--name", "mnt", "-v", "vol1:/data", "busybox"]);
+    let out = b.ok(&["inspect", "-f", "{{.Mounts}}", "mnt"]);
+    let src = b.root().join("volumes/vol1/_data");
+    assert_eq!(
+        out.trim(),
+        format!("[{{volume vol1 {} /data local z true }}]", src.display())
+    );
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy}}", "mnt"])
+            .trim(),
+        "{no 0}"
+    );
+    // info's JSON has Docker's keys.
+    let info: Value = serde_json::from_str(&b.ok(&["info", "--format", "{{json .}}"])).unwrap();
+    for k in [
+        "Plugins",
+        "MemoryLimit",
+        "SwapLimit",
+        "IPv4Forwarding",
+        "LoggingDriver",
+        "IndexServerAddress",
+        "RegistryConfig",
+        "Swarm",
+        "SecurityOptions",
+        "Warnings",
+        "ClientInfo",
+    ] {
+        assert!(info.get(k).is_some(), "{k} missing: {info}");
+    }
+    assert_eq!(info["Swarm"]["LocalNodeState"], "inactive");
+}
+
+#[test]
+fn volume_ls_filters() {
+    let b = Berth::with_busybox();
+    b.ok(&["volume", "create", "--label", "k=v", "vol1"]);
+    b.ok(&["volume", "create", "vol2"]);
+    b.ok(&["create", "--name", "user", "-v", "vol2:/x", "busybox"]);
+    let ls = |f: &[&str]| {
+        let mut args = vec!["volume", "ls", "-q"];
+        for x in f {
+            args.push("--filter");
+            args.push(x);
+        }
+        names(&b.ok(&args))
+    };
+    assert_eq!(ls(&["dangling=true"]), ["vol1"]);
+    assert_eq!(ls(&["dangling=0"]), ["vol2"]);
+    assert_eq!(ls(&["label=k"]), ["vol1"]);
+    assert_eq!(ls(&["label=k=v"]), ["vol1"]);
+    assert!(ls(&["label=k=w"]).is_empty());
+    assert_eq!(ls(&["name=2"]), ["vol2"]);
+    assert_eq!(ls(&["driver=local"]), ["vol1", "vol2"]);
+    assert!(ls(&["driver=nfs"]).is_empty());
+    let (code, err) = b.fails(&["volume", "ls", "--filter", "colour=red"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+    let (_, err) = b.fails(&["volume", "ls", "--filter", "dangling=maybe"]);
+    assert!(err.contains("invalid filter 'dangling=[maybe]'"), "{err}");
+    let out = b.ok(&[
+        "volume",
+        "ls",
+        "--filter",
+        "name=vol1",
+        "--format",
+        "{{.Name}} {{.Label \"k\"}}",
+    ]);
+    assert_eq!(out, "vol1 v\n");
+}
+
+#[test]
+fn prune_filters_are_applied_or_refused() {
+    let b = Berth::with_busybox();
+    b.ok(&[
+        "network",
+        "create",
+        "--label",
+        "keep=1",
+        "--subnet",
+        "10.197.32.0/24",
+        "keepnet",
+    ]);
+    b.ok(&["network", "create", "--subnet", "10.197.33.0/24", "dropnet"]);
+    let out = b.ok(&["network", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(out.contains("dropnet") && !out.contains("keepnet"), "{out}");
+    let out = b.ok(&[
+        "network",
+        "prune",
+        "-f",
+        "--filter",
+        "until=2000-01-01T00:00:00",
+    ]);
+    assert!(!out.contains("keepnet"), "{out}");
+    let (code, err) = b.fails(&["network", "prune", "-f", "--filter", "colour=red"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+    // system prune checks its filters before removing anything.
+    b.ok(&["create", "--name", "stopped", "busybox"]);
+    let (code, err) = b.fails(&["system", "prune", "-f", "--filter", "colour=red"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+    assert!(b.ok(&["ps", "-a"]).contains("stopped"));
+    let out = b.ok(&["system", "prune", "-f", "--filter", "label=nomatch"]);
+    assert!(!out.contains("keepnet"), "{out}");
+    assert!(b.ok(&["ps", "-a"]).contains("stopped"));
+    b.ok(&["network", "rm", "keepnet"]);
+}
+
+/// Docker 20.10's output for command lines berth must match, recorded (no dockerd runs here),
+/// after normalising what differs on purpose: `Error response from daemon: ` is berth's
+/// `Error: `, the storage root is `/var/lib/docker`, IDs are `<ID>`.
+#[test]
+fn differential_against_recorded_docker_output() {
+    if !common::is_root("parity") {
+        return;
+    }
+    struct Case {
+        args: &'static [&'static str],
+        stdout: &'static str,
+        stderr: &'static str,
+        code: i32,
+    }
+    const fn ok(args: &'static [&'static str], stdout: &'static str) -> Case {
+        Case {
+            args,
+            stdout,
+            stderr: "",
+            code: 0,
+        }
+    }
+    const fn err(
+        args: &'static [&'static str],
+        stdout: &'static str,
+        stderr: &'static str,
+    ) -> Case {
+        Case {
+            args,
+            stdout,
+            stderr,
+            code: 1,
+        }
+    }
+    let cases: &[Case] = &[
+        // 13.3: kill waits for the exit (SIGKILL), so rm without -f succeeds.
+        ok(&["run", "-d", "--network", "none", "--name", "kk", "busybox", "sleep", "60"], "<ID>\n"),
+        ok(&["kill", "kk"], "kk\n"),
+        ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "kk"], "exited 137\n"),
+        ok(&["rm", "kk"], "kk\n"),
+        // 13.4: ps filters.
+        ok(
+            &["create", "--name", "web", "-l", "com.x=hello", "-p", "127.0.0.1:18080:80", "-v", "vol1:/data", "busybox", "sh", "-c", "echo hi; sleep 1"],
+            "<ID>\n",
+        ),
+        ok(&["create", "--name", "later", "busybox"], "<ID>\n"),
+        ok(&["ps", "-a", "--filter", "publish=80", "--format", "{{.Names}}"], "web\n"),
+        ok(&["ps", "-a", "--filter", "expose=80/tcp", "--format", "{{.Names}}"], "web\n"),
+        ok(&["ps", "-a", "--filter", "publish=81", "--format", "{{.Names}}"], ""),
+        ok(&["ps", "--filter", "before=later", "--format", "{{.Names}}"], "web\n"),
+        ok(&["ps", "--filter", "since=web", "--format", "{{.Names}}"], "later\n"),
+        ok(&["ps", "-a", "-q", "--filter", "is-task=true"], ""),
+        err(&["ps", "--filter", "xyz=1"], "", "Error response from daemon: invalid filter 'xyz'\n"),
+        err(&["ps", "--filter", "since=nosuch"], "", "Error response from daemon: No such container: nosuch\n"),
+        err(&["ps", "--filter", "publish=8080:80"], "", "Error response from daemon: filter for 'publish' should not contain ':': 8080:80\n"),
+        // 13.5: two tags, deleted by ID.
+        ok(&["tag", "other", "other:two"], ""),
+        err(&["rmi", "{other}"], "", "Error response from daemon: conflict: unable to delete {other} (must be forced) - image is referenced in multiple repositories\n"),
+        // Output shapes.
+        ok(&["ps", "-a", "--no-trunc", "--filter", "name=web", "--format", "{{.Command}}"], "\"sh -c 'echo hi; sleep 1'\"\n"),
+        ok(&["ps", "-a", "--filter", "name=web", "--format", "{{.Command}}"], "\"sh -c 'echo hi; sle…\"\n"),
+        ok(&["ps", "-a", "--filter", "name=web", "--format", "{{.Label \"com.x\"}}"], "hello\n"),
+        err(&["inspect", "nosuch"], "[]\n", "Error: No such object: nosuch\n"),
+        ok(&["inspect", "-f", "{{.Mounts}}", "web"], "[{volume vol1 /var/lib/docker/volumes/vol1/_data /data local z true }]\n"),
+        ok(&["inspect", "-f", "{{len .Mounts}}", "later"], "0\n"),
+        ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy}}", "web"], "{no 0}\n"),
+        ok(&["inspect", "-f", "{{json .Config.ExposedPorts}}", "web"], "{\"80/tcp\":{}}\n"),
+        ok(
+            &["inspect", "-f", "{{.HostConfig.CpuQuota}} {{.HostConfig.MemorySwappiness}} {{.HostConfig.OomKillDisable}} {{.HostConfig.DnsSearch}} {{.NetworkSettings.SecondaryIPAddresses}} {{.NetworkSettings.GlobalIPv6Address}}|", "web"],
+            "0 <nil> false [] <nil> |\n",
+        ),
+        ok(&["inspect", "-f", "{{.Config.Cmd}} {{.Config.Env}} {{.ContainerConfig.Cmd}}", "other"], "[sh] <nil> <nil>\n"),
+        ok(&["run", "--rm", "--network", "none", "busybox", "ls", "/.dockerenv"], "/.dockerenv\n"),
+        ok(&["volume", "ls", "-q", "--filter", "dangling=false"], "vol1\n"),
+        err(&["volume", "ls", "--filter", "colour=red"], "", "Error response from daemon: invalid filter 'colour'\n"),
+        ok(&["info", "--format", "{{.Swarm.LocalNodeState}} {{.LoggingDriver}} {{.IndexServerAddress}}"], "inactive json-file https://index.docker.io/v1/\n"),
+    ];
+    let b = Berth::with_busybox();
+    let other = b.import_busybox("other");
+    let other_short = &other[7..19];
+    let root = b.root().display().to_string();
+    let norm = |s: &str| {
+        let mut s = s
+            .replace(&root, "/var/lib/docker")
+            .replace("Error response from daemon: ", "Error: ");
+        // Container IDs printed alone on a line.
+        if s.len() == 65 && s.ends_with('\n') && s[..64].bytes().all(|c| c.is_ascii_hexdigit()) {
+            s = "<ID>\n".into();
+        }
+        s
+    };
+    let mut failures = Vec::new();
+    for c in cases {
+        let args: Vec<String> = c
+            .args
+            .iter()
+            .map(|a| a.replace("{other}", other_short))
+            .collect();
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, errout) = b.code(&argv);
+        let want_out = c.stdout.replace("{other}", other_short);
+        let want_err = norm(&c.stderr.replace("{other}", other_short));
+        if (code, norm(&out), norm(&errout)) != (c.code, norm(&want_out), want_err.clone()) {
+            failures.push(format!(
+                "berth {argv:?}\n  want ({}, {want_out:?}, {want_err:?})\n  got  ({code}, {:?}, {:?})",
+                c.code,
+                norm(&out),
+                norm(&errout)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

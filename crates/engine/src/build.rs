@@ -131,6 +131,7 @@ impl Engine {
     pub fn prune_build_cache(
         &mut self,
         older_than_secs: Option<u64>,
+        all: bool,
     ) -> Result<BuildCachePruneReport, EngineError> {
         let cutoff = older_than_secs.map(|s| {
             let now = std::time::SystemTime::now()
@@ -139,9 +140,9 @@ impl Engine {
                 .unwrap_or(0);
             now - (s as i64) * 1_000_000_000
         });
-        let (entries, removed) = self.store_mut().prune_cache(cutoff)?;
+        let (entries, removed) = self.store_mut().prune_cache(cutoff, all)?;
         let mounts = self.root().join("build-mounts");
-        if older_than_secs.is_none() && mounts.exists() {
+        if older_than_secs.is_none() && all && mounts.exists() {
             let _ = std::fs::remove_dir_all(&mounts);
         }
         Ok(BuildCachePruneReport {

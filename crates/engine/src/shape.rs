@@ -228,6 +228,124 @@ pub fn container_config(v: Value) -> Value {
     Value::Object(out)
 }
 
+fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `GET /info` in Docker's shape: berth's values with the keys Docker adds around them (what
+/// the host supports, the plugin lists, registry and swarm settings), as `info --format
+/// '{{json .}}'` prints them.
+pub fn info(v: Value) -> Value {
+    let v1 = v["CgroupVersion"] == "1";
+    let flag = |p: &str| read_trim(p) == "1";
+    let os_version = std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_ID="))
+        .map(|x| x.trim_matches('"').to_string())
+        .unwrap_or_default();
+    let nfd = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let keys: Vec<(&'static str, Value)> = vec![
+        ("ID", json!("")),
+        ("Containers", json!(0)),
+        ("ContainersRunning", json!(0)),
+        ("ContainersPaused", json!(0)),
+        ("ContainersStopped", json!(0)),
+        ("Images", json!(0)),
+        ("Driver", json!("overlay")),
+        ("DriverStatus", json!([])),
+        (
+            "Plugins",
+            json!({"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                   "Authorization": null, "Log": ["json-file"]}),
+        ),
+        ("MemoryLimit", json!(true)),
+        ("SwapLimit", json!(berth_runtime::cgroup::swap_supported())),
+        ("KernelMemory", json!(false)),
+        ("KernelMemoryTCP", json!(false)),
+        ("CpuCfsPeriod", json!(true)),
+        ("CpuCfsQuota", json!(true)),
+        ("CPUShares", json!(true)),
+        ("CPUSet", json!(true)),
+        ("PidsLimit", json!(true)),
+        (
+            "IPv4Forwarding",
+            json!(flag("/proc/sys/net/ipv4/ip_forward")),
+        ),
+        (
+            "BridgeNfIptables",
+            json!(flag("/proc/sys/net/bridge/bridge-nf-call-iptables")),
+        ),
+        (
+            "BridgeNfIp6tables",
+            json!(flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables")),
+        ),
+        ("Debug", json!(false)),
+        ("NFd", json!(nfd)),
+        ("OomKillDisable", json!(v1)),
+        ("NGoroutines", json!(1)),
+        (
+            "SystemTime",
+            json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+        ),
+        ("LoggingDriver", json!("json-file")),
+        ("CgroupDriver", json!("cgroupfs")),
+        ("CgroupVersion", json!("")),
+        ("NEventsListener", json!(0)),
+        ("KernelVersion", json!("")),
+        ("OperatingSystem", json!("")),
+        ("OSVersion", json!(os_version)),
+        ("OSType", json!("linux")),
+        ("Architecture", json!("")),
+        ("IndexServerAddress", json!("https://index.docker.io/v1/")),
+        (
+            "RegistryConfig",
+            json!({"AllowNondistributableArtifactsCIDRs": [],
+                   "AllowNondistributableArtifactsHostnames": [],
+                   "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                   "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [],
+                                                  "Secure": true, "Official": true}},
+                   "Mirrors": []}),
+        ),
+        ("NCPU", json!(0)),
+        ("MemTotal", json!(0)),
+        ("GenericResources", Value::Null),
+        ("DockerRootDir", json!("")),
+        ("HttpProxy", json!(env("HTTP_PROXY"))),
+        ("HttpsProxy", json!(env("HTTPS_PROXY"))),
+        ("NoProxy", json!(env("NO_PROXY"))),
+        ("Name", json!("")),
+        ("Labels", json!([])),
+        ("ExperimentalBuild", json!(false)),
+        ("ServerVersion", json!("")),
+        ("Runtimes", json!({})),
+        ("DefaultRuntime", json!("")),
+        (
+            "Swarm",
+            json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                   "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
+        ),
+        ("LiveRestoreEnabled", json!(false)),
+        ("Isolation", json!("")),
+        ("InitBinary", json!("tini")),
+        ("ContainerdCommit", json!({"ID": "", "Expected": ""})),
+        ("RuncCommit", json!({"ID": "", "Expected": ""})),
+        ("InitCommit", json!({"ID": "", "Expected": ""})),
+        ("SecurityOptions", json!(["name=seccomp,profile=default"])),
+        ("Warnings", Value::Null),
+    ];
+    let mut v = ordered(v, keys);
+    // The docker CLI prints its own part with the daemon's.
+    v["ClientInfo"] =
+        json!({"Debug": false, "Context": "default", "Plugins": [], "Warnings": null});
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,6 +160,61 @@ impl Engine {
         Ok(out)
     }
 
+    /// `GET /volumes?filters=`: Docker's `name=` (substring), `label=KEY[=VALUE]`,
+    /// `dangling=true|false|1|0` (no container uses it), `driver=`; OR within a key, AND
+    /// across keys.
+    pub fn list_volumes_filtered(&self, filters: &[String]) -> Result<Vec<Volume>, EngineError> {
+        let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for f in filters {
+            let Some((k, v)) = f.split_once('=') else {
+                return Err(EngineError::InvalidArgument(
+                    "bad format of filter (expected name=value)".into(),
+                ));
+            };
+            match k {
+                "name" | "label" | "driver" => {}
+                "dangling" => {
+                    if !matches!(v, "true" | "false" | "1" | "0") {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "invalid filter 'dangling=[{v}]'"
+                        )));
+                    }
+                }
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid filter '{k}'"
+                    )))
+                }
+            }
+            by_key.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        let mut out = Vec::new();
+        for v in self.list_volumes()? {
+            let mut keep = true;
+            for (k, values) in &by_key {
+                let ok = match k.as_str() {
+                    "name" => values.iter().any(|x| v.name.contains(x.as_str())),
+                    "driver" => values.contains(&v.driver),
+                    "label" => values.iter().any(|x| match x.split_once('=') {
+                        Some((lk, lv)) => v.labels.get(lk).is_some_and(|y| y == lv),
+                        None => v.labels.contains_key(x),
+                    }),
+                    _ => {
+                        let unused = self.volume_users(&v.name)?.is_empty();
+                        values
+                            .iter()
+                            .any(|x| matches!(x.as_str(), "true" | "1") == unused)
+                    }
+                };
+                keep &= ok;
+            }
+            if keep {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
     /// Names of the containers using volume `name`.
     pub fn volume_users(&self, name: &str) -> Result<Vec<String>, EngineError> {
         let mut users = Vec::new();

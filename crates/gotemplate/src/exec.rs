@@ -68,6 +68,10 @@ pub(crate) fn truth(v: &Val) -> bool {
 
 pub(crate) type HeaderFn<'a> = &'a dyn Fn(&str) -> String;
 
+/// Methods of the data (`{{.Label "k"}}`): name, receiver, arguments; `None` when the data has
+/// no method of that name.
+pub type MethodFn<'a> = &'a dyn Fn(&str, &Value, &[Value]) -> Option<Result<Value, String>>;
+
 enum Flow {
     Normal,
     Break,
@@ -96,6 +100,7 @@ pub(crate) struct State<'t, 'd> {
     vars: Vec<(String, Val<'d>)>,
     out: String,
     header: Option<HeaderFn<'t>>,
+    methods: Option<MethodFn<'t>>,
     depth: usize,
 }
 
@@ -104,6 +109,7 @@ pub(crate) fn execute<'t, 'd>(
     src: &'t str,
     data: Val<'d>,
     header: Option<HeaderFn<'t>>,
+    methods: Option<MethodFn<'t>>,
 ) -> Result<String, TemplateError> {
     let mut st = State {
         tree,
@@ -112,6 +118,7 @@ pub(crate) fn execute<'t, 'd>(
         vars: vec![("$".to_string(), data.clone())],
         out: String::new(),
         header,
+        methods,
         depth: 0,
     };
     match st.walk_list(&data, &tree.root) {
@@ -366,6 +373,9 @@ impl<'t, 'd> State<'t, 'd> {
             _ => {}
         }
         if cmd.args.len() > 1 || fin.is_some() {
+            if let Some(v) = self.call_method(dot, first, &cmd.args[1..], fin.clone())? {
+                return Ok(v);
+            }
             return Err(EErr::Raw(match first {
                 Arg::Field(names) | Arg::Var(_, names) | Arg::Chain(_, names)
                     if !names.is_empty() =>
@@ -379,6 +389,41 @@ impl<'t, 'd> State<'t, 'd> {
             }));
         }
         self.eval_arg(dot, first)
+    }
+
+    /// `{{.Recv.Name arg…}}` where the data has a method `Name` (see [`MethodFn`]).
+    fn call_method(
+        &mut self,
+        dot: &Val<'d>,
+        first: &'t Arg,
+        args: &'t [Arg],
+        fin: Option<Val<'d>>,
+    ) -> EResult<Option<Val<'d>>> {
+        let Arg::Field(names) = first else {
+            return Ok(None);
+        };
+        let Some((name, path)) = names.split_last() else {
+            return Ok(None);
+        };
+        if let Val::Header = dot {
+            let h = self.header.map(|f| f(name)).unwrap_or_default();
+            return Ok(Some(Val::owned(Value::String(h))));
+        }
+        let Some(methods) = self.methods else {
+            return Ok(None);
+        };
+        let recv = self.fields(dot.clone(), path)?;
+        let mut vals = Vec::with_capacity(args.len() + 1);
+        for a in args {
+            vals.push(self.eval_arg(dot, a)?.value().clone());
+        }
+        if let Some(f) = fin {
+            vals.push(f.value().clone());
+        }
+        match methods(name, recv.value(), &vals) {
+            None => Ok(None),
+            Some(r) => r.map(|v| Some(Val::owned(v))).map_err(EErr::Raw),
+        }
     }
 
     fn eval_arg(&mut self, dot: &Val<'d>, arg: &'t Arg) -> EResult<Val<'d>> {

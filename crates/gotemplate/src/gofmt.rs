@@ -213,6 +213,31 @@ fn number_v(n: &Number) -> String {
     }
 }
 
+/// A Go struct the data stands for: an object with all of `fields` but `optional` (and no
+/// other key) prints as Go prints that struct, `{v1 v2 …}` in field order (a missing optional
+/// field as its zero value ""), not as a map.
+#[derive(Debug, Clone, Copy)]
+pub struct StructShape {
+    pub fields: &'static [&'static str],
+    pub optional: &'static [&'static str],
+}
+
+thread_local! {
+    /// The shapes of the template executing on this thread.
+    pub(crate) static STRUCTS: std::cell::Cell<&'static [StructShape]> =
+        const { std::cell::Cell::new(&[]) };
+}
+
+fn struct_shape(m: &serde_json::Map<String, Value>) -> Option<StructShape> {
+    STRUCTS.with(|s| s.get()).iter().copied().find(|sh| {
+        m.keys().all(|k| sh.fields.contains(&k.as_str()))
+            && sh
+                .fields
+                .iter()
+                .all(|f| sh.optional.contains(f) || m.contains_key(*f))
+    })
+}
+
 /// Go's `%v`.
 pub(crate) fn fmt_v(v: &Value, out: &mut String) {
     match v {
@@ -229,6 +254,22 @@ pub(crate) fn fmt_v(v: &Value, out: &mut String) {
                 fmt_v(e, out);
             }
             out.push(']');
+        }
+        Value::Object(m) if struct_shape(m).is_some() => {
+            let shape = struct_shape(m).unwrap_or(StructShape {
+                fields: &[],
+                optional: &[],
+            });
+            out.push('{');
+            for (i, f) in shape.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                if let Some(e) = m.get(*f) {
+                    fmt_v(e, out);
+                }
+            }
+            out.push('}');
         }
         Value::Object(m) => {
             out.push_str("map[");

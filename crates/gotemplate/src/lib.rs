@@ -36,7 +36,9 @@ mod gofmt;
 mod lex;
 mod parse;
 
+pub use exec::MethodFn;
 use exec::Val;
+pub use gofmt::StructShape;
 
 /// Errors from parsing or executing a template. The messages follow Go's
 /// (`template: :1: function "foo" not defined`, `template: :1:2: executing
@@ -54,6 +56,22 @@ pub enum TemplateError {
 pub struct Template {
     src: String,
     tree: parse::Tree,
+    structs: &'static [StructShape],
+}
+
+/// Makes `shapes` the struct shapes of this thread while alive.
+struct StructsGuard(&'static [StructShape]);
+
+impl StructsGuard {
+    fn set(shapes: &'static [StructShape]) -> StructsGuard {
+        StructsGuard(gofmt::STRUCTS.with(|s| s.replace(shapes)))
+    }
+}
+
+impl Drop for StructsGuard {
+    fn drop(&mut self) {
+        gofmt::STRUCTS.with(|s| s.set(self.0));
+    }
 }
 
 /// Replaces the literal two-character sequences `\t` and `\n` with a tab and
@@ -92,7 +110,11 @@ impl Template {
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let src = unescape(text);
         match parse::parse(&src) {
-            Ok(tree) => Ok(Template { src, tree }),
+            Ok(tree) => Ok(Template {
+                src,
+                tree,
+                structs: &[],
+            }),
             Err((msg, pos)) => Err(TemplateError::Parse(format!(
                 "template: :{}: {msg}",
                 line_of(&src, pos)
@@ -100,9 +122,28 @@ impl Template {
         }
     }
 
+    /// Objects of these shapes print as the Go structs they stand for (`{{.Mounts}}` prints
+    /// `[{bind  /src /dst  true rprivate}]` as the docker CLI does), not as maps.
+    pub fn with_structs(mut self, shapes: &'static [StructShape]) -> Template {
+        self.structs = shapes;
+        self
+    }
+
     /// Executes the template with `data` as dot.
     pub fn execute(&self, data: &serde_json::Value) -> Result<String, TemplateError> {
-        exec::execute(&self.tree, &self.src, Val::B(data), None)
+        let _g = StructsGuard::set(self.structs);
+        exec::execute(&self.tree, &self.src, Val::B(data), None, None)
+    }
+
+    /// Executes the template with `data` as dot, whose methods (`{{.Label "k"}}`, as the
+    /// docker CLI's format contexts have) `methods` answers.
+    pub fn execute_with_methods(
+        &self,
+        data: &serde_json::Value,
+        methods: MethodFn<'_>,
+    ) -> Result<String, TemplateError> {
+        let _g = StructsGuard::set(self.structs);
+        exec::execute(&self.tree, &self.src, Val::B(data), None, Some(methods))
     }
 
     /// Executes the template in header mode: every field of the data
@@ -113,7 +154,7 @@ impl Template {
         &self,
         header_for: &dyn Fn(&str) -> String,
     ) -> Result<String, TemplateError> {
-        exec::execute(&self.tree, &self.src, Val::Header, Some(header_for))
+        exec::execute(&self.tree, &self.src, Val::Header, Some(header_for), None)
     }
 }
 

@@ -939,6 +939,61 @@ impl<'a> Networking<'a> {
         self.dir.join("proxy").join(format!("{container_id}.pid"))
     }
 
+    /// The pid file of a DNS-only helper started by [`Networking::update_dns`].
+    fn dns_pid_file(&self, container_id: &str) -> PathBuf {
+        self.dir
+            .join("proxy")
+            .join(format!("{container_id}.dns.pid"))
+    }
+
+    /// The record files a container's DNS responder reads (see [`DnsConfig::records_list`]).
+    fn dns_list_file(&self, container_id: &str) -> PathBuf {
+        self.dir.join("proxy").join(format!("{container_id}.dns"))
+    }
+
+    fn dns_list(&self, endpoints: &[&Endpoint]) -> String {
+        endpoints
+            .iter()
+            .map(|e| format!("{}\n", self.records_path(&e.network_id).display()))
+            .collect()
+    }
+
+    /// After `network connect`/`disconnect` of a running container: its DNS responder answers
+    /// for the user networks in `endpoints` (all the container's endpoints now). When no
+    /// responder runs yet (the container was on no user network), a DNS-only helper is
+    /// started that lives as long as `watch_pid`.
+    pub fn update_dns(
+        &self,
+        container_id: &str,
+        endpoints: &[Endpoint],
+        upstreams: &[IpAddr],
+        watch_pid: i32,
+        binary: &Path,
+    ) -> Result<()> {
+        let user_nets: Vec<&Endpoint> = endpoints
+            .iter()
+            .filter(|e| !matches!(e.network_name.as_str(), "bridge" | "host" | "none"))
+            .collect();
+        let list = self.dns_list_file(container_id);
+        if list.exists() {
+            return write_atomic(&list, &self.dns_list(&user_nets));
+        }
+        if user_nets.is_empty() || watch_pid <= 0 {
+            return Ok(());
+        }
+        let pid_file = self.dns_pid_file(container_id);
+        self.spawn_helper(
+            container_id,
+            Some(watch_pid),
+            Vec::new(),
+            endpoints,
+            upstreams,
+            binary,
+            pid_file,
+        )
+        .map(|_| ())
+    }
+
     /// Starts the `berth-netproxy` helper for a container: serves the reserved ports (to the
     /// container's address) and, when an endpoint is on a user-defined network, DNS on
     /// 127.0.0.11 inside `netns` (forwarding other names to `upstreams`). Returns once it is
@@ -987,6 +1042,31 @@ impl<'a> Networking<'a> {
         upstreams: &[IpAddr],
         binary: &Path,
     ) -> Result<Option<ProxyWatch>> {
+        // A list left by an earlier run of the container names networks it may no longer be on.
+        let _ = std::fs::remove_file(self.dns_list_file(container_id));
+        let pid_file = self.proxy_pid_file(container_id);
+        self.spawn_helper(
+            container_id,
+            watch,
+            reserved,
+            endpoints,
+            upstreams,
+            binary,
+            pid_file,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_helper(
+        &self,
+        container_id: &str,
+        watch: Option<i32>,
+        reserved: Vec<Reserved>,
+        endpoints: &[Endpoint],
+        upstreams: &[IpAddr],
+        binary: &Path,
+        pid_file: PathBuf,
+    ) -> Result<Option<ProxyWatch>> {
         let user_nets: Vec<&Endpoint> = endpoints
             .iter()
             .filter(|e| !matches!(e.network_name.as_str(), "bridge" | "host" | "none"))
@@ -998,16 +1078,23 @@ impl<'a> Networking<'a> {
             .first()
             .map(|e| e.ip)
             .unwrap_or(Ipv4Addr::LOCALHOST);
-        let dns = user_nets.first().map(|e| DnsConfig {
-            netns: e.netns.clone(),
-            records: user_nets
-                .iter()
-                .map(|e| self.records_path(&e.network_id))
-                .collect(),
-            upstreams: upstreams.to_vec(),
-        });
-        let pid_file = self.proxy_pid_file(container_id);
         std::fs::create_dir_all(pid_file.parent().unwrap())?;
+        let dns = match user_nets.first() {
+            Some(e) => {
+                let list = self.dns_list_file(container_id);
+                write_atomic(&list, &self.dns_list(&user_nets))?;
+                Some(DnsConfig {
+                    netns: e.netns.clone(),
+                    records: user_nets
+                        .iter()
+                        .map(|e| self.records_path(&e.network_id))
+                        .collect(),
+                    records_list: Some(list),
+                    upstreams: upstreams.to_vec(),
+                })
+            }
+            None => None,
+        };
         let mut p = [0 as libc::c_int; 2];
         // SAFETY: pipe2 fills two new fds that we own from here on.
         if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -1120,8 +1207,17 @@ impl<'a> Networking<'a> {
 
     /// Stops a container's helper if it runs (idempotent).
     pub fn stop_proxy(&self, container_id: &str) {
-        let f = self.proxy_pid_file(container_id);
-        if let Ok(s) = std::fs::read_to_string(&f) {
+        let _ = std::fs::remove_file(self.dns_list_file(container_id));
+        for f in [
+            self.proxy_pid_file(container_id),
+            self.dns_pid_file(container_id),
+        ] {
+            self.stop_helper(container_id, &f);
+        }
+    }
+
+    fn stop_helper(&self, container_id: &str, f: &Path) {
+        if let Ok(s) = std::fs::read_to_string(f) {
             if let Ok(pid) = s.trim().parse::<i32>() {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let cmdline = String::from_utf8_lossy(&cmdline);
@@ -1130,7 +1226,7 @@ impl<'a> Networking<'a> {
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
             }
-            let _ = std::fs::remove_file(&f);
+            let _ = std::fs::remove_file(f);
         }
     }
 

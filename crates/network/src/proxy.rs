@@ -42,6 +42,10 @@ pub struct DnsConfig {
     pub netns: PathBuf,
     /// Hosts-format record files, one per user-defined network the container is on.
     pub records: Vec<PathBuf>,
+    /// A file naming the record files, one path a line, read at each query instead of
+    /// `records`: `network connect`/`disconnect` of a running container rewrite it.
+    #[serde(default)]
+    pub records_list: Option<PathBuf>,
     /// Servers for everything else (port 53), queried from the host namespace.
     pub upstreams: Vec<IpAddr>,
 }
@@ -289,7 +293,16 @@ fn serve_dns(sock: UdpSocket, cfg: DnsConfig) {
             continue;
         };
         let q = buf[..n].to_vec();
-        if let Some(r) = answer(&q, &cfg.records, !cfg.upstreams.is_empty()) {
+        let listed: Option<Vec<PathBuf>> = cfg.records_list.as_ref().and_then(|l| {
+            std::fs::read_to_string(l).ok().map(|t| {
+                t.lines()
+                    .filter(|x| !x.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+        });
+        let records = listed.as_deref().unwrap_or(&cfg.records);
+        if let Some(r) = answer(&q, records, !cfg.upstreams.is_empty()) {
             let _ = sock.send_to(&r, from);
             continue;
         }

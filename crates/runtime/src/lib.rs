@@ -375,6 +375,13 @@ pub fn prepare_bundle(
     util::create_dir_mode(container_dir, 0o700)?;
     let rootfs = container_dir.join("rootfs");
     mount_rootfs(container_dir, layers)?;
+    // Docker's marker that tools (Python's among them) check to know they run in a container:
+    // an empty file, a stub `diff` and `commit` leave out (MOUNT_POINT_STUBS). `create_new`
+    // never follows a link the image may have put there; an existing entry is kept.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(rootfs.join(".dockerenv"));
     let input = spec::SpecInput {
         id,
         rootfs: &rootfs,

@@ -184,6 +184,9 @@ pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<R
     };
     let mut additional = Vec::new();
     if g.is_none() {
+        // As in Docker, the primary group is among the supplementary ones (`id` lists it in
+        // `groups=`), followed by the groups that name the user.
+        additional.push(gid);
         if let Some(name) = &name {
             for e in &groups {
                 if e.len() >= 4 && e[3].split(',').any(|m| m == name) {
@@ -1103,7 +1106,7 @@ mod tests {
         let p = &v["process"];
         assert_eq!(p["user"]["uid"], 1000);
         assert_eq!(p["user"]["gid"], 1000);
-        assert_eq!(p["user"]["additionalGids"], json!([10]));
+        assert_eq!(p["user"]["additionalGids"], json!([1000, 10]));
         assert_eq!(p["cwd"], "/work/dir");
         assert!(d.path().join("work/dir").is_dir());
         assert_eq!(p["terminal"], true);

@@ -1103,12 +1103,14 @@ impl Store {
         Ok((rows as u64, size as u64))
     }
 
-    /// Deletes every build cache row (`all`) or those not used since `older_than` (unix
-    /// nanoseconds), and every layer and blob that neither an image nor a remaining row needs.
+    /// Deletes the build cache rows (those not used since `older_than`, unix nanoseconds, when
+    /// given; with `all` false only the dangling ones, whose layer no image uses), and every
+    /// layer and blob that neither an image nor a remaining row needs.
     /// Returns the number of rows removed and what was removed from disk.
     pub fn prune_cache(
         &mut self,
         older_than: Option<i64>,
+        all: bool,
     ) -> Result<(u64, RemovedImage), StoreError> {
         let mut op = self.begin_op()?;
         let removed;
@@ -1121,9 +1123,19 @@ impl Store {
                 path: self.db_path.clone(),
                 source: e,
             };
+            // Without `all`, BuildKit's rule: only dangling entries, those whose layer no
+            // image shares.
+            let dangling = if all {
+                ""
+            } else {
+                " AND (layer IS NULL OR layer NOT IN (SELECT chain_id FROM image_layers))"
+            };
             rows = match older_than {
-                Some(t) => tx.execute("DELETE FROM build_cache WHERE last_used < ?1", [t]),
-                None => tx.execute("DELETE FROM build_cache", []),
+                Some(t) => tx.execute(
+                    &format!("DELETE FROM build_cache WHERE last_used < ?1{dangling}"),
+                    [t],
+                ),
+                None => tx.execute(&format!("DELETE FROM build_cache WHERE 1{dangling}"), []),
             }
             .map_err(db_err)?;
             removed = self.delete_unused(&tx, &mut op)?;

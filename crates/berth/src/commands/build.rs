@@ -271,7 +271,11 @@ pub fn prune(engine: &mut Engine, a: BuilderPruneArgs) -> Result<()> {
     }
     if !a.force {
         use std::io::Write;
-        eprint!("WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ");
+        if a.all {
+            eprint!("WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] ");
+        } else {
+            eprint!("WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ");
+        }
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
@@ -279,8 +283,7 @@ pub fn prune(engine: &mut Engine, a: BuilderPruneArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let _ = a.all;
-    let r = engine.prune_build_cache(older)?;
+    let r = engine.prune_build_cache(older, a.all)?;
     println!("Deleted build cache objects: {}", r.entries);
     println!(
         "Total reclaimed space: {}",

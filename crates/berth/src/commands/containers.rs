@@ -7,7 +7,7 @@ use crate::cli::{
     PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, UpdateArgs,
     VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
 };
-use crate::output::{default_header, go_time, human_size, render_rows, since};
+use crate::output::{default_header, go_time, human_size, since};
 use crate::{exit_status, StatusError};
 use anyhow::Result;
 use berth_engine::containers::{
@@ -1519,7 +1519,10 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
         .iter()
         .map(|c| ps_row(c, a.no_trunc, &wanted))
         .collect();
-    let text = render_rows(&format, &rows, &ps_header)?;
+    let text =
+        crate::output::render_rows_with_methods(&format, &rows, &ps_header, &|i, m, args| {
+            crate::output::label_method(&list[i].labels)(m, args)
+        })?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     Ok(())
@@ -1562,10 +1565,15 @@ pub fn volume_create(engine: &mut Engine, a: VolumeCreateArgs) -> Result<()> {
 }
 
 pub fn volume_ls(engine: &mut Engine, a: VolumeLsArgs) -> Result<()> {
-    let vols = engine.list_volumes()?;
+    let vols = engine
+        .list_volumes_filtered(&a.filter)
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
     let rows: Vec<Value> = vols
         .iter()
-        .map(|v| json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope, "Labels": ""}))
+        .map(|v| {
+            let labels: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            json!({"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope, "Labels": labels.join(",")})
+        })
         .collect();
     let format = if a.quiet {
         "{{.Name}}".to_string()
@@ -1579,7 +1587,10 @@ pub fn volume_ls(engine: &mut Engine, a: VolumeLsArgs) -> Result<()> {
         "Name" => "VOLUME NAME".to_string(),
         other => default_header(other),
     };
-    print!("{}", render_rows(&format, &rows, &header)?);
+    let text = crate::output::render_rows_with_methods(&format, &rows, &header, &|i, m, args| {
+        crate::output::label_method(&vols[i].labels)(m, args)
+    })?;
+    print!("{text}");
     Ok(())
 }
 

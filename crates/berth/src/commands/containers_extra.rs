@@ -430,6 +430,10 @@ pub struct SystemPruneArgs {
 }
 
 pub fn system_prune(engine: &mut Engine, a: SystemPruneArgs) -> Result<()> {
+    // Docker's system prune takes `until` and `label` (and `label!`); checked before anything
+    // is removed.
+    let prune_filters =
+        berth_engine::containers::network::PruneFilters::parse(&a.filter).map_err(daemon)?;
     if !a.force {
         let mut w = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
         if a.volumes {
@@ -455,13 +459,24 @@ pub fn system_prune(engine: &mut Engine, a: SystemPruneArgs) -> Result<()> {
         }
         println!();
     }
-    let nets = engine.network_prune().map_err(daemon)?;
+    let nets = engine.network_prune(&a.filter).map_err(daemon)?;
     if !nets.is_empty() {
         println!("Deleted Networks:");
         for n in &nets {
             println!("{n}");
         }
         println!();
+    }
+    if a.volumes && prune_filters.has_until() {
+        // As Docker's volume prune.
+        return Err(daemon(berth_engine::EngineError::InvalidArgument(
+            "invalid filter 'until'".into(),
+        )));
+    }
+    if a.volumes && prune_filters.has_labels() {
+        return Err(daemon(berth_engine::EngineError::InvalidArgument(
+            "system prune --volumes --filter label=: volumes have no labels in berth yet; prune them with volume prune".into(),
+        )));
     }
     if a.volumes {
         let v = engine.prune_volumes(false).map_err(daemon)?;
@@ -488,8 +503,18 @@ pub fn system_prune(engine: &mut Engine, a: SystemPruneArgs) -> Result<()> {
         }
         println!();
     }
-    let b = engine.prune_build_cache(None).map_err(daemon)?;
-    total += b.space_reclaimed;
+    // Build cache entries carry no labels: a label filter keeps them all, as in Docker.
+    if !prune_filters.has_labels() {
+        let older = prune_filters.until().map(|u| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            (now - u).max(0.0) as u64
+        });
+        let b = engine.prune_build_cache(older, a.all).map_err(daemon)?;
+        total += b.space_reclaimed;
+    }
     println!("Total reclaimed space: {}", human_size(total as f64));
     Ok(())
 }

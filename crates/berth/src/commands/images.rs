@@ -219,7 +219,7 @@ pub fn inspect_any(engine: &mut Engine, args: InspectArgs) -> Result<()> {
             }
         }
     }
-    if !values.is_empty() || !failed {
+    if !values.is_empty() || !failed || crate::output::inspect_prints_json(args.format.as_deref()) {
         print_inspect(&values, args.format.as_deref())?;
     }
     if failed {
@@ -369,12 +369,12 @@ pub fn load(engine: &mut Engine, args: LoadArgs) -> Result<()> {
             engine.load_images(std::io::stdin().lock())?
         }
     };
-    if !args.quiet {
-        for image in loaded {
-            match image {
-                LoadedImage::Tag(t) => println!("Loaded image: {t}"),
-                LoadedImage::Id(id) => println!("Loaded image ID: {id}"),
-            }
+    // `-q` only silences progress (berth prints none): scripts parse these lines, as Docker's.
+    let _ = args.quiet;
+    for image in loaded {
+        match image {
+            LoadedImage::Tag(t) => println!("Loaded image: {t}"),
+            LoadedImage::Id(id) => println!("Loaded image ID: {id}"),
         }
     }
     Ok(())

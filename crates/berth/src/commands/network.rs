@@ -1,6 +1,6 @@
 //! `network create|ls|inspect|rm|prune|connect|disconnect`.
 
-use crate::output::{default_header, render_rows};
+use crate::output::default_header;
 use crate::{exit_status, StatusError};
 use anyhow::Result;
 use berth_engine::containers::network::berth_network::CreateNetwork;
@@ -87,6 +87,9 @@ pub struct NetworkPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +164,7 @@ fn create(engine: &mut Engine, a: NetworkCreateArgs) -> Result<()> {
 fn ls(engine: &mut Engine, a: NetworkLsArgs) -> Result<()> {
     let nets = engine.network_list().map_err(|e| fail(e.to_string()))?;
     let mut rows = Vec::new();
+    let mut row_labels = Vec::new();
     'nets: for n in &nets {
         for f in &a.filter {
             let (k, v) = f.split_once('=').unwrap_or((f.as_str(), ""));
@@ -184,6 +188,7 @@ fn ls(engine: &mut Engine, a: NetworkLsArgs) -> Result<()> {
         } else {
             n.id[..12.min(n.id.len())].to_string()
         };
+        row_labels.push(&n.labels);
         rows.push(json!({
             "ID": id, "Name": n.name, "Driver": n.driver, "Scope": "local",
             "IPv6": "false", "Internal": n.internal.to_string(), "CreatedAt": n.created,
@@ -202,7 +207,10 @@ fn ls(engine: &mut Engine, a: NetworkLsArgs) -> Result<()> {
         "ID" => "NETWORK ID".to_string(),
         other => default_header(other),
     };
-    print!("{}", render_rows(&format, &rows, &header)?);
+    let text = crate::output::render_rows_with_methods(&format, &rows, &header, &|i, m, args| {
+        crate::output::label_method(row_labels[i])(m, args)
+    })?;
+    print!("{text}");
     Ok(())
 }
 
@@ -238,7 +246,9 @@ fn prune(engine: &mut Engine, a: NetworkPruneArgs) -> Result<()> {
     {
         return Ok(());
     }
-    let removed = engine.network_prune().map_err(|e| fail(e.to_string()))?;
+    let removed = engine
+        .network_prune(&a.filter)
+        .map_err(|e| fail(e.to_string()))?;
     if !removed.is_empty() {
         println!("Deleted Networks:");
         for n in removed {

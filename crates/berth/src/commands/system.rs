@@ -45,11 +45,12 @@ pub fn version(engine: &Engine, args: FormatOnly) -> Result<()> {
 pub fn info(engine: &Engine, args: FormatOnly) -> Result<()> {
     let i = engine.info()?;
     if let Some(f) = args.format.as_deref() {
+        let v = berth_engine::shape::info(serde_json::to_value(&i)?);
         if f == "json" || f == "{{json .}}" {
-            println!("{}", serde_json::to_string(&i)?);
+            println!("{}", serde_json::to_string(&v)?);
             return Ok(());
         }
-        return print_inspect(&[serde_json::to_value(&i)?], Some(f));
+        return print_inspect(&[v], Some(f));
     }
     println!("Server:");
     println!(" Containers: {}", i.containers);

@@ -386,7 +386,12 @@ impl Engine {
         };
         config.history.push(History {
             created: Some(created),
-            created_by: Some(super::command_line(&spec.path, &spec.args)),
+            created_by: Some(
+                std::iter::once(spec.path.as_str())
+                    .chain(spec.args.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             author: config.author.clone(),
             comment: config.comment.clone(),
             empty_layer: false,

@@ -407,11 +407,18 @@ fn dir_size(p: &Path) -> u64 {
 }
 
 /// Docker's rendering of a command for `ps`: path and args joined by spaces.
+/// `ps`'s COMMAND as Docker's daemon makes it: an argument with a space in single quotes.
 fn command_line(path: &str, args: &[String]) -> String {
     let mut s = path.to_string();
     for a in args {
         s.push(' ');
-        s.push_str(a);
+        if a.contains(' ') {
+            s.push('\'');
+            s.push_str(a);
+            s.push('\'');
+        } else {
+            s.push_str(a);
+        }
     }
     s
 }

@@ -979,12 +979,17 @@ impl Engine {
     }
 
     /// `network prune`: user networks no container uses or is configured for.
-    pub fn network_prune(&self) -> Result<Vec<String>, EngineError> {
+    pub fn network_prune(&self, filters: &[String]) -> Result<Vec<String>, EngineError> {
+        let f = PruneFilters::parse(filters)?;
         self.network_gc()?;
         let net = self.networking()?;
         let mut out = Vec::new();
         for n in net.networks().map_err(net_err)? {
             if n.is_predefined() || !self.containers_configured_for(&n.name)?.is_empty() {
+                continue;
+            }
+            let created = super::parse_time_arg(&n.created).unwrap_or(0.0);
+            if !f.matches(created, &n.labels) {
                 continue;
             }
             match net.remove_network(&n.id) {
@@ -1042,7 +1047,14 @@ impl Engine {
                 .networking()?
                 .container_endpoints(&row.id)
                 .unwrap_or_default();
-            let _ = self.write_net_files(&self.container_dir_of(&row.id), &plan, &eps);
+            let upstreams = self
+                .write_net_files(&self.container_dir_of(&row.id), &plan, &eps)
+                .unwrap_or_default();
+            // The container now resolves the names of its new network (embedded DNS).
+            let proxy_bin = self.netproxy_path()?;
+            self.networking()?
+                .update_dns(&row.id, &eps, &upstreams, live.pid, &proxy_bin)
+                .map_err(net_err)?;
         }
         if plan.mode.is_empty() {
             plan.mode = n.name;
@@ -1078,7 +1090,11 @@ impl Engine {
             )));
         }
         if live.running {
-            let _ = self.networking()?.disconnect(&row.id, &n.id);
+            let net = self.networking()?;
+            let _ = net.disconnect(&row.id, &n.id);
+            let eps = net.container_endpoints(&row.id).unwrap_or_default();
+            // Only rewrites what a running responder reads; never starts one.
+            let _ = net.update_dns(&row.id, &eps, &[], 0, Path::new(""));
         }
         if plan.mode == n.name {
             plan.mode = match plan.extra.first() {
@@ -1110,4 +1126,63 @@ pub fn netproxy_main() -> ! {
 /// Protocol helper for callers formatting ports.
 pub fn proto_str(p: Proto) -> &'static str {
     p.as_str()
+}
+
+/// The filters `network prune` and `system prune` take, as Docker's: `until=` (a timestamp or a
+/// duration), `label=KEY[=VALUE]`, `label!=KEY[=VALUE]`.
+#[derive(Debug, Default)]
+pub struct PruneFilters {
+    until: Option<f64>,
+    labels: Vec<String>,
+    not_labels: Vec<String>,
+}
+
+impl PruneFilters {
+    pub fn parse(filters: &[String]) -> Result<PruneFilters, EngineError> {
+        let mut f = PruneFilters::default();
+        for a in filters {
+            let Some((k, v)) = a.split_once('=') else {
+                return Err(EngineError::InvalidArgument(
+                    "bad format of filter (expected name=value)".into(),
+                ));
+            };
+            match k {
+                "until" => f.until = Some(super::parse_time_arg(v)?),
+                "label" => f.labels.push(v.to_string()),
+                "label!" => f.not_labels.push(v.to_string()),
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid filter '{k}'"
+                    )))
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether `until=` was given.
+    pub fn has_until(&self) -> bool {
+        self.until.is_some()
+    }
+
+    /// Whether a `label`/`label!` filter was given.
+    pub fn has_labels(&self) -> bool {
+        !self.labels.is_empty() || !self.not_labels.is_empty()
+    }
+
+    /// The `until=` cutoff (unix seconds).
+    pub fn until(&self) -> Option<f64> {
+        self.until
+    }
+
+    /// Whether an object created at `created` (unix seconds) with `labels` is pruned.
+    pub fn matches(&self, created: f64, labels: &BTreeMap<String, String>) -> bool {
+        let has = |l: &String| match l.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(l),
+        };
+        self.until.is_none_or(|u| created < u)
+            && self.labels.iter().all(has)
+            && !self.not_labels.iter().any(has)
+    }
 }
