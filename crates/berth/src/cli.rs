@@ -147,11 +147,29 @@ pub enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(crate::commands::build::BuilderCommand),
+    /// Get real time events from berth
+    Events(EventsArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
     /// Write berth's manual pages (one per command) into a directory
     #[command(name = "__man-pages", hide = true)]
     ManPages(ManPagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter")]
+    pub filters: Vec<String>,
+    /// Format output using a custom template ('json' prints each event as JSON)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 pub mod build;
 pub mod containers;
 mod error;
+pub mod events;
 pub mod images;
 pub mod limits;
 pub mod registry;

@@ -114,6 +114,8 @@ impl Engine {
             if std::fs::rename(&tmp, &dir).is_err() {
                 // Another process created it first.
                 let _ = std::fs::remove_dir_all(&tmp);
+            } else {
+                self.record_event("volume", "create", name, &[("driver", "local")]);
             }
         }
         self.inspect_volume(name)
@@ -244,6 +246,7 @@ impl Engine {
         std::fs::rename(&dir, &trash)
             .map_err(|e| EngineError::io(format!("removing volume {name}"), e))?;
         let _ = std::fs::remove_dir_all(&trash);
+        self.record_event("volume", "destroy", name, &[("driver", "local")]);
         Ok(())
     }
 

@@ -57,6 +57,7 @@
 pub mod attach;
 pub mod cgroup;
 pub mod config;
+pub mod events;
 pub mod filter;
 pub mod health;
 pub mod monitor;
@@ -330,7 +331,8 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
     Ok(serde_json::from_slice(&s)?)
 }
 
-pub(crate) fn bundle_info(dir: &Path) -> Result<BundleInfo> {
+/// The bundle description berth wrote for the container (`bundle.json`).
+pub fn bundle_info(dir: &Path) -> Result<BundleInfo> {
     read_json(&dir.join("bundle.json"))
 }
 pub(crate) fn start_record(dir: &Path) -> Result<StartRecord> {

@@ -1175,11 +1175,41 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
         &serde_json::to_vec(&status).unwrap_or_default(),
     );
     trace("run: exit recorded");
+    report_exit_events(&dir, &status);
     delete_runtime(started.runtime);
     let _ = CgroupMode::detect().remove(&info.cgroup);
     trace("run: runtime state and cgroup removed");
     run_exit_hook(&dir);
     std::process::exit(0)
+}
+
+/// `oom` (when the memory cgroup killed it) and `die` in the event log: the monitor is the one
+/// that sees the exit, whichever process started the container.
+fn report_exit_events(dir: &Path, status: &ExitStatus) {
+    let Some(root) = crate::events::root_of_container_dir(dir) else {
+        return;
+    };
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let attrs = crate::events::container_attributes(dir);
+    let mut pairs: Vec<(&str, &str)> = attrs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if status.oom_killed {
+        let _ = crate::events::append(
+            root,
+            &crate::events::Event::now("container", "oom", &id, &pairs),
+        );
+    }
+    let code = status.exit_code.to_string();
+    pairs.push(("exitCode", &code));
+    let _ = crate::events::append(
+        root,
+        &crate::events::Event::now("container", "die", &id, &pairs),
+    );
 }
 
 struct Client {

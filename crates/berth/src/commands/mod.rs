@@ -107,6 +107,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Builder(build::BuilderCommand::Prune(a)) => build::prune(&mut open()?, a),
         Command::Version(a) => system::version(&open()?, a),
         Command::Completion(a) => system::completion(a),
+        Command::Events(a) => system::events(&open()?, a),
         Command::ManPages(a) => system::man_pages(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(&open()?, a),
     }

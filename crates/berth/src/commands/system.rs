@@ -98,3 +98,157 @@ pub fn man_pages(a: crate::cli::ManPagesArgs) -> Result<()> {
     clap_mangen::generate_to(cmd, &a.dir)?;
     Ok(())
 }
+
+/// `berth events`: the recorded history from `--since`, then new events as they happen, until
+/// `--until` or Ctrl-C (or the reader goes away).
+pub fn events(engine: &Engine, a: crate::cli::EventsArgs) -> Result<()> {
+    use berth_engine::events::{EventFilters, EventsQuery};
+    use std::io::Write;
+    let bad = |m: String| crate::StatusError {
+        code: 1,
+        message: m,
+    };
+    let now = chrono::Utc::now();
+    let since = match &a.since {
+        Some(s) => Some(parse_event_time(s, now).ok_or_else(|| bad(format!("invalid value for \"since\": {s:?} (use a timestamp, RFC 3339 or a duration such as 10m)")))?),
+        None => None,
+    };
+    let until = match &a.until {
+        Some(s) => Some(parse_event_time(s, now).ok_or_else(|| bad(format!("invalid value for \"until\": {s:?} (use a timestamp, RFC 3339 or a duration such as 10m)")))?),
+        None => None,
+    };
+    let filters = EventFilters::parse(&a.filters)
+        .map_err(|e| bad(format!("Error response from daemon: {e}")))?;
+    let template = match a.format.as_deref() {
+        None | Some("") => None,
+        Some("json") => Some(berth_gotemplate::Template::parse("{{json .}}")?),
+        Some(f) => Some(berth_gotemplate::Template::parse(f)?),
+    };
+    let json_only = matches!(a.format.as_deref(), Some("json") | Some("{{json .}}"));
+    let q = EventsQuery {
+        since,
+        until,
+        filters,
+    };
+    let mut out = std::io::stdout();
+    engine.events(&q, &|| false, &mut |e| {
+        let line = if json_only {
+            e.api_json().to_string()
+        } else if let Some(t) = &template {
+            t.execute(&event_template_value(e))
+                .map_err(|err| std::io::Error::other(err.to_string()))?
+        } else {
+            default_event_line(e)
+        };
+        writeln!(out, "{line}")?;
+        out.flush()
+    })?;
+    Ok(())
+}
+
+/// The docker CLI's line: local time with nanoseconds, type, action, ID, sorted attributes.
+fn default_event_line(e: &berth_engine::events::Event) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(e.time_nano).with_timezone(&chrono::Local);
+    let mut line = format!(
+        "{} {} {} {}",
+        t.format("%Y-%m-%dT%H:%M:%S%.9f%:z"),
+        e.kind,
+        e.action,
+        e.actor.id
+    );
+    if !e.actor.attributes.is_empty() {
+        let attrs: Vec<String> = e
+            .actor
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        line.push_str(&format!(" ({})", attrs.join(", ")));
+    }
+    line
+}
+
+/// The fields a `--format` template sees, named as the docker CLI's Go structs name them.
+fn event_template_value(e: &berth_engine::events::Event) -> serde_json::Value {
+    let api = e.api_json();
+    json!({
+        "Status": api["status"],
+        "ID": api["id"],
+        "From": api["from"],
+        "Type": e.kind,
+        "Action": e.action,
+        "Actor": {"ID": e.actor.id, "Attributes": e.actor.attributes},
+        "Scope": e.scope,
+        "Time": e.time,
+        "TimeNano": e.time_nano,
+    })
+}
+
+/// `--since`/`--until`: Unix seconds (with a fraction), RFC 3339, a date, or a duration before
+/// now (`10m`, `1h30m`), as the docker CLI takes them. Nanoseconds since the epoch.
+fn parse_event_time(s: &str, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Some((secs * 1e9) as i64);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return t.timestamp_nanos_opt();
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_nanos_opt();
+    }
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut any = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let n: f64 = number.parse().ok()?;
+        number.clear();
+        total += n * match c {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            _ => return None,
+        };
+        any = true;
+    }
+    if !number.is_empty() || !any {
+        return None;
+    }
+    Some(now.timestamp_nanos_opt()? - (total * 1e9) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_event_time;
+
+    #[test]
+    fn event_times() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let at = |s: &str| parse_event_time(s, now);
+        assert_eq!(at("1700000000"), Some(1_700_000_000_000_000_000));
+        assert_eq!(at("1700000000.5"), Some(1_700_000_000_500_000_000));
+        assert_eq!(
+            at("10m"),
+            Some(now.timestamp_nanos_opt().unwrap() - 600_000_000_000)
+        );
+        assert_eq!(
+            at("1h30m"),
+            Some(now.timestamp_nanos_opt().unwrap() - 5_400_000_000_000)
+        );
+        assert_eq!(
+            at("2026-12-03T11:00:00Z"),
+            Some(now.timestamp_nanos_opt().unwrap() - 3_600_000_000_000)
+        );
+        assert_eq!(
+            at("2026-12-03"),
+            Some(now.timestamp_nanos_opt().unwrap() - 43_200_000_000_000)
+        );
+        assert_eq!(at("soon"), None);
+        assert_eq!(at("10x"), None);
+    }
+}

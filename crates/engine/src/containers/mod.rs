@@ -988,7 +988,10 @@ impl Engine {
                 record: record.clone(),
             };
             match self.store_mut().insert_container(&row) {
-                Ok(Ok(())) => break,
+                Ok(Ok(())) => {
+                    self.write_container_event_attributes(&id, &n, &o.image, &rec.labels);
+                    break;
+                }
                 Ok(Err(holder)) if name.is_none() && attempt < 10 => {
                     let _ = holder;
                     attempt += 1;
@@ -1006,6 +1009,7 @@ impl Engine {
             }
         }
         drop(marker);
+        self.record_container_event("create", &id, &[]);
         Ok(id)
     }
 
@@ -1182,6 +1186,7 @@ impl Engine {
                 self.network_after_start(id, net, Some(started.pid));
                 rec.state.pid = started.pid;
                 self.save_record(id, rec)?;
+                self.record_container_event("start", id, &[]);
                 Ok(())
             }
             Err(e) => {
@@ -1284,6 +1289,11 @@ impl Engine {
             if live.paused {
                 let _ = berth_runtime::unpause(&dir);
             }
+            let signal_number = sig
+                .or_else(|| berth_runtime::bundle_info(&dir).ok().map(|b| b.stop_signal))
+                .unwrap_or(15)
+                .to_string();
+            self.record_container_event("kill", &id, &[("signal", &signal_number)]);
             match berth_runtime::stop(&dir, sig, t) {
                 Ok(_) | Err(berth_runtime::Error::NotRunning) => {}
                 Err(e) => return Err(EngineError::Runtime(e)),
@@ -1292,6 +1302,7 @@ impl Engine {
         // Released first: removing a `--rm` container takes it again (flock is per open
         // file, so this process would wait for itself).
         drop(lock);
+        self.record_container_event("stop", &id, &[]);
         self.after_exit(&id)?;
         Ok(id)
     }
@@ -1348,6 +1359,7 @@ impl Engine {
             let _ = berth_runtime::unpause(&dir);
         }
         berth_runtime::kill(&dir, sig).map_err(EngineError::Runtime)?;
+        self.record_container_event("kill", &row.id, &[("signal", &sig.to_string())]);
         if sig == libc_sigkill() {
             // As Docker's, a SIGKILL returns once the exit is recorded, so `kill X && rm X`
             // and an `inspect` right after see it stopped. Other signals may be handled or
@@ -1432,9 +1444,15 @@ impl Engine {
             .map_err(io_err("creating the container's pending marker"))?;
         rec.state.status = "removing".into();
         self.save_record(&id, &rec)?;
+        let attributes = berth_runtime::events::container_attributes(&self.container_dir_of(&id));
         let r = self.finish_remove(&id, volumes);
         drop(marker);
         r?;
+        let pairs: Vec<(&str, &str)> = attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.record_event("container", "destroy", &id, &pairs);
         Ok(id)
     }
 
@@ -1844,7 +1862,15 @@ impl Engine {
             ));
         }
         match self.store_mut().rename_container(&row.id, &new)? {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.rename_in_event_attributes(&row.id, &new);
+                self.record_container_event(
+                    "rename",
+                    &row.id,
+                    &[("oldName", &format!("/{}", row.name))],
+                );
+                Ok(())
+            }
             Err(holder) => Err(name_conflict(&new, &holder)),
         }
     }
@@ -1864,7 +1890,9 @@ impl Engine {
                 row.id
             )));
         }
-        berth_runtime::pause(&self.container_dir_of(&row.id)).map_err(EngineError::Runtime)
+        berth_runtime::pause(&self.container_dir_of(&row.id)).map_err(EngineError::Runtime)?;
+        self.record_container_event("pause", &row.id, &[]);
+        Ok(())
     }
 
     /// `POST /containers/{id}/unpause`.
@@ -1876,7 +1904,9 @@ impl Engine {
                 row.id
             )));
         }
-        berth_runtime::unpause(&self.container_dir_of(&row.id)).map_err(EngineError::Runtime)
+        berth_runtime::unpause(&self.container_dir_of(&row.id)).map_err(EngineError::Runtime)?;
+        self.record_container_event("unpause", &row.id, &[]);
+        Ok(())
     }
 
     /// `GET /containers/{id}/top`: host PIDs of the container's processes.

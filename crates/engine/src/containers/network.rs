@@ -881,7 +881,14 @@ impl Engine {
     /// `network create`.
     pub fn network_create(&self, req: &CreateNetwork) -> Result<Network, EngineError> {
         self.ensure_default_bridge()?;
-        self.networking()?.create_network(req).map_err(net_err)
+        let n = self.networking()?.create_network(req).map_err(net_err)?;
+        self.record_event(
+            "network",
+            "create",
+            &n.id,
+            &[("name", &n.name), ("type", "bridge")],
+        );
+        Ok(n)
     }
 
     /// `network ls` (makes sure the predefined networks exist).
@@ -962,6 +969,12 @@ impl Engine {
             }
         }
         net.remove_network(&n.id).map_err(net_err)?;
+        self.record_event(
+            "network",
+            "destroy",
+            &n.id,
+            &[("name", &n.name), ("type", "bridge")],
+        );
         Ok(name.to_string())
     }
 
@@ -1024,6 +1037,7 @@ impl Engine {
             .networking()?
             .network(network)
             .map_err(|_| EngineError::InvalidArgument(format!("network {network} not found")))?;
+        let event = (n.id.clone(), n.name.clone());
         if plan.mode == n.name || plan.extra.iter().any(|x| x.network == n.name) {
             return Err(EngineError::Conflict(format!(
                 "endpoint with name {} already exists in network {}",
@@ -1067,7 +1081,14 @@ impl Engine {
                 ip: ip.map(String::from),
             });
         }
-        self.save_plan(&row.id, &plan)
+        self.save_plan(&row.id, &plan)?;
+        let attrs = [
+            ("container", row.id.as_str()),
+            ("name", &event.1),
+            ("type", "bridge"),
+        ];
+        self.record_event("network", "connect", &event.0, &attrs);
+        Ok(())
     }
 
     /// `network disconnect`.
@@ -1083,6 +1104,7 @@ impl Engine {
             .network(network)
             .map_err(|_| EngineError::InvalidArgument(format!("network {network} not found")))?;
         let configured = plan.mode == n.name || plan.extra.iter().any(|x| x.network == n.name);
+        let event = (n.id.clone(), n.name.clone());
         if !configured {
             return Err(EngineError::InvalidArgument(format!(
                 "container {} is not connected to network {}",
@@ -1104,7 +1126,14 @@ impl Engine {
         } else {
             plan.extra.retain(|x| x.network != n.name);
         }
-        self.save_plan(&row.id, &plan)
+        self.save_plan(&row.id, &plan)?;
+        let attrs = [
+            ("container", row.id.as_str()),
+            ("name", &event.1),
+            ("type", "bridge"),
+        ];
+        self.record_event("network", "disconnect", &event.0, &attrs);
+        Ok(())
     }
 }
 

@@ -240,6 +240,12 @@ impl Engine {
             ));
         }
         self.store_mut().set_tag(&target.to_string(), &row.id)?;
+        self.record_event(
+            "image",
+            "tag",
+            &row.id,
+            &[("name", &target.familiar_string())],
+        );
         Ok(())
     }
 
@@ -247,6 +253,25 @@ impl Engine {
     /// does; refuses images that containers use unless forced (and even then keeps the image's
     /// content for the containers, untagging it only).
     pub fn remove_image(
+        &mut self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<DeleteItem>, EngineError> {
+        let id = self.resolve_image(name)?.id;
+        let items = self.remove_image_inner(name, force)?;
+        for item in &items {
+            match item {
+                DeleteItem::Untagged(n) => self.record_event("image", "untag", &id, &[("name", n)]),
+                DeleteItem::Deleted(d) if *d == id => {
+                    self.record_event("image", "delete", &id, &[("name", name)])
+                }
+                DeleteItem::Deleted(_) => {}
+            }
+        }
+        Ok(items)
+    }
+
+    fn remove_image_inner(
         &mut self,
         name: &str,
         force: bool,

@@ -73,6 +73,20 @@ impl Engine {
         opts: &PullOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<PullResult, EngineError> {
+        let pulled = self.pull_image_inner(reference, opts, progress)?;
+        let name = Reference::parse(&pulled.reference)
+            .map(|r| r.familiar_string())
+            .unwrap_or_else(|_| pulled.reference.clone());
+        self.record_event("image", "pull", &name, &[("name", &name)]);
+        Ok(pulled)
+    }
+
+    fn pull_image_inner(
+        &mut self,
+        reference: &str,
+        opts: &PullOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PullResult, EngineError> {
         let parsed = Reference::parse(reference)?;
         let platform = match &opts.platform {
             Some(p) if !p.is_empty() => Some(Platform::parse(p).ok_or_else(|| {

@@ -57,6 +57,20 @@ impl Engine {
         opts: &PushOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<PushResult, EngineError> {
+        let pushed = self.push_image_inner(name, opts, progress)?;
+        let familiar = Reference::parse(&pushed.reference)
+            .map(|r| r.familiar_string())
+            .unwrap_or_else(|_| pushed.reference.clone());
+        self.record_event("image", "push", &familiar, &[("name", &familiar)]);
+        Ok(pushed)
+    }
+
+    fn push_image_inner(
+        &mut self,
+        name: &str,
+        opts: &PushOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PushResult, EngineError> {
         let parsed = Reference::parse(name)?;
         if parsed.digest().is_some() {
             return Err(EngineError::InvalidArgument(
