@@ -1145,6 +1145,7 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
     // The log exists before the spawner learns the container runs, too: a foreground `run`
     // that found no log yet and then saw the container exited would print nothing.
     let log = LogWriter::open(&dir, &info.log);
+    record_event(&dir, "start", &[]);
     report(
         &mut ready,
         &Ready {
@@ -1183,9 +1184,10 @@ fn run_mode(dir: PathBuf, ready_fd: RawFd, attach_fd: Option<RawFd>) -> ! {
     std::process::exit(0)
 }
 
-/// `oom` (when the memory cgroup killed it) and `die` in the event log: the monitor is the one
-/// that sees the exit, whichever process started the container.
-fn report_exit_events(dir: &Path, status: &ExitStatus) {
+/// A container event in the event log, with the container's attributes. The monitor records
+/// `start` (before anyone learns the container runs) and `oom`/`die` (it is the one that sees
+/// the exit, whichever process started the container), so they are in the order they happened.
+fn record_event(dir: &Path, action: &str, extra: &[(&str, &str)]) {
     let Some(root) = crate::events::root_of_container_dir(dir) else {
         return;
     };
@@ -1198,18 +1200,18 @@ fn report_exit_events(dir: &Path, status: &ExitStatus) {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    if status.oom_killed {
-        let _ = crate::events::append(
-            root,
-            &crate::events::Event::now("container", "oom", &id, &pairs),
-        );
-    }
-    let code = status.exit_code.to_string();
-    pairs.push(("exitCode", &code));
+    pairs.extend_from_slice(extra);
     let _ = crate::events::append(
         root,
-        &crate::events::Event::now("container", "die", &id, &pairs),
+        &crate::events::Event::now("container", action, &id, &pairs),
     );
+}
+
+fn report_exit_events(dir: &Path, status: &ExitStatus) {
+    if status.oom_killed {
+        record_event(dir, "oom", &[]);
+    }
+    record_event(dir, "die", &[("exitCode", &status.exit_code.to_string())]);
 }
 
 struct Client {

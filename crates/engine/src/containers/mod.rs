@@ -1186,7 +1186,6 @@ impl Engine {
                 self.network_after_start(id, net, Some(started.pid));
                 rec.state.pid = started.pid;
                 self.save_record(id, rec)?;
-                self.record_container_event("start", id, &[]);
                 Ok(())
             }
             Err(e) => {
