@@ -843,3 +843,54 @@ fn cp_with_a_racing_container_leaves_the_host_alone() {
         "written beside the host file"
     );
 }
+
+/// A container holding a directory nested deeper than berth archives (1,024 levels; 2,000
+/// here, as 30,000 would behave, which take minutes to remove): `export`, `cp` out of it and
+/// `commit` fail with a clear error instead of overflowing the stack.
+#[test]
+fn a_very_deep_directory_is_refused_not_a_crash() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    if !common::is_root("container") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    let id = b
+        .ok(&["create", "--name", "deep", "busybox", "true"])
+        .trim()
+        .to_string();
+    // What `mkdir a; cd a` 2,000 times inside the container leaves in its upper dir.
+    let upper = b.root().join("containers").join(&id).join("upper");
+    let name = c"a";
+    let open = |dir: i32, path: &std::ffi::CStr| {
+        // SAFETY: a valid descriptor and NUL-terminated name; the result is checked.
+        let fd = unsafe { libc::openat(dir, path.as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        // SAFETY: fd was just opened and is owned here only.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    let top = std::fs::File::open(&upper).unwrap();
+    let mut fd = open(top.as_raw_fd(), c".");
+    for _ in 0..2_000 {
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::mkdirat(fd.as_raw_fd(), name.as_ptr(), 0o755) },
+            0
+        );
+        fd = open(fd.as_raw_fd(), name);
+    }
+    drop(fd);
+    let out = tmp(&b, "out");
+    for args in [
+        vec!["export", "-o", "/dev/null", "deep"],
+        vec!["cp", "deep:/a", out.to_str().unwrap()],
+        vec!["commit", "deep", "deep-image"],
+    ] {
+        let (code, _, err) = b.code(&args);
+        assert_eq!(code, 1, "berth {args:?}: {err}");
+        assert!(
+            err.contains("more than 1024 levels deep"),
+            "berth {args:?}: {err}"
+        );
+    }
+    b.ok(&["rm", "deep"]);
+}

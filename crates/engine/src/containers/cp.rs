@@ -338,9 +338,39 @@ fn write_tar(
         opts,
         links: HashMap::new(),
     };
-    w.entry(dir.as_fd(), name, top)?;
+    // Depth-first without recursion (a container can nest directories deeper than any stack),
+    // each open directory with the names left to visit in it, last first.
+    let mut stack: Vec<(OwnedFd, String, Vec<OsString>)> = Vec::new();
+    if let Some(d) = w.entry(dir.as_fd(), name, top)? {
+        stack.push(d);
+    }
+    while let Some((d, prefix, names)) = stack.last_mut() {
+        let Some(n) = names.pop() else {
+            stack.pop();
+            continue;
+        };
+        let child = if prefix.is_empty() || prefix == "." {
+            String::from_utf8_lossy(n.as_bytes()).into_owned()
+        } else {
+            format!("{prefix}/{}", String::from_utf8_lossy(n.as_bytes()))
+        };
+        let d = d.as_fd();
+        if let Some(sub) = w.entry(d, &n, &child)? {
+            if stack.len() >= MAX_DEPTH {
+                let start: String = child.chars().take(60).collect();
+                return Err(io::Error::other(format!(
+                    "{start}…: directories nested more than {MAX_DEPTH} levels deep cannot be copied"
+                )));
+            }
+            stack.push(sub);
+        }
+    }
     b.finish()
 }
+
+/// How deep `cp` and `export` follow nested directories: each level holds a descriptor, and
+/// no real file system needs more (Docker's walk fails at PATH_MAX, about 2,000 levels).
+const MAX_DEPTH: usize = 1024;
 
 struct Walker<'a, W: Write> {
     b: &'a mut tar::Builder<W>,
@@ -361,7 +391,14 @@ impl<W: Write> Walker<'_, W> {
         h
     }
 
-    fn entry(&mut self, dir: BorrowedFd<'_>, name: &OsStr, tar_name: &str) -> io::Result<()> {
+    /// Writes the entry for `name` in `dir` (the object `dir` itself when `name` is empty); for
+    /// a directory, returns it opened, with its name and its children's names (last first).
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        tar_name: &str,
+    ) -> io::Result<Option<(OwnedFd, String, Vec<OsString>)>> {
         let itself = name.is_empty();
         let st = if itself {
             rustix::fs::statat(dir, "", AtFlags::EMPTY_PATH)?
@@ -399,22 +436,15 @@ impl<W: Write> Walker<'_, W> {
                     }
                     names.push(OsString::from_vec(n.to_vec()));
                 }
-                names.sort();
-                for n in names {
-                    let child = if tar_name.is_empty() || tar_name == "." {
-                        String::from_utf8_lossy(n.as_bytes()).into_owned()
-                    } else {
-                        format!("{tar_name}/{}", String::from_utf8_lossy(n.as_bytes()))
-                    };
-                    self.entry(d.as_fd(), &n, &child)?;
-                }
+                names.sort_unstable_by(|a, b| b.cmp(a));
+                return Ok(Some((d, tar_name.to_string(), names)));
             }
             FileType::RegularFile => {
                 let key = (st.st_dev, st.st_ino);
                 if st.st_nlink > 1 {
                     if let Some(first) = self.links.get(&key).cloned() {
                         let mut h = self.header(&st, tar::EntryType::Link);
-                        return self.b.append_link(&mut h, tar_name, first);
+                        return self.b.append_link(&mut h, tar_name, first).map(|()| None);
                     }
                 }
                 let fd = if itself {
@@ -468,7 +498,7 @@ impl<W: Write> Walker<'_, W> {
             // Sockets (and anything else) cannot be archived.
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 const BUF: usize = 1 << 20;
 const BLOCK: usize = 512;
+/// How deep nested directories are archived (Docker's walk fails at PATH_MAX, about 2,000).
+const MAX_DEPTH: usize = 1024;
 
 /// Options for [`create_layer`].
 #[derive(Debug, Clone, Default)]
@@ -72,7 +74,7 @@ pub fn create_layer_filtered<W: Write>(
         stats: ApplyStats::default(),
         base: dir.to_path_buf(),
     };
-    w.walk(root.as_fd(), &[], 0)?;
+    w.walk(root)?;
     w.out
         .write_all(&[0u8; BLOCK * 2])
         .and_then(|_| w.out.flush())
@@ -114,10 +116,8 @@ impl<W: Write> Writer<'_, W> {
         }
     }
 
-    fn walk(&mut self, dir: BorrowedFd<'_>, rel: &[u8], depth: usize) -> Result<(), LayerError> {
-        if depth > 4096 {
-            return Err(self.err(rel)(io::Error::other("directory tree too deep")));
-        }
+    /// The names in `dir` (`rel` in the tree), sorted bytewise, last first.
+    fn names(&self, dir: BorrowedFd<'_>, rel: &[u8]) -> Result<Vec<Vec<u8>>, LayerError> {
         let mut names: Vec<Vec<u8>> = Vec::new();
         let d = rustix::fs::Dir::read_from(dir).map_err(|e| self.err(rel)(e.into()))?;
         for ent in d {
@@ -127,15 +127,52 @@ impl<W: Write> Writer<'_, W> {
                 names.push(n.to_vec());
             }
         }
-        names.sort_unstable();
-        for name in names {
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(names)
+    }
+
+    /// Depth-first without recursion: a container can nest directories deeper than any stack
+    /// (each level still holds a descriptor, hence the bound).
+    fn walk(&mut self, root: OwnedFd) -> Result<(), LayerError> {
+        let names = self.names(root.as_fd(), &[])?;
+        let mut stack: Vec<(OwnedFd, Vec<u8>, Vec<Vec<u8>>)> = vec![(root, Vec::new(), names)];
+        while let Some((dir, rel, names)) = stack.last_mut() {
+            let Some(name) = names.pop() else {
+                stack.pop();
+                continue;
+            };
+            let sub = self.entry(dir.as_fd(), rel, name)?;
+            if let Some(sub) = sub {
+                if stack.len() > MAX_DEPTH {
+                    return Err(self.err(&sub.1[..sub.1.len().min(60)])(io::Error::other(
+                        format!(
+                        "directories nested more than {MAX_DEPTH} levels deep cannot be archived"
+                    ),
+                    )));
+                }
+                stack.push(sub);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the entry (or entries) for `name` in `dir` (`rel` in the tree); for a directory,
+    /// returns it opened, with its path and its children's names, to be walked next.
+    #[allow(clippy::type_complexity)]
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        rel: &[u8],
+        name: Vec<u8>,
+    ) -> Result<Option<(OwnedFd, Vec<u8>, Vec<Vec<u8>>)>, LayerError> {
+        {
             let mut path = rel.to_vec();
             if !path.is_empty() {
                 path.push(b'/');
             }
             path.extend_from_slice(&name);
             if (self.skip)(Path::new(OsStr::from_bytes(&path))) {
-                continue;
+                return Ok(None);
             }
             let err = self.err(&path);
             let st = rustix::fs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
@@ -198,7 +235,8 @@ impl<W: Write> Writer<'_, W> {
                         Mode::empty(),
                     )
                     .map_err(|e| err(e.into()))?;
-                    self.walk(sub.as_fd(), &path, depth + 1)?;
+                    let names = self.names(sub.as_fd(), &path)?;
+                    return Ok(Some((sub, path, names)));
                 }
                 FileType::RegularFile => {
                     e.xattrs = read_xattrs(dir, &name).map_err(&err)?.0;
@@ -208,7 +246,7 @@ impl<W: Write> Writer<'_, W> {
                             e.kind = tar::EntryType::Link;
                             e.link = Some(first.clone());
                             self.header(&e).map_err(&err)?;
-                            continue;
+                            return Ok(None);
                         }
                         self.links.insert(key, path.clone());
                     }
@@ -242,7 +280,7 @@ impl<W: Write> Writer<'_, W> {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Writes the (PAX and) USTAR header of `e`.
