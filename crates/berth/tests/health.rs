@@ -320,3 +320,38 @@ fn image_healthcheck_from_build_and_flag_rules() {
     }
     b.ok(&["rm", "-f", &id, &more, &none]);
 }
+
+#[test]
+fn probes_run_with_every_runtime() {
+    common::is_root("health");
+    let b = Berth::with_busybox();
+    for rt in common::runtimes() {
+        let id = b
+            .ok(&[
+                "run",
+                "-d",
+                "--runtime",
+                rt,
+                "--health-cmd",
+                "echo ok from $0",
+                "--health-interval",
+                "100ms",
+                "busybox",
+                "sleep",
+                "60",
+            ])
+            .trim()
+            .to_string();
+        common::wait_for(
+            &format!("healthy under {rt}"),
+            Duration::from_secs(15),
+            || status(&b, &id) == "healthy",
+        );
+        assert_eq!(
+            f(&b, &id, "{{(index .State.Health.Log 0).Output}}"),
+            "ok from /bin/sh",
+            "{rt}"
+        );
+        b.ok(&["rm", "-f", &id]);
+    }
+}
