@@ -611,6 +611,20 @@ fn cidfile_pull_platform_expose_labels() {
         )),
         "{err}"
     );
+    // A container that exists but fails to start keeps its file, as in Docker.
+    let cid3 = b.dir.path().join("cid3");
+    let (code, _, _) = b.code(&[
+        "run",
+        "--network",
+        "none",
+        "--cidfile",
+        cid3.to_str().unwrap(),
+        "busybox",
+        "nosuchcommand",
+    ]);
+    assert_eq!(code, 127);
+    let id3 = std::fs::read_to_string(&cid3).unwrap();
+    assert_eq!(inspect(&b, &id3, "{{.Id}}"), id3);
     // A failed create leaves no file behind.
     let cid2 = b.dir.path().join("cid2");
     b.fails(&[

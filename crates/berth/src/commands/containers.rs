@@ -430,7 +430,8 @@ impl CidFile {
         Ok(CidFile(Some(p.clone())))
     }
 
-    fn write(mut self, id: &str) -> Result<()> {
+    /// Writes the ID; the file then stays, whatever happens next.
+    fn write(&mut self, id: &str) -> Result<()> {
         if let Some(p) = self.0.take() {
             std::fs::write(&p, id).map_err(|e| {
                 status(
@@ -544,7 +545,7 @@ fn engine_error(code: u8, e: EngineError) -> anyhow::Error {
 
 pub fn create(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let opts = create_options(&a)?;
-    let cidfile = CidFile::create(&a.host.cidfile)?;
+    let mut cidfile = CidFile::create(&a.host.cidfile)?;
     ensure_image(engine, &a.image, &a.host.pull)?;
     let id = engine
         .create_container(&opts)
@@ -876,7 +877,9 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
         stderr,
         sig_proxy: a.host.sig_proxy,
     };
-    let cidfile = CidFile::create(&a.host.cidfile)?;
+    let mut cidfile = CidFile::create(&a.host.cidfile)?;
+    let mut cid_written: Result<()> = Ok(());
+    let mut note_id = |id: &str| cid_written = cidfile.write(id);
     ensure_image(engine, &a.image, &a.host.pull)?;
     berth_runtime::monitor::trace("cli: image ensured");
     let detach_keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
@@ -886,9 +889,9 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     if (a.interactive || no_log) && !a.detach {
         // Attached before the process runs: nothing it prints early is lost.
         let (id, client) = engine
-            .run_container_attached(&opts)
+            .run_container_attached(&opts, &mut note_id)
             .map_err(|e| engine_error(125, e))?;
-        cidfile.write(&id)?;
+        cid_written?;
         let (_, dir) = engine.container_dir(&id)?;
         let stdin = a.interactive && attach_stdin;
         if attach_client(client, &dir, stdin, a.tty, &detach_keys, streams)? {
@@ -907,9 +910,9 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
         return Ok(());
     }
     let id = engine
-        .run_container(&opts)
+        .run_container(&opts, &mut note_id)
         .map_err(|e| engine_error(125, e))?;
-    cidfile.write(&id)?;
+    cid_written?;
     if a.detach {
         println!("{id}");
         return Ok(());

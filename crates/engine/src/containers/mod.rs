@@ -1211,8 +1211,14 @@ impl Engine {
     }
 
     /// `create` + `start` in one call (`docker run`), keeping the rootfs mounted in between.
-    pub fn run_container(&mut self, o: &CreateOptions) -> Result<String, EngineError> {
-        self.run_container_inner(o, None)
+    /// `created` is told the ID once the container exists, before it starts (Docker's CLI
+    /// writes `--cidfile` then, so a container that fails to start still has one).
+    pub fn run_container(
+        &mut self,
+        o: &CreateOptions,
+        created: &mut dyn FnMut(&str),
+    ) -> Result<String, EngineError> {
+        self.run_container_inner(o, None, created)
     }
 
     /// `run -i`: [`Engine::run_container`] with an attach connection served from before the
@@ -1220,10 +1226,11 @@ impl Engine {
     pub fn run_container_attached(
         &mut self,
         o: &CreateOptions,
+        created: &mut dyn FnMut(&str),
     ) -> Result<(String, berth_runtime::attach::AttachClient), EngineError> {
         use std::os::fd::AsRawFd;
         let (client, theirs) = berth_runtime::attach_pair().map_err(EngineError::Runtime)?;
-        let id = self.run_container_inner(o, Some(theirs.as_raw_fd()))?;
+        let id = self.run_container_inner(o, Some(theirs.as_raw_fd()), created)?;
         Ok((id, client))
     }
 
@@ -1231,8 +1238,10 @@ impl Engine {
         &mut self,
         o: &CreateOptions,
         attach: Option<std::os::fd::RawFd>,
+        created: &mut dyn FnMut(&str),
     ) -> Result<String, EngineError> {
         let id = self.create_inner(o, true)?;
+        created(&id);
         berth_runtime::monitor::trace("cli: created");
         let spec = self.spec_of(&id)?;
         let row = self.resolve_container(&id)?;
