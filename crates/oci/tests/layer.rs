@@ -1021,3 +1021,64 @@ fn extraction_throughput() {
         archive.len() as f64 / 1e6 / secs
     );
 }
+
+/// GNU tar's PAX sparse files (`tar --sparse --format=pax`, formats 0.0, 0.1 and 1.0) are
+/// extracted under their real name (`GNU.sparse.name`, not `GNUSparseFile.N/…`), with their
+/// real size, data and holes.
+#[test]
+fn pax_sparse_files_keep_their_name_and_holes() {
+    use std::os::unix::fs::FileExt;
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    let size: u64 = 64 << 20;
+    {
+        let f = fs::File::create(src.join("d/sparse.bin")).unwrap();
+        f.set_len(size).unwrap();
+        f.write_all_at(b"hello", 1 << 20).unwrap();
+        f.write_all_at(b"end", size - 3).unwrap();
+    }
+    for version in ["0.0", "0.1", "1.0"] {
+        let tar_path = t.path().join(format!("sparse-{version}.tar"));
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .args([
+                "--sparse",
+                "--sparse-version",
+                version,
+                "--format=pax",
+                "-cf",
+            ])
+            .arg(&tar_path)
+            .arg("d")
+            .status()
+            .expect("GNU tar is needed for this test");
+        assert!(status.success(), "tar --sparse-version {version}");
+        let dst = t.path().join(format!("out-{version}"));
+        fs::create_dir_all(&dst).unwrap();
+        apply_layer(fs::File::open(&tar_path).unwrap(), &dst)
+            .unwrap_or_else(|e| panic!("sparse {version}: {e}"));
+        let names: Vec<_> = fs::read_dir(dst.join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["sparse.bin".to_string()], "sparse {version}");
+        assert!(!dst.join("d/GNUSparseFile.0").exists());
+        let f = fs::File::open(dst.join("d/sparse.bin")).unwrap();
+        let m = f.metadata().unwrap();
+        assert_eq!(m.len(), size, "sparse {version}");
+        let mut buf = [0u8; 5];
+        f.read_exact_at(&mut buf, 1 << 20).unwrap();
+        assert_eq!(&buf, b"hello");
+        f.read_exact_at(&mut buf[..3], size - 3).unwrap();
+        assert_eq!(&buf[..3], b"end");
+        f.read_exact_at(&mut buf, 4096).unwrap();
+        assert_eq!(buf, [0u8; 5]);
+        assert!(
+            m.blocks() * 512 < 1 << 20,
+            "sparse {version}: the holes were filled ({} blocks)",
+            m.blocks()
+        );
+    }
+}

@@ -35,6 +35,9 @@
 //!   trust it; `EPERM`/`ENOTSUP` are ignored as Docker does) and mtimes are applied; directory
 //!   mtimes are applied after all entries.
 //! - Character and block devices and FIFOs are created with `mknod`.
+//! - Sparse files: GNU's old `S` entries (read by the `tar` crate, holes written as zeros) and
+//!   PAX sparse files (`GNU.sparse.*`, formats 0.0, 0.1 and 1.0, as Go's reader and so Docker
+//!   take them): named by `GNU.sparse.name`, data segments written at their offsets, holes kept.
 //! - Nothing is fsynced: the caller syncs the whole directory once (`syncfs`).
 
 use super::{ApplyStats, LayerError};
@@ -175,7 +178,11 @@ impl Extractor {
         ) {
             return Ok(());
         }
-        let raw = e.path_bytes().into_owned();
+        let sparse = sparse_of(e)?;
+        let raw = match sparse.as_ref().and_then(|s| s.name.clone()) {
+            Some(n) => n,
+            None => e.path_bytes().into_owned(),
+        };
         // Old tars mark directories only by a trailing '/' on a type '\0' entry (as Go reads them).
         let kind = if e.header().as_old().linkflag[0] == 0 && raw.ends_with(b"/") {
             T::Directory
@@ -278,6 +285,16 @@ impl Extractor {
                     .expect("not a directory");
                 let mut f = File::from(fd);
                 let want = e.size();
+                if let Some(sp) = sparse {
+                    self.sparse_data(e, &mut f, sp, &name)
+                        .map_err(|err| match err {
+                            SparseError::Io(err) => io_err(err),
+                            SparseError::Layer(l) => l,
+                        })?;
+                    apply_fd_meta(f.as_fd(), &meta).map_err(io_err)?;
+                    set_times_fd(f.as_fd(), meta.mtime).map_err(io_err)?;
+                    return Ok(());
+                }
                 let mut got = 0u64;
                 loop {
                     let n = match e.read(&mut self.buf) {
@@ -435,6 +452,63 @@ impl Extractor {
                 })
             }
         }
+        Ok(())
+    }
+
+    /// Writes the data of a PAX sparse file: each data segment at its offset, holes left as
+    /// holes, then the real size. Format 1.0 keeps the map at the start of the data.
+    fn sparse_data<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        f: &mut File,
+        sp: Sparse,
+        name: &str,
+    ) -> Result<(), SparseError> {
+        use std::io::{Seek, SeekFrom};
+        let corrupt = |what: &str| {
+            SparseError::Layer(LayerError::Corrupt(format!(
+                "sparse entry {name:?}: {what}"
+            )))
+        };
+        let stored = e.size();
+        let (map, got) = match sp.map {
+            Some(m) => (m, 0u64),
+            None => read_sparse_map(e).map_err(|w| corrupt(&w))?,
+        };
+        let mut end = 0u64;
+        let mut data = 0u64;
+        for &(off, len) in &map {
+            let seg_end = off
+                .checked_add(len)
+                .ok_or_else(|| corrupt("segment overflows"))?;
+            if off < end || seg_end > sp.size {
+                return Err(corrupt("segments overlap or pass the real size"));
+            }
+            end = seg_end;
+            data = data
+                .checked_add(len)
+                .ok_or_else(|| corrupt("segments overflow"))?;
+        }
+        if got.checked_add(data) != Some(stored) {
+            return Err(corrupt("the map does not match the stored size"));
+        }
+        for (off, len) in map {
+            f.seek(SeekFrom::Start(off)).map_err(SparseError::Io)?;
+            let mut left = len;
+            while left > 0 {
+                let want = left.min(self.buf.len() as u64) as usize;
+                let n = match e.read(&mut self.buf[..want]) {
+                    Ok(0) => return Err(corrupt("ends early")),
+                    Ok(n) => n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => return Err(SparseError::Layer(corrupt_at(name, err))),
+                };
+                f.write_all(&self.buf[..n]).map_err(SparseError::Io)?;
+                left -= n as u64;
+            }
+        }
+        f.set_len(sp.size).map_err(SparseError::Io)?;
+        self.stats.size += sp.size;
         Ok(())
     }
 
@@ -648,6 +722,114 @@ impl Extractor {
             }
         }
     }
+}
+
+/// A GNU sparse file described by PAX records (GNU tar's formats 0.0, 0.1 and 1.0).
+struct Sparse {
+    /// `GNU.sparse.name`: the real name (the header's is `GNUSparseFile.N/…` in 0.1 and 1.0).
+    name: Option<Vec<u8>>,
+    /// The real size.
+    size: u64,
+    /// (offset, length) of each data segment; `None` for 1.0, whose map opens the data.
+    map: Option<Vec<(u64, u64)>>,
+}
+
+enum SparseError {
+    Io(io::Error),
+    Layer(LayerError),
+}
+
+/// The sparse description in `e`'s PAX records, if any.
+fn sparse_of<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Option<Sparse>, LayerError> {
+    let bad = |what: &str| LayerError::Corrupt(format!("bad sparse PAX record: {what}"));
+    let Some(pax) = e.pax_extensions().map_err(|_| bad("unreadable"))? else {
+        return Ok(None);
+    };
+    let (mut major, mut name, mut size, mut map) = (None, None, None, None);
+    let (mut offsets, mut lengths) = (Vec::new(), Vec::new());
+    for ext in pax {
+        let ext = ext.map_err(|_| bad("unreadable"))?;
+        let v = ext.value_bytes();
+        let num = |k: &str| parse_num(v).ok_or_else(|| bad(k));
+        match ext.key_bytes() {
+            b"GNU.sparse.major" => major = Some(num("major")?),
+            b"GNU.sparse.name" => name = Some(v.to_vec()),
+            b"GNU.sparse.realsize" | b"GNU.sparse.size" => size = Some(num("size")?),
+            b"GNU.sparse.offset" => offsets.push(num("offset")?),
+            b"GNU.sparse.numbytes" => lengths.push(num("numbytes")?),
+            b"GNU.sparse.map" => {
+                let nums = if v.is_empty() {
+                    Vec::new()
+                } else {
+                    v.split(|&b| b == b',')
+                        .map(|n| parse_num(n).ok_or_else(|| bad("map")))
+                        .collect::<Result<Vec<u64>, _>>()?
+                };
+                if nums.len() % 2 != 0 {
+                    return Err(bad("map"));
+                }
+                map = Some(nums.chunks(2).map(|c| (c[0], c[1])).collect());
+            }
+            _ => {}
+        }
+    }
+    if major.is_none() && map.is_none() && offsets.is_empty() {
+        return Ok(None);
+    }
+    let size = size.ok_or_else(|| bad("no real size"))?;
+    let map = if major == Some(1) {
+        None
+    } else if map.is_some() {
+        map
+    } else {
+        if offsets.len() != lengths.len() {
+            return Err(bad("offsets without lengths"));
+        }
+        Some(offsets.into_iter().zip(lengths).collect())
+    };
+    Ok(Some(Sparse { name, size, map }))
+}
+
+/// Reads format 1.0's map from the start of the data: decimal numbers one a line (the count,
+/// then offset and length pairs), padded to a 512-byte block. Returns it and the bytes read.
+fn read_sparse_map<R: Read>(e: &mut R) -> Result<(Vec<(u64, u64)>, u64), String> {
+    let mut read = 0u64;
+    let mut number = || -> Result<u64, String> {
+        let mut digits = Vec::new();
+        loop {
+            let mut b = [0u8; 1];
+            match e.read(&mut b) {
+                Ok(1) => {}
+                Ok(_) => return Err("the map ends early".into()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err.to_string()),
+            }
+            read += 1;
+            if b[0] == b'\n' {
+                break;
+            }
+            if digits.len() >= 20 {
+                return Err("a number of the map is too long".into());
+            }
+            digits.push(b[0]);
+        }
+        parse_num(&digits).ok_or_else(|| "a number of the map is not one".to_string())
+    };
+    let count = number()?;
+    // Each pair takes at least four bytes of the stored data; no more can be real.
+    if count > 1 << 24 {
+        return Err("the map is too long".into());
+    }
+    let mut map = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let off = number()?;
+        let len = number()?;
+        map.push((off, len));
+    }
+    let pad = (512 - read % 512) % 512;
+    let mut skip = vec![0u8; pad as usize];
+    e.read_exact(&mut skip).map_err(|e| e.to_string())?;
+    Ok((map, read + pad))
 }
 
 fn corrupt_at(name: &str, e: io::Error) -> LayerError {
