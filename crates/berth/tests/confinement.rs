@@ -459,3 +459,83 @@ fn image_volumes_get_anonymous_volumes() {
     b.ok(&["rm", "-v", &id]);
     assert_eq!(b.ok(&["volume", "ls", "-q"]), "");
 }
+
+/// A block device that root on this host can open, as (major, minor): the test must show
+/// that only the container's allow-list stops it (the host's own disk may be off limits to
+/// root itself, as on sandboxed VMs).
+fn an_openable_block_device() -> (String, String) {
+    let dir = common::scratch_dir().join(format!("blockdev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut devs: Vec<String> = std::fs::read_dir("/sys/dev/block")
+        .expect("/sys/dev/block")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    devs.sort();
+    for d in devs {
+        let Some((maj, min)) = d.split_once(':') else {
+            continue;
+        };
+        let node = dir.join(format!("b{maj}-{min}"));
+        let _ = std::fs::remove_file(&node);
+        let made = std::process::Command::new("mknod")
+            .arg(&node)
+            .args(["b", maj, min])
+            .status()
+            .is_ok_and(|s| s.success());
+        let opened = made && std::fs::File::open(&node).is_ok();
+        let _ = std::fs::remove_file(&node);
+        if opened {
+            return (maj.to_string(), min.to_string());
+        }
+    }
+    panic!("no block device this host's root can open (a loop device will do: modprobe loop)");
+}
+
+/// On a cgroup2-only hierarchy (mounted over /sys/fs/cgroup in a private mount namespace, so
+/// berth and both runtimes drive cgroup v2 as on a pure v2 host) the spec's device rules are
+/// enforced by an eBPF program: a container may mknod a block device of the host but not open
+/// it. `--privileged` may, so the refusal is the allow-list's, not something else's.
+#[test]
+fn device_allow_list_on_a_cgroup2_only_hierarchy_each_runtime() {
+    if !common::is_root("confinement") {
+        return;
+    }
+    let (maj, min) = an_openable_block_device();
+    let probe = format!(
+        "mknod /tmp/disk b {maj} {min} && echo MKNOD; head -c 1 /tmp/disk >/dev/null && echo OPENED; true"
+    );
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
+        let script = r#"
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ]
+echo "== default"
+"$BERTH" run --rm --runtime "$RT" --network none busybox sh -c "$PROBE"
+echo "== privileged"
+"$BERTH" run --rm --runtime "$RT" --network none --privileged busybox sh -c "$PROBE"
+"#;
+        let out = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec", script])
+            .env("BERTH", common::bin())
+            .env("BERTH_ROOT", b.root())
+            .env("BERTH_RUNROOT", b.runroot())
+            .env("RT", rt)
+            .env("PROBE", &probe)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("unshare (util-linux) is needed to mount a cgroup2-only hierarchy");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{rt}: {stdout}{stderr}");
+        let (default, privileged) = stdout.split_once("== privileged").unwrap();
+        // Docker's rules allow mknod of any block device ("b *:* m"), never its use.
+        assert!(default.contains("MKNOD"), "{rt}: {stdout}{stderr}");
+        assert!(!default.contains("OPENED"), "{rt}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("Operation not permitted"),
+            "{rt}: {stdout}{stderr}"
+        );
+        assert!(privileged.contains("OPENED"), "{rt}: {stdout}{stderr}");
+    }
+}

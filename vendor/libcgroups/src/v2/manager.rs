@@ -166,8 +166,10 @@ impl CgroupManager for Manager {
             }
         }
 
+        // The cgroup's directory, not its path relative to the root (which would be opened
+        // relative to the current directory): fixed for berth, see vendor/README.md.
         #[cfg(feature = "cgroupsv2_devices")]
-        Devices::apply(controller_opt, &self.cgroup_path)?;
+        Devices::apply(controller_opt, &self.full_path)?;
 
         for pseudoctlr in PSEUDO_CONTROLLER_TYPES {
             if let PseudoControllerType::Unified = pseudoctlr {

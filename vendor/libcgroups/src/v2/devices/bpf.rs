@@ -40,18 +40,22 @@ pub mod prog {
     pub fn load(license: &str, insns: &[u8]) -> Result<RawFd, super::BpfError> {
         let insns_cnt = insns.len() / std::mem::size_of::<bpf_insn>();
         let insns = insns as *const _ as *const bpf_insn;
+        // libbpf refuses options whose `sz` is not set (EINVAL), and the kernel reads the
+        // license up to a NUL: both fixed for berth, see vendor/README.md.
         let mut opts = libbpf_sys::bpf_prog_load_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
             kern_version: 0,
             log_buf: ptr::null_mut::<::std::os::raw::c_char>(),
             log_size: 0,
             ..Default::default()
         };
+        let license = std::ffi::CString::new(license).map_err(|_| super::BpfError::Errno(errno::Errno(libc::EINVAL)))?;
         #[allow(unused_unsafe)]
         let prog_fd = unsafe {
             bpf_prog_load(
                 BPF_PROG_TYPE_CGROUP_DEVICE,
                 ptr::null::<::std::os::raw::c_char>(),
-                license as *const _ as *const ::std::os::raw::c_char,
+                license.as_ptr(),
                 insns,
                 insns_cnt as u64,
                 &mut opts as *mut libbpf_sys::bpf_prog_load_opts,
@@ -136,17 +140,28 @@ pub mod prog {
         Ok(())
     }
 
+    /// Raises the soft RLIMIT_MEMLOCK towards 128 MiB, within the hard limit, and never
+    /// fails (changed for berth, see vendor/README.md): setting the hard limit needs
+    /// CAP_SYS_RESOURCE, which root lacks on some hosts, and could lower it; kernels since
+    /// 5.11 charge BPF programs to the memory cgroup and ignore this limit anyway.
     pub fn bump_memlock_rlimit() -> Result<(), super::BpfError> {
-        let rlimit = rlimit {
-            rlim_cur: 128 << 20,
-            rlim_max: 128 << 20,
+        let mut old = rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
         };
-
+        // SAFETY: `old` is a valid rlimit for getrlimit to fill.
         #[allow(unused_unsafe)]
-        if unsafe { setrlimit(RLIMIT_MEMLOCK, &rlimit) } != 0 {
-            return Err(super::BpfError::FailedToIncreaseRLimit);
+        if unsafe { libc::getrlimit(RLIMIT_MEMLOCK, &mut old) } != 0 || old.rlim_cur >= 128 << 20
+        {
+            return Ok(());
         }
-
+        let rlimit = rlimit {
+            rlim_cur: (128 << 20).min(old.rlim_max),
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: reads a valid rlimit; a refusal leaves the limit as it was.
+        #[allow(unused_unsafe)]
+        let _ = unsafe { setrlimit(RLIMIT_MEMLOCK, &rlimit) };
         Ok(())
     }
 }
