@@ -772,8 +772,16 @@ pub fn update_resources(container_dir: &Path, opts: &RunOptions, live: bool) -> 
     if live {
         use libcgroups::common::CgroupManager;
         let info = bundle_info(container_dir)?;
+        // On cgroup v2 applying resources also replaces the container's eBPF device program,
+        // built from these rules: hand it the container's own, never none (which would mean
+        // the default allow-list, taking a --privileged or --device container's devices).
+        let mut with_devices = res.clone();
+        let current: Value = read_json(&container_dir.join("config.json"))?;
+        if let Some(d) = current["linux"]["resources"].get("devices") {
+            with_devices.insert("devices".into(), d.clone());
+        }
         let linux: oci_spec::runtime::LinuxResources =
-            serde_json::from_value(Value::Object(res.clone()))?;
+            serde_json::from_value(Value::Object(with_devices))?;
         let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
             cgroup_path: PathBuf::from(&info.cgroup),
             systemd_cgroup: false,
