@@ -894,3 +894,47 @@ fn a_very_deep_directory_is_refused_not_a_crash() {
     }
     b.ok(&["rm", "deep"]);
 }
+
+/// `commit` of a container holding a 1 GiB sparse file keeps its holes: the layer blob stays
+/// small, and so does the file in the new image's unpacked layer.
+#[test]
+fn commit_keeps_sparse_files_sparse() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    if !common::is_root("container") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    let id = b
+        .ok(&["create", "--name", "holes", "busybox", "true"])
+        .trim()
+        .to_string();
+    // What `truncate -s 1G /big` and a write in the middle leave in the upper dir.
+    let upper = b.root().join("containers").join(&id).join("upper");
+    let size: u64 = 1 << 30;
+    let f = std::fs::File::create(upper.join("big")).unwrap();
+    f.set_len(size).unwrap();
+    f.write_all_at(b"data", 300 << 20).unwrap();
+    drop(f);
+    let before = b.blobs();
+    b.ok(&["commit", "holes", "holes-image"]);
+    for blob in b.blobs().into_iter().filter(|p| !before.contains(p)) {
+        let len = std::fs::metadata(&blob).unwrap().len();
+        assert!(len < 1 << 20, "{} is {len} bytes", blob.display());
+    }
+    let mut found = false;
+    for layer in b.layer_dirs() {
+        if let Ok(m) = std::fs::metadata(layer.join("big")) {
+            assert_eq!(m.len(), size);
+            assert!(m.blocks() * 512 < 1 << 20, "holes filled in the layer");
+            let mut buf = [0u8; 4];
+            std::fs::File::open(layer.join("big"))
+                .unwrap()
+                .read_exact_at(&mut buf, 300 << 20)
+                .unwrap();
+            assert_eq!(&buf, b"data");
+            found = true;
+        }
+    }
+    assert!(found, "the committed layer holds /big");
+    b.ok(&["rm", "holes"]);
+}

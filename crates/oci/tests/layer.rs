@@ -1082,3 +1082,59 @@ fn pax_sparse_files_keep_their_name_and_holes() {
         );
     }
 }
+
+/// A 1 GiB file of holes becomes a PAX 1.0 sparse entry (what `commit` writes for a container
+/// holding one): the layer stays small, our extractor and GNU tar restore the name, the size,
+/// the data and the holes.
+#[test]
+fn sparse_files_make_small_layers() {
+    use std::os::unix::fs::FileExt;
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    let size: u64 = 1 << 30;
+    {
+        let f = fs::File::create(src.join("d/big")).unwrap();
+        f.set_len(size).unwrap();
+        f.write_all_at(b"middle", 512 << 20).unwrap();
+        f.write_all_at(b"end", size - 3).unwrap();
+    }
+    fs::write(src.join("d/small"), b"plain").unwrap();
+    let tar_path = t.path().join("layer.tar");
+    create_layer(
+        &src,
+        fs::File::create(&tar_path).unwrap(),
+        &CreateOptions::default(),
+    )
+    .unwrap();
+    let tar_len = fs::metadata(&tar_path).unwrap().len();
+    assert!(tar_len < 1 << 20, "the layer is {tar_len} bytes");
+    let check = |root: &Path, who: &str| {
+        let f = fs::File::open(root.join("d/big")).unwrap();
+        let m = f.metadata().unwrap();
+        assert_eq!(m.len(), size, "{who}");
+        let mut buf = [0u8; 6];
+        f.read_exact_at(&mut buf, 512 << 20).unwrap();
+        assert_eq!(&buf, b"middle", "{who}");
+        f.read_exact_at(&mut buf[..3], size - 3).unwrap();
+        assert_eq!(&buf[..3], b"end", "{who}");
+        assert!(m.blocks() * 512 < 1 << 20, "{who}: holes filled");
+        assert_eq!(fs::read(root.join("d/small")).unwrap(), b"plain", "{who}");
+        assert!(!root.join("d/GNUSparseFile.0").exists(), "{who}");
+    };
+    let ours = t.path().join("ours");
+    fs::create_dir_all(&ours).unwrap();
+    apply_layer(fs::File::open(&tar_path).unwrap(), &ours).unwrap();
+    check(&ours, "berth");
+    let gnu = t.path().join("gnu");
+    fs::create_dir_all(&gnu).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&gnu)
+        .arg("-xf")
+        .arg(&tar_path)
+        .status()
+        .expect("GNU tar is needed for this test");
+    assert!(status.success());
+    check(&gnu, "GNU tar");
+}

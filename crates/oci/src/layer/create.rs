@@ -16,6 +16,10 @@
 //! lower layers and is refused: mount overlays whose upper dir becomes a layer with
 //! `redirect_dir=off,metacopy=off` (as Docker's naive diff requires).
 //! Hard links within the tree (same inode) become tar hard links to the first path written.
+//! A file of 1 MiB or more with holes (fewer blocks than its size) becomes a PAX 1.0 sparse
+//! entry, as `tar --sparse --format=pax` writes it (`GNUSparseFile.0/NAME`, `GNU.sparse.*`
+//! records, the map at the start of the data), which Go's reader (Docker) and GNU tar restore:
+//! a container's 20 GB sparse file commits as a small layer.
 
 use super::{ApplyStats, LayerError};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -105,6 +109,8 @@ struct Entry {
     link: Option<Vec<u8>>,
     dev: (u32, u32),
     xattrs: Xattrs,
+    /// A PAX 1.0 sparse file: its real name and size (`path` is then `GNUSparseFile.0/…`).
+    sparse: Option<(Vec<u8>, u64)>,
 }
 
 impl<W: Write> Writer<'_, W> {
@@ -194,6 +200,7 @@ impl<W: Write> Writer<'_, W> {
                 link: None,
                 dev: (0, 0),
                 xattrs: Vec::new(),
+                sparse: None,
             };
             match ft {
                 FileType::CharacterDevice
@@ -252,6 +259,24 @@ impl<W: Write> Writer<'_, W> {
                     }
                     e.size = st.st_size as u64;
                     let fd = open_regular(dir, OsStr::from_bytes(&name), &st).map_err(&err)?;
+                    if let Some(segments) = sparse_segments(fd.as_fd(), &st) {
+                        // Holes stay holes: a PAX 1.0 sparse entry, as GNU tar writes it.
+                        let map = sparse_map(&segments);
+                        let data: u64 = segments.iter().map(|s| s.1).sum();
+                        let mut hidden = rel.to_vec();
+                        if !hidden.is_empty() {
+                            hidden.push(b'/');
+                        }
+                        hidden.extend_from_slice(b"GNUSparseFile.0/");
+                        hidden.extend_from_slice(&name);
+                        e.sparse = Some((path.clone(), e.size));
+                        e.path = hidden;
+                        e.size = map.len() as u64 + data;
+                        self.header(&e).map_err(&err)?;
+                        self.sparse_data(fd, &map, &segments).map_err(&err)?;
+                        self.stats.size += st.st_size as u64;
+                        return Ok(None);
+                    }
                     self.header(&e).map_err(&err)?;
                     self.data(fd, e.size).map_err(&err)?;
                     self.stats.size += e.size;
@@ -331,6 +356,15 @@ impl<W: Write> Writer<'_, W> {
             .into_iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v))
             .collect();
+        if let Some((name, size)) = &e.sparse {
+            records.push((b"GNU.sparse.major".to_vec(), b"1".to_vec()));
+            records.push((b"GNU.sparse.minor".to_vec(), b"0".to_vec()));
+            records.push((b"GNU.sparse.name".to_vec(), name.clone()));
+            records.push((
+                b"GNU.sparse.realsize".to_vec(),
+                size.to_string().into_bytes(),
+            ));
+        }
         for (k, v) in &e.xattrs {
             let mut key = b"SCHILY.xattr.".to_vec();
             key.extend_from_slice(k);
@@ -384,6 +418,36 @@ impl<W: Write> Writer<'_, W> {
         self.pad(size)
     }
 
+    /// Writes a sparse entry's data: the map block, then each data segment read at its offset,
+    /// then the block padding.
+    fn sparse_data(&mut self, fd: OwnedFd, map: &[u8], segments: &[(u64, u64)]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = File::from(fd);
+        self.out.write_all(map)?;
+        let mut total = map.len() as u64;
+        for &(off, len) in segments {
+            let mut done = 0u64;
+            while done < len {
+                let want = (len - done).min(self.buf.len() as u64) as usize;
+                let n = match f.read_at(&mut self.buf[..want], off + done) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shrank while it was archived",
+                        ))
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                self.out.write_all(&self.buf[..n])?;
+                done += n as u64;
+            }
+            total += len;
+        }
+        self.pad(total)
+    }
+
     fn pad(&mut self, len: u64) -> io::Result<()> {
         let rem = (len % BLOCK as u64) as usize;
         if rem != 0 {
@@ -418,6 +482,49 @@ fn open_regular(dir: BorrowedFd<'_>, name: &OsStr, st: &rustix::fs::Stat) -> io:
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     )?)
+}
+
+/// The data segments (offset, length) of a file whose holes are worth keeping (1 MiB or more
+/// with fewer blocks allocated than its size), from `SEEK_DATA`/`SEEK_HOLE`; `None` otherwise,
+/// and when the file system cannot tell or the file is too fragmented to list.
+fn sparse_segments(fd: BorrowedFd<'_>, st: &rustix::fs::Stat) -> Option<Vec<(u64, u64)>> {
+    let size = st.st_size as u64;
+    if size < 1 << 20 || (st.st_blocks as u64).saturating_mul(512) >= size {
+        return None;
+    }
+    let mut segments = Vec::new();
+    let mut off = 0u64;
+    while off < size {
+        let data = match rustix::fs::seek(fd, rustix::fs::SeekFrom::Data(off)) {
+            Ok(d) => d,
+            // No data past `off`: the rest is a hole.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(_) => return None,
+        };
+        let hole = rustix::fs::seek(fd, rustix::fs::SeekFrom::Hole(data))
+            .ok()?
+            .min(size);
+        if hole <= data || segments.len() >= 1 << 16 {
+            return None;
+        }
+        segments.push((data, hole - data));
+        off = hole;
+    }
+    Some(segments)
+}
+
+/// Format 1.0's map: the number of segments, then each offset and length, one a line, padded
+/// to a block.
+fn sparse_map(segments: &[(u64, u64)]) -> Vec<u8> {
+    let mut map = format!("{}\n", segments.len()).into_bytes();
+    for (off, len) in segments {
+        map.extend_from_slice(format!("{off}\n{len}\n").as_bytes());
+    }
+    let rem = map.len() % BLOCK;
+    if rem != 0 {
+        map.resize(map.len() + BLOCK - rem, 0);
+    }
+    map
 }
 
 fn set_ustar_name(h: &mut tar::Header, path: &[u8]) -> bool {
