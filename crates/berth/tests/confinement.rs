@@ -539,3 +539,67 @@ echo "== privileged"
         assert!(privileged.contains("OPENED"), "{rt}: {stdout}{stderr}");
     }
 }
+
+/// Docker's copy-up: a new volume for an image `VOLUME` starts with the image's files there;
+/// an image whose VOLUME path is a symlink out of its root gets its own files, never the
+/// host's.
+#[test]
+fn image_volumes_start_with_the_images_files() {
+    if !common::is_root("confinement") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    let dir = tempfile::tempdir_in(common::scratch_dir()).unwrap();
+    let root = dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("data/sub")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("data/sub/hello"), "from the image\n").unwrap();
+    std::os::unix::fs::symlink("sub/hello", root.join("data/link")).unwrap();
+    std::fs::write(root.join("etc/marker"), "the image's etc\n").unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("escape")).unwrap();
+    let tar = dir.path().join("layer.tar");
+    common::sh(&format!(
+        "tar -C {} -cf {} .",
+        root.display(),
+        tar.display()
+    ));
+    b.ok(&[
+        "import",
+        "-c",
+        "VOLUME [\"/data\", \"/escape\"]",
+        tar.to_str().unwrap(),
+        "seeded",
+    ]);
+    let id = b.ok(&["create", "seeded", "true"]).trim().to_string();
+    let vols = b.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Destination}}={{.Source}};{{end}}",
+        &id,
+    ]);
+    let source = |dest: &str| -> PathBuf {
+        vols.split(';')
+            .find_map(|m| m.strip_prefix(&format!("{dest}=")))
+            .unwrap_or_else(|| panic!("no volume at {dest}: {vols}"))
+            .into()
+    };
+    let data = source("/data");
+    assert_eq!(
+        std::fs::read_to_string(data.join("sub/hello")).unwrap(),
+        "from the image\n"
+    );
+    assert_eq!(
+        std::fs::read_link(data.join("link")).unwrap(),
+        PathBuf::from("sub/hello")
+    );
+    let escape = source("/escape");
+    assert_eq!(
+        std::fs::read_to_string(escape.join("marker")).unwrap(),
+        "the image's etc\n"
+    );
+    assert!(
+        !escape.join("passwd").exists(),
+        "the host's /etc was copied"
+    );
+    b.ok(&["rm", "-v", &id]);
+}

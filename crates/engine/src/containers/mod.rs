@@ -423,6 +423,32 @@ fn command_line(path: &str, args: &[String]) -> String {
     s
 }
 
+/// Docker's copy-up: the image's files at `target` become the new volume's first content.
+/// `target` is resolved inside the container's root (an image's symlinks cannot point it at
+/// the host), and `cp -a` copies symlinks as symlinks; nothing runs in the root yet.
+fn copy_up(rootfs: &Path, target: &str, volume: &Path) -> Result<(), EngineError> {
+    let src = berth_runtime::paths::host_path(rootfs, target)
+        .map_err(io_err(format!("resolving the image's VOLUME {target}")))?;
+    match std::fs::symlink_metadata(&src) {
+        Ok(m) if m.is_dir() => {}
+        _ => return Ok(()),
+    }
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--")
+        .arg(src.join("."))
+        .arg(volume)
+        .output()
+        .map_err(io_err("running cp to fill an image volume"))?;
+    if !out.status.success() {
+        return Err(EngineError::io(
+            format!("copying the image's files at {target} into its volume"),
+            std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        ));
+    }
+    Ok(())
+}
+
 /// The image `VOLUME` paths that need an anonymous volume: each absolute path (cleaned of
 /// trailing slashes) that no mount in `mounts` already targets, once.
 fn image_volume_targets(
@@ -812,10 +838,12 @@ impl Engine {
         }
         // The image's `VOLUME`s: an anonymous volume at each path no mount of the user's
         // covers (Docker's rule), removed with the container by `rm -v` and `--rm`.
+        let mut image_volumes: Vec<(PathBuf, String)> = Vec::new();
         for target in image_volume_targets(&img.volumes, &run.mounts)? {
             let name = new_id();
             let source = self.ensure_volume(&name)?;
             volumes.push((name, target.clone()));
+            image_volumes.push((source.clone(), target.clone()));
             run.mounts.push(MountSpec::Volume {
                 source,
                 target,
@@ -931,6 +959,9 @@ impl Engine {
         let prepared = (|| -> Result<(), EngineError> {
             berth_runtime::prepare_bundle(&id, &dir, &layers, &img, &run)
                 .map_err(EngineError::Runtime)?;
+            for (volume, target) in &image_volumes {
+                copy_up(&dir.join("rootfs"), target, volume)?;
+            }
             if !keep_mounted {
                 berth_runtime::rootfs::unmount(&dir.join("rootfs"))
                     .map_err(EngineError::Runtime)?;
