@@ -481,6 +481,21 @@ fn prune_filters_are_applied_or_refused() {
     let (code, err) = b.fails(&["network", "prune", "-f", "--filter", "colour=red"]);
     assert_eq!(code, 1);
     assert!(err.contains("invalid filter 'colour'"), "{err}");
+    // network ls: Docker's label=, scope=, dangling= besides name= id= driver= type=.
+    let ls = |f: &str| names(&b.ok(&["network", "ls", "--format", "{{.Name}}", "--filter", f]));
+    assert_eq!(ls("label=keep"), ["keepnet"]);
+    assert_eq!(ls("label=keep=1"), ["keepnet"]);
+    assert_eq!(ls("dangling=true"), ["keepnet"]);
+    assert!(ls("scope=swarm").is_empty());
+    let out = b.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Label \"keep\"}}",
+        "--filter",
+        "name=keepnet",
+    ]);
+    assert_eq!(out, "keepnet 1\n");
     // system prune checks its filters before removing anything.
     b.ok(&["create", "--name", "stopped", "busybox"]);
     let (code, err) = b.fails(&["system", "prune", "-f", "--filter", "colour=red"]);

@@ -177,6 +177,26 @@ fn ls(engine: &mut Engine, a: NetworkLsArgs) -> Result<()> {
                     "custom" => !n.is_predefined(),
                     _ => false,
                 },
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                    None => n.labels.contains_key(v),
+                },
+                // Every berth network is local.
+                "scope" => v == "local",
+                // Docker's: a custom network no container uses.
+                "dangling" => {
+                    let want = match v {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(fail(format!("invalid filter 'dangling={v}'"))),
+                    };
+                    let unused = !n.is_predefined()
+                        && engine
+                            .containers_configured_for(&n.name)
+                            .map_err(|e| fail(e.to_string()))?
+                            .is_empty();
+                    unused == want
+                }
                 _ => return Err(fail(format!("invalid filter '{k}'"))),
             };
             if !ok {

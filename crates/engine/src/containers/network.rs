@@ -979,7 +979,7 @@ impl Engine {
     }
 
     /// Names of containers whose plan names network `name`.
-    fn containers_configured_for(&self, name: &str) -> Result<Vec<String>, EngineError> {
+    pub fn containers_configured_for(&self, name: &str) -> Result<Vec<String>, EngineError> {
         let mut out = Vec::new();
         for row in self.store().containers()? {
             if let Some(p) = self.plan_of(&row.id) {
