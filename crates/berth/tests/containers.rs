@@ -339,6 +339,11 @@ fn oom_kill_is_reported() {
             status.starts_with("Exited (137) ") && status.trim_end().ends_with(" ago (OOM)"),
             "{rt}: {status}"
         );
+        // inspect keeps the run's peak, near the 8 MiB limit.
+        let peak: u64 = inspect(&b, "oom", "{{.State.MemoryPeak}}")
+            .parse()
+            .unwrap_or_else(|e| panic!("{rt}: MemoryPeak: {e}"));
+        assert!((4 << 20..=9 << 20).contains(&peak), "{rt}: peak {peak}");
         assert_eq!(
             inspect(&b, "oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
             "true 137",

@@ -605,6 +605,12 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
     Ok(StartedContainer { pid, monitor_pid })
 }
 
+/// How the container's last run ended, as its monitor recorded it (None while it runs, or
+/// before it ever ran). Reads only; unlike [`state`] it never touches processes.
+pub fn recorded_exit(container_dir: &Path) -> Option<ExitStatus> {
+    read_json(&exit_path(container_dir)).ok()
+}
+
 fn record_exit(dir: &Path, st: &ExitStatus) -> Result<()> {
     util::write_atomic_nosync(&exit_path(dir), &serde_json::to_vec(st)?)?;
     Ok(())

@@ -1810,6 +1810,13 @@ impl Engine {
         if let Some(h) = berth_runtime::health::read_state(&dir) {
             v["State"]["Health"] = json!(h);
         }
+        // berth's own key: the most memory the last run used, in bytes (from the memory
+        // cgroup at exit), so an OOM kill can be compared with the limit afterwards.
+        if !live.running {
+            if let Some(peak) = berth_runtime::recorded_exit(&dir).and_then(|st| st.memory_peak) {
+                v["State"]["MemoryPeak"] = json!(peak);
+            }
+        }
         self.fill_network_settings(&row.id, &spec, live.running, &mut v);
         host_opts::fill_inspect(&spec, &mut v);
         // Docker shows the swap limit in effect: twice the memory limit when only --memory was
