@@ -603,3 +603,134 @@ fn image_volumes_start_with_the_images_files() {
     );
     b.ok(&["rm", "-v", &id]);
 }
+
+/// The rest of the confinement on a cgroup2-only hierarchy (as on a pure v2 host): Docker's
+/// capabilities, seccomp and no ignored signals, and a cgroupfs the container cannot write to
+/// lift its own limits, for both runtimes.
+#[test]
+fn confinement_on_a_cgroup2_only_hierarchy_each_runtime() {
+    assert!(common::is_root("confinement"));
+    for rt in common::runtimes() {
+        let b = Berth::with_busybox();
+        let script = r#"
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ]
+echo "== status"
+"$BERTH" run --rm --runtime "$RT" --network none busybox cat /proc/self/status
+echo "== limits"
+"$BERTH" run --rm --runtime "$RT" --network none busybox sh -c '
+  stat -f -c "fs=%t" /sys/fs/cgroup
+  echo 1 > /sys/fs/cgroup/cgroup.max.depth && echo WROTE-DEPTH
+  echo 1 > /sys/fs/cgroup/cgroup.max.descendants && echo WROTE-DESCENDANTS
+  mkdir /sys/fs/cgroup/escape && echo MADE-CHILD
+  echo "depth=$(cat /sys/fs/cgroup/cgroup.max.depth)"
+  true'
+"#;
+        let out = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec", script])
+            .env("BERTH", common::bin())
+            .env("BERTH_ROOT", b.root())
+            .env("BERTH_RUNROOT", b.runroot())
+            .env("RT", rt)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("unshare (util-linux) is needed to mount a cgroup2-only hierarchy");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{rt}: {stdout}{stderr}");
+        let (status, limits) = stdout
+            .split_once("== limits")
+            .unwrap_or_else(|| panic!("{rt}: {stdout}{stderr}"));
+        assert_default_status(status, &format!("{rt} on cgroup v2"));
+        // cgroup2's magic number: the container sees the v2 hierarchy.
+        assert!(limits.contains("fs=63677270"), "{rt}: {limits}{stderr}");
+        // (This host's memory and pids controllers belong to its v1 hierarchies, so the
+        // cgroup2 files every cgroup has stand for the limits here.)
+        for escape in ["WROTE-DEPTH", "WROTE-DESCENDANTS", "MADE-CHILD"] {
+            assert!(!limits.contains(escape), "{rt}: {escape}: {limits}{stderr}");
+        }
+        assert!(limits.contains("depth=max"), "{rt}: {limits}{stderr}");
+        assert!(stderr.contains("Read-only file system"), "{rt}: {stderr}");
+    }
+}
+
+/// docker cp's CVE-2019-14271: Docker's cp helper ran chrooted in the container and loaded the
+/// container's libnss, which ran the container's code as root on the host. berth's `cp` runs
+/// nothing from the container. A container whose libnss_files runs code when loaded: `cp -a`
+/// both ways, running and stopped, leaves the library's marker nowhere.
+#[test]
+fn cp_loads_nothing_from_the_container() {
+    assert!(common::is_root("confinement"));
+    let b = Berth::with_busybox();
+    let dir = b.dir.path().join("nss");
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join("loaded");
+    std::fs::write(
+        dir.join("nss.c"),
+        format!(
+            "#include <fcntl.h>\n#include <unistd.h>\n\
+             __attribute__((constructor)) static void loaded(void) {{\n\
+             int fd = open(\"{}\", O_CREAT | O_WRONLY, 0644); if (fd >= 0) close(fd);\n\
+             fd = open(\"/nss-loaded\", O_CREAT | O_WRONLY, 0644); if (fd >= 0) close(fd); }}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let lib = dir.join("libnss_files.so.2");
+    let out = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(dir.join("nss.c"))
+        .output()
+        .expect("cc is needed to build the library: apt-get install gcc libc6-dev");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The library does what the attack needs when something loads it.
+    let loaded = std::process::Command::new("true")
+        .env("LD_PRELOAD", &lib)
+        .status()
+        .unwrap();
+    assert!(
+        loaded.success() && marker.exists(),
+        "the probe library does not run"
+    );
+    std::fs::remove_file(&marker).unwrap();
+    let _ = std::fs::remove_file("/nss-loaded");
+
+    b.ok(&["run", "-d", "--name", "nss", "busybox", "sleep", "60"]);
+    b.ok(&[
+        "exec",
+        "nss",
+        "mkdir",
+        "-p",
+        "/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/out",
+    ]);
+    for at in ["/lib/x86_64-linux-gnu/", "/lib64/", "/lib/"] {
+        b.ok(&["cp", lib.to_str().unwrap(), &format!("nss:{at}")]);
+    }
+    let conf = dir.join("nsswitch.conf");
+    std::fs::write(&conf, "passwd: files\ngroup: files\n").unwrap();
+    b.ok(&["cp", conf.to_str().unwrap(), "nss:/etc/nsswitch.conf"]);
+    let host_out = dir.join("from-container");
+    for round in ["running", "stopped"] {
+        b.ok(&["cp", "-a", "nss:/etc", host_out.to_str().unwrap()]);
+        b.ok(&["cp", "-a", conf.to_str().unwrap(), "nss:/out/"]);
+        assert!(
+            !marker.exists(),
+            "{round}: cp loaded the container's library"
+        );
+        assert!(!std::path::Path::new("/nss-loaded").exists(), "{round}");
+        if round == "running" {
+            let inside = b.code(&["exec", "nss", "test", "-e", "/nss-loaded"]).0;
+            assert_ne!(inside, 0, "cp loaded the library inside the container");
+            b.ok(&["stop", "-t", "0", "nss"]);
+        }
+        let _ = std::fs::remove_dir_all(&host_out);
+    }
+    b.ok(&["rm", "-f", "nss"]);
+}
