@@ -173,7 +173,7 @@ fn http_published_on_loopback_then_cleanup() {
 /// A UDP echo server inside the container: this test binary, run with `BERTH_UDP_ECHO=PORT`
 /// (the host's libraries bind-mounted read-only).
 #[test]
-#[ignore]
+#[ignore = "not a test: the UDP echo server the port tests run inside a container"]
 fn udp_echo_helper() {
     let Ok(port) = std::env::var("BERTH_UDP_ECHO") else {
         return;

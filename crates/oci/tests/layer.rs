@@ -944,7 +944,7 @@ fn source_date_epoch_clamps_mtimes() {
 // Throughput (run with `cargo test --release -p berth-oci --test layer -- --ignored --nocapture`).
 
 #[test]
-#[ignore]
+#[ignore = "a measurement, not a test: run with --release -- --ignored --nocapture"]
 fn extraction_throughput() {
     // ~150 MB: many small files, some medium, a few large.
     let mut entries = Vec::new();
