@@ -1071,19 +1071,7 @@ pub fn pause(engine: &mut Engine, a: ContainersArgs) -> Result<()> {
 
 /// `update`: the docker CLI's flag parsing; the engine applies Docker's rules.
 pub fn update(engine: &mut Engine, a: UpdateArgs) -> Result<()> {
-    let int = |v: &Option<String>, flag: &str| -> Result<Option<i64>> {
-        v.as_ref()
-            .map(|s| {
-                s.parse::<i64>().map_err(|_| {
-                    flag_error(
-                        s,
-                        flag,
-                        &format!("strconv.ParseInt: parsing \"{s}\": invalid syntax"),
-                    )
-                })
-            })
-            .transpose()
-    };
+    let int = int_flag;
     let size = |v: &Option<String>, flag: &str| -> Result<Option<i64>> {
         v.as_ref()
             .map(|s| {
