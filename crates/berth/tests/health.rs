@@ -81,7 +81,11 @@ fn failing_then_passing_check_goes_unhealthy_then_healthy() {
         .to_string();
     assert_eq!(status(&b, &waiting), "starting");
     assert!(ps_status(&b, &waiting).ends_with("(health: starting)"));
-    assert_eq!(ps_health(&b, "starting"), vec![waiting.clone()]);
+    // The failing container may still be starting too (its first probe is 200 ms away on a
+    // busy machine); the one without a check never is.
+    let starting = ps_health(&b, "starting");
+    assert!(starting.contains(&waiting), "{starting:?}");
+    assert!(!starting.contains(&plain), "{starting:?}");
     b.ok(&["rm", "-f", &waiting]);
     assert_eq!(f(&b, &plain, "{{json .State.Health}}"), "null");
     assert_eq!(
