@@ -43,7 +43,62 @@ pub enum EngineError {
     Limit(String),
 }
 
+/// The closed set of error classes at the engine boundary (containerd's `errdefs`). Front ends
+/// map a class to their own codes in one place: the CLI to exit statuses, the Engine API server
+/// to HTTP statuses (404, 409, 400, 412, 401/403, 503, 499, 500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// No such container, image, network, volume, exec instance.
+    NotFound,
+    /// The name or object exists, or the request conflicts with the object's state
+    /// (removing a running container without force, an image in use).
+    Conflict,
+    /// The request itself is wrong: a bad flag value, an invalid name or reference.
+    InvalidArgument,
+    /// The object is not in the state the request needs and no retry will help until it is
+    /// (for example, not running).
+    FailedPrecondition,
+    /// A registry refused the credentials, or none were given.
+    Unauthenticated,
+    /// The caller may not do this (berth needs root; a registry denied access).
+    PermissionDenied,
+    /// Something berth depends on is out of reach: a registry, the disk (no space).
+    Unavailable,
+    /// The caller gave up (a cancelled pull, build or wait).
+    Canceled,
+    /// Anything else: a bug, corruption, an unexpected I/O error.
+    Internal,
+}
+
 impl EngineError {
+    /// The error's class, which front ends map to their codes.
+    pub fn class(&self) -> ErrorClass {
+        use berth_store::StoreError as S;
+        match self {
+            EngineError::ImageNotFound(_) | EngineError::ContainerNotFound(_) => {
+                ErrorClass::NotFound
+            }
+            EngineError::Store(S::ImageNotFound(_)) => ErrorClass::NotFound,
+            EngineError::Store(S::NeedsRoot(_)) => ErrorClass::PermissionDenied,
+            EngineError::Store(S::NoSpace(_)) => ErrorClass::Unavailable,
+            EngineError::Store(_) => ErrorClass::Internal,
+            EngineError::Reference(_) => ErrorClass::InvalidArgument,
+            EngineError::Conflict(_) => ErrorClass::Conflict,
+            EngineError::InvalidArgument(_) | EngineError::InvalidArchive(_) => {
+                ErrorClass::InvalidArgument
+            }
+            EngineError::Limit(_) => ErrorClass::InvalidArgument,
+            EngineError::Download(_) => ErrorClass::Unavailable,
+            EngineError::Runtime(berth_runtime::Error::NotRunning) => {
+                ErrorClass::FailedPrecondition
+            }
+            EngineError::Runtime(berth_runtime::Error::Invalid(_)) => ErrorClass::InvalidArgument,
+            EngineError::Runtime(_) | EngineError::Layer { .. } | EngineError::Io { .. } => {
+                ErrorClass::Internal
+            }
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         if source.raw_os_error() == Some(28) {
             return EngineError::Store(StoreError::NoSpace(context.into()));
@@ -56,11 +111,6 @@ impl EngineError {
 
     /// Whether the error means "not found" (Docker's 404 class).
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            EngineError::ImageNotFound(_)
-                | EngineError::ContainerNotFound(_)
-                | EngineError::Store(StoreError::ImageNotFound(_))
-        )
+        self.class() == ErrorClass::NotFound
     }
 }

@@ -17,7 +17,7 @@ pub mod system;
 pub mod types;
 pub mod volumes;
 
-pub use error::EngineError;
+pub use error::{EngineError, ErrorClass};
 
 use berth_store::Store;
 use std::path::{Path, PathBuf};
