@@ -74,10 +74,14 @@ fn nft_table(b: &Berth) -> String {
 }
 
 fn http_get(port: u16, deadline: Duration) -> String {
+    http_get_at("127.0.0.1", port, deadline)
+}
+
+fn http_get_at(host: &str, port: u16, deadline: Duration) -> String {
     let start = Instant::now();
     loop {
         let r = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            let mut s = TcpStream::connect((host, port))?;
             s.set_read_timeout(Some(Duration::from_secs(2)))?;
             s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
             let mut body = String::new();
@@ -86,7 +90,7 @@ fn http_get(port: u16, deadline: Duration) -> String {
         })();
         match r {
             Ok(body) if body.contains("200") => return body,
-            _ if start.elapsed() > deadline => panic!("no HTTP answer on 127.0.0.1:{port}: {r:?}"),
+            _ if start.elapsed() > deadline => panic!("no HTTP answer on {host}:{port}: {r:?}"),
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     }
@@ -168,6 +172,158 @@ fn http_published_on_loopback_then_cleanup() {
     assert!(!nft_table(&b).contains(&format!("dport {port}")));
     assert!(netns_left(&b).is_empty());
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+/// A port free on 0.0.0.0 and [::] alike (a dual-stack listener holds both while it asks).
+fn free_port_both() -> u16 {
+    TcpListener::bind("[::]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What `/proc/net/if_inet6` says, as berth decides it.
+fn host_has_ipv6() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6")
+        .map(|s| s.lines().any(|l| !l.trim().is_empty()))
+        .unwrap_or(false)
+}
+
+const HTTPD: &str =
+    "mkdir -p /www && echo hello-from-berth > /www/index.html && exec httpd -f -p 80 -h /www";
+
+/// `-p PORT:80` is published on 0.0.0.0 and, when the host has IPv6, on [::] (forwarded to the
+/// container's IPv4 address, as docker-proxy does); `port`, `ps` and `inspect` show both as
+/// Docker 20.10 does. `-p [::1]:P:80` binds ::1 alone. Connections go to 127.0.0.1 and ::1 only.
+#[test]
+fn published_on_ipv4_and_ipv6() {
+    if !common::is_root("network") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    let v6 = host_has_ipv6();
+    let port = free_port_both();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let body = http_get(port, Duration::from_secs(10));
+    assert!(body.contains("hello-from-berth"), "{body}");
+    let ports = b.ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"]);
+    let bindings = b.ok(&["inspect", "-f", "{{json .HostConfig.PortBindings}}", "web"]);
+    assert_eq!(
+        bindings.trim(),
+        format!("{{\"80/tcp\":[{{\"HostIp\":\"\",\"HostPort\":\"{port}\"}}]}}")
+    );
+    let ps = b.ok(&["ps", "--format", "{{.Ports}}"]);
+    let port_out = b.ok(&["port", "web"]);
+    if v6 {
+        let body = http_get_at("::1", port, Duration::from_secs(10));
+        assert!(body.contains("hello-from-berth"), "{body}");
+        assert_eq!(
+            port_out,
+            format!("80/tcp -> 0.0.0.0:{port}\n80/tcp -> :::{port}\n")
+        );
+        assert_eq!(
+            b.ok(&["port", "web", "80/tcp"]),
+            format!("0.0.0.0:{port}\n:::{port}\n")
+        );
+        assert_eq!(
+            ps.trim(),
+            format!("0.0.0.0:{port}->80/tcp, :::{port}->80/tcp")
+        );
+        assert_eq!(
+            ports.trim(),
+            format!("{{\"80/tcp\":[{{\"HostIp\":\"0.0.0.0\",\"HostPort\":\"{port}\"}},{{\"HostIp\":\"::\",\"HostPort\":\"{port}\"}}]}}")
+        );
+    } else {
+        assert_eq!(port_out, format!("80/tcp -> 0.0.0.0:{port}\n"));
+        assert_eq!(ps.trim(), format!("0.0.0.0:{port}->80/tcp"));
+    }
+    // IPv6 rules: none in the firewall (the proxy serves [::] itself), IPv4's DNAT stays.
+    assert!(nft_table(&b).contains(&format!("dport {port}")));
+    b.ok(&["rm", "-f", "web"]);
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    if !v6 {
+        return;
+    }
+    assert!(TcpStream::connect(("::1", port)).is_err());
+
+    // [::1] alone.
+    let port6 = free_port_both();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web6",
+        "-p",
+        &format!("[::1]:{port6}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let body = http_get_at("::1", port6, Duration::from_secs(10));
+    assert!(body.contains("hello-from-berth"), "{body}");
+    assert!(TcpStream::connect(("127.0.0.1", port6)).is_err());
+    assert_eq!(b.ok(&["port", "web6"]), format!("80/tcp -> ::1:{port6}\n"));
+    assert_eq!(
+        b.ok(&["ps", "--format", "{{.Ports}}"]).trim(),
+        format!("::1:{port6}->80/tcp")
+    );
+    b.ok(&["rm", "-f", "web6"]);
+
+    // [::]:PORT taken while 0.0.0.0:PORT is free: Docker's tcp6 error, nothing left bound.
+    let busy = free_port_both();
+    let holder = {
+        let s = socket_v6only(busy);
+        s.listen(8).unwrap();
+        s
+    };
+    let (code, err) = b.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "web7",
+        "-p",
+        &format!("{busy}:80"),
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!(
+            "listen tcp6 [::]:{busy}: bind: address already in use"
+        )),
+        "{err}"
+    );
+    assert!(
+        TcpListener::bind(("0.0.0.0", busy)).is_ok(),
+        "0.0.0.0:{busy} is still held"
+    );
+    drop(holder);
+    b.ok(&["rm", "web7"]);
+    assert!(no_veths_left(&b));
+}
+
+/// An IPv6-only TCP socket bound to [::]:port.
+fn socket_v6only(port: u16) -> socket2::Socket {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    s.set_only_v6(true).unwrap();
+    let addr: std::net::SocketAddr = format!("[::]:{port}").parse().unwrap();
+    s.bind(&addr.into()).unwrap();
+    s
 }
 
 /// A UDP echo server inside the container: this test binary, run with `BERTH_UDP_ECHO=PORT`

@@ -49,8 +49,9 @@
 //!   a foreign FORWARD drop policy exists (Docker's), two accept rules for `berth+` in
 //!   `DOCKER-USER` (see [`nft::ensure_forward_accept`]).
 //! - Published ports: the CLI binds the host sockets itself (errors like Docker's), the
-//!   `berth-netproxy` helper inherits them and serves loopback; traffic to the host's other
-//!   addresses is DNATed by nftables (see [`proxy`]).
+//!   `berth-netproxy` helper inherits them and serves loopback; IPv4 traffic to the host's
+//!   other addresses is DNATed by nftables, IPv6 traffic (the `[::]` binding Docker 20.10 adds
+//!   on hosts with IPv6) is served by the helper alone (see [`proxy`], [`ports::reserve`]).
 
 pub mod files;
 pub mod netlink;

@@ -2,7 +2,7 @@
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 
 /// `tcp` or `udp`.
@@ -33,7 +33,8 @@ impl Proto {
 /// means "any free port".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortSpec {
-    /// `None`: all IPv4 addresses (`0.0.0.0`).
+    /// `None`: every address: `0.0.0.0` and, when the host has IPv6, `[::]` too (Docker
+    /// 20.10's two bindings). An address given, `0.0.0.0` included, is bound alone.
     pub host_ip: Option<IpAddr>,
     /// Inclusive host port range to choose from; `(0, 0)` for a random port.
     pub host_ports: (u16, u16),
@@ -46,13 +47,13 @@ pub struct PortSpec {
 pub struct PortBinding {
     pub container_port: u16,
     pub proto: Proto,
-    /// `0.0.0.0` or the address given.
+    /// `0.0.0.0`, `::` or the address given.
     pub host_ip: IpAddr,
     pub host_port: u16,
 }
 
 impl PortBinding {
-    /// `ps` column entry: `0.0.0.0:8080->80/tcp`.
+    /// `ps` column entry: `0.0.0.0:8080->80/tcp`, `:::8080->80/tcp`.
     pub fn ps_string(&self) -> String {
         format!(
             "{}->{}/{}",
@@ -61,9 +62,10 @@ impl PortBinding {
             self.proto.as_str()
         )
     }
-    /// `host:port` (IPv6 in brackets).
+    /// `host:port` as Docker 20.10's `port` and `ps` print it: IPv6 without brackets
+    /// (`:::8080`, `::1:8080`).
     pub fn host_addr(&self) -> String {
-        SocketAddr::new(self.host_ip, self.host_port).to_string()
+        format!("{}:{}", self.host_ip, self.host_port)
     }
     /// Docker's `NetworkSettings.Ports` key, `80/tcp`.
     pub fn key(&self) -> String {
@@ -208,20 +210,43 @@ pub struct Reserved {
     pub fd: OwnedFd,
 }
 
+/// Whether the host has IPv6: an address on some interface (`/proc/net/if_inet6` lists one
+/// a line; the file is empty with IPv6 disabled by sysctl and missing when the kernel has none).
+pub fn host_has_ipv6() -> bool {
+    has_ipv6_addresses(&std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default())
+}
+
+fn has_ipv6_addresses(if_inet6: &str) -> bool {
+    if_inet6.lines().any(|l| !l.trim().is_empty())
+}
+
+/// Binds one socket as the proxy will serve it. IPv6 sockets are `IPV6_V6ONLY`, as Go's
+/// `tcp6` listeners (docker-proxy) are, so `[::]:P` and `0.0.0.0:P` are two sockets that can
+/// coexist; TCP sockets take `SO_REUSEADDR` as std's listeners do.
 fn bind_one(ip: IpAddr, port: u16, proto: Proto) -> std::io::Result<(OwnedFd, u16)> {
+    use socket2::{Domain, Protocol, Socket, Type};
     let addr = SocketAddr::new(ip, port);
-    match proto {
-        Proto::Tcp => {
-            let l = TcpListener::bind(addr)?;
-            let p = l.local_addr()?.port();
-            Ok((l.into(), p))
-        }
-        Proto::Udp => {
-            let s = UdpSocket::bind(addr)?;
-            let p = s.local_addr()?.port();
-            Ok((s.into(), p))
-        }
+    let (ty, pr) = match proto {
+        Proto::Tcp => (Type::STREAM, Protocol::TCP),
+        Proto::Udp => (Type::DGRAM, Protocol::UDP),
+    };
+    let s = Socket::new(Domain::for_address(addr), ty, Some(pr))?;
+    if ip.is_ipv6() {
+        s.set_only_v6(true)?;
     }
+    if proto == Proto::Tcp {
+        s.set_reuse_address(true)?;
+    }
+    s.bind(&addr.into())?;
+    if proto == Proto::Tcp {
+        s.listen(128)?;
+    }
+    let p = s
+        .local_addr()?
+        .as_socket()
+        .map(|a| a.port())
+        .unwrap_or(port);
+    Ok((s.into(), p))
 }
 
 fn in_use_error(ip: IpAddr, port: u16, proto: Proto, e: std::io::Error) -> Error {
@@ -238,43 +263,83 @@ fn in_use_error(ip: IpAddr, port: u16, proto: Proto, e: std::io::Error) -> Error
     ))
 }
 
-/// Binds every requested host port (random ones from the kernel's ephemeral range), so a port
-/// in use fails here, before anything else is set up, with Docker's message. On error, what
-/// was bound is closed again.
-pub fn reserve(specs: &[PortSpec]) -> Result<Vec<Reserved>> {
-    let mut out: Vec<Reserved> = Vec::with_capacity(specs.len());
-    for s in specs {
-        let ip = s.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let (fd, port) = if s.host_ports.0 == s.host_ports.1 {
-            bind_one(ip, s.host_ports.0, s.proto)
-                .map_err(|e| in_use_error(ip, s.host_ports.0, s.proto, e))?
-        } else {
-            let mut last = None;
-            let mut got = None;
-            for p in s.host_ports.0..=s.host_ports.1 {
-                match bind_one(ip, p, s.proto) {
-                    Ok(x) => {
-                        got = Some(x);
-                        break;
-                    }
-                    Err(e) => last = Some((p, e)),
+/// Binds `port` (0: a random one) on every address in `ips`, the same port on each.
+fn bind_all(ips: &[IpAddr], port: u16, proto: Proto) -> Result<Vec<(IpAddr, OwnedFd, u16)>> {
+    // A random port the first family got may be taken in the other: try a few others.
+    let tries = if port == 0 && ips.len() > 1 { 16 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let mut got: Vec<(IpAddr, OwnedFd, u16)> = Vec::with_capacity(ips.len());
+        let mut want = port;
+        let mut failed = None;
+        for ip in ips {
+            match bind_one(*ip, want, proto) {
+                Ok((fd, p)) => {
+                    want = p;
+                    got.push((*ip, fd, p));
+                }
+                Err(e) => {
+                    failed = Some(in_use_error(*ip, want, proto, e));
+                    break;
                 }
             }
-            match (got, last) {
-                (Some(x), _) => x,
-                (None, Some((p, e))) => return Err(in_use_error(ip, p, s.proto, e)),
-                (None, None) => unreachable!(),
-            }
+        }
+        match failed {
+            None => return Ok(got),
+            Some(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one try"))
+}
+
+/// Binds every requested host port (random ones from the kernel's ephemeral range), so a port
+/// in use fails here, before anything else is set up, with Docker's message. A spec without an
+/// address is bound on `0.0.0.0` and, when the host has IPv6, on `[::]` (the same port on
+/// both). On error, what was bound is closed again.
+pub fn reserve(specs: &[PortSpec]) -> Result<Vec<Reserved>> {
+    reserve_with(
+        specs,
+        specs.iter().any(|s| s.host_ip.is_none()) && host_has_ipv6(),
+    )
+}
+
+fn reserve_with(specs: &[PortSpec], ipv6: bool) -> Result<Vec<Reserved>> {
+    let mut out: Vec<Reserved> = Vec::with_capacity(specs.len());
+    for s in specs {
+        let ips: Vec<IpAddr> = match s.host_ip {
+            Some(ip) => vec![ip],
+            None if ipv6 => vec![
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ],
+            None => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
         };
-        out.push(Reserved {
-            binding: PortBinding {
-                container_port: s.container_port,
-                proto: s.proto,
-                host_ip: ip,
-                host_port: port,
-            },
-            fd,
-        });
+        let bound = if s.host_ports.0 == s.host_ports.1 {
+            bind_all(&ips, s.host_ports.0, s.proto)?
+        } else {
+            let mut res = None;
+            for p in s.host_ports.0..=s.host_ports.1 {
+                match bind_all(&ips, p, s.proto) {
+                    Ok(b) => {
+                        res = Some(Ok(b));
+                        break;
+                    }
+                    Err(e) => res = Some(Err(e)),
+                }
+            }
+            res.expect("a range has at least one port")?
+        };
+        for (ip, fd, port) in bound {
+            out.push(Reserved {
+                binding: PortBinding {
+                    container_port: s.container_port,
+                    proto: s.proto,
+                    host_ip: ip,
+                    host_port: port,
+                },
+                fd,
+            });
+        }
     }
     Ok(out)
 }
@@ -338,5 +403,59 @@ mod tests {
         };
         assert_eq!(b.ps_string(), "0.0.0.0:8080->80/tcp");
         assert_eq!(b.key(), "80/tcp");
+        let b6 = PortBinding {
+            host_ip: "::".parse().unwrap(),
+            ..b.clone()
+        };
+        assert_eq!(b6.ps_string(), ":::8080->80/tcp");
+        assert_eq!(b6.host_addr(), ":::8080");
+    }
+
+    #[test]
+    fn ipv6_detection() {
+        assert!(!has_ipv6_addresses(""));
+        assert!(!has_ipv6_addresses("\n"));
+        assert!(has_ipv6_addresses(
+            "00000000000000000000000000000001 01 80 10 80       lo\n"
+        ));
+    }
+
+    /// Loopback only, so nothing is exposed: `[::1]` and `127.0.0.1` stand in for `[::]` and
+    /// `0.0.0.0` in `bind_all`, which the unspecified specs use.
+    #[test]
+    fn same_port_on_both_families() {
+        if !host_has_ipv6() {
+            eprintln!("skipped: the host has no IPv6");
+            return;
+        }
+        let ips: [IpAddr; 2] = ["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        let got = bind_all(&ips, 0, Proto::Tcp).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].2, got[1].2);
+        assert_ne!(got[0].2, 0);
+        // Taken on one family: the fixed port fails naming that family, as docker-proxy does.
+        let port = got[0].2;
+        let only6: [IpAddr; 1] = ["::1".parse().unwrap()];
+        let e = bind_all(&only6, port, Proto::Tcp).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "Error starting userland proxy: listen tcp6 [::1]:{port}: bind: address already in use"
+            )
+        );
+        // Without IPv6 an unspecified spec is bound on 0.0.0.0 alone.
+        let spec = PortSpec {
+            host_ip: None,
+            host_ports: (0, 0),
+            container_port: 80,
+            proto: Proto::Udp,
+        };
+        let r = reserve_with(std::slice::from_ref(&spec), false).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].binding.host_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let r = reserve_with(&[spec], true).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].binding.host_ip, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(r[0].binding.host_port, r[1].binding.host_port);
     }
 }

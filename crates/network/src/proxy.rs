@@ -5,7 +5,8 @@
 //! - Port proxy: the CLI binds every published host port itself (so "address already in use"
 //!   is reported before the container starts) and hands the bound sockets to this process.
 //!   Loopback traffic (127.0.0.1) never passes nftables' DNAT in a useful way, so connections
-//!   to the listener are forwarded to the container's address. TCP is copied with `splice(2)`
+//!   to the listener are forwarded to the container's address. IPv6 listeners (`[::]`, `[::1]`)
+//!   get no DNAT at all and forward to the container's IPv4 address, as docker-proxy does. TCP is copied with `splice(2)`
 //!   through a 1 MiB pipe per direction: the bytes stay in the kernel (no copy to user space,
 //!   no user buffer), one thread per direction with a 64 KiB stack. UDP is forwarded per client
 //!   address through a connected socket.

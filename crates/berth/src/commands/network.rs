@@ -278,7 +278,8 @@ fn prune(engine: &mut Engine, a: NetworkPruneArgs) -> Result<()> {
     Ok(())
 }
 
-/// `ps`'s PORTS column from the API's port objects: `0.0.0.0:8080->80/tcp, …`.
+/// `ps`'s PORTS column from the API's port objects: `0.0.0.0:8080->80/tcp, …`; IPv6 as
+/// Docker 20.10's CLI prints it, without brackets (`:::8080->80/tcp`).
 pub fn ps_ports(ports: &[Value]) -> String {
     ports
         .iter()
@@ -287,7 +288,6 @@ pub fn ps_ports(ports: &[Value]) -> String {
             let ty = p["Type"].as_str().unwrap_or("tcp");
             let private = p["PrivatePort"].as_u64().unwrap_or(0);
             match p["PublicPort"].as_u64() {
-                Some(public) if ip.contains(':') => format!("[{ip}]:{public}->{private}/{ty}"),
                 Some(public) => format!("{ip}:{public}->{private}/{ty}"),
                 None => format!("{private}/{ty}"),
             }
