@@ -149,11 +149,39 @@ pub enum Command {
     Builder(crate::commands::build::BuilderCommand),
     /// Get real time events from berth
     Events(EventsArgs),
+    /// Serve the Docker Engine API (for the docker CLI, docker-py, compose)
+    Serve(ServeArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
     /// Write berth's manual pages (one per command) into a directory
     #[command(name = "__man-pages", hide = true)]
     ManPages(ManPagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Socket to listen on: unix:///PATH or tcp://ADDR:PORT (repeatable; default
+    /// unix://$RUNROOT/berth.sock)
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Group of the unix sockets (default: docker when that group exists, else root)
+    #[arg(short = 'G', long)]
+    pub group: Option<String>,
+    /// Serve TCP without TLS (anyone who can reach the port is root on this host)
+    #[arg(long)]
+    pub insecure_tcp: bool,
+    /// Require client certificates (not supported yet)
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA (not supported yet)
+    #[arg(long)]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file (not supported yet)
+    #[arg(long)]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file (not supported yet)
+    #[arg(long)]
+    pub tlskey: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

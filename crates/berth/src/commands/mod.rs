@@ -108,6 +108,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Version(a) => system::version(&open()?, a),
         Command::Completion(a) => system::completion(a),
         Command::Events(a) => system::events(&open()?, a),
+        Command::Serve(a) => system::serve(config, a),
         Command::ManPages(a) => system::man_pages(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(&open()?, a),
     }

@@ -83,6 +83,23 @@ pub fn info(engine: &Engine, args: FormatOnly) -> Result<()> {
 }
 
 /// `berth completion SHELL`: the completion script on stdout.
+/// `berth serve`: the Engine API server, until SIGTERM/SIGINT.
+pub fn serve(config: berth_engine::EngineConfig, a: crate::cli::ServeArgs) -> Result<()> {
+    berth_api::serve(berth_api::ServeOptions {
+        config,
+        hosts: a.hosts,
+        group: a.group,
+        insecure_tcp: a.insecure_tcp,
+        tls: berth_api::TlsOptions {
+            verify: a.tlsverify,
+            ca: a.tlscacert,
+            cert: a.tlscert,
+            key: a.tlskey,
+        },
+    })?;
+    Ok(())
+}
+
 pub fn completion(a: crate::cli::CompletionArgs) -> Result<()> {
     use clap::CommandFactory;
     let mut cmd = crate::cli::Cli::command();
