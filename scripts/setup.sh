@@ -13,3 +13,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Offline validation of the manifests `kube generate` writes (the Kubernetes OpenAPI schemas
+# ship inside the package).
+python3 -c 'import kubernetes_validate' 2>/dev/null ||
+    pip3 install -q --break-system-packages kubernetes-validate

@@ -128,6 +128,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(crate::commands::network::NetworkCommand),
+    /// Kubernetes manifests from containers
+    #[command(subcommand)]
+    Kube(crate::commands::kube::KubeCommand),
     /// Download an image from a registry
     #[command(after_help = examples::PULL)]
     Pull(PullArgs),

@@ -4,6 +4,7 @@ pub(crate) mod build;
 mod containers;
 pub(crate) mod containers_extra;
 mod images;
+pub(crate) mod kube;
 pub(crate) mod network;
 mod registry;
 mod stats;
@@ -103,6 +104,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Volume(V::Rm(a)) => containers::volume_rm(&mut open()?, a),
         Command::Volume(V::Prune(a)) => containers::volume_prune(&mut open()?, a),
         Command::Network(c) => network::run(&mut open()?, c),
+        Command::Kube(c) => kube::run(&mut open()?, c),
         Command::Build(a) => build::build(&mut open()?, a),
         Command::Builder(build::BuilderCommand::Prune(a)) => build::prune(&mut open()?, a),
         Command::Version(a) => system::version(&open()?, a),
