@@ -112,7 +112,7 @@ pub struct HostSpec {
 /// The namespace path written at create for `container:X`: replaced at every start by the
 /// donor's (`join_namespaces`); a path that does not exist, so a start that skipped that step
 /// fails instead of joining some other namespace.
-const JOINED_AT_START: &str = "/nonexistent/berth/namespace-of-the-donor-at-start";
+pub(crate) const JOINED_AT_START: &str = "/nonexistent/berth/namespace-of-the-donor-at-start";
 
 fn is_cgroup_v2() -> bool {
     matches!(
@@ -763,6 +763,18 @@ impl Engine {
                 )));
             }
             joins.push(("pid", PathBuf::from(format!("/proc/{}/ns/pid", live.pid))));
+        }
+        if let Some(x) = Self::network_donor(&spec.network_mode) {
+            let live = self.container_live(x)?;
+            if !live.running || live.pid <= 0 {
+                return Err(EngineError::Conflict(format!(
+                    "cannot join network of a non running container: {x}"
+                )));
+            }
+            joins.push((
+                "network",
+                PathBuf::from(format!("/proc/{}/ns/net", live.pid)),
+            ));
         }
         if h.ipc_mode == "shareable" {
             let size = spec.run.shm_size.unwrap_or(64 << 20);

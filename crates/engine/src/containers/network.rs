@@ -89,7 +89,7 @@ impl NetPlan {
     /// Whether the container has its own namespace on the bridge side (mode `""`: a namespace
     /// whose every network was disconnected).
     fn bridged(&self) -> bool {
-        !matches!(self.mode.as_str(), "none" | "host")
+        !matches!(self.mode.as_str(), "none" | "host") && !self.mode.starts_with("container:")
     }
 }
 
@@ -240,12 +240,10 @@ impl Engine {
                 run.network = NetworkMode::Host;
                 "host".into()
             }
+            Some(other) if other.starts_with("container:") => {
+                return self.resolve_container_network(other, o, run);
+            }
             Some(other) => {
-                if other.starts_with("container:") {
-                    return Err(EngineError::InvalidArgument(format!(
-                        "network mode {other} is not supported"
-                    )));
-                }
                 let net = self.networking()?;
                 match net.network(other) {
                     Ok(n) if n.driver == "bridge" => n.name,
@@ -295,6 +293,71 @@ impl Engine {
         Ok(mode)
     }
 
+    /// `--network container:X`: the container joins X's network namespace at every start and
+    /// sees X's hostname, `/etc/hosts` and `/etc/resolv.conf` (Docker's rules and messages for
+    /// the options that would contradict that).
+    fn resolve_container_network(
+        &self,
+        mode: &str,
+        o: &CreateOptions,
+        run: &mut RunOptions,
+    ) -> Result<String, EngineError> {
+        let donor = mode.trim_start_matches("container:");
+        if donor.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "invalid container format container:<name|id>".into(),
+            ));
+        }
+        let r = &o.net;
+        let conflict = |what: &str| {
+            Err(EngineError::InvalidArgument(format!(
+                "conflicting options: {what}"
+            )))
+        };
+        if run.hostname.is_some() {
+            return conflict("hostname and the network mode");
+        }
+        if !r.dns.is_empty() || !r.dns_search.is_empty() || !r.dns_options.is_empty() {
+            return conflict("dns and the network mode");
+        }
+        if !r.add_hosts.is_empty() {
+            return conflict("custom host-to-IP mapping and the network mode");
+        }
+        if !r.publish.is_empty() || r.publish_all {
+            return conflict("port publishing and the container type network mode");
+        }
+        if !o.host.expose.is_empty() {
+            return conflict("port exposing and the container type network mode");
+        }
+        if !r.aliases.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        if r.ip.is_some() {
+            return Err(EngineError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        let row = self.resolve_container(donor)?;
+        let spec = self.spec_of(&row.id)?;
+        // The donor's names, as Docker copies them into the joining container's config.
+        run.hostname = spec.config["Hostname"].as_str().map(str::to_string);
+        run.domainname = spec.config["Domainname"]
+            .as_str()
+            .filter(|d| !d.is_empty())
+            .map(str::to_string);
+        // Filled in at each start with the donor's namespace (see `join_namespaces`).
+        run.network = NetworkMode::Path(PathBuf::from(super::host_opts::JOINED_AT_START));
+        Ok(format!("container:{}", row.id))
+    }
+
+    /// The container whose network namespace a `container:ID` mode joins.
+    pub(crate) fn network_donor(mode: &str) -> Option<&str> {
+        mode.strip_prefix("container:")
+    }
+
     /// `create`, once the ID is known: records the plan, writes first versions of the files
     /// (bind sources must exist) and adds their mounts; bridge modes join `$RUNROOT/netns/<id>`.
     pub(crate) fn plan_network(
@@ -339,6 +402,7 @@ impl Engine {
             .map_err(|e| EngineError::InvalidArgument(format!("serialising {PLAN_FILE}: {e}")))?;
         berth_runtime::util::write_atomic_deferred(&dir.join(PLAN_FILE), &b)
             .map_err(io_err("writing network.json"))?;
+        let donor = Self::network_donor(mode).map(|d| self.container_dir_of(d));
         for (file, target) in [
             ("hosts", "/etc/hosts"),
             ("hostname", "/etc/hostname"),
@@ -351,15 +415,25 @@ impl Engine {
             {
                 continue;
             }
-            let p = dir.join(file);
-            write_in_place(&p, "")?;
+            // A container on another's network shares that container's files (which are
+            // rewritten in place, so the binds stay current).
+            let p = match &donor {
+                Some(d) => d.join(file),
+                None => {
+                    let p = dir.join(file);
+                    write_in_place(&p, "")?;
+                    p
+                }
+            };
             run.mounts.push(MountSpec::Bind {
                 source: p,
                 target: target.into(),
                 readonly: false,
             });
         }
-        self.write_net_files(&dir, &plan, &[])?;
+        if donor.is_none() {
+            self.write_net_files(&dir, &plan, &[])?;
+        }
         Ok(())
     }
 
@@ -445,6 +519,10 @@ impl Engine {
             .unwrap_or_default();
         let name = name.as_str();
         let dir = self.container_dir_of(id);
+        if Self::network_donor(&plan.mode).is_some() {
+            // The donor's files are the donor's to write.
+            return Ok(None);
+        }
         if !plan.bridged() {
             self.write_net_files(&dir, &plan, &[])?;
             return Ok(None);
@@ -767,14 +845,25 @@ impl Engine {
         } else {
             json!(plan.request.add_hosts)
         };
+        // A container on another's network uses the donor's files (Docker shows their paths).
+        let files_dir = match Self::network_donor(&plan.mode) {
+            Some(d) => self.container_dir_of(d),
+            None => dir.clone(),
+        };
         for (k, f) in [
             ("ResolvConfPath", "resolv.conf"),
             ("HostnamePath", "hostname"),
             ("HostsPath", "hosts"),
         ] {
-            if dir.join(f).exists() {
-                v[k] = json!(dir.join(f));
+            if files_dir.join(f).exists() {
+                v[k] = json!(files_dir.join(f));
             }
+        }
+        if Self::network_donor(&plan.mode).is_some() {
+            // Docker: no ports and no networks of its own.
+            v["NetworkSettings"]["Ports"] = json!({});
+            v["NetworkSettings"]["Networks"] = json!({});
+            return;
         }
         let (eps, ports) = match (running, self.networking()) {
             (true, Ok(net)) => (
