@@ -19,6 +19,11 @@ pub enum ProgressMode {
     Tty,
     /// Nothing (`-q`).
     Quiet,
+    /// The classic builder's lines, as the Engine API's `/build` streams them (`Step 2/3 :
+    /// RUN …`, the step's output, ` ---> Using cache`): one `write` per message, so a writer
+    /// can wrap each in `{"stream": …}`. The steps are the ones that run, numbered as
+    /// BuildKit numbers them (metadata instructions such as `ENV` are not steps of their own).
+    Classic,
 }
 
 pub struct Progress {
@@ -108,10 +113,23 @@ impl Progress {
         }
     }
 
+    /// Classic mode's text for one message (nothing in the other modes).
+    fn classic(&mut self, text: &str) {
+        if self.mode == ProgressMode::Classic {
+            self.with_view(|v| {
+                let _ = v.out.write_all(text.as_bytes());
+                let _ = v.out.flush();
+            });
+        }
+    }
+
     pub fn begin(&mut self, title: &str) -> Step {
         let id = self.next;
         self.next += 1;
         self.emit(&format!("#{id} {title}\n"));
+        if let Some(step) = classic_step(title) {
+            self.classic(&step);
+        }
         let step = Step {
             id,
             start: Instant::now(),
@@ -143,11 +161,13 @@ impl Progress {
     pub fn output(&mut self, s: Step, text: &str) {
         let t = s.start.elapsed().as_secs_f64();
         self.emit(&format!("#{} {t:.3} {text}\n", s.id));
+        self.classic(&format!("{text}\n"));
         self.live(s.id, |vx| vx.push_log(text));
     }
 
     pub fn cached(&mut self, s: Step) {
         self.emit(&format!("#{} CACHED\n\n", s.id));
+        self.classic(" ---> Using cache\n");
         self.live(s.id, |vx| {
             vx.cached = true;
             vx.ended = Some(Duration::ZERO);
@@ -175,6 +195,19 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// `[2/3] RUN x` or `[stage 2/3] RUN x` → `Step 2/3 : RUN x` (the classic builder's words);
+/// internal vertices (loading the Dockerfile, the context, metadata; exporting) are not steps.
+fn classic_step(title: &str) -> Option<String> {
+    let rest = title.strip_prefix('[')?;
+    let (label, text) = rest.split_once("] ")?;
+    let count = label.rsplit(' ').next()?;
+    let (n, total) = count.split_once('/')?;
+    if n.parse::<u32>().is_err() || total.parse::<u32>().is_err() {
+        return None;
+    }
+    Some(format!("Step {n}/{total} : {text}\n"))
 }
 
 /// The live view's state: what each step is doing, and how many lines the last frame took.
@@ -318,6 +351,53 @@ mod size_tests {
         assert_eq!(human_size(12_345), "12.35kB");
         assert_eq!(human_size(123_456_789), "123.5MB");
         assert_eq!(human_size(1_000_000), "1MB");
+    }
+}
+
+#[cfg(test)]
+mod classic_tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<Vec<String>>>);
+    impl Write for Writes {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(b).into_owned());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn classic_lines_one_write_each() {
+        let out = Writes::default();
+        let mut p = Progress::new(ProgressMode::Classic, Box::new(out.clone()));
+        let s = p.begin("[internal] load build definition from Dockerfile");
+        p.detail(s, "transferring dockerfile: 40B done");
+        p.done(s);
+        let a = p.begin("[1/3] FROM docker.io/library/busybox:latest");
+        p.done(a);
+        let b = p.begin("[build 2/3] RUN echo hi");
+        p.output(b, "hi");
+        p.done(b);
+        let c = p.begin("[3/3] COPY f /f");
+        p.cached(c);
+        p.finish();
+        assert_eq!(
+            *out.0.lock().unwrap(),
+            vec![
+                "Step 1/3 : FROM docker.io/library/busybox:latest\n",
+                "Step 2/3 : RUN echo hi\n",
+                "hi\n",
+                "Step 3/3 : COPY f /f\n",
+                " ---> Using cache\n",
+            ]
+        );
     }
 }
 

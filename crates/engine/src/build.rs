@@ -102,6 +102,45 @@ impl Host for EngineHost<'_> {
     }
 }
 
+/// Counts what passes and fails once more than `max` bytes went through.
+struct Bounded<R> {
+    inner: R,
+    seen: u64,
+    max: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen += n as u64;
+        if self.seen > self.max {
+            return Err(std::io::Error::other(format!(
+                "the build context is larger than {} bytes (BERTH_BUILD_CONTEXT_MAX); leave big files out with .dockerignore or raise the limit",
+                self.max
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// The Dockerfile's path inside an unpacked context: relative, never leaving it.
+fn dockerfile_in(context: &std::path::Path, name: &str) -> Result<std::path::PathBuf, BuildError> {
+    let name = if name.is_empty() { "Dockerfile" } else { name };
+    let mut out = context.to_path_buf();
+    for c in std::path::Path::new(name).components() {
+        match c {
+            std::path::Component::Normal(p) => out.push(p),
+            std::path::Component::CurDir => {}
+            _ => {
+                return Err(BuildError::Failed(format!(
+                    "invalid dockerfile {name:?}: name a file inside the build context, without \"..\" or a leading \"/\""
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What `builder prune` removed.
 #[derive(Debug, Clone, Default)]
 pub struct BuildCachePruneReport {
@@ -124,6 +163,56 @@ impl Engine {
             opts.monitor = self.monitor_path().ok();
         }
         berth_build::build(&mut EngineHost(self, HashMap::new()), &opts, progress)
+    }
+
+    /// The Engine API's `POST /build`: `context` is the build context as a tar (plain, gzip
+    /// or zstd), unpacked with `cp`'s path safety into this operation's staging area (so a
+    /// crash leaves nothing the next command does not clean) and bounded by
+    /// `BERTH_BUILD_CONTEXT_MAX`; `dockerfile` names the Dockerfile inside it. The context is
+    /// removed when the build ends.
+    pub fn build_archive(
+        &mut self,
+        context: &mut dyn std::io::Read,
+        dockerfile: &str,
+        opts: &BuildOptions,
+        progress: &mut Progress,
+    ) -> Result<BuildOutput, BuildError> {
+        let max =
+            crate::limits::build_context_max().map_err(|e| BuildError::Failed(e.to_string()))?;
+        let mut op = self.store().begin_op()?;
+        let dir = op.scratch_path("context");
+        std::fs::create_dir(&dir)
+            .map_err(|e| BuildError::io(format!("creating {}", dir.display()), e))?;
+        let reader = std::io::BufReader::new(context);
+        let plain = berth_oci::layer::decompress(reader)
+            .map_err(|e| BuildError::Failed(format!("reading the build context: {e}")))?;
+        berth_oci::layer::apply_archive(
+            Bounded {
+                inner: plain,
+                seen: 0,
+                max,
+            },
+            &dir,
+        )
+        .map_err(|e| BuildError::Failed(format!("unpacking the build context: {e}")))?;
+        let df = dockerfile_in(&dir, dockerfile)?;
+        if !df.is_file() {
+            return Err(BuildError::Failed(format!(
+                "Cannot locate specified Dockerfile: {}",
+                if dockerfile.is_empty() {
+                    "Dockerfile"
+                } else {
+                    dockerfile
+                }
+            )));
+        }
+        let mut opts = opts.clone();
+        opts.context = Some(dir);
+        opts.dockerfile = Some(df);
+        opts.dockerfile_text = None;
+        let out = self.build(&opts, progress);
+        op.finish();
+        out
     }
 
     /// `docker builder prune`: removes the build cache (all of it, or entries unused for

@@ -10,6 +10,7 @@ pub mod containers;
 mod error;
 pub mod events;
 pub mod images;
+pub mod jsonmessage;
 pub mod kube;
 pub mod limits;
 pub mod registry;

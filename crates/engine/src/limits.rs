@@ -105,6 +105,17 @@ pub(crate) fn registry_client_config() -> Result<ClientConfig, EngineError> {
     })
 }
 
+/// The largest build context the Engine API's `POST /build` unpacks (`BERTH_BUILD_CONTEXT_MAX`,
+/// default 16 GiB, counted uncompressed), so a client cannot fill the disk with one request.
+pub(crate) fn build_context_max() -> Result<u64, EngineError> {
+    env_value(
+        "BERTH_BUILD_CONTEXT_MAX",
+        16 << 30,
+        parse_size,
+        "a size such as 16GiB, 512m or 1048576",
+    )
+}
+
 /// What to change when a registry was cut off for being slow.
 pub(crate) const TIMEOUT_HINT: &str = "raise BERTH_REGISTRY_TIMEOUT to wait longer";
 /// What to change when connecting to a registry timed out.

@@ -135,6 +135,7 @@ pub fn pull(engine: &mut Engine, a: PullArgs) -> Result<()> {
         all_tags: a.all_tags,
         platform: a.platform.clone(),
         quiet: a.quiet,
+        ..Default::default()
     };
     let result = engine.pull_image(&a.name, &opts, &mut |ev| printer.event(ev));
     printer.done();
@@ -148,6 +149,7 @@ pub fn push(engine: &mut Engine, a: PushArgs) -> Result<()> {
     let opts = PushOptions {
         all_tags: a.all_tags,
         quiet: a.quiet,
+        ..Default::default()
     };
     let result = engine.push_image(&a.name, &opts, &mut |ev| printer.event(ev));
     printer.done();

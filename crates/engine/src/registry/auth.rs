@@ -43,6 +43,28 @@ impl Engine {
         username: &str,
         password: &str,
     ) -> Result<PathBuf, EngineError> {
+        let host = self.check_login(server, username, password)?;
+        let dir = config_dir();
+        store_credentials(
+            &dir,
+            &host,
+            &Credential::Basic {
+                username: username.to_string(),
+                password: password.to_string(),
+            },
+        )
+        .map_err(client_error)?;
+        Ok(dir.join("config.json"))
+    }
+
+    /// Checks `username`/`password` with the registry `server` names and stores nothing (the
+    /// Engine API's `POST /auth`: the client keeps the credentials). Returns the registry host.
+    pub fn check_login(
+        &self,
+        server: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<String, EngineError> {
         if username.is_empty() {
             return Err(EngineError::InvalidArgument(
                 "Username is required".to_string(),
@@ -58,17 +80,7 @@ impl Engine {
         let client = client()?;
         rt.block_on(client.login(&host, username, password))
             .map_err(client_error)?;
-        let dir = config_dir();
-        store_credentials(
-            &dir,
-            &host,
-            &Credential::Basic {
-                username: username.to_string(),
-                password: password.to_string(),
-            },
-        )
-        .map_err(client_error)?;
-        Ok(dir.join("config.json"))
+        Ok(host)
     }
 
     /// Removes the stored credentials of `server`; returns whether there were any.

@@ -29,6 +29,7 @@ pub use serve::{gc_registry, serve_registry, GcReport, ServerConfig};
 
 use crate::{Engine, EngineError};
 use berth_oci::Reference;
+pub use berth_registry::client::Credential;
 use berth_registry::client::{Client, ClientError};
 use berth_store::ImageRow;
 
@@ -162,6 +163,34 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, EngineError> {
 
 pub(crate) fn client() -> Result<Client, EngineError> {
     Client::new(crate::limits::registry_client_config()?).map_err(client_error)
+}
+
+/// Where a pull's or push's registry credentials come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// Docker's `config.json` on this host (the CLI, as `docker` itself does).
+    #[default]
+    Config,
+    /// Exactly these, or none at all: what an Engine API client sent (`X-Registry-Auth`).
+    /// The host's `config.json` is never read for them, as dockerd never reads it.
+    Given(Option<Credential>),
+}
+
+/// A client that authenticates to `registry` as `creds` say.
+pub(crate) fn client_with(
+    rt: &tokio::runtime::Runtime,
+    creds: &Credentials,
+    registry: &str,
+) -> Result<Client, EngineError> {
+    let mut cfg = crate::limits::registry_client_config()?;
+    if let Credentials::Given(_) = creds {
+        cfg.credentials_from_config = false;
+    }
+    let client = Client::new(cfg).map_err(client_error)?;
+    if let Credentials::Given(Some(c)) = creds {
+        rt.block_on(client.set_credentials(registry, c.clone()));
+    }
+    Ok(client)
 }
 
 /// The registry host and repository path a reference names (`docker.io`, `library/busybox`).

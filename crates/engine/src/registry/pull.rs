@@ -29,6 +29,8 @@ pub struct PullOptions {
     pub platform: Option<String>,
     /// `-q`: the caller prints only the name (the engine reports progress regardless).
     pub quiet: bool,
+    /// The registry credentials to use.
+    pub credentials: super::Credentials,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +99,7 @@ impl Engine {
             _ => None,
         };
         let rt = runtime()?;
-        let client = super::client()?;
+        let client = super::client_with(&rt, &opts.credentials, parsed.domain())?;
         if opts.all_tags {
             if parsed.tag().is_some() || parsed.digest().is_some() {
                 return Err(EngineError::InvalidArgument(

@@ -20,6 +20,8 @@ pub struct PushOptions {
     pub all_tags: bool,
     /// `-q`: the caller prints only the name.
     pub quiet: bool,
+    /// The registry credentials to use.
+    pub credentials: super::Credentials,
 }
 
 #[derive(Debug, Clone)]
@@ -125,7 +127,7 @@ impl Engine {
             parsed.repository()
         )));
         let rt = runtime()?;
-        let client = super::client()?;
+        let client = super::client_with(&rt, &opts.credentials, parsed.domain())?;
         let mut last = None;
         for (r, row) in images {
             let result = self.push_one(&rt, &client, &r, &row, progress)?;

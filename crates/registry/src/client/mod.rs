@@ -80,6 +80,10 @@ pub struct ClientConfig {
     pub root_certificates_pem: Vec<Vec<u8>>,
     /// Where `config.json` lives; `None` means `$DOCKER_CONFIG` or `~/.docker`.
     pub docker_config_dir: Option<PathBuf>,
+    /// Whether credentials come from `config.json` when none were set with
+    /// [`Client::set_credentials`]; `false` for a server acting for its clients (the Engine
+    /// API), which uses only what each request carries, as dockerd does.
+    pub credentials_from_config: bool,
     pub user_agent: String,
     /// How often a broken blob download is resumed before giving up.
     pub max_resume_attempts: u32,
@@ -101,6 +105,7 @@ impl Default for ClientConfig {
             insecure_registries: Vec::new(),
             root_certificates_pem: Vec::new(),
             docker_config_dir: None,
+            credentials_from_config: true,
             user_agent: format!("berth/{}", env!("CARGO_PKG_VERSION")),
             max_resume_attempts: 5,
             // Docker's dial timeout.
@@ -248,6 +253,7 @@ impl Client {
         let explicit = self.inner.overrides.lock().unwrap().get(host).cloned();
         let credential = match explicit {
             Some(c) => Some(c),
+            None if !self.inner.cfg.credentials_from_config => None,
             None => {
                 let dir = self
                     .inner
