@@ -247,6 +247,94 @@ fn ps_filters_formats_and_inspect() {
     b.ok(&["rm", "-f", "a3", "a2", "b1"]);
 }
 
+/// The daemon's rules on create's values come from the engine (the same answers an Engine API
+/// create gets), with Docker's words and exit 125; nothing is created or pulled.
+#[test]
+fn create_rules_are_the_engines() {
+    let b = Berth::with_busybox();
+    for (args, msg) in [
+        (vec!["-m", "4m"], "Minimum memory limit allowed is 6MB"),
+        (
+            vec!["-m", "64m", "--memory-swap", "32m"],
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (
+            vec!["--memory-swap", "64m"],
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ),
+        (vec!["--cpus", "100000"], "Range of CPUs is from 0.01 to"),
+        (
+            vec!["--cpu-shares", "-2"],
+            "invalid CPU shares: must be positive",
+        ),
+        (
+            vec!["-w", "rel"],
+            "the working directory 'rel' is invalid, it needs to be an absolute path",
+        ),
+        (
+            vec!["--security-opt", "seccomp=/x.json"],
+            "invalid --security-opt: \"seccomp=/x.json\"",
+        ),
+        (
+            vec!["--ulimit", "nofile=20:10"],
+            "ulimit soft limit must be less than or equal to hard limit: 20 > 10",
+        ),
+        (
+            vec!["--ulimit", "nofiles=1"],
+            "invalid ulimit type: nofiles",
+        ),
+        (
+            vec!["--rm", "--restart", "always"],
+            "Conflicting options: --restart and --rm",
+        ),
+    ] {
+        for cmd in ["create", "run"] {
+            let mut a = vec![cmd];
+            a.extend(args.iter().copied());
+            // An image that is not there: the request is refused before any pull.
+            a.extend(["nosuchimage", "true"]);
+            let (c, _, err) = b.code(&a);
+            assert_eq!(c, 125, "{a:?}: {err}");
+            assert!(err.contains(msg), "{a:?}: {err}");
+            assert!(!err.contains("Unable to find image"), "{a:?}: {err}");
+        }
+    }
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    let (c, _, err) = b.code(&["create", "--pull", "never", "nosuchimage"]);
+    assert_eq!(c, 125);
+    assert!(err.contains("No such image: nosuchimage:latest"), "{err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
+    let (c, _, err) = b.code(&["create", "--pull", "sometimes", "busybox"]);
+    assert_eq!(c, 125);
+    assert!(err.contains("invalid pull option: 'sometimes'"), "{err}");
+    // Zero limits mean none, as in Docker.
+    b.ok(&[
+        "create",
+        "--name",
+        "zz",
+        "-m",
+        "0",
+        "--cpus",
+        "0",
+        "--cpu-shares",
+        "0",
+        "--pids-limit",
+        "0",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}}",
+            "zz"
+        ])
+        .trim(),
+        "0 0 0"
+    );
+}
+
 #[test]
 fn bad_input_messages() {
     if !common::is_root("container") {

@@ -81,12 +81,22 @@ impl Engine {
         Ok(dir.join("_data"))
     }
 
-    /// `POST /volumes/create`: idempotent, like Docker's local driver.
+    /// `POST /volumes/create`: idempotent, like Docker's local driver. An empty name makes
+    /// an anonymous volume named by 64 random hex digits, as Docker does.
     pub fn create_volume(
         &mut self,
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<Volume, EngineError> {
+        let random;
+        let name = if name.is_empty() {
+            let mut b = [0u8; 32];
+            crate::containers::fill_random_pub(&mut b);
+            random = b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            random.as_str()
+        } else {
+            name
+        };
         validate_name(name)?;
         let base = self.volumes_dir();
         let dir = base.join(name);

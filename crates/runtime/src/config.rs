@@ -131,7 +131,8 @@ pub struct RunOptions {
     pub memory_swap: Option<i64>,
     /// `--cpus`
     pub cpus: Option<f64>,
-    pub cpu_shares: Option<u64>,
+    /// `--cpu-shares` (the engine refuses a negative value, 0 means the default).
+    pub cpu_shares: Option<i64>,
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
@@ -141,8 +142,9 @@ pub struct RunOptions {
     /// `/sbin/docker-init` and run as pid 1 in front of the command.
     pub init: Option<PathBuf>,
     pub stop_signal: Option<String>,
-    /// Seconds to wait after the stop signal before SIGKILL.
-    pub stop_timeout: Option<u32>,
+    /// Seconds to wait after the stop signal before SIGKILL (the engine makes a negative
+    /// value 0).
+    pub stop_timeout: Option<i64>,
     pub labels: BTreeMap<String, String>,
     /// `--shm-size` in bytes (default 64 MiB).
     pub shm_size: Option<u64>,

@@ -415,7 +415,10 @@ pub fn prepare_bundle(
         tty: opts.tty,
         stdin_open: opts.stdin_open,
         stop_signal,
-        stop_timeout: opts.stop_timeout.unwrap_or(10),
+        stop_timeout: opts
+            .stop_timeout
+            .map(|t| t.clamp(0, u32::MAX as i64) as u32)
+            .unwrap_or(10),
         log: opts.log.clone(),
     };
     util::write_atomic_deferred(

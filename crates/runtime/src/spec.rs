@@ -287,6 +287,11 @@ pub fn capabilities(opts: &RunOptions) -> Result<Vec<String>> {
     Ok(caps)
 }
 
+/// Whether `--ulimit NAME=…` names a resource the kernel has (`nofile`, `nproc`, …).
+pub fn rlimit_known(name: &str) -> bool {
+    rlimit_resource(name).is_some()
+}
+
 fn rlimit_resource(name: &str) -> Option<(&'static str, libc::__rlimit_resource_t)> {
     Some(match name {
         "core" => ("RLIMIT_CORE", libc::RLIMIT_CORE),
@@ -430,22 +435,13 @@ fn mount(dest: &str, ty: &str, src: &str, options: &[&str]) -> Value {
 pub fn resources_of(opts: &RunOptions) -> Result<serde_json::Map<String, Value>> {
     let mut resources = serde_json::Map::new();
     let mut memory = serde_json::Map::new();
+    // The limits were checked by the engine (`containers/validate.rs`, Docker's rules).
     if let Some(m) = opts.memory.filter(|m| *m > 0) {
-        if m < 6 * 1024 * 1024 {
-            return Err(Error::Invalid("Minimum memory limit allowed is 6MB".into()));
-        }
         memory.insert("limit".into(), json!(m));
         if crate::cgroup::swap_supported() {
             let swap = match opts.memory_swap {
                 Some(-1) => -1,
-                Some(s) if s > 0 => {
-                    if s < m {
-                        return Err(Error::Invalid(
-                            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
-                        ));
-                    }
-                    s
-                }
+                Some(s) if s > 0 => s,
                 _ => m * 2,
             };
             memory.insert("swap".into(), json!(swap));
@@ -1242,10 +1238,6 @@ mod tests {
             },
             RunOptions {
                 cap_add: vec!["CAP_BOGUS".into()],
-                ..base.clone()
-            },
-            RunOptions {
-                memory: Some(1024),
                 ..base.clone()
             },
             RunOptions {

@@ -88,13 +88,9 @@ fn resolve_env(list: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-fn ncpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-/// Turns `run`/`create` flags into engine options; bad values exit 125 with Docker's words.
+/// Turns `run`/`create` flags into engine options. Only the flags' syntax is checked here
+/// (the docker CLI's "invalid argument" errors); the daemon's rules on the values (limits,
+/// ranges, `--security-opt`, `-w`) are the engine's, which answers with Docker's words.
 fn create_options(a: &RunArgs) -> Result<CreateOptions> {
     let mut env = read_env_files(&a.env_file)?;
     env.extend(a.env.iter().cloned());
@@ -124,14 +120,6 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
             vec![e.clone()]
         });
     }
-    if let Some(w) = &a.workdir {
-        if !w.starts_with('/') {
-            return Err(status(
-                125,
-                format!("Error response from daemon: the working directory '{w}' is invalid, it needs to be an absolute path"),
-            ));
-        }
-    }
     // --label-file first: --label wins, as in Docker.
     for l in read_env_files(&a.host.label_file)?.iter().chain(&a.label) {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -140,12 +128,6 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
     if let Some(m) = &a.memory {
         let v = parse_ram(m)
             .ok_or_else(|| flag_error(m, "-m, --memory", &format!("invalid size: '{m}'")))?;
-        if v > 0 && v < 6 * 1024 * 1024 {
-            return Err(status(
-                125,
-                "Error response from daemon: Minimum memory limit allowed is 6MB",
-            ));
-        }
         run.memory = Some(v);
     }
     if let Some(m) = &a.memory_swap {
@@ -155,16 +137,6 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
             parse_ram(m)
                 .ok_or_else(|| flag_error(m, "--memory-swap", &format!("invalid size: '{m}'")))?
         };
-        if v > 0 && run.memory.map(|mem| v < mem).unwrap_or(true) {
-            return Err(status(
-                125,
-                if run.memory.is_none() {
-                    "Error response from daemon: You should always set the Memory limit when using Memoryswap limit, see usage"
-                } else {
-                    "Error response from daemon: Minimum memoryswap limit should be larger than memory limit, see usage"
-                },
-            ));
-        }
         run.memory_swap = Some(v);
     }
     if let Some(c) = &a.cpus {
@@ -175,16 +147,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
                 &format!("failed to parse {c} as a rational number"),
             )
         })?;
-        let n = ncpus();
-        if v < 0.0 || (v > 0.0 && v < 0.01) || v > n as f64 {
-            return Err(status(
-                125,
-                format!("Error response from daemon: Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"),
-            ));
-        }
-        if v > 0.0 {
-            run.cpus = Some(v);
-        }
+        run.cpus = Some(v);
     }
     if let Some(c) = &a.cpu_shares {
         let v: i64 = c.parse().map_err(|_| {
@@ -194,15 +157,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
                 &format!("strconv.ParseInt: parsing \"{c}\": invalid syntax"),
             )
         })?;
-        if v < 0 {
-            return Err(status(
-                125,
-                "Error response from daemon: invalid CPU shares: must be positive",
-            ));
-        }
-        if v > 0 {
-            run.cpu_shares = Some(v as u64);
-        }
+        run.cpu_shares = Some(v);
     }
     if let Some(p) = &a.pids_limit {
         let v: i64 = p.parse().map_err(|_| {
@@ -212,9 +167,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
                 &format!("strconv.ParseInt: parsing \"{p}\": invalid syntax"),
             )
         })?;
-        if v != 0 {
-            run.pids_limit = Some(v);
-        }
+        run.pids_limit = Some(v);
     }
     if let Some(s) = &a.shm_size {
         let v = parse_ram(s)
@@ -229,7 +182,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
                 &format!("strconv.ParseInt: parsing \"{t}\": invalid syntax"),
             )
         })?;
-        run.stop_timeout = Some(v.max(0) as u32);
+        run.stop_timeout = Some(v);
     }
     for u in &a.ulimit {
         let bad = || flag_error(u, "--ulimit", &format!("invalid ulimit argument: {u}"));
@@ -250,22 +203,6 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
             soft: p(soft)?,
             hard: p(hard)?,
         });
-    }
-    for s in &a.security_opt {
-        match s.as_str() {
-            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
-                run.no_new_privileges = true
-            }
-            "no-new-privileges=false" | "no-new-privileges:false" => {}
-            "seccomp=unconfined" | "seccomp:unconfined" => run.seccomp_unconfined = true,
-            "apparmor=unconfined" | "apparmor:unconfined" | "label=disable" | "label:disable" => {}
-            other => {
-                return Err(status(
-                    125,
-                    format!("Error response from daemon: invalid --security-opt: {other:?}"),
-                ))
-            }
-        }
     }
     if a.init {
         run.init = Some(find_init().map_err(|e| status(125, e.to_string()))?);
@@ -309,6 +246,11 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         security_opt: a.security_opt.clone(),
         healthcheck,
         host: host_options(a)?,
+        pull: a
+            .host
+            .pull
+            .parse()
+            .map_err(|e: EngineError| status(125, e.to_string()))?,
     })
 }
 
@@ -483,53 +425,17 @@ fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Makes sure the image is there, as `--pull` says: Docker's "Unable to find image" line, then
-/// a pull (`missing`), always a pull (`always`), or "No such image" (`never`).
-fn ensure_image(engine: &mut Engine, image: &str, pull: &str) -> Result<()> {
-    let policy: berth_engine::registry::PullPolicy = pull
-        .parse()
-        .map_err(|e: EngineError| status(125, e.to_string()))?;
-    match policy {
-        berth_engine::registry::PullPolicy::Always => {
-            return match engine.ensure_image(image, policy, &mut |_| {}) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(status(125, format!("Error response from daemon: {e}"))),
-            }
-        }
-        berth_engine::registry::PullPolicy::Never => {
-            return match engine.resolve_image(image) {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_not_found() => {
-                    let shown = berth_oci::reference::Reference::parse_with_default_tag(image)
-                        .map(|r| r.familiar_string())
-                        .unwrap_or_else(|_| image.to_string());
-                    Err(status(
-                        125,
-                        format!("Error response from daemon: No such image: {shown}"),
-                    ))
-                }
-                Err(e) => Err(status(125, format!("Error response from daemon: {e}"))),
-            };
-        }
-        berth_engine::registry::PullPolicy::Missing => {}
-    }
-    match engine.resolve_image(image) {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => {
-            let shown = berth_oci::reference::Reference::parse_with_default_tag(image)
-                .map(|r| r.familiar_string())
-                .unwrap_or_else(|_| image.to_string());
-            eprintln!("Unable to find image '{shown}' locally");
-            match engine.ensure_image(
-                image,
-                berth_engine::registry::PullPolicy::Missing,
-                &mut |_| {},
-            ) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(status(125, format!("Error response from daemon: {e}"))),
-            }
-        }
-        Err(e) => Err(status(125, format!("Error response from daemon: {e}"))),
+/// What the CLI shows of a create's work: Docker's line before a pull on demand, and the
+/// container's ID into `--cidfile` once it exists.
+fn create_events<'a>(
+    cidfile: &'a mut CidFile,
+    written: &'a mut Result<()>,
+) -> impl FnMut(berth_engine::containers::CreateEvent) + 'a {
+    use berth_engine::containers::CreateEvent;
+    move |e| match e {
+        CreateEvent::PullingMissing(name) => eprintln!("Unable to find image '{name}' locally"),
+        CreateEvent::Pull(_) => {}
+        CreateEvent::Created(id) => *written = cidfile.write(id),
     }
 }
 
@@ -546,11 +452,11 @@ fn engine_error(code: u8, e: EngineError) -> anyhow::Error {
 pub fn create(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let opts = create_options(&a)?;
     let mut cidfile = CidFile::create(&a.host.cidfile)?;
-    ensure_image(engine, &a.image, &a.host.pull)?;
+    let mut written = Ok(());
     let id = engine
-        .create_container(&opts)
+        .create_container_with(&opts, &mut create_events(&mut cidfile, &mut written))
         .map_err(|e| engine_error(125, e))?;
-    cidfile.write(&id)?;
+    written?;
     println!("{id}");
     Ok(())
 }
@@ -879,9 +785,7 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     };
     let mut cidfile = CidFile::create(&a.host.cidfile)?;
     let mut cid_written: Result<()> = Ok(());
-    let mut note_id = |id: &str| cid_written = cidfile.write(id);
-    ensure_image(engine, &a.image, &a.host.pull)?;
-    berth_runtime::monitor::trace("cli: image ensured");
+    let mut note_id = create_events(&mut cidfile, &mut cid_written);
     let detach_keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
     // Without a log to follow whole (`--log-driver none`, or one that rotates) the output
     // comes through the attach socket, as it does for -i.
@@ -891,6 +795,7 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
         let (id, client) = engine
             .run_container_attached(&opts, &mut note_id)
             .map_err(|e| engine_error(125, e))?;
+        drop(note_id);
         cid_written?;
         let (_, dir) = engine.container_dir(&id)?;
         let stdin = a.interactive && attach_stdin;
@@ -912,6 +817,7 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let id = engine
         .run_container(&opts, &mut note_id)
         .map_err(|e| engine_error(125, e))?;
+    drop(note_id);
     cid_written?;
     if a.detach {
         println!("{id}");
@@ -1535,11 +1441,8 @@ pub fn volume_create(engine: &mut Engine, a: VolumeCreateArgs) -> Result<()> {
             ),
         ));
     }
-    let name = a.name.clone().unwrap_or_else(|| {
-        let mut b = [0u8; 32];
-        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    });
+    // No name: the engine makes one (Docker's 64 hex digits).
+    let name = a.name.clone().unwrap_or_default();
     let labels = a
         .label
         .iter()

@@ -33,6 +33,7 @@ mod restart;
 pub mod stats;
 pub mod system;
 pub mod update;
+mod validate;
 
 pub use opts::{find_init, parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
 pub use update::UpdateOptions;
@@ -123,6 +124,22 @@ pub struct CreateOptions {
     pub healthcheck: Option<health::HealthConfig>,
     /// `--ipc --pid --uts --device --sysctl --log-* --volumes-from --expose`, resource knobs.
     pub host: host_opts::HostOptions,
+    /// `--pull`: whether create pulls the image (Docker's CLI default: when missing). The
+    /// Engine API's `POST /containers/create` never pulls: it passes `Never`.
+    pub pull: crate::registry::PullPolicy,
+}
+
+/// What `create` and `run` report while they work; the CLI prints them, an API server may
+/// ignore them.
+pub enum CreateEvent<'a> {
+    /// The image is not in the store and is about to be pulled; Docker's CLI prints
+    /// "Unable to find image '<name>' locally". The name is the familiar reference.
+    PullingMissing(&'a str),
+    /// Progress of that pull (or of a `--pull always` one).
+    Pull(crate::registry::Progress),
+    /// The container exists (before it starts): Docker's CLI writes `--cidfile` now, so a
+    /// container that fails to start still has one.
+    Created(&'a str),
 }
 
 /// Everything about a container that does not change after `create`; `container.json` in
@@ -730,16 +747,71 @@ impl Engine {
         Ok((row, rec, live))
     }
 
-    /// `POST /containers/create`: writes the bundle, then the row. Returns the ID.
+    /// `POST /containers/create` (with `pull: Never`) and `berth create`: checks the request
+    /// with Docker's rules, pulls the image as `o.pull` says, writes the bundle, then the row.
+    /// Returns the ID.
     pub fn create_container(&mut self, o: &CreateOptions) -> Result<String, EngineError> {
-        self.create_inner(o, false)
+        self.create_inner(o, false, &mut |_| {})
+    }
+
+    /// [`Engine::create_container`], telling `events` about a pull on demand.
+    pub fn create_container_with(
+        &mut self,
+        o: &CreateOptions,
+        events: &mut dyn FnMut(CreateEvent),
+    ) -> Result<String, EngineError> {
+        let id = self.create_inner(o, false, events)?;
+        events(CreateEvent::Created(&id));
+        Ok(id)
+    }
+
+    /// Makes sure the store has the image a create names, as `policy` says (Docker's `--pull`).
+    fn ensure_create_image(
+        &mut self,
+        image: &str,
+        policy: crate::registry::PullPolicy,
+        events: &mut dyn FnMut(CreateEvent),
+    ) -> Result<(), EngineError> {
+        use crate::registry::PullPolicy;
+        let familiar = || {
+            berth_oci::reference::Reference::parse_with_default_tag(image)
+                .map(|r| r.familiar_string())
+                .unwrap_or_else(|_| image.to_string())
+        };
+        let mut progress = |p| events(CreateEvent::Pull(p));
+        match policy {
+            PullPolicy::Always => {
+                self.ensure_image(image, policy, &mut progress)?;
+            }
+            PullPolicy::Never => match self.resolve_image(image) {
+                Err(e) if e.is_not_found() => return Err(EngineError::ImageNotFound(familiar())),
+                r => {
+                    r?;
+                }
+            },
+            PullPolicy::Missing => match self.resolve_image(image) {
+                Err(e) if e.is_not_found() => {
+                    events(CreateEvent::PullingMissing(&familiar()));
+                    let mut progress = |p| events(CreateEvent::Pull(p));
+                    self.ensure_image(image, policy, &mut progress)?;
+                }
+                r => {
+                    r?;
+                }
+            },
+        }
+        Ok(())
     }
 
     fn create_inner(
         &mut self,
         o: &CreateOptions,
         keep_mounted: bool,
+        events: &mut dyn FnMut(CreateEvent),
     ) -> Result<String, EngineError> {
+        // Docker's checks first: a bad request pulls nothing and writes nothing.
+        let mut run = validate::run_options(o)?;
+        self.ensure_create_image(&o.image, o.pull, events)?;
         self.recover_containers()?;
         let name = match &o.name {
             Some(n) => {
@@ -755,11 +827,6 @@ impl Engine {
             Some(r) => parse_restart(r)?,
             None => RestartPolicy::default(),
         };
-        if o.auto_remove && !matches!(restart.name.as_str(), "" | "no") {
-            return Err(EngineError::InvalidArgument(
-                "Conflicting options: --restart and --rm".into(),
-            ));
-        }
         let (image_row, image_config) = self.image_config(&o.image)?;
         let img = image_runtime_config(&image_config);
         if let Some(h) = &o.healthcheck {
@@ -780,7 +847,6 @@ impl Engine {
             .filter_map(|l| l.chain_id.parse::<berth_oci::Digest>().ok())
             .map(|d| self.store().layer_path(&d))
             .collect();
-        let mut run = o.run.clone();
         if let Some(init) = &run.init {
             if !init.is_file() {
                 return Err(EngineError::InvalidArgument(format!(
@@ -790,10 +856,6 @@ impl Engine {
             }
         }
         let network_mode = self.resolve_network_mode(o, &mut run)?;
-        if let Some(s) = &run.stop_signal {
-            berth_runtime::parse_signal(s)
-                .map_err(|_| EngineError::InvalidArgument(format!("Invalid signal: {s}")))?;
-        }
         // Mounts: -v, --mount, --tmpfs.
         let mut volumes: Vec<(String, String)> = Vec::new();
         let mut mount_names: Vec<String> = Vec::new();
@@ -1242,14 +1304,15 @@ impl Engine {
     }
 
     /// `create` + `start` in one call (`docker run`), keeping the rootfs mounted in between.
-    /// `created` is told the ID once the container exists, before it starts (Docker's CLI
+    /// `events` hears of a pull on demand and, once the container exists and before it starts,
+    /// of its ID (Docker's CLI
     /// writes `--cidfile` then, so a container that fails to start still has one).
     pub fn run_container(
         &mut self,
         o: &CreateOptions,
-        created: &mut dyn FnMut(&str),
+        events: &mut dyn FnMut(CreateEvent),
     ) -> Result<String, EngineError> {
-        self.run_container_inner(o, None, created)
+        self.run_container_inner(o, None, events)
     }
 
     /// `run -i`: [`Engine::run_container`] with an attach connection served from before the
@@ -1257,11 +1320,11 @@ impl Engine {
     pub fn run_container_attached(
         &mut self,
         o: &CreateOptions,
-        created: &mut dyn FnMut(&str),
+        events: &mut dyn FnMut(CreateEvent),
     ) -> Result<(String, berth_runtime::attach::AttachClient), EngineError> {
         use std::os::fd::AsRawFd;
         let (client, theirs) = berth_runtime::attach_pair().map_err(EngineError::Runtime)?;
-        let id = self.run_container_inner(o, Some(theirs.as_raw_fd()), created)?;
+        let id = self.run_container_inner(o, Some(theirs.as_raw_fd()), events)?;
         Ok((id, client))
     }
 
@@ -1269,10 +1332,10 @@ impl Engine {
         &mut self,
         o: &CreateOptions,
         attach: Option<std::os::fd::RawFd>,
-        created: &mut dyn FnMut(&str),
+        events: &mut dyn FnMut(CreateEvent),
     ) -> Result<String, EngineError> {
-        let id = self.create_inner(o, true)?;
-        created(&id);
+        let id = self.create_inner(o, true, events)?;
+        events(CreateEvent::Created(&id));
         berth_runtime::monitor::trace("cli: created");
         let spec = self.spec_of(&id)?;
         let row = self.resolve_container(&id)?;

@@ -24,7 +24,7 @@ pub struct UpdateOptions {
     pub restart: Option<String>,
 }
 
-const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+use super::validate::{check_cpu_shares, check_cpus, host_cpus, MIN_MEMORY};
 
 fn invalid(s: impl Into<String>) -> EngineError {
     EngineError::InvalidArgument(s.into())
@@ -95,14 +95,7 @@ fn verify(o: &UpdateOptions) -> Result<(), EngineError> {
             "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
         ));
     }
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if cpus < 0.0 || (cpus > 0.0 && cpus < 0.01) || cpus > n as f64 {
-        return Err(invalid(format!(
-            "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"
-        )));
-    }
+    check_cpus(cpus, host_cpus())?;
     if period != 0 && !(1000..=1_000_000).contains(&period) {
         return Err(invalid(
             "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
@@ -113,9 +106,7 @@ fn verify(o: &UpdateOptions) -> Result<(), EngineError> {
             "CPU cfs quota can not be less than 1ms (i.e. 1000)",
         ));
     }
-    if o.cpu_shares.is_some_and(|s| s < 0) {
-        return Err(invalid("invalid CPU shares: must be positive"));
-    }
+    check_cpu_shares(o.cpu_shares.unwrap_or(0))?;
     if let Some(c) = o.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
         let online = online_cpus();
         let have = cpu_list(&online).unwrap_or_default();
@@ -179,7 +170,7 @@ impl Engine {
             ));
         }
         if let Some(s) = o.cpu_shares.filter(|s| *s != 0) {
-            run.cpu_shares = Some(s as u64);
+            run.cpu_shares = Some(s);
         }
         if let Some(c) = o.cpus.filter(|c| *c != 0.0) {
             run.cpus = Some(c);
