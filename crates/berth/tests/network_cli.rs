@@ -1,5 +1,5 @@
 //! Networking through the CLI with real containers (root): published TCP and UDP ports on
-//! 127.0.0.1, user networks with name resolution, `--network none|host`, parallel address
+//! 127.0.0.1 and ::1, user networks with name resolution, `--ipv6` dual-stack networks, `--network none|host`, parallel address
 //! allocation, cleanup, port conflicts, `network` commands. Traffic goes only to 127.0.0.1
 //! and to addresses inside namespaces berth created. Every test has its own root, hence its
 //! own bridge, nftables table and subnet (see `common::net_names`); user networks get
@@ -314,6 +314,148 @@ fn published_on_ipv4_and_ipv6() {
     drop(holder);
     b.ok(&["rm", "web7"]);
     assert!(no_veths_left(&b));
+}
+
+/// `network create --ipv6` (dual stack): Docker 20.10's refusals without an IPv6 subnet, the
+/// IPAM config and addresses in `inspect`, ping and HTTP between two containers by IPv6
+/// address and by name (AAAA records from the embedded DNS), the hosts file, the ip6 NAT rule.
+/// Traffic stays inside the network's bridge.
+#[test]
+fn ipv6_user_network() {
+    if !common::is_root("network") {
+        return;
+    }
+    assert!(
+        host_has_ipv6(),
+        "the --ipv6 network test needs IPv6 on the host (/proc/net/if_inet6 is empty)"
+    );
+    let b = Berth::with_busybox();
+    let (code, err) = b.fails(&["network", "create", "--ipv6", "nov6"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network"),
+        "{err}"
+    );
+    let (code, err) = b.fails(&["network", "create", "--subnet", "fd00:b0:9::/64", "nox"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("add --ipv6"), "{err}");
+    assert!(b.fails(&["network", "inspect", "nov6"]).0 != 0);
+
+    let v4 = "10.198.9.0/24";
+    let v6 = "fd00:b0:9::/64";
+    b.ok(&[
+        "network", "create", "--ipv6", "--subnet", v4, "--subnet", v6, "dual",
+    ]);
+    // A failed assertion must not leave the bridge (and its subnet) behind on the host.
+    struct Cleanup<'a>(&'a Berth);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.run(&["rm", "-f", "web", "cli"]);
+            let _ = self.0.run(&["network", "rm", "dual"]);
+        }
+    }
+    let _cleanup = Cleanup(&b);
+    assert_eq!(
+        b.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.EnableIPv6}} {{json .IPAM.Config}}",
+            "dual"
+        ])
+        .trim(),
+        r#"true [{"Subnet":"10.198.9.0/24","Gateway":"10.198.9.1"},{"Subnet":"fd00:b0:9::/64","Gateway":"fd00:b0:9::1"}]"#
+    );
+    let ls = b.ok(&["network", "ls", "--format", "{{.Name}} {{.IPv6}}"]);
+    assert!(ls.lines().any(|l| l == "dual true"), "{ls}");
+    assert!(ls.lines().any(|l| l == "bridge false"), "{ls}");
+
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "dual",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "dual",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let f = "{{.NetworkSettings.Networks.dual.GlobalIPv6Address}} {{.NetworkSettings.Networks.dual.GlobalIPv6PrefixLen}} {{.NetworkSettings.Networks.dual.IPv6Gateway}} {{.NetworkSettings.GlobalIPv6Address}}";
+    assert_eq!(
+        b.ok(&["inspect", "-f", f, "web"]).trim(),
+        "fd00:b0:9::2 64 fd00:b0:9::1 fd00:b0:9::2"
+    );
+    assert_eq!(
+        b.ok(&["inspect", "-f", f, "cli"]).trim(),
+        "fd00:b0:9::3 64 fd00:b0:9::1 fd00:b0:9::3"
+    );
+    let containers = b.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{.IPv6Address}};{{end}}",
+        "dual",
+    ]);
+    assert!(containers.contains("web fd00:b0:9::2/64;"), "{containers}");
+    let addr = b.ok(&["exec", "cli", "ip", "-6", "addr", "show", "dev", "eth0"]);
+    assert!(addr.contains("fd00:b0:9::3/64"), "{addr}");
+    let hosts = b.ok(&["exec", "cli", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("fd00:b0:9::3\t"), "{hosts}");
+
+    // By address, then by name (the name's AAAA record).
+    b.ok(&[
+        "exec",
+        "cli",
+        "ping",
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "5",
+        "fd00:b0:9::2",
+    ]);
+    b.ok(&["exec", "cli", "ping", "-6", "-c", "1", "-W", "5", "web"]);
+    let start = Instant::now();
+    let body = loop {
+        let out = b.run(&[
+            "exec",
+            "cli",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://[fd00:b0:9::2]/",
+        ]);
+        if out.status.success() || start.elapsed() > Duration::from_secs(10) {
+            break String::from_utf8_lossy(&out.stdout).to_string();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(body.contains("hello-from-berth"), "{body}");
+    let look = b.ok(&["exec", "cli", "nslookup", "-type=AAAA", "web", "127.0.0.11"]);
+    assert!(look.contains("fd00:b0:9::2"), "{look}");
+
+    let table = nft_table(&b);
+    assert!(
+        table.contains("ip6 saddr fd00:b0:9::/64 oifname != "),
+        "{table}"
+    );
+    b.ok(&["rm", "-f", "web", "cli"]);
+    b.ok(&["network", "rm", "dual"]);
+    assert!(!nft_table(&b).contains("fd00:b0:9::"));
 }
 
 /// An IPv6-only TCP socket bound to [::]:port.

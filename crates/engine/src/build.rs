@@ -54,7 +54,7 @@ impl Host for EngineHost<'_> {
             .map_err(|err| err.to_string())?;
         Ok(StepNetwork {
             netns: ns,
-            hosts: files::hosts(&[], &[(ep.ip, vec!["buildkitsandbox".into()])]),
+            hosts: files::hosts(&[], &[(ep.ip.into(), vec!["buildkitsandbox".into()])]),
             resolv_conf: files::resolv_conf(&files::host_resolv_conf(), &[], &[], &[], false)
                 .content,
         })

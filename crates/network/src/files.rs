@@ -46,7 +46,7 @@ pub fn parse_add_host(s: &str, gateway: Option<Ipv4Addr>) -> Result<ExtraHost> {
 
 /// `/etc/hosts`: Docker's header, the extra hosts, then the container's own addresses with its
 /// hostname (and aliases).
-pub fn hosts(extra: &[ExtraHost], own: &[(Ipv4Addr, Vec<String>)]) -> String {
+pub fn hosts(extra: &[ExtraHost], own: &[(IpAddr, Vec<String>)]) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
@@ -189,7 +189,10 @@ mod tests {
         assert_eq!(g.ip, "10.9.0.1");
         assert!(parse_add_host("nocolon", None).is_err());
         assert!(parse_add_host("x:notanip", None).is_err());
-        let h = hosts(&[e], &[(Ipv4Addr::new(10, 9, 0, 2), vec!["abc".into()])]);
+        let h = hosts(
+            &[e],
+            &[(Ipv4Addr::new(10, 9, 0, 2).into(), vec!["abc".into()])],
+        );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(h.ends_with("10.0.0.5\tdb\n10.9.0.2\tabc\n"));
     }

@@ -3,11 +3,11 @@
 use crate::nft::{FwNetwork, FwPort};
 use crate::ports::{PortBinding, PortSpec, Proto, Reserved};
 use crate::proxy::{DnsConfig, ProxyConfig, ProxyPort};
-use crate::subnet::{host_routes, Subnet};
+use crate::subnet::{host_routes, host_routes6, Subnet, Subnet6};
 use crate::{netlink, nft, Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,35 @@ CREATE TABLE IF NOT EXISTS net_ports (
   PRIMARY KEY (host_ip, host_port, proto));
 ";
 
+/// Columns added after the first release, for `--ipv6` networks: (table, column, type).
+/// Older databases get them through `ALTER TABLE` when opened.
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("net_networks", "ipv6", "INTEGER NOT NULL DEFAULT 0"),
+    ("net_networks", "subnet6", "TEXT"),
+    ("net_networks", "gateway6", "TEXT"),
+    ("net_endpoints", "ip6", "TEXT"),
+];
+
+fn add_columns(db: &Connection) -> Result<()> {
+    for (table, col, ty) in ADDED_COLUMNS {
+        let has: bool = db.query_row(
+            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [col],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
+        if has {
+            continue;
+        }
+        match db.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {ty}")) {
+            Ok(()) => {}
+            // Another process added it in between.
+            Err(e) if e.to_string().contains("duplicate column name") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// A network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
@@ -49,6 +78,13 @@ pub struct Network {
     /// RFC 3339.
     pub created: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--ipv6`: dual stack, with `subnet6`/`gateway6` beside the IPv4 pool.
+    #[serde(default)]
+    pub ipv6: bool,
+    #[serde(default)]
+    pub subnet6: Option<String>,
+    #[serde(default)]
+    pub gateway6: Option<String>,
 }
 
 impl Network {
@@ -61,6 +97,12 @@ impl Network {
     }
     fn gateway_ip(&self) -> Option<Ipv4Addr> {
         self.gateway.as_deref().and_then(|s| s.parse().ok())
+    }
+    pub fn subnet6(&self) -> Option<Subnet6> {
+        self.subnet6.as_deref().and_then(|s| s.parse().ok())
+    }
+    fn gateway6_ip(&self) -> Option<Ipv6Addr> {
+        self.gateway6.as_deref().and_then(|s| s.parse().ok())
     }
 }
 
@@ -75,6 +117,10 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
+    /// On `--ipv6` networks: the IPv6 address, its prefix length and gateway.
+    pub ip6: Option<Ipv6Addr>,
+    pub prefix6: u8,
+    pub gateway6: Option<Ipv6Addr>,
     /// `02:42:…` derived from the address, as Docker does.
     pub mac: String,
     pub host_veth: String,
@@ -91,6 +137,47 @@ pub struct CreateNetwork {
     pub gateway: Option<String>,
     pub internal: bool,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--ipv6`: needs `subnet6` (berth has no default IPv6 pool, like Docker 20.10).
+    pub ipv6: bool,
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+}
+
+impl CreateNetwork {
+    /// Sorts `--subnet` and `--gateway` values (each may be given for IPv4 and for IPv6) into
+    /// the request by address family; one subnet and one gateway per family.
+    pub fn set_pools(&mut self, subnets: &[String], gateways: &[String]) -> Result<()> {
+        let is6 = |s: &str| s.contains(':');
+        for s in subnets {
+            let slot = if is6(s) {
+                &mut self.subnet6
+            } else {
+                &mut self.subnet
+            };
+            if slot.is_some() {
+                return Err(Error::Invalid(format!(
+                    "more than one {} subnet given ({} and {s}): berth takes one IPv4 and one IPv6 subnet per network",
+                    if is6(s) { "IPv6" } else { "IPv4" },
+                    slot.as_deref().unwrap()
+                )));
+            }
+            *slot = Some(s.clone());
+        }
+        for g in gateways {
+            let (slot, subnet) = if is6(g) {
+                (&mut self.gateway6, &self.subnet6)
+            } else {
+                (&mut self.gateway, &self.subnet)
+            };
+            if subnet.is_none() || slot.is_some() {
+                return Err(Error::Invalid(format!(
+                    "every ip-range or gateway must have a corresponding subnet (gateway {g})"
+                )));
+            }
+            *slot = Some(g.clone());
+        }
+        Ok(())
+    }
 }
 
 /// `connect`.
@@ -106,6 +193,11 @@ pub struct Connect {
     pub aliases: Vec<String>,
     /// `--ip`: a fixed address (user-defined networks with a subnet only, as in Docker).
     pub ip: Option<Ipv4Addr>,
+}
+
+/// Whether `ip` is free for a new endpoint: not the gateway, not taken.
+fn free6(ip: u128, gw: Option<Ipv6Addr>, used: &std::collections::HashSet<u128>) -> bool {
+    Some(Ipv6Addr::from(ip)) != gw && !used.contains(&ip)
 }
 
 /// What [`Networking::gc`] removed.
@@ -217,10 +309,14 @@ fn row_network(r: &rusqlite::Row) -> rusqlite::Result<Network> {
         internal: r.get::<_, i64>(6)? != 0,
         created: r.get(7)?,
         labels: serde_json::from_str(&labels).unwrap_or_default(),
+        ipv6: r.get::<_, i64>(9)? != 0,
+        subnet6: r.get(10)?,
+        gateway6: r.get(11)?,
     })
 }
 
-const NET_COLS: &str = "id, name, driver, subnet, gateway, bridge, internal, created, labels";
+const NET_COLS: &str =
+    "id, name, driver, subnet, gateway, bridge, internal, created, labels, ipv6, subnet6, gateway6";
 
 /// A file lock held while derived host state (nft table, DNS records) is rewritten.
 struct Lock {
@@ -265,6 +361,7 @@ impl<'a> Networking<'a> {
             )));
         }
         db.execute_batch(SCHEMA)?;
+        add_columns(db)?;
         Ok(Networking {
             db,
             dir: runroot.join("network"),
@@ -364,7 +461,7 @@ impl<'a> Networking<'a> {
 
     fn insert_network(&self, tx: &Transaction, n: &Network) -> Result<()> {
         tx.execute(
-            &format!("INSERT INTO net_networks ({NET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
+            &format!("INSERT INTO net_networks ({NET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"),
             params![
                 n.id,
                 n.name,
@@ -374,7 +471,10 @@ impl<'a> Networking<'a> {
                 n.bridge,
                 n.internal as i64,
                 n.created,
-                serde_json::to_string(&n.labels).unwrap()
+                serde_json::to_string(&n.labels).unwrap(),
+                n.ipv6 as i64,
+                n.subnet6,
+                n.gateway6
             ],
         )?;
         Ok(())
@@ -412,7 +512,7 @@ impl<'a> Networking<'a> {
         if !exists {
             for (name, driver) in [("host", "host"), ("none", "null")] {
                 tx.execute(
-                    &format!("INSERT OR IGNORE INTO net_networks ({NET_COLS}) VALUES (?1,?2,?3,NULL,NULL,NULL,0,?4,'{{}}')"),
+                    &format!("INSERT OR IGNORE INTO net_networks ({NET_COLS}) VALUES (?1,?2,?3,NULL,NULL,NULL,0,?4,'{{}}',0,NULL,NULL)"),
                     params![new_id(), name, driver, now()],
                 )?;
             }
@@ -426,6 +526,9 @@ impl<'a> Networking<'a> {
                 internal: false,
                 created: now(),
                 labels: Default::default(),
+                ipv6: false,
+                subnet6: None,
+                gateway6: None,
             };
             self.insert_network(&tx, &n)?;
         }
@@ -448,6 +551,13 @@ impl<'a> Networking<'a> {
         netlink::ensure_bridge(bridge, gw, s.prefix)?;
         if !n.internal {
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+        }
+        if let (Some(s6), Some(gw6)) = (n.subnet6(), n.gateway6_ip()) {
+            netlink::ensure_bridge_ipv6(bridge, gw6, s6.prefix)?;
+            if !n.internal {
+                // As Docker's bridge driver does for `--ipv6` networks.
+                let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+            }
         }
         nft::ensure_forward_accept()?;
         self.sync()?;
@@ -511,6 +621,7 @@ impl<'a> Networking<'a> {
             }
             None => subnet.first_host(),
         };
+        let (subnet6, gateway6) = self.pool6(req)?;
         let n = Network {
             id,
             name: req.name.clone(),
@@ -521,6 +632,9 @@ impl<'a> Networking<'a> {
             internal: req.internal,
             created: now(),
             labels: req.labels.clone(),
+            ipv6: req.ipv6,
+            subnet6: subnet6.map(|s| s.to_string()),
+            gateway6: gateway6.map(|g| g.to_string()),
         };
         self.insert_network(&tx, &n)?;
         tx.commit()?;
@@ -532,6 +646,63 @@ impl<'a> Networking<'a> {
             return Err(e);
         }
         Ok(n)
+    }
+
+    /// The IPv6 pool of a `network create`: Docker 20.10's rules (no default IPv6 pool, so
+    /// `--ipv6` needs an IPv6 `--subnet`); an IPv6 subnet without `--ipv6` is refused rather
+    /// than left unused.
+    fn pool6(&self, req: &CreateNetwork) -> Result<(Option<Subnet6>, Option<Ipv6Addr>)> {
+        let Some(s6) = &req.subnet6 else {
+            if req.ipv6 {
+                return Err(Error::Invalid(
+                    "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network: give an IPv6 --subnet (e.g. --subnet fd00:1::/64)".into(),
+                ));
+            }
+            return Ok((None, None));
+        };
+        if !req.ipv6 {
+            return Err(Error::Invalid(format!(
+                "IPv6 subnet {s6} given without --ipv6: add --ipv6 to enable IPv6 on the network"
+            )));
+        }
+        let s: Subnet6 = s6.parse()?;
+        for n in self.networks()? {
+            if let Some(o) = n.subnet6() {
+                if o.overlaps(&s) {
+                    return Err(Error::Conflict(format!(
+                        "invalid pool request: Pool overlaps with other one on this address space ({s} overlaps network {} with subnet {o})",
+                        n.name
+                    )));
+                }
+            }
+        }
+        for r in host_routes6() {
+            if r.dev.starts_with("berth") || r.dest.prefix < 8 {
+                continue;
+            }
+            if r.dest.overlaps(&s) && !r.dest.addr.is_loopback() {
+                return Err(Error::Conflict(format!(
+                    "subnet {s} overlaps the host route {} on {}: choose another --subnet",
+                    r.dest, r.dev
+                )));
+            }
+        }
+        let gw = match &req.gateway6 {
+            Some(g) => {
+                let g: Ipv6Addr = g
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("invalid gateway address {g:?}")))?;
+                let (lo, hi) = s.host_range();
+                if !(lo..=hi).contains(&u128::from(g)) {
+                    return Err(Error::Invalid(format!(
+                        "no matching subnet for gateway {g}"
+                    )));
+                }
+                g
+            }
+            None => s.first_host(),
+        };
+        Ok((Some(s), Some(gw)))
     }
 
     /// `network rm`: refuses predefined networks and networks with endpoints.
@@ -592,7 +763,7 @@ impl<'a> Networking<'a> {
 
     fn endpoint_rows(&self, sql_where: &str, arg: &str) -> Result<Vec<Endpoint>> {
         let sql = format!(
-            "SELECT e.container_id, e.container_name, e.network_id, n.name, e.aliases, e.ip, n.subnet, n.gateway, e.mac, e.host_veth, e.ifname, e.netns, n.internal
+            "SELECT e.container_id, e.container_name, e.network_id, n.name, e.aliases, e.ip, n.subnet, n.gateway, e.mac, e.host_veth, e.ifname, e.netns, n.internal, e.ip6, n.subnet6, n.gateway6
              FROM net_endpoints e JOIN net_networks n ON n.id = e.network_id WHERE {sql_where} ORDER BY e.ifname, n.name"
         );
         let mut st = self.db.prepare(&sql)?;
@@ -601,6 +772,13 @@ impl<'a> Networking<'a> {
             let ip: String = r.get(5)?;
             let subnet: Option<String> = r.get(6)?;
             let gw: Option<String> = r.get(7)?;
+            let internal = r.get::<_, i64>(12)? != 0;
+            let ip6: Option<Ipv6Addr> =
+                r.get::<_, Option<String>>(13)?.and_then(|s| s.parse().ok());
+            let subnet6: Option<Subnet6> =
+                r.get::<_, Option<String>>(14)?.and_then(|s| s.parse().ok());
+            let gw6: Option<Ipv6Addr> =
+                r.get::<_, Option<String>>(15)?.and_then(|s| s.parse().ok());
             Ok(Endpoint {
                 container_id: r.get(0)?,
                 container_name: r.get(1)?,
@@ -612,11 +790,18 @@ impl<'a> Networking<'a> {
                     .and_then(|s| s.parse::<Subnet>().ok())
                     .map(|s| s.prefix)
                     .unwrap_or(32),
-                gateway: if r.get::<_, i64>(12)? != 0 {
+                gateway: if internal {
                     None
                 } else {
                     gw.and_then(|g| g.parse().ok())
                 },
+                prefix6: if ip6.is_some() {
+                    subnet6.map(|s| s.prefix).unwrap_or(128)
+                } else {
+                    0
+                },
+                gateway6: if internal || ip6.is_none() { None } else { gw6 },
+                ip6,
                 mac: r.get(8)?,
                 host_veth: r.get(9)?,
                 ifname: r.get(10)?,
@@ -721,11 +906,38 @@ impl<'a> Networking<'a> {
             .map(|i| format!("eth{i}"))
             .find(|f| !ifnames.contains(f))
             .unwrap();
+        let subnet6 = n.subnet6();
+        let gw6 = n.gateway6_ip();
+        let ip6: Option<Ipv6Addr> = match subnet6 {
+            None => None,
+            Some(s6) => {
+                let used: std::collections::HashSet<u128> = {
+                    let mut st = tx.prepare(
+                        "SELECT ip6 FROM net_endpoints WHERE network_id = ?1 AND ip6 IS NOT NULL",
+                    )?;
+                    let v = st
+                        .query_map([&n.id], |r| r.get::<_, String>(0))?
+                        .filter_map(|r| r.ok()?.parse::<Ipv6Addr>().ok().map(u128::from))
+                        .collect();
+                    v
+                };
+                // Sequential from the start of the pool, as Docker's IPAM hands them out; at
+                // most one more candidate than addresses in use needs looking at.
+                let (lo, hi) = s6.host_range();
+                let found = (lo..=hi)
+                    .take(used.len() + 2)
+                    .find(|a| free6(*a, gw6, &used))
+                    .map(Ipv6Addr::from);
+                Some(found.ok_or_else(|| {
+                    Error::Conflict(format!("no available IPv6 addresses on network {}", n.name))
+                })?)
+            }
+        };
         let mac = mac_for(ip);
         let host_veth = host_veth_name(&req.container_id, &n.id);
         tx.execute(
-            "INSERT INTO net_endpoints (container_id, network_id, container_name, aliases, ip, mac, host_veth, ifname, netns) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-            params![req.container_id, n.id, req.container_name, serde_json::to_string(&req.aliases).unwrap(), ip.to_string(), mac_string(mac), host_veth, ifname, req.netns.to_string_lossy()],
+            "INSERT INTO net_endpoints (container_id, network_id, container_name, aliases, ip, mac, host_veth, ifname, netns, ip6) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+            params![req.container_id, n.id, req.container_name, serde_json::to_string(&req.aliases).unwrap(), ip.to_string(), mac_string(mac), host_veth, ifname, req.netns.to_string_lossy(), ip6.map(|i| i.to_string())],
         )?;
         tx.commit()?;
         if trace {
@@ -741,6 +953,12 @@ impl<'a> Networking<'a> {
             ip,
             prefix: subnet.prefix,
             gateway: if first && !n.internal { gw } else { None },
+            ip6: ip6.zip(subnet6.map(|s| s.prefix)),
+            gateway6: if first && !n.internal && ip6.is_some() {
+                gw6
+            } else {
+                None
+            },
         });
         if trace {
             eprintln!("connect: attached {:?}", t0.elapsed());
@@ -882,16 +1100,20 @@ impl<'a> Networking<'a> {
         std::fs::create_dir_all(path.parent().unwrap())?;
         let mut s = String::new();
         for e in self.network_endpoints(network_id)? {
-            s.push_str(&e.ip.to_string());
-            for n in std::iter::once(&e.container_name).chain(e.aliases.iter()) {
-                if !n.is_empty() {
-                    s.push(' ');
-                    s.push_str(n);
+            // One line per address: an `--ipv6` network answers AAAA queries too.
+            let ips = std::iter::once(IpAddr::V4(e.ip)).chain(e.ip6.map(IpAddr::V6));
+            for ip in ips {
+                s.push_str(&ip.to_string());
+                for n in std::iter::once(&e.container_name).chain(e.aliases.iter()) {
+                    if !n.is_empty() {
+                        s.push(' ');
+                        s.push_str(n);
+                    }
                 }
+                s.push(' ');
+                s.push_str(&e.container_id[..e.container_id.len().min(12)]);
+                s.push('\n');
             }
-            s.push(' ');
-            s.push_str(&e.container_id[..e.container_id.len().min(12)]);
-            s.push('\n');
         }
         write_atomic(&path, &s)
     }
@@ -904,6 +1126,7 @@ impl<'a> Networking<'a> {
             .into_iter()
             .filter_map(|n| {
                 Some(FwNetwork {
+                    subnet6: n.subnet6(),
                     subnet: n.subnet()?,
                     bridge: n.bridge?,
                     internal: n.internal,
@@ -1310,4 +1533,47 @@ pub fn proxy_binary() -> PathBuf {
         }
     }
     PathBuf::from("berth-netproxy")
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    #[test]
+    fn subnets_and_gateways_sorted_by_family() {
+        let mut r = CreateNetwork::default();
+        r.set_pools(
+            &["10.1.0.0/24".into(), "fd00:1::/64".into()],
+            &["fd00:1::9".into(), "10.1.0.9".into()],
+        )
+        .unwrap();
+        assert_eq!(r.subnet.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(r.subnet6.as_deref(), Some("fd00:1::/64"));
+        assert_eq!(r.gateway.as_deref(), Some("10.1.0.9"));
+        assert_eq!(r.gateway6.as_deref(), Some("fd00:1::9"));
+        let mut r = CreateNetwork::default();
+        let e = r
+            .set_pools(&["fd00:1::/64".into(), "fd00:2::/64".into()], &[])
+            .unwrap_err();
+        assert!(e.to_string().contains("more than one IPv6 subnet"), "{e}");
+        let mut r = CreateNetwork::default();
+        let e = r
+            .set_pools(&["10.1.0.0/24".into()], &["fd00:1::1".into()])
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("every ip-range or gateway must have a corresponding subnet"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_skip_the_gateway_and_used_ones() {
+        let gw: Ipv6Addr = "fd00:1::1".parse().unwrap();
+        let used: std::collections::HashSet<u128> =
+            [u128::from("fd00:1::2".parse::<Ipv6Addr>().unwrap())].into();
+        assert!(!free6(u128::from(gw), Some(gw), &used));
+        assert!(!free6(u128::from(gw) + 1, Some(gw), &used));
+        assert!(free6(u128::from(gw) + 2, Some(gw), &used));
+    }
 }

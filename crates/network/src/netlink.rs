@@ -11,7 +11,7 @@ use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -118,6 +118,31 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
     })
 }
 
+/// Adds an IPv6 address without duplicate address detection (the address is berth's to give;
+/// with DAD it would stay tentative, unusable, for a second or more); an existing one is fine.
+async fn add_address6(h: &Handle, idx: u32, ip: Ipv6Addr, prefix: u8, what: &str) -> Result<()> {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+    let mut req = h.address().add(idx, IpAddr::V6(ip), prefix);
+    req.message_mut()
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(nl(&format!("adding {ip}/{prefix} to {what}"), e)),
+    }
+}
+
+/// Puts the IPv6 gateway `gateway/prefix` of an `--ipv6` network on its bridge.
+pub fn ensure_bridge_ipv6(name: &str, gateway: Ipv6Addr, prefix: u8) -> Result<()> {
+    with_handle(|h| async move {
+        let idx = link_index(&h, name)
+            .await?
+            .ok_or_else(|| Error::Netlink(format!("bridge {name} does not exist")))?;
+        add_address6(&h, idx, gateway, prefix, name).await
+    })
+}
+
 /// Deletes the link `name` in the current namespace; a missing link is not an error.
 pub fn delete_link(name: &str) -> Result<()> {
     with_handle(|h| async move {
@@ -170,6 +195,10 @@ pub struct VethConfig<'a> {
     pub prefix: u8,
     /// Default route via this address (`None`: no default route, e.g. a second network).
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 address and prefix on an `--ipv6` network.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// IPv6 default route via this address.
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// Creates a veth pair whose host end joins the bridge and whose other end is created directly
@@ -238,6 +267,21 @@ pub fn attach(c: &VethConfig) -> Result<()> {
                     .execute()
                     .await
                     .map_err(|e| nl("adding the default route", e))?;
+            }
+            if let Some((ip6, prefix6)) = c.ip6 {
+                add_address6(&h, idx, ip6, prefix6, c.ifname).await?;
+            }
+            if let Some(gw6) = c.gateway6 {
+                let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                    .gateway(gw6)
+                    .output_interface(idx)
+                    .onlink()
+                    .build();
+                h.route()
+                    .add(route)
+                    .execute()
+                    .await
+                    .map_err(|e| nl("adding the IPv6 default route", e))?;
             }
             Ok(())
         })

@@ -5,7 +5,7 @@
 //! `iptables` rules accepting `berth+` bridges are inserted there, since a drop verdict in
 //! another table's base chain would otherwise win.
 
-use crate::subnet::Subnet;
+use crate::subnet::{Subnet, Subnet6};
 use crate::{Error, Result};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -20,6 +20,8 @@ pub const TABLE: &str = "berth";
 pub struct FwNetwork {
     pub bridge: String,
     pub subnet: Subnet,
+    /// The IPv6 subnet of an `--ipv6` network (masqueraded as the IPv4 one).
+    pub subnet6: Option<Subnet6>,
     pub internal: bool,
 }
 
@@ -60,6 +62,13 @@ pub fn script(table: &str, nets: &[FwNetwork], ports: &[FwPort]) -> String {
             "    ip saddr {} oifname != \"{}\" masquerade",
             n.subnet, n.bridge
         );
+        if let Some(s6) = n.subnet6 {
+            let _ = writeln!(
+                s,
+                "    ip6 saddr {s6} oifname != \"{}\" masquerade",
+                n.bridge
+            );
+        }
     }
     s.push_str("  }\n  chain ports {\n");
     for p in ports {

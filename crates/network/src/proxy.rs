@@ -17,12 +17,12 @@
 
 use crate::ports::Proto;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -198,8 +198,9 @@ fn serve_udp(l: UdpSocket, target: SocketAddr) {
     }
 }
 
-/// Reads `ip name...` lines; returns the addresses for `name` (case-insensitive).
-pub fn lookup(files: &[PathBuf], name: &str) -> Vec<Ipv4Addr> {
+/// Reads `ip name...` lines; returns the addresses for `name` (case-insensitive), IPv4 and
+/// IPv6 (an `--ipv6` network's endpoints have a line of each).
+pub fn lookup(files: &[PathBuf], name: &str) -> Vec<IpAddr> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let mut out = Vec::new();
     for f in files {
@@ -208,7 +209,7 @@ pub fn lookup(files: &[PathBuf], name: &str) -> Vec<Ipv4Addr> {
         };
         for line in text.lines() {
             let mut it = line.split_whitespace();
-            let Some(Ok(ip)) = it.next().map(str::parse::<Ipv4Addr>) else {
+            let Some(Ok(ip)) = it.next().map(str::parse::<IpAddr>) else {
                 continue;
             };
             if it.any(|n| n.eq_ignore_ascii_case(&name)) && !out.contains(&ip) {
@@ -238,10 +239,20 @@ pub fn answer(query: &[u8], files: &[PathBuf], have_upstreams: bool) -> Option<V
         resp.set_response_code(ResponseCode::NXDomain);
     } else {
         resp.set_authoritative(true);
-        if matches!(q.query_type(), RecordType::A | RecordType::ANY) {
-            for ip in ips {
-                resp.add_answer(Record::from_rdata(q.name().clone(), 600, RData::A(A(ip))));
-            }
+        // A name without an address of the asked family: no answers, no error (NODATA).
+        let (a, aaaa) = match q.query_type() {
+            RecordType::A => (true, false),
+            RecordType::AAAA => (false, true),
+            RecordType::ANY => (true, true),
+            _ => (false, false),
+        };
+        for ip in ips {
+            let rdata = match ip {
+                IpAddr::V4(v4) if a => RData::A(A(v4)),
+                IpAddr::V6(v6) if aaaa => RData::AAAA(AAAA(v6)),
+                _ => continue,
+            };
+            resp.add_answer(Record::from_rdata(q.name().clone(), 600, rdata));
         }
     }
     resp.to_vec().ok()
@@ -420,5 +431,47 @@ impl ListenBacklog for TcpListener {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+
+    fn ask(files: &[PathBuf], name: &str, ty: RecordType) -> Message {
+        let mut q = Message::new();
+        q.set_id(7)
+            .add_query(Query::query(Name::from_ascii(name).unwrap(), ty));
+        Message::from_vec(&answer(&q.to_vec().unwrap(), files, false).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_and_aaaa_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("net");
+        std::fs::write(&f, "10.1.0.2 web abc\nfd00:1::2 web abc\n10.1.0.3 v4only\n").unwrap();
+        let files = [f];
+        let a = ask(&files, "web.", RecordType::A);
+        assert_eq!(a.answers().len(), 1);
+        assert_eq!(
+            a.answers()[0].data(),
+            &RData::A(A("10.1.0.2".parse().unwrap()))
+        );
+        let aaaa = ask(&files, "WEB", RecordType::AAAA);
+        assert_eq!(aaaa.answers().len(), 1);
+        assert_eq!(
+            aaaa.answers()[0].data(),
+            &RData::AAAA(AAAA("fd00:1::2".parse().unwrap()))
+        );
+        // Known name, no IPv6 address: no answers, no error.
+        let none = ask(&files, "v4only", RecordType::AAAA);
+        assert!(none.answers().is_empty());
+        assert_eq!(none.response_code(), ResponseCode::NoError);
+        assert_eq!(
+            ask(&files, "nope", RecordType::A).response_code(),
+            ResponseCode::NXDomain
+        );
     }
 }

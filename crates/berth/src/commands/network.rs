@@ -33,12 +33,15 @@ pub struct NetworkCreateArgs {
     /// Driver to manage the Network (only "bridge")
     #[arg(short, long, default_value = "bridge")]
     pub driver: String,
-    /// Subnet in CIDR format that represents a network segment
+    /// Subnet in CIDR format that represents a network segment (one IPv4, one IPv6)
     #[arg(long)]
-    pub subnet: Option<String>,
-    /// IPv4 Gateway for the master subnet
+    pub subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet
     #[arg(long)]
-    pub gateway: Option<String>,
+    pub gateway: Vec<String>,
+    /// Enable IPv6 networking (needs an IPv6 --subnet)
+    #[arg(long)]
+    pub ipv6: bool,
     /// Restrict external access to the network
     #[arg(long)]
     pub internal: bool,
@@ -148,14 +151,17 @@ fn create(engine: &mut Engine, a: NetworkCreateArgs) -> Result<()> {
             (k.to_string(), v.to_string())
         })
         .collect();
+    let mut req = CreateNetwork {
+        name: a.name,
+        internal: a.internal,
+        labels,
+        ipv6: a.ipv6,
+        ..Default::default()
+    };
+    req.set_pools(&a.subnet, &a.gateway)
+        .map_err(|e| fail(e.to_string()))?;
     let n = engine
-        .network_create(&CreateNetwork {
-            name: a.name,
-            subnet: a.subnet,
-            gateway: a.gateway,
-            internal: a.internal,
-            labels,
-        })
+        .network_create(&req)
         .map_err(|e| fail(e.to_string()))?;
     println!("{}", n.id);
     Ok(())
@@ -211,7 +217,7 @@ fn ls(engine: &mut Engine, a: NetworkLsArgs) -> Result<()> {
         row_labels.push(&n.labels);
         rows.push(json!({
             "ID": id, "Name": n.name, "Driver": n.driver, "Scope": "local",
-            "IPv6": "false", "Internal": n.internal.to_string(), "CreatedAt": n.created,
+            "IPv6": n.ipv6.to_string(), "Internal": n.internal.to_string(), "CreatedAt": n.created,
             "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
         }));
     }

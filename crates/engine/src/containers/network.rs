@@ -476,8 +476,15 @@ impl Engine {
             }
             s
         } else {
-            let own: Vec<(Ipv4Addr, Vec<String>)> =
-                eps.iter().map(|e| (e.ip, names.clone())).collect();
+            // Docker lists the IPv6 address of an `--ipv6` network after the IPv4 one.
+            let own: Vec<(std::net::IpAddr, Vec<String>)> = eps
+                .iter()
+                .flat_map(|e| {
+                    std::iter::once(std::net::IpAddr::V4(e.ip))
+                        .chain(e.ip6.map(std::net::IpAddr::V6))
+                        .map(|ip| (ip, names.clone()))
+                })
+                .collect();
             files::hosts(&extra, &own)
         };
         let embedded = eps
@@ -935,9 +942,9 @@ impl Engine {
                 "Gateway": e.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
                 "IPAddress": e.map(|e| e.ip.to_string()).unwrap_or_default(),
                 "IPPrefixLen": e.map(|e| e.prefix).unwrap_or(0),
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
+                "IPv6Gateway": e.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
+                "GlobalIPv6Address": e.and_then(|e| e.ip6).map(|i| i.to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": e.map(|e| e.prefix6).unwrap_or(0),
                 "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
                 "DriverOpts": Value::Null,
             })
@@ -957,6 +964,9 @@ impl Engine {
             ns["IPAddress"] = json!(first.ip.to_string());
             ns["IPPrefixLen"] = json!(first.prefix);
             ns["MacAddress"] = json!(first.mac);
+            ns["IPv6Gateway"] = json!(first.gateway6.map(|g| g.to_string()).unwrap_or_default());
+            ns["GlobalIPv6Address"] = json!(first.ip6.map(|i| i.to_string()).unwrap_or_default());
+            ns["GlobalIPv6PrefixLen"] = json!(first.prefix6);
             ns["EndpointID"] = json!(berth_network::host_veth_name(
                 &first.container_id,
                 &first.network_id
@@ -1008,15 +1018,18 @@ impl Engine {
                     "EndpointID": berth_network::host_veth_name(&e.container_id, &e.network_id),
                     "MacAddress": e.mac,
                     "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                    "IPv6Address": "",
+                    "IPv6Address": e.ip6.map(|i| format!("{i}/{}", e.prefix6)).unwrap_or_default(),
                 }),
             );
         }
-        let config: Vec<Value> = match (&n.subnet, &n.gateway) {
-            (Some(s), Some(g)) => vec![json!({"Subnet": s, "Gateway": g})],
-            (Some(s), None) => vec![json!({"Subnet": s})],
-            _ => Vec::new(),
-        };
+        let mut config: Vec<Value> = Vec::new();
+        for (s, g) in [(&n.subnet, &n.gateway), (&n.subnet6, &n.gateway6)] {
+            match (s, g) {
+                (Some(s), Some(g)) => config.push(json!({"Subnet": s, "Gateway": g})),
+                (Some(s), None) => config.push(json!({"Subnet": s})),
+                _ => {}
+            }
+        }
         let mut options = serde_json::Map::new();
         if let Some(b) = &n.bridge {
             options.insert("com.docker.network.bridge.name".into(), json!(b));
@@ -1028,7 +1041,7 @@ impl Engine {
             "Scope": "local",
             "Driver": n.driver,
             "EnableIPv4": true,
-            "EnableIPv6": false,
+            "EnableIPv6": n.ipv6,
             "IPAM": {"Driver": "default", "Options": {}, "Config": config},
             "Internal": n.internal,
             "Attachable": false,
