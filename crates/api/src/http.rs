@@ -262,7 +262,12 @@ impl Query {
 
 /// Reads a request body whole, refusing one larger than `limit` with 413.
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let limited = http_body_util::Limited::new(req.into_body(), limit);
+    read_incoming(req.into_body(), limit).await
+}
+
+/// Reads a body whole, refusing one larger than `limit` with 413.
+pub async fn read_incoming(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
@@ -280,7 +285,14 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
 pub async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
 ) -> Result<Option<T>, ApiError> {
-    let bytes = read_body(req, MAX_JSON_BODY).await?;
+    read_json_body(req.into_body()).await
+}
+
+/// [`read_json`] of a body taken from its request (which may still be upgraded).
+pub async fn read_json_body<T: serde::de::DeserializeOwned>(
+    body: Incoming,
+) -> Result<Option<T>, ApiError> {
+    let bytes = read_incoming(body, MAX_JSON_BODY).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

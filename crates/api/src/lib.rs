@@ -12,6 +12,7 @@ mod pool;
 mod router;
 mod routes;
 mod state;
+mod stream;
 
 use berth_engine::EngineConfig;
 use std::path::PathBuf;

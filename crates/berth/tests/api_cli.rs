@@ -268,3 +268,375 @@ fn serve_refuses_what_it_cannot_do_safely() {
     let s2 = Server::start(&b);
     s2.docker_ok(&["version"]);
 }
+
+impl Server {
+    /// A busybox image in the store (imported by the berth CLI: one store, two front ends).
+    fn with_busybox(b: &Berth) -> Server {
+        b.import_busybox("busybox");
+        Server::start(b)
+    }
+
+    /// The docker CLI in a real pseudo terminal (util-linux `script`): (exit code, output).
+    fn docker_tty(&self, args: &str) -> (i32, String) {
+        assert!(
+            std::path::Path::new("/usr/bin/script").exists(),
+            "/usr/bin/script (util-linux) is needed for the TTY tests"
+        );
+        let out = Command::new("timeout")
+            .args([
+                "30",
+                "script",
+                "-qec",
+                &format!("{DOCKER} {args}"),
+                "/dev/null",
+            ])
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.docker_config.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn docker_run_through_the_api() {
+    let b = Berth::new();
+    let s = Server::with_busybox(&b);
+    let (code, out, err) = s.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    let (code, _, err) = s.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3, "{err}");
+    // stdout and stderr kept apart (stdcopy framing), stdin forwarded and closed.
+    let out = Command::new(DOCKER)
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            "busybox",
+            "sh",
+            "-c",
+            "cat; echo err >&2",
+        ])
+        .env("DOCKER_HOST", s.host())
+        .env("DOCKER_CONFIG", s.docker_config.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"from stdin\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from stdin\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // --rm containers are gone once run returns.
+    assert_eq!(s.docker_ok(&["ps", "-aq"]), "");
+    // A TTY: run -it and exec -it in a real pty.
+    let (code, out) = s.docker_tty("run --rm -it busybox sh -c 'tty; exit 7'");
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    s.docker_ok(&["run", "-d", "--name", "sleeper", "busybox", "sleep", "1000"]);
+    let (code, out) = s.docker_tty("exec -it sleeper sh -c 'tty; exit 4'");
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    let (code, out, err) = s.docker(&[
+        "exec",
+        "sleeper",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 5",
+    ]);
+    assert_eq!((code, out.as_str(), err.as_str()), (5, "out\n", "err\n"));
+    let (code, _, err) = s.docker(&["exec", "sleeper", "no-such-command"]);
+    assert_eq!(code, 127, "{err}");
+    s.docker_ok(&["exec", "-d", "sleeper", "touch", "/tmp/detached"]);
+    common::wait_for("the detached exec", Duration::from_secs(10), || {
+        s.docker(&["exec", "sleeper", "test", "-e", "/tmp/detached"])
+            .0
+            == 0
+    });
+    s.docker_ok(&["rm", "-f", "sleeper"]);
+}
+
+#[test]
+fn container_lifecycle_through_the_api() {
+    let b = Berth::new();
+    let s = Server::with_busybox(&b);
+    let port = free_port().to_string();
+    let id = s
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("{port}:80"),
+            "--memory",
+            "64m",
+            "--cpus",
+            "0.5",
+            "busybox",
+            "httpd",
+            "-f",
+            "-v",
+            "-p",
+            "80",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    // The published port answers.
+    let mut answer = String::new();
+    common::wait_for("httpd", Duration::from_secs(10), || {
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap()))
+        else {
+            return false;
+        };
+        let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+        answer.clear();
+        let _ = c.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.")
+    });
+    let ps = s.docker_ok(&["ps"]);
+    assert!(
+        ps.contains("web") && ps.contains(&format!("{port}->80/tcp")),
+        "{ps}"
+    );
+    assert_eq!(
+        s.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+            "web"
+        ])
+        .trim(),
+        "67108864 500000000"
+    );
+    // The limits are in the container's cgroup.
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").exists();
+    let (mem, cpu) = if v1 {
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        )
+    } else {
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cpu.max")
+    };
+    let limits = s.docker_ok(&["exec", "web", "cat", mem, cpu]);
+    assert!(limits.starts_with("67108864\n"), "{limits}");
+    assert!(
+        limits.lines().nth(1).unwrap().starts_with("50000"),
+        "{limits}"
+    );
+    let logs = s.docker_ok(&["logs", "web"]);
+    let (_, _, logs_err) = s.docker(&["logs", "web"]);
+    assert!(
+        format!("{logs}{logs_err}").contains("response:404"),
+        "httpd's log: {logs}{logs_err}"
+    );
+    let top = s.docker_ok(&["top", "web"]);
+    assert!(
+        top.contains("PID") && top.contains("httpd -f -v -p 80"),
+        "{top}"
+    );
+    let stats = s.docker_ok(&["stats", "--no-stream", "web"]);
+    assert!(stats.contains("web") && stats.contains("64MiB"), "{stats}");
+    s.docker_ok(&["rename", "web", "web2"]);
+    s.docker_ok(&["pause", "web2"]);
+    assert!(s.docker_ok(&["ps"]).contains("(Paused)"));
+    s.docker_ok(&["unpause", "web2"]);
+    s.docker_ok(&["stop", "-t", "1", "web2"]);
+    // A second stop is "not modified", which the CLI accepts.
+    let (status, _, _) = http(&s.sock, "POST", "/v1.50/containers/web2/stop", b"");
+    assert_eq!(status, 304);
+    assert_eq!(s.docker_ok(&["ps", "-q"]), "");
+    assert_eq!(s.docker_ok(&["ps", "-a", "-q"]).trim(), &id[..12]);
+    s.docker_ok(&["start", "web2"]);
+    let (status, _, _) = http(&s.sock, "POST", "/v1.50/containers/web2/start", b"");
+    assert_eq!(status, 304);
+    s.docker_ok(&["kill", "web2"]);
+    assert_eq!(s.docker_ok(&["wait", "web2"]).trim(), "137");
+    // cp both ways, and a path outside the container refused.
+    let host_file = b.dir.path().join("f.txt");
+    std::fs::write(&host_file, "data\n").unwrap();
+    s.docker_ok(&["start", "web2"]);
+    s.docker_ok(&["cp", host_file.to_str().unwrap(), "web2:/tmp/"]);
+    assert_eq!(
+        s.docker_ok(&["exec", "web2", "cat", "/tmp/f.txt"]),
+        "data\n"
+    );
+    let back = b.dir.path().join("back");
+    s.docker_ok(&["cp", "web2:/etc/passwd", back.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&back).unwrap().starts_with("root:"));
+    let (code, _, err) = s.docker(&["cp", "web2:/no/such/file", b.dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Could not find the file /no/such/file"),
+        "{err}"
+    );
+    let (status, _, _) = http(
+        &s.sock,
+        "HEAD",
+        "/v1.50/containers/web2/archive?path=/../../../etc/shadow",
+        b"",
+    );
+    assert_eq!(status, 404, "`..` stays inside the container's root");
+    // One store: what the berth CLI runs shows through the API, and the other way round.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "from-berth",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    s.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "from-docker",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let docker_ps = s.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(docker_ps.contains("from-berth"), "{docker_ps}");
+    let berth_ps = b.ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(berth_ps.contains("from-docker"), "{berth_ps}");
+    let ids = s.docker_ok(&["ps", "-aq"]);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.split_whitespace());
+    s.docker_ok(&rm);
+    assert_eq!(s.docker_ok(&["ps", "-aq"]), "");
+    s.docker_ok(&["create", "--name", "idle", "busybox"]);
+    let pruned = s.docker_ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    assert_eq!(s.docker_ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn events_of_both_front_ends_are_one_history() {
+    let b = Berth::new();
+    let s = Server::with_busybox(&b);
+    let since = chrono_now();
+    let id = b.ok(&["run", "-d", "busybox", "true"]).trim().to_string();
+    s.docker_ok(&["run", "--rm", "--name", "via-api", "busybox", "true"]);
+    let until = chrono_now() + 1;
+    let out = s.docker_ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+    ]);
+    assert!(out.contains(&format!("container create {id}")), "{out}");
+    assert!(
+        out.contains("name=via-api") && out.contains("container destroy"),
+        "{out}"
+    );
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn bad_requests_get_dockerd_answers_and_the_server_keeps_serving() {
+    let b = Berth::new();
+    let s = Server::with_busybox(&b);
+    let (status, _, body) = http(&s.sock, "POST", "/v1.50/containers/create", b"{not json");
+    assert_eq!(status, 400);
+    assert!(
+        message(&body).starts_with("invalid JSON"),
+        "{}",
+        message(&body)
+    );
+    let (status, _, body) = http(&s.sock, "GET", "/v1.50/containers/nope/json", b"");
+    assert_eq!(
+        (status, message(&body).as_str()),
+        (404, "No such container: nope")
+    );
+    let (status, _, body) = http(
+        &s.sock,
+        "POST",
+        "/v1.50/containers/create",
+        br#"{"Image":"no-such-image"}"#,
+    );
+    assert_eq!(status, 404, "the CLI pulls on 404");
+    assert!(
+        message(&body).contains("No such image"),
+        "{}",
+        message(&body)
+    );
+    // A field berth cannot honour is refused by name, not dropped.
+    let (status, _, body) = http(
+        &s.sock,
+        "POST",
+        "/v1.50/containers/create",
+        br#"{"Image":"busybox","HostConfig":{"BlkioWeight":300}}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        message(&body).contains("HostConfig.BlkioWeight"),
+        "{}",
+        message(&body)
+    );
+    let huge = vec![b' '; 11 << 20];
+    let (status, _, _) = http(&s.sock, "POST", "/v1.50/containers/create", &huge);
+    assert_eq!(status, 413);
+    assert_eq!(s.docker_ok(&["ps", "-aq"]), "", "nothing half-created");
+
+    // A client that goes away in the middle of an attach.
+    s.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo x; sleep 0.05; done",
+    ]);
+    {
+        let mut c = UnixStream::connect(&s.sock).unwrap();
+        c.write_all(
+            b"POST /v1.50/containers/talker/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\
+              Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+        )
+        .unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+        // Dropped here, mid-stream.
+    }
+    // 200 concurrent listings while it runs: every one answered.
+    let threads: Vec<_> = (0..200)
+        .map(|_| {
+            let sock = s.sock.clone();
+            std::thread::spawn(move || http(&sock, "GET", "/v1.50/containers/json", b"").0)
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    let ps = s.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "talker");
+    s.docker_ok(&["rm", "-f", "talker"]);
+}

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod containers;
+mod create;
 pub mod exec;
 pub mod images;
 pub mod networks;

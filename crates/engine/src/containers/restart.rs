@@ -221,11 +221,11 @@ impl Engine {
         self.start_spec(&id, &spec, &mut rec)
     }
 
-    /// Holds a shared lock on `starter.lock` until this process exits: a command that started
-    /// the container may still wait for it and finish it (a foreground `run --rm` removes it
-    /// itself, with its exit code), so the exit hook waits for it to be done.
+    /// Holds a shared lock on `starter.lock` until this process exits (or
+    /// [`Engine::release_start_lock`]): a command that started the container may still wait for
+    /// it and finish it (a foreground `run --rm` removes it itself, with its exit code), so the
+    /// exit hook waits for it to be done.
     pub(crate) fn hold_start_lock(&self, id: &str) {
-        static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
         let Ok(f) = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -235,9 +235,18 @@ impl Engine {
             return;
         };
         if rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok() {
-            if let Ok(mut v) = HELD.lock() {
-                v.push(f);
+            if let Ok(mut v) = HELD_START_LOCKS.lock() {
+                v.push((id.to_string(), f));
             }
+        }
+    }
+
+    /// Lets the exit hook of a container this process started run: a long-lived front end (the
+    /// API server) calls it once the start is answered, since it never exits and a container
+    /// it started would otherwise never be finished (`--rm`, restart policies).
+    pub fn release_start_lock(&self, id: &str) {
+        if let Ok(mut v) = HELD_START_LOCKS.lock() {
+            v.retain(|(held, _)| held != id);
         }
     }
 
@@ -283,6 +292,11 @@ impl Engine {
         }
     }
 }
+
+/// The `starter.lock`s this process holds, by container ID (see
+/// [`Engine::hold_start_lock`]).
+static HELD_START_LOCKS: std::sync::Mutex<Vec<(String, std::fs::File)>> =
+    std::sync::Mutex::new(Vec::new());
 
 #[cfg(test)]
 mod tests {
