@@ -32,6 +32,56 @@ pub fn exit_status(code: u8) -> anyhow::Error {
     .into()
 }
 
+/// Which of the docker CLI's exit-status rules a failed engine call falls under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// Every command but the four below: any daemon error exits 1.
+    Daemon,
+    /// `run` and `create`: a daemon error exits 125; a container command that cannot be run
+    /// exits 126 (not executable) or 127 (not found), as the runtime classed it.
+    Run,
+    /// `start`: 126/127 for a command that cannot be run, 1 for any other error.
+    Start,
+    /// `exec`: 126/127 for a command that cannot be run (an exec that fails in the runtime
+    /// for another reason is 126 too), 1 for a daemon error.
+    Exec,
+}
+
+/// The one place engine errors become exit statuses. The docker CLI does not tell daemon
+/// errors apart by kind (a missing container and a name conflict both exit 1, or 125 for
+/// `run`), so every class maps to the verb's daemon status; the runtime's own codes (126,
+/// 127) pass through for the verbs that run a command.
+pub fn exit_code(e: &berth_engine::EngineError, verb: Verb) -> u8 {
+    use berth_engine::ErrorClass as C;
+    let runtime = match e {
+        berth_engine::EngineError::Runtime(r) => Some(r.exit_code().clamp(0, 255) as u8),
+        _ => None,
+    };
+    match (verb, runtime) {
+        (Verb::Run, Some(code)) => code,
+        (Verb::Start, Some(code)) if code != 125 => code,
+        (Verb::Exec, Some(125)) => 126,
+        (Verb::Exec, Some(code)) => code,
+        _ => match e.class() {
+            C::NotFound
+            | C::Conflict
+            | C::InvalidArgument
+            | C::FailedPrecondition
+            | C::Unauthenticated
+            | C::PermissionDenied
+            | C::Unavailable
+            | C::Canceled
+            | C::Internal => {
+                if verb == Verb::Run {
+                    125
+                } else {
+                    1
+                }
+            }
+        },
+    }
+}
+
 fn main() -> ExitCode {
     // The container monitor lives in this binary too: reached through a `berth-monitor`
     // symlink (the engine makes one) or the hidden `__monitor` subcommand.
@@ -106,6 +156,10 @@ fn main() -> ExitCode {
                 }
                 return ExitCode::from(status.code);
             }
+            let code = err
+                .downcast_ref::<berth_engine::EngineError>()
+                .map(|e| exit_code(e, Verb::Daemon))
+                .unwrap_or(1);
             // One line: the error and its causes, without a backtrace.
             let mut msg = err.to_string();
             for cause in err.chain().skip(1) {
@@ -116,7 +170,7 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("Error: {msg}");
-            ExitCode::from(1)
+            ExitCode::from(code)
         }
     }
 }

@@ -50,26 +50,79 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// Why a build failed.
+/// Why a build failed. Each variant carries the message users see; [`BuildError::class`]
+/// says which kind of failure it is, for front ends that map kinds to codes.
 #[derive(Debug)]
 pub enum BuildError {
-    /// The message says what went wrong and what to do.
+    /// Anything else: I/O, the store, a stored record that does not parse. The message says
+    /// what went wrong and what to do.
     Failed(String),
+    /// The request or the Dockerfile is wrong: a parse error, a bad flag value, an option
+    /// that needs a value it lacks, an unknown target stage.
+    Invalid(String),
+    /// Something the Dockerfile names does not exist: a COPY source, a secret.
+    NotFound(String),
+    /// A RUN step exited with a non-zero code (`exit_code`); the message is Docker's "The
+    /// command '…' returned a non-zero code: N" with the step's last output.
+    StepFailed { message: String, exit_code: i32 },
     /// Ctrl-C (the cancel flag): nothing half-written was kept.
     Interrupted,
+}
+
+/// The kinds of [`BuildError`], for mapping to exit or status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildErrorClass {
+    Invalid,
+    NotFound,
+    StepFailed,
+    Canceled,
+    Internal,
 }
 
 impl BuildError {
     pub fn io(context: String, e: std::io::Error) -> Self {
         BuildError::Failed(format!("{context}: {e}"))
     }
+
+    pub fn class(&self) -> BuildErrorClass {
+        match self {
+            BuildError::Failed(_) => BuildErrorClass::Internal,
+            BuildError::Invalid(_) => BuildErrorClass::Invalid,
+            BuildError::NotFound(_) => BuildErrorClass::NotFound,
+            BuildError::StepFailed { .. } => BuildErrorClass::StepFailed,
+            BuildError::Interrupted => BuildErrorClass::Canceled,
+        }
+    }
+
+    /// The message of a failure (None for an interruption).
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            BuildError::Failed(m) | BuildError::Invalid(m) | BuildError::NotFound(m) => Some(m),
+            BuildError::StepFailed { message, .. } => Some(message),
+            BuildError::Interrupted => None,
+        }
+    }
+
+    /// The same error with its message rewritten (a prefix naming the line), class kept.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            BuildError::Failed(m) => BuildError::Failed(f(m)),
+            BuildError::Invalid(m) => BuildError::Invalid(f(m)),
+            BuildError::NotFound(m) => BuildError::NotFound(f(m)),
+            BuildError::StepFailed { message, exit_code } => BuildError::StepFailed {
+                message: f(message),
+                exit_code,
+            },
+            BuildError::Interrupted => BuildError::Interrupted,
+        }
+    }
 }
 
 impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BuildError::Failed(s) => f.write_str(s),
-            BuildError::Interrupted => f.write_str("build interrupted: no image was written"),
+        match self.message() {
+            Some(m) => f.write_str(m),
+            None => f.write_str("build interrupted: no image was written"),
         }
     }
 }
@@ -84,6 +137,16 @@ impl From<StoreError> for BuildError {
 
 fn fail<T>(msg: impl Into<String>) -> Result<T, BuildError> {
     Err(BuildError::Failed(msg.into()))
+}
+
+/// Something the Dockerfile names that does not exist.
+fn not_found<T>(msg: impl Into<String>) -> Result<T, BuildError> {
+    Err(BuildError::NotFound(msg.into()))
+}
+
+/// A failure of the request or the Dockerfile itself.
+fn invalid<T>(msg: impl Into<String>) -> Result<T, BuildError> {
+    Err(BuildError::Invalid(msg.into()))
 }
 
 /// Hex SHA-256 of a string.
@@ -295,14 +358,14 @@ pub fn build(
         (None, None, Some(c)) => {
             let p = c.join("Dockerfile");
             let t = std::fs::read_to_string(&p).map_err(|e| {
-                BuildError::Failed(format!(
+                BuildError::NotFound(format!(
                     "failed to read dockerfile: open {}: {e} — add a Dockerfile to the context or name one with -f",
                     p.display()
                 ))
             })?;
             (t, Some(p))
         }
-        (None, None, None) => return fail("no Dockerfile and no context given"),
+        (None, None, None) => return invalid("no Dockerfile and no context given"),
     };
     progress.detail(s, &format!("transferring dockerfile: {}B done", text.len()));
     let name = df_path
@@ -313,7 +376,7 @@ pub fn build(
         Ok(df) => df,
         Err(e) => {
             progress.error(s, &e.summary());
-            return fail(format!("failed to parse {name}: {e}"));
+            return invalid(format!("failed to parse {name}: {e}"));
         }
     };
     progress.done(s);
@@ -351,14 +414,14 @@ pub fn build(
 
     let target_platform = match &opts.platform {
         Some(p) => Platform::parse(p).ok_or_else(|| {
-            BuildError::Failed(format!(
+            BuildError::Invalid(format!(
                 "invalid platform {p:?}: expected os/arch[/variant]"
             ))
         })?,
         None => Platform::host(),
     };
     if target_platform.arch != Platform::host().arch {
-        return fail(format!(
+        return invalid(format!(
             "building for {target_platform} is not supported on this {} machine (no emulation): drop --platform or use {}",
             Platform::host(),
             Platform::host()
@@ -376,12 +439,12 @@ pub fn build(
     };
     let lex = df.lexer();
     let global = GlobalScope::new(&df.meta_args, &inputs, &lex)
-        .map_err(|e| BuildError::Failed(format!("failed to parse {name}: {e}")))?;
+        .map_err(|e| BuildError::Invalid(format!("failed to parse {name}: {e}")))?;
 
     let target = match &opts.target {
         Some(t) => df.stage(t).map(|s| s.index).ok_or_else(|| {
             let names: Vec<String> = df.stages.iter().filter_map(|s| s.name.clone()).collect();
-            BuildError::Failed(format!(
+            BuildError::Invalid(format!(
                 "target stage {t:?} could not be found — the stages are: {}",
                 if names.is_empty() {
                     "(none named)".to_string()
@@ -468,7 +531,7 @@ impl Builder<'_> {
         }
         match name.parse::<i64>() {
             Ok(i) if i >= 0 && (i as usize) < self.df.stages.len() => Ok(Some(i as usize)),
-            Ok(i) => fail(format!(
+            Ok(i) => invalid(format!(
                 "invalid stage index {i}: this Dockerfile has stages 0 to {} — name a stage or an image",
                 self.df.stages.len() - 1
             )),
@@ -506,10 +569,10 @@ impl Builder<'_> {
                         let text = inst.original.lines().next().unwrap_or_default().trim();
                         format!("line {}: {text}", inst.start_line)
                     };
-                    if let Some(d) = self.source_stage(&f).map_err(|e| match e {
-                        BuildError::Failed(m) => BuildError::Failed(format!("{}: {m}", at())),
-                        e => e,
-                    })? {
+                    if let Some(d) = self
+                        .source_stage(&f)
+                        .map_err(|e| e.map_message(|m| format!("{}: {m}", at())))?
+                    {
                         deps.push((d, at()));
                     }
                 }
@@ -548,7 +611,7 @@ impl Builder<'_> {
                             stack.push((*d, 0));
                         }
                         1 => {
-                            return fail(format!(
+                            return invalid(format!(
                                 "circular dependency detected on stage: {} ({at} needs a stage that needs it — copy from an earlier stage or an image instead)",
                                 stage_name(start)
                             ));
@@ -617,7 +680,7 @@ impl Builder<'_> {
             Reference::parse_with_default_tag(name)
                 .map(|r| r.to_string())
                 .map_err(|e| {
-                    BuildError::Failed(format!(
+                    BuildError::Invalid(format!(
                         "--from={name}: no stage is named {name:?} and it is no valid image reference ({e}) — name a stage of this Dockerfile or an image"
                     ))
                 })?
@@ -629,7 +692,7 @@ impl Builder<'_> {
         let (base, _platform) = self
             .global
             .expand_from(stage, &self.lex)
-            .map_err(|e| BuildError::Failed(format!("FROM: {e}")))?;
+            .map_err(|e| BuildError::Invalid(format!("FROM: {e}")))?;
         let total = 1 + stage
             .instructions
             .iter()
@@ -754,7 +817,7 @@ impl Builder<'_> {
             .count();
         for t in triggers {
             let df = parse_dockerfile(&format!("FROM scratch\n{t}\n"))
-                .map_err(|e| BuildError::Failed(format!("ONBUILD trigger {t:?}: {e}")))?;
+                .map_err(|e| BuildError::Invalid(format!("ONBUILD trigger {t:?}: {e}")))?;
             for inst in &df.stages[0].instructions {
                 self.instruction(stage, multi, &mut st, inst, &mut n, total)?;
             }
@@ -796,7 +859,7 @@ impl Builder<'_> {
         let e = st
             .scope
             .step(inst, &self.lex, &self.global, &self.inputs)
-            .map_err(|e| BuildError::Failed(format!("Dockerfile:{line}: {e}")))?;
+            .map_err(|e| BuildError::Invalid(format!("Dockerfile:{line}: {e}")))?;
         let orig = inst.original.trim().to_string();
         match e.kind {
             InstructionKind::Env(_) => {
@@ -1004,7 +1067,7 @@ impl Builder<'_> {
         let cur: &State = st;
         let snapshot = cur.clone();
         if let Err(e) = work(self, &snapshot, &dir) {
-            if let BuildError::Failed(m) = &e {
+            if let Some(m) = e.message() {
                 self.progress.error(s, m);
             }
             return Err(e);
@@ -1100,7 +1163,7 @@ impl Builder<'_> {
     ) -> Result<(), BuildError> {
         self.progress_step = None;
         let res = self.copy_step_inner(st, title, c, is_add, orig);
-        if let Err(BuildError::Failed(m)) = &res {
+        if let Some(m) = res.as_ref().err().and_then(BuildError::message) {
             if self.progress_step.is_none() {
                 let s = self.progress.begin(title);
                 self.progress.error(s, m);
@@ -1125,7 +1188,7 @@ impl Builder<'_> {
         );
         let chmod = match &c.chmod {
             Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
-                BuildError::Failed(format!(
+                BuildError::Invalid(format!(
                     "{kw} --chmod={m:?}: expected an octal mode such as 0755"
                 ))
             })?),
@@ -1167,7 +1230,7 @@ impl Builder<'_> {
             if is_add && (s.starts_with("http://") || s.starts_with("https://")) {
                 urls.push(s.clone());
             } else if is_add && (s.starts_with("git@") || s.ends_with(".git")) {
-                return fail(format!(
+                return invalid(format!(
                     "ADD {s}: git sources are not supported yet — clone it into the context and COPY it"
                 ));
             } else {
@@ -1180,7 +1243,7 @@ impl Builder<'_> {
                 let rels = self
                     .ctx
                     .matches(s)
-                    .map_err(|m| BuildError::Failed(format!("{kw} failed: {m}")))?;
+                    .map_err(|m| BuildError::NotFound(format!("{kw} failed: {m}")))?;
                 for r in rels {
                     let h = self
                         .ctx
@@ -1323,7 +1386,7 @@ impl Builder<'_> {
             }
             let dest_is_dir = dest.ends_with('/') || items.len() + extracted.len() > 1;
             if items.len() + extracted.len() > 1 && !dest.ends_with('/') {
-                return fail(format!(
+                return invalid(format!(
                     "When using {kw} with more than one source file, the destination must be a directory and end with a / — write `{}/`",
                     c.dest.trim_end_matches('/')
                 ));
@@ -1450,7 +1513,7 @@ fn download(url: &str, dir: &Path, checksum: Option<&str>) -> Result<PathBuf, Bu
         .map_err(|e| BuildError::Failed(format!("ADD {url}: downloading: {e}")))?;
     if let Some(sum) = checksum {
         let want = sum.strip_prefix("sha256:").ok_or_else(|| {
-            BuildError::Failed(format!(
+            BuildError::Invalid(format!(
                 "ADD --checksum={sum}: only sha256:<hex> checksums are supported"
             ))
         })?;
@@ -1473,7 +1536,7 @@ fn resolve_chown(root: &Path, spec: &str) -> Result<(u32, u32), BuildError> {
     }
     berth_runtime::spec::resolve_user(root, spec, &[])
         .map(|u| (u.uid, u.gid))
-        .map_err(|e| BuildError::Failed(format!("--chown={spec}: {e}")))
+        .map_err(|e| BuildError::Invalid(format!("--chown={spec}: {e}")))
 }
 
 /// Sources inside a mounted stage or image root (for `COPY --from`).
@@ -1485,7 +1548,7 @@ fn items_in_root(root: &Path, src: &str) -> Result<Vec<SourceItem>, BuildError> 
         let dirpart = if dirpart.is_empty() { "/" } else { dirpart };
         let hdir = berth_runtime::paths::host_path(root, dirpart)
             .map_err(|e| BuildError::io(format!("resolving {dirpart}"), e))?;
-        let p = glob::Pattern::new(pat).map_err(|e| BuildError::Failed(format!("{src}: {e}")))?;
+        let p = glob::Pattern::new(pat).map_err(|e| BuildError::Invalid(format!("{src}: {e}")))?;
         let mut names: Vec<String> = std::fs::read_dir(&hdir)
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
@@ -1507,7 +1570,7 @@ fn items_in_root(root: &Path, src: &str) -> Result<Vec<SourceItem>, BuildError> 
         }
     }
     if hosts.is_empty() {
-        return fail(format!(
+        return not_found(format!(
             "COPY --from failed: {src:?} not found in the source stage or image"
         ));
     }
@@ -1581,7 +1644,7 @@ fn step_net_mode(
         "" | "default" | "bridge" => Ok(StepNet::Bridge),
         "host" => Ok(StepNet::Host),
         "none" => Ok(StepNet::None),
-        other => fail(format!(
+        other => invalid(format!(
             "{what}: network mode {other:?} is not supported: use default, host or none"
         )),
     };
@@ -1592,7 +1655,7 @@ fn step_net_mode(
     match run {
         None => Ok(build_mode),
         Some(r) => match parse(r, &format!("Dockerfile:{line}: RUN --network"))? {
-            StepNet::Host if build_mode != StepNet::Host => fail(format!(
+            StepNet::Host if build_mode != StepNet::Host => invalid(format!(
                 "Dockerfile:{line}: RUN --network=host: network.host is not allowed — the host's network must be granted on the command line with `berth build --network host`"
             )),
             m => Ok(m),
@@ -1624,7 +1687,7 @@ fn heredoc_command(r: &Run, line: usize) -> Result<Option<HeredocCommand>, Build
     let cmd = match &r.cmd {
         ShellOrExec::Shell(c) => c,
         ShellOrExec::Exec(_) => {
-            return fail(format!(
+            return invalid(format!(
                 "Dockerfile:{line}: a heredoc needs RUN's shell form, not the JSON (exec) form"
             ))
         }
@@ -1659,7 +1722,7 @@ fn heredoc_command(r: &Run, line: usize) -> Result<Option<HeredocCommand>, Build
     };
     if body.starts_with("#!") {
         if h.name.is_empty() || h.name.contains('/') || h.name == "." || h.name == ".." {
-            return fail(format!(
+            return invalid(format!(
                 "Dockerfile:{line}: the heredoc name {:?} cannot name a script file — use a plain word such as EOF",
                 h.name
             ));
@@ -1725,7 +1788,7 @@ impl Builder<'_> {
             (ShellOrExec::Exec(v), None) => v.clone(),
         };
         if argv.is_empty() {
-            return fail(format!("Dockerfile:{line}: RUN has no command"));
+            return invalid(format!("Dockerfile:{line}: RUN has no command"));
         }
         let title = match hd.as_ref().and_then(|h| h.summary.as_deref()) {
             Some(sum) => format!("{title} ({sum})"),
@@ -1757,7 +1820,7 @@ impl Builder<'_> {
             match m.typ {
                 MountType::Cache => {
                     let target = target.ok_or_else(|| {
-                        BuildError::Failed("RUN --mount=type=cache needs target=".into())
+                        BuildError::Invalid("RUN --mount=type=cache needs target=".into())
                     })?;
                     let id = m.id.clone().unwrap_or_else(|| target.clone());
                     let host = self.cache_mounts.join(&sha(&id)[..32]);
@@ -1772,7 +1835,7 @@ impl Builder<'_> {
                 }
                 MountType::Tmpfs => {
                     let target = target.ok_or_else(|| {
-                        BuildError::Failed("RUN --mount=type=tmpfs needs target=".into())
+                        BuildError::Invalid("RUN --mount=type=tmpfs needs target=".into())
                     })?;
                     key.push_str(&format!("mount tmpfs {target}\n"));
                     mounts.push(MountSpec::Tmpfs {
@@ -1792,7 +1855,7 @@ impl Builder<'_> {
                                     .map(str::to_string)
                             })
                             .ok_or_else(|| {
-                                BuildError::Failed("RUN --mount=type=secret needs id=".into())
+                                BuildError::Invalid("RUN --mount=type=secret needs id=".into())
                             })?;
                     let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
                     match self.opts.secrets.get(&id) {
@@ -1805,7 +1868,7 @@ impl Builder<'_> {
                             });
                         }
                         None if m.required => {
-                            return fail(format!(
+                            return not_found(format!(
                                 "secret {id} not found: pass it with --secret id={id},src=<file>"
                             ))
                         }
@@ -1814,7 +1877,7 @@ impl Builder<'_> {
                 }
                 MountType::Bind => {
                     let target = target.ok_or_else(|| {
-                        BuildError::Failed("RUN --mount=type=bind needs target=".into())
+                        BuildError::Invalid("RUN --mount=type=bind needs target=".into())
                     })?;
                     let src = m.source.clone().unwrap_or_else(|| "/".into());
                     match &m.from {
@@ -1823,7 +1886,7 @@ impl Builder<'_> {
                             let rels = self
                                 .ctx
                                 .matches(&src)
-                                .map_err(|e| BuildError::Failed(format!("RUN --mount: {e}")))?;
+                                .map_err(|e| BuildError::NotFound(format!("RUN --mount: {e}")))?;
                             let rel = rels.into_iter().next().unwrap_or_default();
                             let h = self
                                 .ctx
@@ -1864,7 +1927,7 @@ impl Builder<'_> {
                     }
                 }
                 MountType::Ssh => {
-                    return fail("RUN --mount=type=ssh is not supported yet");
+                    return invalid("RUN --mount=type=ssh is not supported yet");
                 }
             }
         }
@@ -2030,7 +2093,10 @@ impl Builder<'_> {
                     }
                     msg.pop();
                 }
-                return Err(BuildError::Failed(msg));
+                return Err(BuildError::StepFailed {
+                    message: msg,
+                    exit_code: outcome.exit_code,
+                });
             }
             Ok(())
         })
@@ -2135,7 +2201,7 @@ impl Builder<'_> {
             .map(|t| {
                 Reference::parse_with_default_tag(t)
                     .map(|r| r.to_string())
-                    .map_err(|e| BuildError::Failed(format!("invalid tag {t:?}: {e}")))
+                    .map_err(|e| BuildError::Invalid(format!("invalid tag {t:?}: {e}")))
             })
             .collect::<Result<_, _>>()?;
         let config_json = serde_json::to_string(&config)

@@ -135,9 +135,7 @@ impl Engine {
     pub fn inspect_volume(&self, name: &str) -> Result<Volume, EngineError> {
         let dir = self.volumes_dir().join(name);
         if name.starts_with('.') || name.contains('/') || !dir.join("_data").is_dir() {
-            return Err(EngineError::InvalidArgument(format!(
-                "get {name}: no such volume"
-            )));
+            return Err(EngineError::VolumeNotFound(name.to_string()));
         }
         let meta: Meta = std::fs::read(dir.join("volume.json"))
             .ok()

@@ -247,11 +247,14 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
             message: "build interrupted: no image was written; the build cache is intact".into(),
         }
         .into()),
-        Err(BuildError::Failed(m)) => Err(StatusError {
-            code: 1,
-            message: m,
+        Err(e) => {
+            let message = e.to_string();
+            Err(StatusError {
+                code: crate::exit_code(&berth_engine::EngineError::from(e), crate::Verb::Daemon),
+                message,
+            }
+            .into())
         }
-        .into()),
     }
 }
 

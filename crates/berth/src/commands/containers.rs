@@ -439,10 +439,13 @@ fn create_events<'a>(
     }
 }
 
-fn engine_error(code: u8, e: EngineError) -> anyhow::Error {
+/// A failed run/create/start/wait of a container: Docker's line, and the exit status
+/// `crate::exit_code` gives for `run`.
+fn engine_error(e: EngineError) -> anyhow::Error {
+    let code = crate::exit_code(&e, crate::Verb::Run);
     match &e {
-        EngineError::Runtime(r) => status(
-            r.exit_code() as u8,
+        EngineError::Runtime(_) => status(
+            code,
             format!("Error response from daemon: failed to create task for container: OCI runtime create failed: {e}"),
         ),
         _ => status(code, format!("Error response from daemon: {e}")),
@@ -455,7 +458,7 @@ pub fn create(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let mut written = Ok(());
     let id = engine
         .create_container_with(&opts, &mut create_events(&mut cidfile, &mut written))
-        .map_err(|e| engine_error(125, e))?;
+        .map_err(engine_error)?;
     written?;
     println!("{id}");
     Ok(())
@@ -584,9 +587,7 @@ fn follow_until_exit(engine: &mut Engine, id: &str, streams: Streams) -> Result<
             .map(|st| explain_exit(id, &st).exit_code)
             .unwrap_or(255),
     };
-    engine
-        .wait_and_finish(id)
-        .map_err(|e| engine_error(125, e))?;
+    engine.wait_and_finish(id).map_err(engine_error)?;
     Ok(code)
 }
 
@@ -794,7 +795,7 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
         // Attached before the process runs: nothing it prints early is lost.
         let (id, client) = engine
             .run_container_attached(&opts, &mut note_id)
-            .map_err(|e| engine_error(125, e))?;
+            .map_err(engine_error)?;
         drop(note_id);
         cid_written?;
         let (_, dir) = engine.container_dir(&id)?;
@@ -802,13 +803,7 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
         if attach_client(client, &dir, stdin, a.tty, &detach_keys, streams)? {
             return Ok(());
         }
-        let code = explain_exit(
-            &id,
-            &engine
-                .wait_and_finish(&id)
-                .map_err(|e| engine_error(125, e))?,
-        )
-        .exit_code;
+        let code = explain_exit(&id, &engine.wait_and_finish(&id).map_err(engine_error)?).exit_code;
         if code != 0 {
             return Err(exit_status(code.clamp(0, 255) as u8));
         }
@@ -816,7 +811,7 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     }
     let id = engine
         .run_container(&opts, &mut note_id)
-        .map_err(|e| engine_error(125, e))?;
+        .map_err(engine_error)?;
     drop(note_id);
     cid_written?;
     if a.detach {
@@ -864,13 +859,8 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<()> {
                 )? {
                     return Ok(());
                 }
-                let code = explain_exit(
-                    &id,
-                    &engine
-                        .wait_and_finish(&id)
-                        .map_err(|e| engine_error(125, e))?,
-                )
-                .exit_code;
+                let code = explain_exit(&id, &engine.wait_and_finish(&id).map_err(engine_error)?)
+                    .exit_code;
                 if code != 0 {
                     return Err(exit_status(code.clamp(0, 255) as u8));
                 }
@@ -878,15 +868,11 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<()> {
             }
             Ok((_, None)) => println!("{name}"),
             Err(e) => {
-                let code = if let EngineError::Runtime(r) = &e {
-                    r.exit_code()
-                } else {
-                    1
-                };
+                let code = crate::exit_code(&e, crate::Verb::Start);
                 eprintln!("Error response from daemon: {e}");
                 failed = true;
                 if a.containers.len() == 1 {
-                    return Err(exit_status(if code == 125 { 1 } else { code as u8 }));
+                    return Err(exit_status(code));
                 }
             }
         }
@@ -1150,16 +1136,20 @@ pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<()> {
     };
     let mut cmd = match engine.exec_command(&a.container, &opts) {
         Ok(c) => c,
-        Err(EngineError::Runtime(r)) => {
-            let code = r.exit_code();
+        Err(e @ EngineError::Runtime(_)) => {
             return Err(status(
-                if code == 125 { 126 } else { code as u8 },
+                crate::exit_code(&e, crate::Verb::Exec),
                 format!(
-                    "OCI runtime exec failed: exec failed: unable to start container process: {r}"
+                    "OCI runtime exec failed: exec failed: unable to start container process: {e}"
                 ),
             ));
         }
-        Err(e) => return Err(status(1, format!("Error response from daemon: {e}"))),
+        Err(e) => {
+            return Err(status(
+                crate::exit_code(&e, crate::Verb::Exec),
+                format!("Error response from daemon: {e}"),
+            ))
+        }
     };
     if a.detach {
         use std::os::unix::process::CommandExt;

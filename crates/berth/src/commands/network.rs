@@ -251,7 +251,7 @@ fn rm(engine: &mut Engine, a: NetworkRmArgs) -> Result<()> {
     for n in &a.names {
         match engine.network_remove(n) {
             Ok(name) => println!("{name}"),
-            Err(e) if a.force && e.to_string().contains("not found") => {}
+            Err(e) if a.force && e.is_not_found() => {}
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
                 failed = true;

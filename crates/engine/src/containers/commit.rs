@@ -352,7 +352,7 @@ impl Engine {
         let mut op = self.store().begin_op();
         let made = match op.as_mut() {
             Ok(op) => make_layer(op, &dir.join("upper"), &stubs),
-            Err(_) => Err(EngineError::InvalidArgument("store".into())),
+            Err(_) => Err(EngineError::Internal("store".into())),
         };
         if paused {
             let _ = berth_runtime::unpause(&dir);
@@ -364,18 +364,18 @@ impl Engine {
         for l in &parent_layers {
             let (Some(d), Some(mt), Some(sz)) = (&l.blob_digest, &l.blob_media_type, l.blob_size)
             else {
-                return Err(EngineError::InvalidArgument(format!(
+                return Err(EngineError::Internal(format!(
                     "layer {} of the container's image has no stored archive",
                     l.chain_id
                 )));
             };
             let digest: Digest = d
                 .parse()
-                .map_err(|_| EngineError::InvalidArgument(format!("bad digest {d}")))?;
+                .map_err(|_| EngineError::Internal(format!("bad digest {d}")))?;
             let diff: Digest = l
                 .diff_id
                 .parse()
-                .map_err(|_| EngineError::InvalidArgument(format!("bad digest {}", l.diff_id)))?;
+                .map_err(|_| EngineError::Internal(format!("bad digest {}", l.diff_id)))?;
             layers.push((Descriptor::new(mt, digest, sz), diff, l.size, None, None));
         }
         let desc = Descriptor::new(media::OCI_LAYER, blob.digest.clone(), blob.size);
@@ -452,7 +452,7 @@ fn make_layer(
     drop(b);
     let unpacked = unpack
         .join()
-        .map_err(|_| EngineError::InvalidArgument("unpacking the committed layer failed".into()))?;
+        .map_err(|_| EngineError::Internal("unpacking the committed layer failed".into()))?;
     let stats = created.map_err(|e| EngineError::Layer {
         context: "creating the container's layer".into(),
         source: e,

@@ -212,7 +212,7 @@ impl Engine {
 
 impl ContainerRoot {
     fn not_found(&self, path: &str) -> EngineError {
-        EngineError::InvalidArgument(format!(
+        EngineError::NotFound(format!(
             "Could not find the file {path} in container {}",
             &self.id[..12.min(self.id.len())]
         ))

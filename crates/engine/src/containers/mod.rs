@@ -310,9 +310,10 @@ fn not_found(name: &str) -> EngineError {
 }
 
 fn name_conflict(name: &str, id: &str) -> EngineError {
-    EngineError::Conflict(format!(
-        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
-    ))
+    EngineError::NameInUse {
+        name: name.to_string(),
+        id: id.to_string(),
+    }
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
@@ -662,9 +663,8 @@ impl Engine {
     }
 
     fn save_record(&mut self, id: &str, rec: &ContainerRecord) -> Result<(), EngineError> {
-        let s = serde_json::to_string(rec).map_err(|e| {
-            EngineError::InvalidArgument(format!("serialising container record: {e}"))
-        })?;
+        let s = serde_json::to_string(rec)
+            .map_err(|e| EngineError::Internal(format!("serialising container record: {e}")))?;
         self.store_mut().update_container_record(id, &s)?;
         Ok(())
     }
@@ -849,7 +849,7 @@ impl Engine {
             .collect();
         if let Some(init) = &run.init {
             if !init.is_file() {
-                return Err(EngineError::InvalidArgument(format!(
+                return Err(EngineError::FailedPrecondition(format!(
                     "--init: {}: no such file: install tini (apt-get install tini) or set BERTH_INIT_PATH",
                     init.display()
                 )));
@@ -1028,9 +1028,8 @@ impl Engine {
                 berth_runtime::rootfs::unmount(&dir.join("rootfs"))
                     .map_err(EngineError::Runtime)?;
             }
-            let b = serde_json::to_vec_pretty(&spec).map_err(|e| {
-                EngineError::InvalidArgument(format!("serialising container spec: {e}"))
-            })?;
+            let b = serde_json::to_vec_pretty(&spec)
+                .map_err(|e| EngineError::Internal(format!("serialising container spec: {e}")))?;
             berth_runtime::util::write_atomic_deferred(&dir.join("container.json"), &b)
                 .map_err(io_err("writing container.json"))?;
             berth_runtime::health::write_probe(&dir, probe.as_ref())
@@ -1063,7 +1062,7 @@ impl Engine {
             restart_policy: Some(spec.restart.name.clone()),
         };
         let record = serde_json::to_string(&rec)
-            .map_err(|e| EngineError::InvalidArgument(format!("serialising record: {e}")))?;
+            .map_err(|e| EngineError::Internal(format!("serialising record: {e}")))?;
         let created_nanos = parse_rfc3339(&created)
             .and_then(|t| t.timestamp_nanos_opt())
             .unwrap_or(0);
@@ -1449,9 +1448,10 @@ impl Engine {
             return Ok(row.id);
         }
         if !live.running {
-            return Err(EngineError::Conflict(format!(
-                "cannot kill container: {name}: container {} is not running",
-                row.id
+            // dockerd's words: the API router wraps errNotRunning.
+            return Err(EngineError::FailedPrecondition(format!(
+                "Cannot kill container: {name}: {}",
+                EngineError::NotRunning(row.id)
             )));
         }
         let dir = self.container_dir_of(&row.id);
@@ -1945,10 +1945,7 @@ impl Engine {
             )));
         }
         if !live.running {
-            return Err(EngineError::Conflict(format!(
-                "container {} is not running",
-                row.id
-            )));
+            return Err(EngineError::NotRunning(row.id));
         }
         if live.paused {
             return Err(EngineError::Conflict(format!(
@@ -1988,10 +1985,7 @@ impl Engine {
     pub fn pause_container(&mut self, name: &str) -> Result<(), EngineError> {
         let (row, _rec, live) = self.load(name)?;
         if !live.running {
-            return Err(EngineError::Conflict(format!(
-                "container {} is not running",
-                row.id
-            )));
+            return Err(EngineError::NotRunning(row.id));
         }
         if live.paused {
             return Err(EngineError::Conflict(format!(
@@ -2022,10 +2016,7 @@ impl Engine {
     pub fn container_pids(&mut self, name: &str) -> Result<Vec<i32>, EngineError> {
         let (row, _rec, live) = self.load(name)?;
         if !live.running {
-            return Err(EngineError::Conflict(format!(
-                "container {} is not running",
-                row.id
-            )));
+            return Err(EngineError::NotRunning(row.id));
         }
         let mut pids = berth_runtime::cgroup::CgroupMode::detect().procs(&format!(
             "{}/{}",

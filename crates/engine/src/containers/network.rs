@@ -104,10 +104,18 @@ fn net_err(e: berth_network::Error) -> EngineError {
         berth_network::Error::Conflict(s) | berth_network::Error::PortInUse(s) => {
             EngineError::Conflict(s)
         }
-        berth_network::Error::Invalid(s) | berth_network::Error::NotFound(s) => {
-            EngineError::InvalidArgument(s)
-        }
-        other => EngineError::InvalidArgument(other.to_string()),
+        berth_network::Error::Invalid(s) => EngineError::InvalidArgument(s),
+        berth_network::Error::NotFound(s) => EngineError::NotFound(s),
+        other => EngineError::Network(other),
+    }
+}
+
+/// Looking up network `name`: Docker's "network … not found" when there is none, the manager's
+/// own error otherwise.
+fn network_lookup(name: &str) -> impl FnOnce(berth_network::Error) -> EngineError + '_ {
+    move |e| match e {
+        berth_network::Error::NotFound(_) => EngineError::NetworkNotFound(name.to_string()),
+        e => net_err(e),
     }
 }
 
@@ -255,11 +263,7 @@ impl Engine {
                         run.network = NetworkMode::None;
                         "none".into()
                     }
-                    Err(_) => {
-                        return Err(EngineError::InvalidArgument(format!(
-                            "network {other} not found"
-                        )))
-                    }
+                    Err(e) => return Err(network_lookup(other)(e)),
                 }
             }
         };
@@ -399,7 +403,7 @@ impl Engine {
         berth_runtime::util::create_dir_mode(&dir, 0o700)
             .map_err(io_err("creating the container directory"))?;
         let b = serde_json::to_vec_pretty(&plan)
-            .map_err(|e| EngineError::InvalidArgument(format!("serialising {PLAN_FILE}: {e}")))?;
+            .map_err(|e| EngineError::Internal(format!("serialising {PLAN_FILE}: {e}")))?;
         berth_runtime::util::write_atomic_deferred(&dir.join(PLAN_FILE), &b)
             .map_err(io_err("writing network.json"))?;
         let donor = Self::network_donor(mode).map(|d| self.container_dir_of(d));
@@ -444,7 +448,7 @@ impl Engine {
 
     fn save_plan(&self, id: &str, plan: &NetPlan) -> Result<(), EngineError> {
         let b = serde_json::to_vec_pretty(plan)
-            .map_err(|e| EngineError::InvalidArgument(format!("serialising {PLAN_FILE}: {e}")))?;
+            .map_err(|e| EngineError::Internal(format!("serialising {PLAN_FILE}: {e}")))?;
         berth_runtime::util::write_atomic(&self.container_dir_of(id).join(PLAN_FILE), &b)
             .map_err(io_err("writing network.json"))
     }
@@ -1006,9 +1010,7 @@ impl Engine {
         if net.network("bridge").is_err() {
             self.ensure_default_bridge()?;
         }
-        let n = net
-            .network(name)
-            .map_err(|_| EngineError::InvalidArgument(format!("network {name} not found")))?;
+        let n = net.network(name).map_err(network_lookup(name))?;
         let mut containers = serde_json::Map::new();
         for e in net.network_endpoints(&n.id).map_err(net_err)? {
             containers.insert(
@@ -1059,9 +1061,7 @@ impl Engine {
     pub fn network_remove(&self, name: &str) -> Result<String, EngineError> {
         let _ = self.network_gc_dead();
         let net = self.networking()?;
-        let n = net
-            .network(name)
-            .map_err(|_| EngineError::InvalidArgument(format!("network {name} not found")))?;
+        let n = net.network(name).map_err(network_lookup(name))?;
         if let Some(c) = self.containers_configured_for(&n.name)?.first() {
             if !n.is_predefined() {
                 return Err(EngineError::Conflict(format!(
@@ -1127,7 +1127,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let (row, _rec, live) = self.load(container)?;
         let mut plan = self.plan_of(&row.id).ok_or_else(|| {
-            EngineError::InvalidArgument(format!("container {container} has no network settings"))
+            EngineError::FailedPrecondition(format!(
+                "container {container} has no network settings"
+            ))
         })?;
         if !plan.bridged() {
             return Err(EngineError::Conflict(format!(
@@ -1138,7 +1140,7 @@ impl Engine {
         let n = self
             .networking()?
             .network(network)
-            .map_err(|_| EngineError::InvalidArgument(format!("network {network} not found")))?;
+            .map_err(network_lookup(network))?;
         let event = (n.id.clone(), n.name.clone());
         if plan.mode == n.name || plan.extra.iter().any(|x| x.network == n.name) {
             return Err(EngineError::Conflict(format!(
@@ -1204,11 +1206,11 @@ impl Engine {
         let n = self
             .networking()?
             .network(network)
-            .map_err(|_| EngineError::InvalidArgument(format!("network {network} not found")))?;
+            .map_err(network_lookup(network))?;
         let configured = plan.mode == n.name || plan.extra.iter().any(|x| x.network == n.name);
         let event = (n.id.clone(), n.name.clone());
         if !configured {
-            return Err(EngineError::InvalidArgument(format!(
+            return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not connected to network {}",
                 row.id, n.name
             )));

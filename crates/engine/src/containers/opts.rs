@@ -66,7 +66,7 @@ pub fn find_init() -> Result<PathBuf, EngineError> {
     if let Some(p) = std::env::var_os("BERTH_INIT_PATH").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         if !p.is_file() {
-            return Err(EngineError::InvalidArgument(format!(
+            return Err(EngineError::FailedPrecondition(format!(
                 "--init: BERTH_INIT_PATH={}: no such file: point it at a static init, or unset it and apt-get install tini",
                 p.display()
             )));
@@ -78,7 +78,7 @@ pub fn find_init() -> Result<PathBuf, EngineError> {
         .map(PathBuf::from)
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            EngineError::InvalidArgument(
+            EngineError::FailedPrecondition(
                 "--init: no init binary on this host (looked for /usr/bin/tini-static): install it with apt-get install tini, or set BERTH_INIT_PATH".to_string(),
             )
         })

@@ -255,7 +255,7 @@ pub(crate) fn build_commit(
     repo_digests: Vec<String>,
 ) -> Result<ImageCommit, EngineError> {
     let config_json = serde_json::to_string(&config)
-        .map_err(|e| EngineError::InvalidArgument(format!("image config: {e}")))?;
+        .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;
     let config_blob = op.stage_bytes(config_json.as_bytes())?;
     let manifest = Manifest::oci(
         config_blob.digest.clone(),
@@ -263,7 +263,7 @@ pub(crate) fn build_commit(
         layers.iter().map(|l| l.0.clone()).collect(),
     );
     let manifest_json = serde_json::to_vec(&manifest)
-        .map_err(|e| EngineError::InvalidArgument(format!("manifest: {e}")))?;
+        .map_err(|e| EngineError::Internal(format!("manifest: {e}")))?;
     commit_with_manifest(
         op,
         config,

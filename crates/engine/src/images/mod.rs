@@ -283,7 +283,7 @@ impl Engine {
         match named {
             Named::Reference(reference) => {
                 if !users.is_empty() && !force && row.tags.len() + row.repo_digests.len() <= 1 {
-                    return Err(EngineError::Conflict(format!(
+                    return Err(EngineError::ImageInUse(format!(
                         "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
                         name,
                         short_id(&users[0].id),
@@ -308,21 +308,21 @@ impl Engine {
             }
             Named::Id => {
                 if let Some(c) = users.iter().find(|c| self.container_row_running(c)) {
-                    return Err(EngineError::Conflict(format!(
+                    return Err(EngineError::ImageInUse(format!(
                         "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
                         short,
                         short_id(&c.id)
                     )));
                 }
                 if !users.is_empty() && !force {
-                    return Err(EngineError::Conflict(format!(
+                    return Err(EngineError::ImageInUse(format!(
                         "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
                         short,
                         short_id(&users[0].id)
                     )));
                 }
                 if !force && !is_single_reference(&row.tags, &row.repo_digests) {
-                    return Err(EngineError::Conflict(format!(
+                    return Err(EngineError::ImageInUse(format!(
                         "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
                     )));
                 }

@@ -149,7 +149,10 @@ pub(crate) fn client_error(e: ClientError) -> EngineError {
         }
         _ => e.to_string(),
     };
-    EngineError::Download(msg)
+    EngineError::Registry {
+        message: msg,
+        cause: e,
+    }
 }
 
 /// A runtime for one registry call.

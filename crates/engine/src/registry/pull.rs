@@ -185,9 +185,10 @@ impl Engine {
         let m = if from_index {
             let want = platform.cloned().unwrap_or_else(Platform::host);
             let entry = select_platform(&top.bytes, &want).map_err(|e| match e {
-                ClientError::NoMatchingPlatform(p) => EngineError::Download(format!(
-                    "no matching manifest for {p} in the manifest list entries"
-                )),
+                ClientError::NoMatchingPlatform(p) => EngineError::Registry {
+                    message: format!("no matching manifest for {p} in the manifest list entries"),
+                    cause: ClientError::NoMatchingPlatform(p),
+                },
                 e => client_error(e),
             })?;
             rt.block_on(client.get_manifest(&registry, &repo, &entry.digest.to_string()))
@@ -453,7 +454,7 @@ async fn run_jobs(
                 }
                 Some(Err(join)) => {
                     if first_error.is_none() {
-                        first_error = Some(EngineError::Download(format!("layer download failed: {join}")));
+                        first_error = Some(EngineError::Internal(format!("layer download failed: {join}")));
                     }
                     let _ = cancel.send(true);
                 }
@@ -467,7 +468,7 @@ async fn run_jobs(
         Some(e) => Err(e),
         None => {
             if *cancelled.borrow() {
-                return Err(EngineError::Download("pull cancelled".into()));
+                return Err(EngineError::Canceled("pull cancelled".into()));
             }
             Ok(done)
         }
@@ -513,7 +514,7 @@ async fn fetch_layer(
                 let next = tokio::select! {
                     biased;
                     _ = cancelled.changed() => {
-                        feed_error = Some(EngineError::Download("pull cancelled".into()));
+                        feed_error = Some(EngineError::Canceled("pull cancelled".into()));
                         break;
                     }
                     next = stream.next() => next,

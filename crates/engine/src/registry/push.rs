@@ -96,7 +96,7 @@ impl Engine {
                 .collect();
             refs.sort_by(|a, b| a.tag().cmp(&b.tag()));
             if refs.is_empty() {
-                return Err(EngineError::InvalidArgument(format!(
+                return Err(EngineError::NotFound(format!(
                     "An image does not exist locally with the tag: {}",
                     parsed.familiar_repository()
                 )));
@@ -111,7 +111,7 @@ impl Engine {
         let mut images = Vec::new();
         for r in &refs {
             let id = self.store().resolve_name(&r.to_string())?.ok_or_else(|| {
-                EngineError::InvalidArgument(format!(
+                EngineError::NotFound(format!(
                     "An image does not exist locally with the tag: {}",
                     r.familiar_string()
                 ))
@@ -150,7 +150,7 @@ impl Engine {
             .as_deref()
             .and_then(|d| d.parse().ok())
             .ok_or_else(|| {
-                EngineError::InvalidArgument(format!("image {} has no manifest to push", row.id))
+                EngineError::FailedPrecondition(format!("image {} has no manifest to push", row.id))
             })?;
         let media_type = row
             .manifest_media_type
@@ -158,7 +158,7 @@ impl Engine {
             .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
         let manifest_bytes = self.store().read_blob(&manifest_digest)?;
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
-            EngineError::InvalidArgument(format!("stored manifest {manifest_digest}: {e}"))
+            EngineError::Internal(format!("stored manifest {manifest_digest}: {e}"))
         })?;
         let sources = self.mount_sources(&registry, &repo)?;
         let mut jobs = Vec::new();
@@ -327,7 +327,7 @@ async fn upload_all(
                 }
                 Some(Err(join)) => {
                     if first_error.is_none() && !join.is_cancelled() {
-                        first_error = Some(EngineError::Download(format!("upload failed: {join}")));
+                        first_error = Some(EngineError::Internal(format!("upload failed: {join}")));
                         set.abort_all();
                     }
                 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 fn registry_error(e: berth_registry::RegistryError) -> EngineError {
-    EngineError::Download(e.to_string())
+    EngineError::RegistryServer(e)
 }
 
 /// Binds `cfg.addr` (port 0 picks a free port), calls `ready` with the bound address, and serves
