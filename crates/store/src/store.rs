@@ -354,59 +354,10 @@ impl Store {
             source: e,
         };
         for blob in &commit.blobs {
-            let key = blob.digest.to_string();
-            let exists = tx
-                .query_row("SELECT 1 FROM blobs WHERE digest = ?1", [&key], |_| Ok(()))
-                .optional()
-                .map_err(db_err)?
-                .is_some();
-            if exists {
-                continue;
-            }
-            let Some(staged) = &blob.staged else {
-                return Err(StoreError::BlobMissing(key));
-            };
-            let target = self.blob_path(&blob.digest);
-            op.journal(&JournalEntry::Placed(target.clone()))?;
-            fs::rename(&staged.path, &target).ctx(|| format!("placing {}", target.display()))?;
-            tx.execute(
-                "INSERT INTO blobs (digest, size, media_type) VALUES (?1, ?2, ?3)",
-                params![key, blob.size as i64, blob.media_type],
-            )
-            .map_err(db_err)?;
+            self.place_blob(&tx, op, blob)?;
         }
         for layer in &commit.layers {
-            let key = layer.chain_id.to_string();
-            let exists = tx
-                .query_row("SELECT 1 FROM layers WHERE chain_id = ?1", [&key], |_| {
-                    Ok(())
-                })
-                .optional()
-                .map_err(db_err)?
-                .is_some();
-            if exists {
-                continue;
-            }
-            let Some(staged) = &layer.staged else {
-                return Err(StoreError::Corrupt(format!(
-                    "layer {key} is neither stored nor staged"
-                )));
-            };
-            let target = self.layer_path(&layer.chain_id);
-            op.journal(&JournalEntry::Placed(target.clone()))?;
-            if let Err(e) = fs::rename(&staged.path, &target) {
-                // Under the write lock, a directory without a row is a dead operation's leftover.
-                if target.exists() {
-                    let junk = op.scratch_path("orphan");
-                    fs::rename(&target, &junk)
-                        .ctx(|| format!("moving aside {}", target.display()))?;
-                    fs::rename(&staged.path, &target)
-                        .ctx(|| format!("placing {}", target.display()))?;
-                } else {
-                    return Err(StoreError::io(format!("placing {}", target.display()), e));
-                }
-            }
-            insert_layer_row(&tx, &key, layer).map_err(db_err)?;
+            self.place_layer(&tx, op, layer)?;
         }
         let id = commit.id.to_string();
         let size: u64 = commit.layers.iter().map(|l| l.size).sum();
@@ -990,6 +941,94 @@ impl Store {
             .map_err(|e| self.db_err(e))
     }
 
+    /// Places `blob` unless the store has it: see [`Store::place`].
+    fn place_blob(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        op: &mut Op,
+        blob: &BlobCommit,
+    ) -> Result<(), StoreError> {
+        let key = blob.digest.to_string();
+        if self.row_exists(tx, "SELECT 1 FROM blobs WHERE digest = ?1", &key)? {
+            return Ok(());
+        }
+        let Some(staged) = &blob.staged else {
+            return Err(StoreError::BlobMissing(key));
+        };
+        self.place(op, &staged.path, &self.blob_path(&blob.digest), || {
+            tx.execute(
+                "INSERT INTO blobs (digest, size, media_type) VALUES (?1, ?2, ?3)",
+                params![key, blob.size as i64, blob.media_type],
+            )
+        })
+    }
+
+    /// Places `layer` unless the store has it: see [`Store::place`].
+    fn place_layer(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        op: &mut Op,
+        layer: &LayerCommit,
+    ) -> Result<(), StoreError> {
+        let key = layer.chain_id.to_string();
+        if self.row_exists(tx, "SELECT 1 FROM layers WHERE chain_id = ?1", &key)? {
+            return Ok(());
+        }
+        let Some(staged) = &layer.staged else {
+            return Err(StoreError::Corrupt(format!(
+                "layer {key} is neither stored nor staged"
+            )));
+        };
+        self.place(op, &staged.path, &self.layer_path(&layer.chain_id), || {
+            insert_layer_row(tx, &key, layer)
+        })
+    }
+
+    /// The crash rule for one object, the only place it is written: journal `placed`, rename
+    /// the staged file or directory to `target`, insert its row with `insert` (in the caller's
+    /// write transaction, which commits later). A process that dies after the rename and before
+    /// the commit leaves a journalled path without a row, which the next open removes
+    /// ([`Store::recover`]). The caller holds the write lock and saw no row, so a `target` that
+    /// exists is a dead operation's leftover: it is moved aside into the operation's scratch
+    /// area (a directory cannot be renamed over a non-empty one).
+    fn place(
+        &self,
+        op: &mut Op,
+        staged: &Path,
+        target: &Path,
+        insert: impl FnOnce() -> rusqlite::Result<usize>,
+    ) -> Result<(), StoreError> {
+        op.journal(&JournalEntry::Placed(target.to_path_buf()))?;
+        if let Err(e) = fs::rename(staged, target) {
+            if !target.exists() {
+                return Err(StoreError::io(format!("placing {}", target.display()), e));
+            }
+            let junk = op.scratch_path("orphan");
+            fs::rename(target, &junk).ctx(|| format!("moving aside {}", target.display()))?;
+            fs::rename(staged, target).ctx(|| format!("placing {}", target.display()))?;
+        }
+        #[cfg(test)]
+        if tests::CRASH_AFTER_RENAME.with(|c| c.get()) {
+            return Err(StoreError::Corrupt(
+                "simulated crash after the rename".into(),
+            ));
+        }
+        insert().map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    fn row_exists(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        sql: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        tx.query_row(sql, [key], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.db_err(e))
+    }
+
     /// Records a build step: places its staged layer and blob (when the store does not have
     /// them yet) and inserts the cache row, in one write transaction. `layer`, when given, is
     /// the step's new layer, whose chain ID is `top`; `top` is the stack after the step.
@@ -1011,53 +1050,8 @@ impl Store {
             source: e,
         };
         if let Some((layer, blob)) = layer {
-            let bkey = blob.digest.to_string();
-            let has_blob = tx
-                .query_row("SELECT 1 FROM blobs WHERE digest = ?1", [&bkey], |_| Ok(()))
-                .optional()
-                .map_err(db_err)?
-                .is_some();
-            if !has_blob {
-                let Some(staged) = &blob.staged else {
-                    return Err(StoreError::BlobMissing(bkey));
-                };
-                let target = self.blob_path(&blob.digest);
-                op.journal(&JournalEntry::Placed(target.clone()))?;
-                fs::rename(&staged.path, &target)
-                    .ctx(|| format!("placing {}", target.display()))?;
-                tx.execute(
-                    "INSERT INTO blobs (digest, size, media_type) VALUES (?1, ?2, ?3)",
-                    params![bkey, blob.size as i64, blob.media_type],
-                )
-                .map_err(db_err)?;
-            }
-            let lkey = layer.chain_id.to_string();
-            let has_layer = tx
-                .query_row("SELECT 1 FROM layers WHERE chain_id = ?1", [&lkey], |_| {
-                    Ok(())
-                })
-                .optional()
-                .map_err(db_err)?
-                .is_some();
-            if !has_layer {
-                let Some(staged) = &layer.staged else {
-                    return Err(StoreError::Corrupt(format!(
-                        "layer {lkey} is neither stored nor staged"
-                    )));
-                };
-                let target = self.layer_path(&layer.chain_id);
-                op.journal(&JournalEntry::Placed(target.clone()))?;
-                if target.exists() {
-                    // Under the write lock, a directory without a row is a dead operation's
-                    // leftover.
-                    let junk = op.scratch_path("orphan");
-                    fs::rename(&target, &junk)
-                        .ctx(|| format!("moving aside {}", target.display()))?;
-                }
-                fs::rename(&staged.path, &target)
-                    .ctx(|| format!("placing {}", target.display()))?;
-                insert_layer_row(&tx, &lkey, layer).map_err(db_err)?;
-            }
+            self.place_blob(&tx, op, blob)?;
+            self.place_layer(&tx, op, layer)?;
         }
         if let Some(top) = top {
             // A cached stack whose layers were collected in the meantime is not recorded.
@@ -1169,4 +1163,236 @@ fn insert_layer_row(
             blob_size
         ],
     )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes [`Store::place`] fail right after its rename, as a process killed there would
+        /// stop: the file is in place, the journal says so, the row was never committed.
+        pub(crate) static CRASH_AFTER_RENAME: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn open(dir: &Path) -> Store {
+        Store::open(&dir.join("root"), &dir.join("run")).unwrap()
+    }
+
+    /// An image of `layers` (content names); each layer has a compressed blob named after
+    /// it too. Returns the commit, with everything staged in `op`.
+    fn image(op: &mut Op, config: &str, layers: &[&str]) -> ImageCommit {
+        let config_blob = op.stage_bytes(config.as_bytes()).unwrap();
+        let mut blobs = vec![BlobCommit {
+            digest: config_blob.digest.clone(),
+            size: config_blob.size,
+            media_type: None,
+            staged: Some(config_blob.clone()),
+        }];
+        let mut commits = Vec::new();
+        let mut parent: Option<Digest> = None;
+        for name in layers {
+            let blob = op
+                .stage_bytes(format!("blob of {name}").as_bytes())
+                .unwrap();
+            let dir = op.layer_dir().unwrap();
+            fs::write(dir.path.join("file"), name).unwrap();
+            let diff = Digest::of(name.as_bytes());
+            let chain = match &parent {
+                None => diff.clone(),
+                Some(p) => Digest::of(format!("{p} {diff}").as_bytes()),
+            };
+            commits.push(LayerCommit {
+                chain_id: chain.clone(),
+                diff_id: diff,
+                parent: parent.clone(),
+                size: name.len() as u64,
+                blob: Some((blob.digest.clone(), "x".into(), blob.size)),
+                staged: Some(dir),
+            });
+            blobs.push(BlobCommit {
+                digest: blob.digest.clone(),
+                size: blob.size,
+                media_type: None,
+                staged: Some(blob),
+            });
+            parent = Some(chain);
+        }
+        ImageCommit {
+            id: config_blob.digest.clone(),
+            config_json: config.into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            manifest: None,
+            blobs,
+            layers: commits,
+            tags: vec![],
+            repo_digests: vec![],
+            parent: None,
+        }
+    }
+
+    /// What a process killed inside a commit leaves: its staging area with the journal and
+    /// no lock holder. Copies `op`'s journal into such a directory, then drops `op`.
+    fn die(root: &Path, op: Op) {
+        let dead = root.join("tmp/op-killed");
+        fs::create_dir_all(&dead).unwrap();
+        fs::write(dead.join("lock"), "").unwrap();
+        fs::copy(op.dir().join("journal"), dead.join("journal")).unwrap();
+        drop(op);
+    }
+
+    fn crash_during(f: impl FnOnce() -> Result<(), StoreError>) {
+        CRASH_AFTER_RENAME.with(|c| c.set(true));
+        let r = f();
+        CRASH_AFTER_RENAME.with(|c| c.set(false));
+        let e = r.expect_err("the commit stops at the simulated crash");
+        assert!(e.to_string().contains("simulated crash"), "{e}");
+    }
+
+    #[test]
+    fn an_image_commit_killed_between_rename_and_commit_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let mut store = open(dir.path());
+        let mut op = store.begin_op().unwrap();
+        let commit = image(&mut op, "{\"a\":1}", &["l1"]);
+        crash_during(|| store.commit_image(&mut op, &commit));
+        // The first placement (the config blob) happened; its row did not.
+        let placed = store.blob_path(&commit.blobs[0].digest);
+        assert!(placed.exists());
+        assert!(!store.has_blob(&commit.blobs[0].digest).unwrap());
+        die(&root, op);
+        drop(store);
+
+        let mut store = open(dir.path());
+        assert!(!placed.exists(), "the placed blob without a row is removed");
+        assert!(!root.join("tmp/op-killed").exists());
+        assert!(store.images().unwrap().is_empty());
+        // The same image commits cleanly afterwards.
+        let mut op = store.begin_op().unwrap();
+        let commit = image(&mut op, "{\"a\":1}", &["l1"]);
+        store.commit_image(&mut op, &commit).unwrap();
+        op.finish();
+        assert!(placed.exists());
+        assert!(store.has_layer(&commit.layers[0].chain_id).unwrap());
+    }
+
+    #[test]
+    fn a_cache_commit_killed_between_rename_and_commit_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let mut store = open(dir.path());
+        let mut op = store.begin_op().unwrap();
+        let commit = image(&mut op, "{}", &["step"]);
+        let (layer, blob) = (&commit.layers[0], &commit.blobs[1]);
+        // Let the blob be placed; stop after the layer directory's rename.
+        store
+            .commit_cache(&mut op, Some((layer, blob)), "k0", None, "t")
+            .unwrap();
+        let mut op2 = store.begin_op().unwrap();
+        let other = image(&mut op2, "{}", &["step2"]);
+        let (layer2, blob2) = (&other.layers[0], &other.blobs[1]);
+        crash_during(|| {
+            store.commit_cache(
+                &mut op2,
+                Some((layer2, blob2)),
+                "k1",
+                Some(&layer2.chain_id),
+                "t",
+            )
+        });
+        let placed_blob = store.blob_path(&blob2.digest);
+        assert!(placed_blob.exists());
+        die(&root, op2);
+        op.finish();
+        drop(store);
+
+        let store = open(dir.path());
+        assert!(
+            !placed_blob.exists(),
+            "the placed blob without a row is removed"
+        );
+        assert!(!store.layer_path(&layer2.chain_id).exists());
+        assert!(store.cache_get("k1").unwrap().is_none());
+        // The step committed before the crash is untouched.
+        assert!(store.has_layer(&layer.chain_id).unwrap());
+        assert!(store.layer_path(&layer.chain_id).join("file").exists());
+    }
+
+    #[test]
+    fn placing_over_a_dead_operations_leftover_moves_it_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let mut op = store.begin_op().unwrap();
+        let commit = image(&mut op, "{}", &["l1"]);
+        // A directory where the layer goes, with no row: what a killed commit leaves when its
+        // journal is lost.
+        let target = store.layer_path(&commit.layers[0].chain_id);
+        fs::create_dir_all(target.join("stale")).unwrap();
+        store.commit_image(&mut op, &commit).unwrap();
+        op.finish();
+        assert!(!target.join("stale").exists());
+        assert_eq!(fs::read_to_string(target.join("file")).unwrap(), "l1");
+    }
+
+    #[test]
+    fn deleting_an_image_deletes_exactly_what_no_other_image_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let mut op = store.begin_op().unwrap();
+        let a = image(&mut op, "{\"a\":1}", &["base", "only-a"]);
+        store.commit_image(&mut op, &a).unwrap();
+        op.finish();
+        let mut op = store.begin_op().unwrap();
+        // b shares `base` (same chain, same blob) with a.
+        let b = image(&mut op, "{\"b\":1}", &["base", "only-b"]);
+        store.commit_image(&mut op, &b).unwrap();
+        op.finish();
+        let digest = |c: &BlobCommit| c.digest.to_string();
+
+        let removed = store.delete_image(&a.id.to_string()).unwrap();
+        let layers: Vec<&str> = removed.layers.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(layers, vec![a.layers[1].chain_id.to_string()]);
+        let mut blobs: Vec<String> = removed.blobs.iter().map(|(d, _)| d.clone()).collect();
+        blobs.sort();
+        let mut want = vec![digest(&a.blobs[0]), digest(&a.blobs[2])];
+        want.sort();
+        assert_eq!(blobs, want, "a's config and its own layer's blob");
+        assert!(!store.layer_path(&a.layers[1].chain_id).exists());
+        assert!(!store.blob_path(&a.blobs[2].digest).exists());
+        for l in &b.layers {
+            assert!(store.has_layer(&l.chain_id).unwrap());
+            assert!(store.layer_path(&l.chain_id).join("file").exists());
+        }
+        for bl in &b.blobs {
+            assert!(store.has_blob(&bl.digest).unwrap());
+            assert!(store.blob_path(&bl.digest).exists());
+        }
+
+        // A build cache row keeps its stack (and the stack's blobs) after the last image goes.
+        let mut op = store.begin_op().unwrap();
+        store
+            .commit_cache(&mut op, None, "step", Some(&b.layers[1].chain_id), "t")
+            .unwrap();
+        op.finish();
+        let removed = store.delete_image(&b.id.to_string()).unwrap();
+        assert!(removed.layers.is_empty(), "{:?}", removed.layers);
+        assert_eq!(
+            removed
+                .blobs
+                .iter()
+                .map(|(d, _)| d.clone())
+                .collect::<Vec<_>>(),
+            vec![digest(&b.blobs[0])],
+            "only the config goes"
+        );
+        assert!(store.has_layer(&b.layers[0].chain_id).unwrap());
+        assert!(store.blob_path(&b.blobs[1].digest).exists());
+        assert_eq!(store.counts().unwrap().0, 0);
+        assert!(matches!(
+            store.delete_image(&b.id.to_string()),
+            Err(StoreError::ImageNotFound(_))
+        ));
+    }
 }
