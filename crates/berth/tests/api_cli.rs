@@ -598,6 +598,17 @@ fn bad_requests_get_dockerd_answers_and_the_server_keeps_serving() {
         "{}",
         message(&body)
     );
+    // The engine's rules answer for the API as for the CLI.
+    let (status, _, body) = http(
+        &s.sock,
+        "POST",
+        "/v1.50/containers/create",
+        br#"{"Image":"busybox","HostConfig":{"Memory":1024}}"#,
+    );
+    assert_eq!(
+        (status, message(&body).as_str()),
+        (400, "Minimum memory limit allowed is 6MB")
+    );
     let huge = vec![b' '; 11 << 20];
     let (status, _, _) = http(&s.sock, "POST", "/v1.50/containers/create", &huge);
     assert_eq!(status, 413);

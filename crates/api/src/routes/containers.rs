@@ -123,13 +123,9 @@ async fn create(state: &Arc<State>, call: Call) -> ApiResult {
     let o = created.options;
     let id = state
         .pool
-        .run(move |e| {
-            // A missing image is dockerd's 404, on which the docker CLI pulls and retries; the
-            // engine would pull on its own otherwise.
-            e.resolve_image(&o.image)
-                .map_err(|_| EngineError::ImageNotFound(o.image.clone()))?;
-            e.create_container(&o)
-        })
+        // With `pull: Never` a missing image is the engine's not-found: dockerd's 404, on which
+        // the docker CLI pulls and retries.
+        .run(move |e| e.create_container(&o))
         .await?;
     Ok(json_response(
         StatusCode::CREATED,

@@ -126,6 +126,8 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
         security_opt: Vec::new(),
         healthcheck: None,
         host: HostOptions::default(),
+        // dockerd's create never pulls: a missing image is a 404, on which clients pull.
+        pull: berth_engine::registry::PullPolicy::Never,
     };
     let mut attach = (false, false, false);
     let c = "Config";
@@ -157,7 +159,7 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
             }
             "StopSignal" => run.stop_signal = string(c, k, v)?,
             "StopTimeout" => {
-                run.stop_timeout = int(c, k, v)?.map(|t| t.max(0) as u32);
+                run.stop_timeout = int(c, k, v)?;
             }
             "ExposedPorts" => {
                 if let Value::Object(m) = v {
@@ -195,7 +197,6 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
         ));
     }
     let h = "HostConfig";
-    let mut memory: Option<i64> = None;
     for (k, v) in &host {
         match k.as_str() {
             "Binds" => o.binds.extend(strings(h, k, v)?),
@@ -306,19 +307,10 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
                 }
             }
             "Runtime" => o.runtime = string(h, k, v)?,
-            "CpuShares" => {
-                run.cpu_shares = match int(h, k, v)? {
-                    Some(n) if n < 0 => {
-                        return Err(ApiError::bad_request(
-                            "invalid CPU shares: must be positive",
-                        ))
-                    }
-                    Some(n) if n > 0 => Some(n as u64),
-                    _ => None,
-                }
-            }
-            "Memory" => memory = int(h, k, v)?.filter(|n| *n != 0),
-            "MemorySwap" => run.memory_swap = int(h, k, v)?.filter(|n| *n != 0),
+            // Numbers go to the engine as they came: it applies dockerd's rules to them.
+            "CpuShares" => run.cpu_shares = int(h, k, v)?,
+            "Memory" => run.memory = int(h, k, v)?,
+            "MemorySwap" => run.memory_swap = int(h, k, v)?,
             "MemoryReservation" => o.host.memory_reservation = int(h, k, v)?.filter(|n| *n != 0),
             "MemorySwappiness" => {
                 o.host.memory_swappiness = int(h, k, v)?.filter(|n| *n != -1);
@@ -385,43 +377,6 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
             }
             _ if is_zero(v) => {}
             _ => return Err(unsupported(h, k)),
-        }
-    }
-    if let Some(m) = memory {
-        if m > 0 && m < 6 * 1024 * 1024 {
-            return Err(ApiError::bad_request("Minimum memory limit allowed is 6MB"));
-        }
-        run.memory = Some(m);
-    }
-    if let Some(sw) = run.memory_swap {
-        if sw > 0 && run.memory.map(|m| sw < m).unwrap_or(true) {
-            return Err(ApiError::bad_request(if run.memory.is_none() {
-                "You should always set the Memory limit when using Memoryswap limit, see usage"
-            } else {
-                "Minimum memoryswap limit should be larger than memory limit, see usage"
-            }));
-        }
-    }
-    if let Some(w) = &run.workdir {
-        if !w.starts_with('/') {
-            return Err(ApiError::bad_request(format!(
-                "the working directory '{w}' is invalid, it needs to be an absolute path"
-            )));
-        }
-    }
-    for s in &o.security_opt {
-        match s.as_str() {
-            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
-                run.no_new_privileges = true
-            }
-            "no-new-privileges=false" | "no-new-privileges:false" => {}
-            "seccomp=unconfined" | "seccomp:unconfined" => run.seccomp_unconfined = true,
-            "apparmor=unconfined" | "apparmor:unconfined" | "label=disable" | "label:disable" => {}
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid --security-opt: {other:?}"
-                )))
-            }
         }
     }
     networking_config(&networking, &mut o)?;

@@ -482,13 +482,7 @@ async fn run_exec<C>(
             if let Some(e) = sp.child.stderr.take() {
                 outs.push((2, Box::new(e)));
             }
-            (
-                sp.child
-                    .stdin
-                    .take()
-                    .map(|i| Box::new(i) as Writer),
-                outs,
-            )
+            (sp.child.stdin.take().map(|i| Box::new(i) as Writer), outs)
         }
     };
     let tty = s.tty;
