@@ -983,3 +983,99 @@ fn buildkit_config_and_history_details() {
     let at = err.find("[3/4] COPY nothere.txt .").expect(&err);
     assert!(err[at..].contains("ERROR: COPY failed"), "{err}");
 }
+
+#[test]
+fn check_reproducible_names_what_differs() {
+    let b = Berth::with_busybox();
+    // Deterministic steps and a fixed epoch: the second, uncached build is the same image.
+    let dir = ctx(
+        &b,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nWORKDIR /app\nCOPY a.txt .\nRUN echo same > /app/made\n",
+            ),
+            ("a.txt", "a\n"),
+        ],
+    );
+    let out = b
+        .command()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args([
+            "build",
+            "--check-reproducible",
+            "-t",
+            "good",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Reproducible: the build without the cache gave the same image sha256:"),
+        "{err}"
+    );
+    let images = b.ok(&["images", "-q"]);
+    assert_eq!(
+        images.lines().count(),
+        2,
+        "busybox and good only:\n{images}"
+    );
+
+    // A step whose output changes on every run: the report names the layer, the step, the
+    // file and the field, and the status says it failed.
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo stable > /stable && cat /proc/sys/kernel/random/uuid > /id\n",
+        )],
+    );
+    let out = b
+        .command()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args([
+            "build",
+            "--check-reproducible",
+            "-t",
+            "bad",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("NOT reproducible"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("/id:"))
+        .unwrap_or_else(|| panic!("no line for /id:\n{err}"));
+    assert!(
+        line.contains("layer 2 (RUN /bin/sh -c echo stable"),
+        "{line}"
+    );
+    assert!(line.contains("content sha256:"), "{line}");
+    assert!(
+        !err.contains("/stable:"),
+        "an unchanged file is not reported:\n{err}"
+    );
+    // The first build is kept and tagged; the comparison image is gone.
+    assert!(!inspect(&b, "bad", "{{.Id}}").is_empty());
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 3);
+
+    // Without an epoch, the timestamps differ and the hint says what to do.
+    let out = b
+        .command()
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["build", "--check-reproducible", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("config.created"), "{err}");
+    assert!(
+        err.contains("Hint: timestamps differ; set SOURCE_DATE_EPOCH"),
+        "{err}"
+    );
+}

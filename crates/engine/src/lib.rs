@@ -6,6 +6,7 @@
 //! logic of its own.
 
 pub mod build;
+pub mod build_check;
 pub mod containers;
 mod error;
 pub mod events;

@@ -1,6 +1,6 @@
 //! `berth build` and `berth builder prune`.
 
-use crate::StatusError;
+use crate::{exit_status, StatusError};
 use anyhow::Result;
 use berth_engine::build::{BuildError, BuildOptions, Progress, ProgressMode};
 use berth_engine::Engine;
@@ -52,6 +52,10 @@ pub struct BuildArgs {
     /// Set target platform for build
     #[arg(long)]
     pub platform: Option<String>,
+    /// Build a second time without the cache and report every difference between the two
+    /// images (exit status 1 when they differ)
+    #[arg(long)]
+    pub check_reproducible: bool,
     /// Build context: a directory, or "-" (a Dockerfile on stdin, no context)
     pub path: String,
 }
@@ -240,6 +244,9 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
             if a.quiet {
                 println!("{}", out.id);
             }
+            if a.check_reproducible {
+                return check_reproducible(engine, &opts, &out, mode);
+            }
             Ok(())
         }
         Err(BuildError::Interrupted) => Err(StatusError {
@@ -256,6 +263,47 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
             .into())
         }
     }
+}
+
+/// `--check-reproducible`: the second, uncached build and what differs.
+fn check_reproducible(
+    engine: &mut Engine,
+    opts: &BuildOptions,
+    first: &berth_engine::build::BuildOutput,
+    mode: ProgressMode,
+) -> Result<()> {
+    eprintln!("Checking reproducibility: building again without the cache");
+    let mut progress = Progress::new(mode, Box::new(std::io::stderr()));
+    let report = engine.check_reproducible(opts, first, &mut progress);
+    progress.finish();
+    let report = report?;
+    if report.reproducible() {
+        eprintln!(
+            "Reproducible: the build without the cache gave the same image {}",
+            report.first
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "NOT reproducible: the build without the cache gave {} instead of {}",
+        report.second, report.first
+    );
+    for d in &report.differences {
+        eprintln!("  {d}");
+    }
+    if report.total > report.differences.len() {
+        eprintln!("  … and {} more", report.total - report.differences.len());
+    }
+    if report
+        .differences
+        .iter()
+        .any(|d| d.contains("created") || d.contains("mtime"))
+    {
+        eprintln!(
+            "Hint: timestamps differ; set SOURCE_DATE_EPOCH (for example SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)) to stamp and clamp them"
+        );
+    }
+    Err(exit_status(1))
 }
 
 pub fn prune(engine: &mut Engine, a: BuilderPruneArgs) -> Result<()> {
