@@ -1,9 +1,10 @@
 #!/bin/bash
 # Records Docker 20.10's output for the command lines in cases.jsonl into recorded.jsonl, which
 # crates/berth/tests/parity.rs compares berth against. Runs a private dockerd (Debian's
-# docker.io) with its own data root and socket under a temp dir, without iptables rules or a
-# default bridge (--iptables=false --bridge=none), so the host's firewall and networks stay as
-# they are; it is stopped and its data removed at the end, also on failure.
+# docker.io) with its own data root and socket under a temp dir and without iptables rules
+# (--iptables=false: published ports go through docker-proxy alone), so the host's firewall
+# stays as it is; its default bridge docker0 gets 172.31.254.1/24, and is deleted with
+# everything else at the end, also on failure. Run it when no other dockerd is running.
 #
 #   sudo crates/berth/tests/parity/record.sh
 #
@@ -23,6 +24,10 @@ docker=/usr/bin/docker # Debian's 20.10 CLI (/usr/local/bin/docker may be a newe
 work=$(mktemp -d /tmp/berth-parity-record.XXXXXX)
 sock=$work/docker.sock
 pid=
+if ip link show docker0 >/dev/null 2>&1; then
+	echo "record.sh: docker0 exists (another dockerd?): stop it first" >&2
+	exit 1
+fi
 cleanup() {
 	set +e
 	if [ -n "$pid" ]; then
@@ -33,12 +38,13 @@ cleanup() {
 	# What dockerd and its containerd left mounted under the data root.
 	grep -o " $work[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
 	rm -rf "$work"
+	ip link del docker0 2>/dev/null
 	return 0
 }
 trap cleanup EXIT
 
 /usr/sbin/dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
-	-H "unix://$sock" --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
+	-H "unix://$sock" --iptables=false --ip6tables=false --ip-masq=false --bip 172.31.254.1/24 \
 	--storage-driver overlay2 --exec-opt native.cgroupdriver=cgroupfs \
 	>"$work/dockerd.log" 2>&1 &
 pid=$!
