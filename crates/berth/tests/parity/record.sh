@@ -6,12 +6,15 @@
 # stays as it is; its default bridge docker0 gets 172.31.254.1/24, and is deleted with
 # everything else at the end, also on failure. Run it when no other dockerd is running.
 #
-#   sudo crates/berth/tests/parity/record.sh
+#   sudo crates/berth/tests/parity/record.sh           # rewrite recorded.jsonl
+#   sudo crates/berth/tests/parity/record.sh --check   # record afresh and diff against it (exit 1 on a difference)
 #
 # Outputs are normalised as the test normalises berth's: container IDs printed alone are <ID>,
 # the short ID of the image `other` is {other}, the data root is /var/lib/docker.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+check=false
+[ "${1:-}" = --check ] && check=true
 docker=/usr/bin/docker # Debian's 20.10 CLI (/usr/local/bin/docker may be a newer one)
 [ -x /usr/sbin/dockerd ] && [ -x "$docker" ] || {
 	echo "record.sh: needs dockerd and the docker CLI: apt-get install docker.io" >&2
@@ -63,7 +66,9 @@ tar --sort=name --mtime=@0 --owner=0 --group=0 -C "$root" -cf "$work/busybox.tar
 other=$("$docker" import -c 'CMD ["sh"]' "$work/busybox.tar" other)
 other=${other:7:12}
 
-python3 - "$here/cases.jsonl" "$here/recorded.jsonl" "$docker" "$other" "$work/data" <<'PY'
+target=$here/recorded.jsonl
+$check && target=$work/recorded.jsonl
+python3 - "$here/cases.jsonl" "$target" "$docker" "$other" "$work/data" <<'PY'
 import json, re, subprocess, sys
 cases, out, docker, other, data = sys.argv[1:]
 def norm(s):
@@ -83,3 +88,7 @@ with open(cases) as f, open(out, "w") as w:
         print(f"{p.returncode} {' '.join(args)}", file=sys.stderr)
 PY
 "$docker" version --format 'recorded with docker {{.Client.Version}} / dockerd {{.Server.Version}}' >&2
+if $check; then
+	diff -u "$here/recorded.jsonl" "$target"
+	echo "record.sh: the recordings match this dockerd" >&2
+fi
