@@ -405,6 +405,13 @@ fn wait_blocking(
             },
         }
     }
+    // A `--rm` container is finished here as a foreground `run` finishes it (unmounted,
+    // network released, removed) rather than by its exit hook, which waits for this lock: the
+    // answer does not wait for another process. Both are idempotent; containers with a restart
+    // policy are left to the hook.
+    if e.container_spec(id).is_ok_and(|s| s.auto_remove) {
+        let _ = e.wait_and_finish(id);
+    }
     drop(lock);
     if cond == Condition::Removed {
         loop {

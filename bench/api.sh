@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Engine API figures: the docker CLI 28 (/usr/local/bin/docker) against `berth serve`:
+# `docker run --rm busybox true`, `docker ps -a` with 100 containers, `docker exec ctr true`,
+# and the idle server's RSS. dockerd 20.10 (Debian docker.io) side by side when it is installed
+# (DOCKERD=0 skips it): started here with its own containerd, data root and socket under the
+# scratch directory, without touching the host's firewall (--iptables=false), and stopped at
+# the end. Both get the same busybox image, imported from the host's busybox-static.
+#
+#   bench/api.sh                         # release build; results in bench/out/api-*.json
+#   RUNS=20 BERTH=target/debug/berth bench/api.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+[ -n "${BERTH:-}" ] || { cargo build --release -q -p berth -p berth-runtime; BERTH=$CARGO_TARGET_DIR/release/berth; }
+BERTH=$(realpath "$BERTH")
+DOCKER=${DOCKER:-/usr/local/bin/docker}
+RUNS=${RUNS:-20}
+DOCKERD=${DOCKERD:-1}
+[ -x /usr/sbin/dockerd ] || DOCKERD=0
+W=${W:-$(mktemp -d /var/tmp/berth-api-bench.XXXXXX)}
+OUT=bench/out
+mkdir -p "$OUT"
+export BERTH_ROOT=$W/root BERTH_RUNROOT=$W/run DOCKER_CONFIG=$W/docker-config
+B=unix://$W/berth.sock
+D=unix://$W/docker.sock
+pids=()
+cleanup() {
+    "$BERTH" ps -aq --no-trunc | xargs -r "$BERTH" rm -f >/dev/null 2>&1 || true
+    if [ "$DOCKERD" = 1 ] && [ -S "$W/docker.sock" ]; then
+        "$DOCKER" -H "$D" ps -aq | xargs -r "$DOCKER" -H "$D" rm -f >/dev/null 2>&1 || true
+    fi
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
+    [ "$DOCKERD" = 1 ] && ip link del docker0 2>/dev/null || true
+    grep -o " $W[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$W" 2>/dev/null || echo "bench/api.sh: left $W behind (busy mounts)" >&2
+}
+trap cleanup EXIT
+
+# The busybox image from the host's busybox-static.
+mkdir -p "$W/rootfs/bin" "$W/rootfs/etc" "$W/rootfs/tmp"
+cp /bin/busybox "$W/rootfs/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$W/rootfs/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$W/rootfs/etc/passwd"
+tar -C "$W/rootfs" -cf "$W/busybox.tar" .
+"$BERTH" import -c 'CMD ["sh"]' "$W/busybox.tar" busybox >/dev/null
+
+wait_sock() { for _ in $(seq 300); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "no socket $1" >&2; return 1; }
+
+"$BERTH" serve -H "$B" 2>"$W/serve.log" &
+pids+=($!)
+SERVE=$!
+wait_sock "$W/berth.sock"
+"$DOCKER" -H "$B" version >/dev/null
+
+engines=(berth)
+if [ "$DOCKERD" = 1 ]; then
+    containerd --root "$W/containerd" --state "$W/containerd-state" --address "$W/containerd.sock" \
+        >"$W/containerd.log" 2>&1 &
+    pids+=($!)
+    wait_sock "$W/containerd.sock"
+    dockerd --containerd="$W/containerd.sock" --data-root "$W/docker" --exec-root "$W/docker-exec" \
+        --pidfile "$W/docker.pid" -H "$D" --iptables=false --ip6tables=false \
+        >"$W/dockerd.log" 2>&1 &
+    pids+=($!)
+    wait_sock "$W/docker.sock"
+    for _ in $(seq 100); do "$DOCKER" -H "$D" version >/dev/null 2>&1 && break; sleep 0.2; done
+    "$DOCKER" -H "$D" import -c 'CMD ["sh"]' "$W/busybox.tar" busybox >/dev/null
+    engines+=(docker)
+fi
+host() { case $1 in berth) echo "$B";; docker) echo "$D";; esac; }
+
+# Idle RSS of the server, after it answered a few requests.
+for _ in 1 2 3; do "$DOCKER" -H "$B" ps >/dev/null; done
+sleep 1
+echo "berth serve idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$SERVE/status)" | tee "$OUT/api-rss.txt"
+if [ "$DOCKERD" = 1 ]; then
+    echo "dockerd idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$(cat "$W/docker.pid")/status) (+ containerd: $(awk '/VmRSS/ {print $2, $3}' /proc/${pids[1]}/status))" | tee -a "$OUT/api-rss.txt"
+fi
+
+cmds=()
+for e in "${engines[@]}"; do cmds+=("$DOCKER -H $(host "$e") run --rm busybox true"); done
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/api-run.json" "${cmds[@]}"
+
+cmds=()
+for e in "${engines[@]}"; do
+    "$DOCKER" -H "$(host "$e")" run -d --name bench-exec busybox sleep 100000 >/dev/null
+    cmds+=("$DOCKER -H $(host "$e") exec bench-exec true")
+done
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/api-exec.json" "${cmds[@]}"
+
+# 100 containers (99 created + the exec one), listed with ps -a.
+for _ in $(seq 99); do "$BERTH" create busybox true >/dev/null; done
+if [ "$DOCKERD" = 1 ]; then
+    for _ in $(seq 99); do "$DOCKER" -H "$D" create busybox true >/dev/null; done
+fi
+cmds=()
+for e in "${engines[@]}"; do cmds+=("$DOCKER -H $(host "$e") ps -a"); done
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/api-ps.json" "${cmds[@]}"
+
+python3 - "$OUT" <<'EOF'
+import json, sys, statistics
+out = sys.argv[1]
+for name in ("run", "exec", "ps"):
+    for r in json.load(open(f"{out}/api-{name}.json"))["results"]:
+        t = r["times"]
+        print(f"{name:5} {statistics.median(t)*1000:8.1f} ms median ({min(t)*1000:.1f}-{max(t)*1000:.1f}, {len(t)} runs)  {r['command']}")
+EOF
