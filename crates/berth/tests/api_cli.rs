@@ -651,3 +651,27 @@ fn bad_requests_get_dockerd_answers_and_the_server_keeps_serving() {
     assert_eq!(ps.trim(), "talker");
     s.docker_ok(&["rm", "-f", "talker"]);
 }
+
+#[test]
+fn containers_outlive_the_server_and_a_new_one_manages_them() {
+    let b = Berth::new();
+    let mut s = Server::with_busybox(&b);
+    s.docker_ok(&["run", "-d", "--name", "keeper", "busybox", "sleep", "1000"]);
+    let n = s.docker_ok(&["info", "--format", "{{.ContainersRunning}}"]);
+    assert_eq!(n.trim(), "1");
+    let (code, err) = s.stop();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("stopping"), "{err}");
+    // The container runs on without the server; the CLI sees it, and so does a new server.
+    assert!(b
+        .ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+        .contains("keeper running"));
+    let s2 = Server::start(&b);
+    assert_eq!(
+        s2.docker_ok(&["ps", "--format", "{{.Names}}"]).trim(),
+        "keeper"
+    );
+    s2.docker_ok(&["stop", "-t", "0", "keeper"]);
+    s2.docker_ok(&["rm", "keeper"]);
+    assert_eq!(s2.docker_ok(&["ps", "-aq"]), "");
+}
