@@ -938,3 +938,39 @@ fn commit_keeps_sparse_files_sparse() {
     assert!(found, "the committed layer holds /big");
     b.ok(&["rm", "holes"]);
 }
+
+/// `top` is dockerd's: the host's `ps` with the caller's arguments, the container's rows only;
+/// `volume create` without a name gets Docker's 64 random hex digits from the engine.
+#[test]
+fn top_with_ps_arguments_and_anonymous_volume_names() {
+    let b = Berth::with_busybox();
+    let v1 = b.ok(&["volume", "create"]).trim().to_string();
+    let v2 = b.ok(&["volume", "create"]).trim().to_string();
+    for v in [&v1, &v2] {
+        assert!(
+            v.len() == 64 && v.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{v}"
+        );
+    }
+    assert_ne!(v1, v2);
+    b.ok(&["run", "-d", "--name", "tp", "busybox", "sleep", "1000"]);
+    let out = b.ok(&["top", "tp", "-eo", "pid,comm"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("PID") && lines[0].contains("COMMAND"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 2, "only the container's process: {out}");
+    assert!(lines[1].contains("sleep"), "{out}");
+    let (c, _, err) = b.code(&["top", "tp", "-eo", "comm"]);
+    assert_eq!(c, 1);
+    assert!(
+        err.contains("Couldn't find PID field in ps output"),
+        "{err}"
+    );
+    b.ok(&["kill", "tp"]);
+    let (c, _, err) = b.code(&["top", "tp"]);
+    assert_eq!(c, 1);
+    assert!(err.contains("is not running"), "{err}");
+    b.ok(&["rm", "-f", "tp"]);
+}

@@ -32,6 +32,18 @@ pub struct EngineConfig {
     pub root: PathBuf,
     /// Runtime state (`--runroot`, `BERTH_RUNROOT`), default `/run/berth`.
     pub runroot: PathBuf,
+    /// The container monitor (`berth-monitor`). `None`: a `berth-monitor` beside the current
+    /// executable, else the current executable through a `berth-monitor` link in the run root
+    /// (a binary that links the engine must then dispatch on that name, as `berth` does).
+    pub monitor: Option<PathBuf>,
+    /// The port proxy and DNS helper (`berth-netproxy`); `None` as for `monitor`.
+    pub netproxy: Option<PathBuf>,
+    /// The program a container's monitor runs when the container exits, as
+    /// `PROGRAM --root R --runroot RR __container-exited ID` (applies `--rm` and the restart
+    /// policy). `None`: the current executable.
+    pub exit_hook: Option<PathBuf>,
+    /// `--init`'s binary; `None`: the first of Debian's static tini, docker-init or catatonit.
+    pub init_path: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +51,10 @@ impl Default for EngineConfig {
         EngineConfig {
             root: PathBuf::from("/var/lib/berth"),
             runroot: PathBuf::from("/run/berth"),
+            monitor: None,
+            netproxy: None,
+            exit_hook: None,
+            init_path: None,
         }
     }
 }
@@ -61,6 +77,10 @@ impl Engine {
 
     pub fn runroot(&self) -> &Path {
         &self.config.runroot
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
     pub fn store(&self) -> &Store {

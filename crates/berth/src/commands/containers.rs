@@ -11,7 +11,7 @@ use crate::output::{default_header, go_time, human_size, since};
 use crate::{exit_status, StatusError};
 use anyhow::Result;
 use berth_engine::containers::{
-    find_init, parse_time_arg, ContainerSummary, CreateOptions, ListOptions, LogOptions,
+    parse_time_arg, ContainerSummary, CreateOptions, ListOptions, LogOptions,
 };
 use berth_engine::{Engine, EngineError};
 use berth_runtime::{ExecOptions, RunOptions, Ulimit};
@@ -204,9 +204,6 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
             hard: p(hard)?,
         });
     }
-    if a.init {
-        run.init = Some(find_init().map_err(|e| status(125, e.to_string()))?);
-    }
     if let Some(k) = &a.detach_keys {
         parse_detach_keys(k)?;
     }
@@ -246,6 +243,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         security_opt: a.security_opt.clone(),
         healthcheck,
         host: host_options(a)?,
+        init: a.init,
         pull: a
             .host
             .pull
@@ -1033,32 +1031,11 @@ pub fn unpause(engine: &mut Engine, a: ContainersArgs) -> Result<()> {
 }
 
 pub fn top(engine: &mut Engine, a: TopArgs) -> Result<()> {
-    let pids = engine
-        .container_pids(&a.container)
+    let t = engine
+        .container_top(&a.container, &a.ps_options)
         .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
-    let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-    let mut cmd = std::process::Command::new("ps");
-    if a.ps_options.is_empty() {
-        cmd.arg("-f");
-    } else {
-        cmd.args(&a.ps_options);
-    }
-    let out = cmd.arg("-p").arg(list.join(",")).output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<String> = text
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .map(|cells| {
-            // The last column (CMD) keeps its spaces.
-            let header_cols = 8.min(cells.len());
-            let mut v: Vec<String> = cells[..header_cols.saturating_sub(1)]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            v.push(cells[header_cols.saturating_sub(1)..].join(" "));
-            v.join("\t")
-        })
-        .collect();
+    let mut rows = vec![t.titles.join("\t")];
+    rows.extend(t.processes.iter().map(|p| p.join("\t")));
     println!("{}", crate::output::tabwrite(&rows.join("\n")));
     Ok(())
 }

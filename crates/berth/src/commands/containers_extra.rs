@@ -540,79 +540,22 @@ fn percent(part: u64, total: u64) -> String {
     )
 }
 
-fn dir_bytes(p: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 pub fn system_df(engine: &mut Engine, a: SystemDfArgs) -> Result<()> {
-    let images = engine
-        .list_images(true, &berth_engine::images::ImageFilters::default())
-        .map_err(daemon)?;
-    let containers = engine
-        .list_containers(&berth_engine::containers::ListOptions {
-            all: true,
-            size: true,
-            ..Default::default()
+    let du = engine.disk_usage().map_err(daemon)?;
+    let rows: Vec<serde_json::Value> = du
+        .totals()
+        .iter()
+        .map(|t| {
+            // The docker CLI shows the reclaimable share of the size, except for the cache.
+            let reclaimable = if t.kind == "Build Cache" {
+                human_size(t.reclaimable as f64)
+            } else {
+                percent(t.reclaimable, t.size)
+            };
+            serde_json::json!({"Type": t.kind, "TotalCount": t.total_count.to_string(), "Active": t.active.to_string(), "Size": human_size(t.size as f64), "Reclaimable": reclaimable})
         })
-        .map_err(daemon)?;
-    let volumes = engine.list_volumes().map_err(daemon)?;
-    let (cache_entries, cache_size) = engine.build_cache_usage().map_err(daemon)?;
-    let used_images: std::collections::HashSet<&str> =
-        containers.iter().map(|c| c.image_id.as_str()).collect();
-    let img_total: u64 = images.iter().map(|i| i.size.max(0) as u64).sum();
-    let img_active = images
-        .iter()
-        .filter(|i| used_images.contains(i.id.as_str()))
-        .count();
-    let img_reclaim: u64 = images
-        .iter()
-        .filter(|i| !used_images.contains(i.id.as_str()))
-        .map(|i| i.size.max(0) as u64)
-        .sum();
-    let ctr_total: u64 = containers
-        .iter()
-        .map(|c| c.size_rw.unwrap_or(0).max(0) as u64)
-        .sum();
-    let running = |c: &&berth_engine::containers::ContainerSummary| {
-        matches!(c.state.as_str(), "running" | "paused" | "restarting")
-    };
-    let ctr_active = containers.iter().filter(running).count();
-    let ctr_reclaim: u64 = containers
-        .iter()
-        .filter(|c| !running(c))
-        .map(|c| c.size_rw.unwrap_or(0).max(0) as u64)
-        .sum();
-    let mut vol_total = 0u64;
-    let mut vol_active = 0usize;
-    let mut vol_reclaim = 0u64;
-    let mut vol_rows = Vec::new();
-    for v in &volumes {
-        let size = dir_bytes(Path::new(&v.mountpoint));
-        let users = engine.volume_users(&v.name).map_err(daemon)?.len();
-        vol_total += size;
-        if users > 0 {
-            vol_active += 1;
-        } else {
-            vol_reclaim += size;
-        }
-        vol_rows.push((v.name.clone(), users, size));
-    }
-    let rows = vec![
-        serde_json::json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": img_active.to_string(), "Size": human_size(img_total as f64), "Reclaimable": percent(img_reclaim, img_total)}),
-        serde_json::json!({"Type": "Containers", "TotalCount": containers.len().to_string(), "Active": ctr_active.to_string(), "Size": human_size(ctr_total as f64), "Reclaimable": percent(ctr_reclaim, ctr_total)}),
-        serde_json::json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": vol_active.to_string(), "Size": human_size(vol_total as f64), "Reclaimable": percent(vol_reclaim, vol_total)}),
-        serde_json::json!({"Type": "Build Cache", "TotalCount": cache_entries.to_string(), "Active": "0", "Size": human_size(cache_size as f64), "Reclaimable": human_size(cache_size as f64)}),
-    ];
+        .collect();
+    let (images, containers, cache_size) = (&du.images, &du.containers, du.build_cache_size);
     if !a.verbose {
         let format = a.format.clone().unwrap_or_else(|| {
             "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into()
@@ -628,7 +571,7 @@ pub fn system_df(engine: &mut Engine, a: SystemDfArgs) -> Result<()> {
     let mut t = String::from(
         "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS\n",
     );
-    for i in &images {
+    for i in images {
         let (repo, tag) = i
             .repo_tags
             .first()
@@ -652,7 +595,7 @@ pub fn system_df(engine: &mut Engine, a: SystemDfArgs) -> Result<()> {
     text.push_str("\nContainers space usage:\n\n");
     let mut t =
         String::from("CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES\n");
-    for c in &containers {
+    for c in containers {
         t.push_str(&format!(
             "{}\t{}\t\"{}\"\t{}\t{}\t{}\t{}\t{}\n",
             &c.id[..12],
@@ -671,8 +614,13 @@ pub fn system_df(engine: &mut Engine, a: SystemDfArgs) -> Result<()> {
     text.push_str(&crate::output::tabwrite(&t));
     text.push_str("\nLocal Volumes space usage:\n\n");
     let mut t = String::from("VOLUME NAME\tLINKS\tSIZE\n");
-    for (n, users, size) in &vol_rows {
-        t.push_str(&format!("{n}\t{users}\t{}\n", human_size(*size as f64)));
+    for v in &du.volumes {
+        t.push_str(&format!(
+            "{}\t{}\t{}\n",
+            v.volume.name,
+            v.ref_count,
+            human_size(v.size as f64)
+        ));
     }
     text.push_str(&crate::output::tabwrite(&t));
     text.push_str("\nBuild cache usage: ");

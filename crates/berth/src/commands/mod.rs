@@ -18,9 +18,20 @@ use anyhow::Result;
 use berth_engine::{Engine, EngineConfig};
 
 pub fn run(cli: Cli) -> Result<()> {
+    // Where the helper programs are, for test harnesses and split installs; unset, the
+    // engine finds them from this executable.
+    let path_env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
     let config = EngineConfig {
         root: cli.root.clone(),
         runroot: cli.runroot.clone(),
+        monitor: path_env("BERTH_MONITOR"),
+        netproxy: path_env("BERTH_NETPROXY"),
+        exit_hook: None,
+        init_path: path_env("BERTH_INIT_PATH"),
     };
     let open = || -> Result<Engine> {
         let e = Engine::open(config.clone())?;

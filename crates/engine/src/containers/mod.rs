@@ -32,10 +32,11 @@ mod pending;
 mod restart;
 pub mod stats;
 pub mod system;
+pub mod top;
 pub mod update;
 mod validate;
 
-pub use opts::{find_init, parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
+pub use opts::{find_init_in, parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
 pub use update::UpdateOptions;
 
 use crate::{Engine, EngineError};
@@ -127,6 +128,9 @@ pub struct CreateOptions {
     /// `--pull`: whether create pulls the image (Docker's CLI default: when missing). The
     /// Engine API's `POST /containers/create` never pulls: it passes `Never`.
     pub pull: crate::registry::PullPolicy,
+    /// `--init` (`HostConfig.Init`): run an init as pid 1, found as
+    /// [`crate::EngineConfig::init_path`] says (or `run.init` when the caller chose one).
+    pub init: bool,
 }
 
 /// What `create` and `run` report while they work; the CLI prints them, an API server may
@@ -239,7 +243,7 @@ pub struct LiveState {
 }
 
 /// One entry of `GET /containers/json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerSummary {
     pub id: String,
@@ -557,12 +561,12 @@ impl Engine {
         self.runroot().join("runtime")
     }
 
-    /// The monitor binary: `$BERTH_MONITOR`, `berth-monitor` next to the current executable,
-    /// else the current executable itself reached through a `berth-monitor` symlink in the
-    /// runroot (the binary dispatches on its name).
+    /// The monitor binary: [`crate::EngineConfig::monitor`], `berth-monitor` next to the
+    /// current executable, else the current executable itself reached through a
+    /// `berth-monitor` symlink in the runroot (the binary dispatches on its name).
     pub fn monitor_path(&self) -> Result<PathBuf, EngineError> {
-        if let Some(p) = std::env::var_os("BERTH_MONITOR") {
-            return Ok(PathBuf::from(p));
+        if let Some(p) = &self.config().monitor {
+            return Ok(p.clone());
         }
         let exe = std::env::current_exe().map_err(io_err("finding the berth executable"))?;
         if let Some(dir) = exe.parent() {
@@ -847,6 +851,9 @@ impl Engine {
             .filter_map(|l| l.chain_id.parse::<berth_oci::Digest>().ok())
             .map(|d| self.store().layer_path(&d))
             .collect();
+        if o.init && run.init.is_none() {
+            run.init = Some(opts::find_init_in(self.config().init_path.as_deref())?);
+        }
         if let Some(init) = &run.init {
             if !init.is_file() {
                 return Err(EngineError::FailedPrecondition(format!(
@@ -1600,6 +1607,13 @@ impl Engine {
     }
 
     /// `GET /containers/json`.
+    ///
+    /// Side effects, kept on purpose: [`Engine::recover_containers`] finishes a create or
+    /// remove whose process died (else a half-made container would be listed, or a removed
+    /// one kept); `network_gc_dead` releases the endpoints, ports and namespaces of containers
+    /// that no longer run (what frees a detached container's ports when its monitor was
+    /// killed; it does nothing, and no firewall work, when every holder is live); a state
+    /// change seen in the runtime is saved to the row's cache. Nothing else is written.
     pub fn list_containers(
         &mut self,
         o: &ListOptions,

@@ -635,12 +635,12 @@ impl Engine {
         }
     }
 
-    /// The `berth-netproxy` helper: `$BERTH_NETPROXY`, next to the executable, else this
+    /// The `berth-netproxy` helper: [`crate::EngineConfig::netproxy`], next to the executable, else this
     /// executable reached through a `berth-netproxy` link in the run root (the binary
     /// dispatches on its name).
     fn netproxy_path(&self) -> Result<PathBuf, EngineError> {
-        if let Some(p) = std::env::var_os("BERTH_NETPROXY") {
-            return Ok(PathBuf::from(p));
+        if let Some(p) = &self.config().netproxy {
+            return Ok(p.clone());
         }
         let exe = std::env::current_exe().map_err(io_err("finding the berth executable"))?;
         if let Some(dir) = exe.parent() {
@@ -1003,7 +1003,11 @@ impl Engine {
         net.networks().map_err(net_err)
     }
 
-    /// `network inspect`: Docker's shape.
+    /// `GET /networks/{id}` and `network inspect`: Docker's shape.
+    ///
+    /// Side effects, kept on purpose: `network_gc_dead` first (so `Containers` lists only
+    /// containers that still hold an endpoint), and the default `bridge` network's row and
+    /// bridge are made if missing (Docker always has it; berth makes it on first use).
     pub fn network_inspect(&self, name: &str) -> Result<Value, EngineError> {
         let _ = self.network_gc_dead();
         let net = self.networking()?;

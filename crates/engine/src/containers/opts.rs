@@ -60,11 +60,12 @@ const INIT_CANDIDATES: &[&str] = &[
     "/usr/libexec/podman/catatonit",
 ];
 
-/// The host binary `--init` bind-mounts at `/sbin/docker-init`: `$BERTH_INIT_PATH`, else the
+/// The host binary `--init` bind-mounts at `/sbin/docker-init`: `configured`
+/// ([`crate::EngineConfig::init_path`], which the CLI takes from `$BERTH_INIT_PATH`), else the
 /// first of Debian's static tini (package `tini`), docker-init or catatonit that exists.
-pub fn find_init() -> Result<PathBuf, EngineError> {
-    if let Some(p) = std::env::var_os("BERTH_INIT_PATH").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
+pub fn find_init_in(configured: Option<&std::path::Path>) -> Result<PathBuf, EngineError> {
+    if let Some(p) = configured {
+        let p = p.to_path_buf();
         if !p.is_file() {
             return Err(EngineError::FailedPrecondition(format!(
                 "--init: BERTH_INIT_PATH={}: no such file: point it at a static init, or unset it and apt-get install tini",

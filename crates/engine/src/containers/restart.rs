@@ -118,7 +118,10 @@ impl Engine {
 
     /// Writes the exit hook the monitor runs when the container's init exits.
     pub(crate) fn write_exit_hook(&self, id: &str) -> Result<(), EngineError> {
-        let exe = std::env::current_exe().map_err(io_err("finding the berth executable"))?;
+        let exe = match &self.config().exit_hook {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(io_err("finding the berth executable"))?,
+        };
         let argv = [
             exe.display().to_string(),
             "--root".into(),
