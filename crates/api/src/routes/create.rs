@@ -128,6 +128,7 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
         host: HostOptions::default(),
         // dockerd's create never pulls: a missing image is a 404, on which clients pull.
         pull: berth_engine::registry::PullPolicy::Never,
+        init: false,
     };
     let mut attach = (false, false, false);
     let c = "Config";
@@ -370,11 +371,7 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
                     return Err(bad(h, k, "a list of ulimits"));
                 }
             }
-            "Init" => {
-                if boolean(h, k, v)? {
-                    run.init = Some(berth_engine::containers::find_init()?);
-                }
-            }
+            "Init" => o.init = boolean(h, k, v)?,
             _ if is_zero(v) => {}
             _ => return Err(unsupported(h, k)),
         }

@@ -65,13 +65,8 @@ impl Engine {
         name: &str,
         ps_args: &[String],
     ) -> Result<TopResult, EngineError> {
-        let row = self.resolve_container(name)?;
-        let pids = self.container_pids(&row.id).map_err(|e| match e {
-            EngineError::Conflict(_) => {
-                EngineError::Conflict(format!("Container {} is not running", row.id))
-            }
-            e => e,
-        })?;
+        // Not running: `EngineError::NotRunning`, dockerd's "Container … is not running".
+        let pids = self.container_pids(name)?;
         let mut cmd = std::process::Command::new("ps");
         if ps_args.is_empty() {
             cmd.arg("-ef");
