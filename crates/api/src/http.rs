@@ -1,8 +1,6 @@
 //! The HTTP vocabulary the routes share: the response body type, errors in dockerd's
 //! `{"message": …}` shape with the one mapping from engine error classes to status codes, query
 //! parameters and bounded request bodies.
-// Some helpers serve only the route modules that take bodies, not yet all present.
-#![allow(dead_code)]
 
 use berth_engine::{EngineError, ErrorClass};
 use bytes::Bytes;
@@ -176,6 +174,7 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    #[allow(dead_code)] // for routes with repeated keys (images, build)
     pub fn all(&self, key: &str) -> Vec<&str> {
         self.pairs
             .iter()
@@ -261,6 +260,7 @@ impl Query {
 }
 
 /// Reads a request body whole, refusing one larger than `limit` with 413.
+#[allow(dead_code)] // for routes with other bodies (images, build)
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     read_incoming(req.into_body(), limit).await
 }

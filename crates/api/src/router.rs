@@ -27,7 +27,6 @@ pub struct Call {
     #[allow(dead_code)] // read by routes whose answer depends on the version
     pub version: (u32, u32),
     /// The request itself, for its headers and body.
-    #[allow(dead_code)] // read by routes with a body
     pub req: Request<Incoming>,
 }
 

@@ -64,8 +64,6 @@ struct CreateBody {
     attach_stdout: bool,
     attach_stderr: bool,
     detach_keys: Option<String>,
-    #[allow(dead_code)]
-    detach: bool,
     console_size: Option<Vec<u16>>,
 }
 
@@ -73,8 +71,6 @@ struct CreateBody {
 #[serde(rename_all = "PascalCase", default)]
 struct StartBody {
     detach: bool,
-    #[allow(dead_code)]
-    tty: bool,
     console_size: Option<Vec<u16>>,
 }
 
