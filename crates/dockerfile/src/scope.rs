@@ -78,19 +78,9 @@ impl Platform {
 
     /// The platform of the machine this runs on (Linux assumed).
     pub fn host() -> Platform {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
         Platform {
             os: "linux".into(),
-            arch: arch.into(),
+            arch: berth_oci::image::host_architecture().into(),
             variant: String::new(),
         }
     }

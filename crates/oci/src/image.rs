@@ -199,23 +199,34 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     out
 }
 
-/// The platform berth runs on, in OCI terms.
-pub fn host_platform() -> Platform {
-    let architecture = match std::env::consts::ARCH {
+/// The host's CPU architecture in Go's names (`amd64`, `arm64`, …), which OCI images, registries,
+/// Dockerfile platform arguments and Docker's `--platform` use. The one mapping from Rust's
+/// `std::env::consts::ARCH` in berth (seccomp's profile names are another vocabulary).
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         "x86" => "386",
         "powerpc64" => "ppc64le",
         other => other,
-    };
+    }
+}
+
+/// The CPU variant Docker records for the host's architecture (`v8` on arm64, `v7` on arm).
+pub fn host_variant() -> Option<&'static str> {
+    match host_architecture() {
+        "arm64" => Some("v8"),
+        "arm" => Some("v7"),
+        _ => None,
+    }
+}
+
+/// The platform berth runs on, in OCI terms.
+pub fn host_platform() -> Platform {
     Platform {
-        architecture: architecture.to_string(),
+        architecture: host_architecture().to_string(),
         os: "linux".to_string(),
-        variant: if architecture == "arm64" {
-            Some("v8".to_string())
-        } else {
-            None
-        },
+        variant: host_variant().map(str::to_string),
         ..Default::default()
     }
 }

@@ -147,17 +147,10 @@ fn is_ipc_sysctl(key: &str) -> bool {
 
 /// The host's platform as Docker names it (`linux/amd64`).
 pub fn host_platform() -> (String, String) {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "arm" => "arm",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        other => other,
-    };
-    ("linux".to_string(), arch.to_string())
+    (
+        "linux".to_string(),
+        berth_oci::image::host_architecture().to_string(),
+    )
 }
 
 /// `--platform`: the host's platform is accepted; berth runs no emulated containers, so any

@@ -26,22 +26,11 @@ impl Platform {
 
     /// The platform berth runs on, in Go's (and so OCI's) names.
     pub fn host() -> Platform {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        let variant = match arch {
-            "arm64" => Some("v8"),
-            "arm" => Some("v7"),
-            _ => None,
-        };
-        Platform::new(std::env::consts::OS, arch, variant)
+        Platform::new(
+            std::env::consts::OS,
+            berth_oci::image::host_architecture(),
+            berth_oci::image::host_variant(),
+        )
     }
 
     /// Parse `os/arch[/variant]` (e.g. `linux/arm64/v8`).
