@@ -102,7 +102,7 @@ fn inspect_shows_init_and_the_users_command() {
     // Not given: null, as Docker's `*bool`.
     assert_eq!(
         b.ok(&["inspect", "-f", f, "noinit"]).trim(),
-        "<nil>|sleep|[\"5\"]"
+        "<no value>|sleep|[\"5\"]"
     );
     let j = b.ok(&["inspect", "-f", "{{json .HostConfig.Init}}", "noinit"]);
     assert_eq!(j.trim(), "null");

@@ -234,6 +234,11 @@ impl<'t, 'd> State<'t, 'd> {
         match v {
             Val::Missing => self.out.push_str("<no value>"),
             Val::Header => {}
+            // A JSON null is a nil interface{} in Go; text/template digs into an interface{}
+            // after each command, leaving an invalid value, which prints as `<no value>` (the
+            // docker CLI prints `{{.HostConfig.MemorySwappiness}}` so). Nested nulls, printed
+            // by fmt, stay `<nil>`.
+            _ if v.value().is_null() => self.out.push_str("<no value>"),
             _ => gofmt::fmt_v(v.value(), &mut self.out),
         }
     }

@@ -17,8 +17,9 @@
 //!   (`json split join title lower upper pad truncate`).
 //! - Values print as Go's `fmt` prints the types they decode to: strings
 //!   as-is, integers without decimals, floats as `float64` (`1.5`,
-//!   `1e+06`), `<nil>`, `[a b]`, `map[k:v]`; a missing map key prints
-//!   `<no value>`.
+//!   `1e+06`), `[a b]`, `map[k:v]`, `<nil>` inside them; a missing map key
+//!   and a null value print `<no value>`, as text/template prints a nil
+//!   `interface{}`.
 //!
 //! Before parsing, the two-character sequences `\t` and `\n` (as typed in a
 //! shell) become a tab and a newline, as the docker CLI does.

@@ -140,7 +140,7 @@ fn text_dot_and_fields() {
     );
     assert_eq!(run("{{.Nope}}", &d), "<no value>");
     assert_eq!(run("{{.Nope.Deeper}}", &d), "<no value>");
-    assert_eq!(run("{{.Config.Cmd}}", &d), "<nil>");
+    assert_eq!(run("{{.Config.Cmd}}", &d), "<no value>");
     assert_eq!(run("{{$.Repository}}", &d), "alpine");
     assert_eq!(run("{{with .State}}{{$.Repository}}{{end}}", &d), "alpine");
 }
@@ -156,7 +156,7 @@ fn printing_like_go_fmt() {
         run("{{.i}} {{.neg}} {{.f}} {{.big}} {{.whole}}", &d),
         "42 -7 1.5 1e+06 2"
     );
-    assert_eq!(run("{{.t}} {{.n}}", &d), "true <nil>");
+    assert_eq!(run("{{.t}} {{.n}}", &d), "true <no value>");
     assert_eq!(run("{{.arr}}", &d), "[a b 3]");
     assert_eq!(run("{{.obj}}", &d), "map[a:x m:map[k:[1]] z:1]");
     assert_eq!(run("{{.u}}", &d), "18446744073709551615");
@@ -453,7 +453,7 @@ fn len_index_slice() {
         "b 3 2 104"
     );
     assert_eq!(run("[{{index .Labels \"missing\"}}]", &d), "[]");
-    assert_eq!(run("{{index .Objs \"missing\"}}", &d), "<nil>");
+    assert_eq!(run("{{index .Objs \"missing\"}}", &d), "<no value>");
     assert_eq!(run("{{index .L}}", &d), "[a b c]");
     assert_eq!(
         run(

@@ -1638,12 +1638,9 @@ impl Engine {
         let rows = self.store().containers()?;
         let mut out = Vec::new();
         let limit = if o.latest { Some(1) } else { o.limit };
-        // As Docker's, a `status=`, `before=` or `since=` filter lists stopped containers too.
-        let all = o.all
-            || limit.is_some()
-            || ["status", "exited", "before", "since"]
-                .iter()
-                .any(|k| filters.has(k));
+        // As Docker's, a `status=` or `exited=` filter lists stopped containers too;
+        // `before=`/`since=` do not (dockerd 20.10 lists running containers only without -a).
+        let all = o.all || limit.is_some() || ["status", "exited"].iter().any(|k| filters.has(k));
         let ports_wanted = filters.has("publish") || filters.has("expose");
         let mut updates: Vec<(String, ContainerRecord)> = Vec::new();
         let mut autoremove: Vec<String> = Vec::new();
@@ -1668,7 +1665,13 @@ impl Engine {
                 continue;
             }
             if ports_wanted {
-                (ctx.published, ctx.exposed) = self.published_and_exposed(&row.id);
+                // dockerd matches these on the ports a container has while it runs (its
+                // `Ports`), so a created or exited container matches neither.
+                (ctx.published, ctx.exposed) = if live.running {
+                    self.published_and_exposed(&row.id)
+                } else {
+                    Default::default()
+                };
             }
             if !filters.matches(&row, &rec, &live, &ctx) {
                 continue;
