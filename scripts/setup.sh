@@ -19,7 +19,7 @@ fi
 python3 -c 'import kubernetes_validate' 2>/dev/null ||
     pip3 install -q --break-system-packages kubernetes-validate
 
-# docker-py and testcontainers-python for the Engine API's client tests (crates/api/tests/clients.rs),
+# docker-py and testcontainers-python for the Engine API's client tests (crates/berth/tests/api_clients.rs),
 # in the checkout's .venv (Debian's docker-compose brings its own docker-py).
 venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
 if ! "$venv/bin/python" -c 'import docker, testcontainers' 2>/dev/null; then

@@ -132,7 +132,7 @@ fn dockerfile_in(context: &std::path::Path, name: &str) -> Result<std::path::Pat
             std::path::Component::Normal(p) => out.push(p),
             std::path::Component::CurDir => {}
             _ => {
-                return Err(BuildError::Failed(format!(
+                return Err(BuildError::Invalid(format!(
                     "invalid dockerfile {name:?}: name a file inside the build context, without \"..\" or a leading \"/\""
                 )))
             }
@@ -197,7 +197,7 @@ impl Engine {
         .map_err(|e| BuildError::Failed(format!("unpacking the build context: {e}")))?;
         let df = dockerfile_in(&dir, dockerfile)?;
         if !df.is_file() {
-            return Err(BuildError::Failed(format!(
+            return Err(BuildError::NotFound(format!(
                 "Cannot locate specified Dockerfile: {}",
                 if dockerfile.is_empty() {
                     "Dockerfile"

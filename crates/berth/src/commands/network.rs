@@ -168,47 +168,12 @@ fn create(engine: &mut Engine, a: NetworkCreateArgs) -> Result<()> {
 }
 
 fn ls(engine: &mut Engine, a: NetworkLsArgs) -> Result<()> {
-    let nets = engine.network_list().map_err(|e| fail(e.to_string()))?;
+    let nets = engine
+        .network_list_filtered(&a.filter)
+        .map_err(|e| fail(e.to_string()))?;
     let mut rows = Vec::new();
     let mut row_labels = Vec::new();
-    'nets: for n in &nets {
-        for f in &a.filter {
-            let (k, v) = f.split_once('=').unwrap_or((f.as_str(), ""));
-            let ok = match k {
-                "name" => n.name.contains(v),
-                "id" => n.id.starts_with(v),
-                "driver" => n.driver == v,
-                "type" => match v {
-                    "builtin" => n.is_predefined(),
-                    "custom" => !n.is_predefined(),
-                    _ => false,
-                },
-                "label" => match v.split_once('=') {
-                    Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                    None => n.labels.contains_key(v),
-                },
-                // Every berth network is local.
-                "scope" => v == "local",
-                // Docker's: a custom network no container uses.
-                "dangling" => {
-                    let want = match v {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => return Err(fail(format!("invalid filter 'dangling={v}'"))),
-                    };
-                    let unused = !n.is_predefined()
-                        && engine
-                            .containers_configured_for(&n.name)
-                            .map_err(|e| fail(e.to_string()))?
-                            .is_empty();
-                    unused == want
-                }
-                _ => return Err(fail(format!("invalid filter '{k}'"))),
-            };
-            if !ok {
-                continue 'nets;
-            }
-        }
+    for n in &nets {
         let id = if a.no_trunc {
             n.id.clone()
         } else {

@@ -1003,6 +1003,63 @@ impl Engine {
         net.networks().map_err(net_err)
     }
 
+    /// `GET /networks?filters=` and `network ls --filter`: `name=` (substring), `id=` (prefix),
+    /// `driver=`, `type=builtin|custom`, `label=KEY[=VALUE]`, `scope=`, `dangling=`, with
+    /// Docker's words for a filter it does not know.
+    pub fn network_list_filtered(&self, filters: &[String]) -> Result<Vec<Network>, EngineError> {
+        let mut out = Vec::new();
+        'nets: for n in self.network_list()? {
+            for f in filters {
+                let (k, v) = f.split_once('=').unwrap_or((f.as_str(), ""));
+                let ok = match k {
+                    "name" => n.name.contains(v),
+                    "id" => n.id.starts_with(v),
+                    "driver" => n.driver == v,
+                    "type" => match v {
+                        "builtin" => n.is_predefined(),
+                        "custom" => !n.is_predefined(),
+                        _ => {
+                            return Err(EngineError::InvalidArgument(format!(
+                                "invalid filter: 'type'='{v}'"
+                            )))
+                        }
+                    },
+                    "label" => match v.split_once('=') {
+                        Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                        None => n.labels.contains_key(v),
+                    },
+                    // Every berth network is local.
+                    "scope" => v == "local",
+                    // Docker's: a custom network no container uses.
+                    "dangling" => {
+                        let want = match v {
+                            "true" | "1" => true,
+                            "false" | "0" => false,
+                            _ => {
+                                return Err(EngineError::InvalidArgument(format!(
+                                    "invalid filter 'dangling={v}'"
+                                )))
+                            }
+                        };
+                        let unused = !n.is_predefined()
+                            && self.containers_configured_for(&n.name)?.is_empty();
+                        unused == want
+                    }
+                    _ => {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "invalid filter '{k}'"
+                        )))
+                    }
+                };
+                if !ok {
+                    continue 'nets;
+                }
+            }
+            out.push(n);
+        }
+        Ok(out)
+    }
+
     /// `GET /networks/{id}` and `network inspect`: Docker's shape.
     ///
     /// Side effects, kept on purpose: `network_gc_dead` first (so `Containers` lists only

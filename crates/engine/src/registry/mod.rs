@@ -202,6 +202,74 @@ pub(crate) fn registry_and_repo(r: &Reference) -> (String, String) {
 }
 
 impl Engine {
+    /// `GET /distribution/{name}/json`: the descriptor the registry serves for `name` (a tag,
+    /// `latest` by default, or a digest) and the platforms it offers: an index's entries, or a
+    /// single manifest's configuration's platform.
+    pub fn distribution_inspect(
+        &self,
+        name: &str,
+        creds: &Credentials,
+    ) -> Result<serde_json::Value, EngineError> {
+        let r = Reference::parse_with_default_tag(name)?;
+        let (registry, repo) = registry_and_repo(&r);
+        let wanted = match (r.digest(), r.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => "latest".to_string(),
+        };
+        let rt = runtime()?;
+        let client = client_with(&rt, creds, &registry)?;
+        let top = rt
+            .block_on(client.get_manifest(&registry, &repo, &wanted))
+            .map_err(client_error)?;
+        let platform_json = |p: &berth_registry::client::Platform| {
+            let mut v = serde_json::json!({"architecture": p.architecture, "os": p.os});
+            if let Some(var) = &p.variant {
+                v["variant"] = serde_json::json!(var);
+            }
+            v
+        };
+        let platforms: Vec<serde_json::Value> = if berth_oci::media::is_index(&top.media_type) {
+            berth_registry::client::index_entries(&top.bytes)
+                .map_err(|e| EngineError::Download(format!("{name}: {e}")))?
+                .iter()
+                .filter_map(|e| e.platform.as_ref().map(platform_json))
+                .collect()
+        } else {
+            let m: berth_oci::image::Manifest = serde_json::from_slice(&top.bytes)
+                .map_err(|e| EngineError::Download(format!("{name}: manifest: {e}")))?;
+            if m.config.size as usize > pull::MAX_CONFIG_SIZE {
+                return Err(EngineError::Download(format!(
+                    "{name}: image configuration of {} bytes is too large",
+                    m.config.size
+                )));
+            }
+            let config = rt.block_on(pull::fetch_small(
+                &client,
+                &registry,
+                &repo,
+                &m.config.digest,
+                m.config.size,
+            ))?;
+            let c: serde_json::Value = serde_json::from_slice(&config)
+                .map_err(|e| EngineError::Download(format!("{name}: image config: {e}")))?;
+            let field = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let mut v = serde_json::json!({"architecture": field("architecture"), "os": field("os")});
+            if !field("variant").is_empty() {
+                v["variant"] = serde_json::json!(field("variant"));
+            }
+            vec![v]
+        };
+        Ok(serde_json::json!({
+            "Descriptor": {
+                "mediaType": top.media_type,
+                "digest": top.digest.to_string(),
+                "size": top.bytes.len(),
+            },
+            "Platforms": platforms,
+        }))
+    }
+
     /// Makes sure the store has `reference`, pulling it as `policy` says; returns the image.
     pub fn ensure_image(
         &mut self,

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 /// How many layers download at once.
 const PARALLEL_LAYERS: usize = 6;
 /// Largest image configuration accepted.
-const MAX_CONFIG_SIZE: usize = 32 << 20;
+pub(super) const MAX_CONFIG_SIZE: usize = 32 << 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
@@ -368,7 +368,7 @@ impl Engine {
 
 /// A small blob (a configuration) of `size` bytes (at most [`MAX_CONFIG_SIZE`]), read whole
 /// and verified; the client stops a registry that sends more.
-async fn fetch_small(
+pub(super) async fn fetch_small(
     client: &Client,
     registry: &str,
     repo: &str,
