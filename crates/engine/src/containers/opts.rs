@@ -396,7 +396,7 @@ impl Filters {
         keys.dedup();
         keys.into_iter().all(|key| {
             let values = self.get(key);
-            values.iter().any(|v| match key {
+            let one = |v: &String| match key {
                 "status" => live.status == *v,
                 "exited" => live.status == "exited" && v.parse() == Ok(live.exit_code),
                 "name" => {
@@ -435,7 +435,14 @@ impl Filters {
                 "isolation" => v.is_empty(),
                 "health" => live.health.as_deref().unwrap_or("none") == v,
                 _ => false,
-            })
+            };
+            // Docker ORs the values of one key, except labels, which must all match
+            // (docker-compose lists a project's containers with two labels at once).
+            if key == "label" {
+                values.iter().all(one)
+            } else {
+                values.iter().any(one)
+            }
         })
     }
 }
