@@ -179,7 +179,12 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
             }
             "Healthcheck" => {
                 if !v.is_null() {
-                    let h: HealthConfig = serde_json::from_value(v.clone()).map_err(|e| {
+                    // Clients send unset durations as null (docker-compose's StartPeriod).
+                    let mut v = v.clone();
+                    if let Value::Object(m) = &mut v {
+                        m.retain(|_, x| !x.is_null());
+                    }
+                    let h: HealthConfig = serde_json::from_value(v).map_err(|e| {
                         ApiError::bad_request(format!("invalid Config.Healthcheck: {e}"))
                     })?;
                     o.healthcheck = Some(h);
