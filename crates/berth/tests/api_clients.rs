@@ -72,7 +72,9 @@ impl Server {
         let out = match stdin {
             None => c.output().expect("running docker"),
             Some(text) => {
-                c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+                c.stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
                 let mut child = c.spawn().expect("running docker");
                 use std::io::Write;
                 child
@@ -129,11 +131,7 @@ impl Registry {
             .tempdir_in(common::scratch_dir())
             .unwrap();
         let htpasswd = dir.path().join("htpasswd");
-        std::fs::write(
-            &htpasswd,
-            sh(&format!("htpasswd -Bbn {USER} {PASSWORD}")),
-        )
-        .unwrap();
+        std::fs::write(&htpasswd, sh(&format!("htpasswd -Bbn {USER} {PASSWORD}"))).unwrap();
         let mut child = Command::new(common::BIN)
             .args(["registry", "serve", "--addr", "127.0.0.1:0", "--storage"])
             .arg(dir.path().join("storage"))
@@ -275,7 +273,14 @@ fn docker_cli_images_build_registry_volumes_networks() {
 
     // volumes
     s.docker_ok(&["volume", "create", "--label", "k=v", "vol1"]);
-    let ls = s.docker_ok(&["volume", "ls", "--filter", "label=k=v", "--format", "{{.Name}}"]);
+    let ls = s.docker_ok(&[
+        "volume",
+        "ls",
+        "--filter",
+        "label=k=v",
+        "--format",
+        "{{.Name}}",
+    ]);
     assert_eq!(ls.trim(), "vol1");
     assert_eq!(s.docker_ok(&["volume", "rm", "vol1"]).trim(), "vol1");
     let (code, _, err) = s.docker(&["volume", "inspect", "vol1"]);
@@ -284,7 +289,14 @@ fn docker_cli_images_build_registry_volumes_networks() {
     // networks
     let nid = s.docker_ok(&["network", "create", "--label", "k=v", "net1"]);
     assert_eq!(nid.trim().len(), 64, "{nid}");
-    let ls = s.docker_ok(&["network", "ls", "--filter", "label=k=v", "--format", "{{.Name}}"]);
+    let ls = s.docker_ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "label=k=v",
+        "--format",
+        "{{.Name}}",
+    ]);
     assert_eq!(ls.trim(), "net1");
     assert_eq!(s.docker_ok(&["network", "rm", "net1"]).trim(), "net1");
     let (code, _, err) = s.docker(&["network", "create", "-d", "overlay", "net2"]);
@@ -352,7 +364,10 @@ fn compose_two_services_with_health_volume_and_port() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = compose(&["ps"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("bt_web_1") && out.contains("bt_client_1"), "{out}");
+    assert!(
+        out.contains("bt_web_1") && out.contains("bt_client_1"),
+        "{out}"
+    );
     common::wait_for("the client's fetch", Duration::from_secs(20), || {
         compose(&["logs", "client"]).1.contains("hello-from-web")
     });
@@ -388,6 +403,10 @@ fn testcontainers_generic_container() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "ok", "{text}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        "ok",
+        "{text}"
+    );
     assert_eq!(b.ok(&["ps", "-q"]), "", "the container was removed");
 }

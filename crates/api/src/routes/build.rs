@@ -114,11 +114,9 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
         "" | "default" | "bridge" => None,
         "host" => Some("host".to_string()),
         "none" => Some("none".to_string()),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "networkmode {other:?} is not supported by berth's builder: use default, host or none"
-            )))
-        }
+        other => return Err(ApiError::bad_request(format!(
+            "networkmode {other:?} is not supported by berth's builder: use default, host or none"
+        ))),
     };
     let tags: Vec<String> = q
         .all("t")
@@ -127,9 +125,8 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
         .map(String::from)
         .collect();
     for t in &tags {
-        berth_oci::Reference::parse(t).map_err(|e| {
-            ApiError::bad_request(format!("invalid tag {t:?}: {e}"))
-        })?;
+        berth_oci::Reference::parse(t)
+            .map_err(|e| ApiError::bad_request(format!("invalid tag {t:?}: {e}")))?;
     }
     // rm and forcerm (remove intermediate containers) are what berth always does: its RUN
     // steps run in the build's staging area and leave no container behind, so both are
@@ -143,7 +140,10 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
         pull: q.bool("pull"),
         network,
         labels: string_map(q, "labels")?,
-        platform: q.get("platform").filter(|p| !p.is_empty()).map(String::from),
+        platform: q
+            .get("platform")
+            .filter(|p| !p.is_empty())
+            .map(String::from),
         ..Default::default()
     };
     let dockerfile = q.get("dockerfile").unwrap_or("Dockerfile").to_string();
@@ -173,7 +173,9 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
         if quiet {
             sink.send(jsonmessage::stream(&format!("{id}\n")));
         } else {
-            sink.send(jsonmessage::stream(&format!("Successfully built {short}\n")));
+            sink.send(jsonmessage::stream(&format!(
+                "Successfully built {short}\n"
+            )));
             for t in &tags {
                 sink.send(jsonmessage::stream(&format!("Successfully tagged {t}\n")));
             }

@@ -37,7 +37,12 @@ pub async fn route(state: &Arc<State>, call: Call) -> Routed {
              look the image up on its registry's web site and pull it by name",
         )),
         ("GET", ["images", "get"]) => {
-            let names: Vec<String> = call.query.all("names").into_iter().map(String::from).collect();
+            let names: Vec<String> = call
+                .query
+                .all("names")
+                .into_iter()
+                .map(String::from)
+                .collect();
             save(state, names).await
         }
         ("POST", ["images", "load"]) => load(state, call).await,
@@ -198,9 +203,7 @@ where
         let last = match task.await {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(StreamError::Message(v)))) => Some(v),
-            Ok(Ok(Err(StreamError::Api(e)))) | Ok(Err(e)) => {
-                Some(jsonmessage::error(&e.message))
-            }
+            Ok(Ok(Err(StreamError::Api(e)))) | Ok(Err(e)) => Some(jsonmessage::error(&e.message)),
             Err(e) => Some(jsonmessage::error(&format!("engine task failed: {e}"))),
         };
         if let Some(v) = last {
@@ -242,7 +245,14 @@ fn json_stream_response(body: Body) -> Resp {
 async fn create(state: &Arc<State>, call: Call) -> ApiResult {
     let q = &call.query;
     if let Some(src) = q.get("fromSrc") {
-        return import(state, call.query.get("repo").map(String::from), q.get("tag"), src, q).await;
+        return import(
+            state,
+            call.query.get("repo").map(String::from),
+            q.get("tag"),
+            src,
+            q,
+        )
+        .await;
     }
     let Some(from) = q.get("fromImage").filter(|s| !s.is_empty()) else {
         return Err(ApiError::bad_request(
@@ -261,7 +271,10 @@ async fn create(state: &Arc<State>, call: Call) -> ApiResult {
     };
     let opts = PullOptions {
         all_tags,
-        platform: q.get("platform").filter(|p| !p.is_empty()).map(String::from),
+        platform: q
+            .get("platform")
+            .filter(|p| !p.is_empty())
+            .map(String::from),
         quiet: false,
         credentials: registry_auth(&call.req)?,
     };
@@ -303,7 +316,10 @@ async fn import(
             "changes and message are not supported with fromSrc by berth serve: run `berth import -c … -m …` on the host",
         ));
     }
-    let reference = match (repo.filter(|r| !r.is_empty()), tag.filter(|t| !t.is_empty())) {
+    let reference = match (
+        repo.filter(|r| !r.is_empty()),
+        tag.filter(|t| !t.is_empty()),
+    ) {
         (Some(r), Some(t)) => Some(format!("{r}:{t}")),
         (Some(r), None) => Some(r),
         _ => None,
@@ -340,7 +356,11 @@ async fn push(state: &Arc<State>, call: Call, name: String) -> ApiResult {
                 sink.send(v)
             }
         })?;
-        let tag = r.reference.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+        let tag = r
+            .reference
+            .rsplit_once(':')
+            .map(|(_, t)| t)
+            .unwrap_or("latest");
         let tag = if tag.contains('/') { "latest" } else { tag };
         sink.send(jsonmessage::aux(
             json!({"Tag": tag, "Digest": r.digest, "Size": r.size}),
@@ -354,7 +374,9 @@ async fn push(state: &Arc<State>, call: Call, name: String) -> ApiResult {
 async fn tag(state: &Arc<State>, q: &Query, name: String) -> ApiResult {
     let repo = q.get("repo").unwrap_or("").trim().to_string();
     if repo.is_empty() {
-        return Err(ApiError::bad_request("repo is required: name the new repository"));
+        return Err(ApiError::bad_request(
+            "repo is required: name the new repository",
+        ));
     }
     let tag = q.get("tag").unwrap_or("").trim();
     let target = if tag.is_empty() {
@@ -376,7 +398,10 @@ async fn remove(state: &Arc<State>, q: &Query, name: String) -> ApiResult {
             "noprune is not supported by berth serve: berth keeps no untagged parent images to prune",
         ));
     }
-    let items = state.pool.run(move |e| e.remove_image(&name, force)).await?;
+    let items = state
+        .pool
+        .run(move |e| e.remove_image(&name, force))
+        .await?;
     ok_json(&delete_items(&items))
 }
 
@@ -458,7 +483,9 @@ impl std::io::Write for ChannelWriter {
 /// streamed. The names are resolved before the first byte, so an unknown one is a 404.
 async fn save(state: &Arc<State>, names: Vec<String>) -> ApiResult {
     if names.is_empty() {
-        return Err(ApiError::bad_request("names is required: name the images to save"));
+        return Err(ApiError::bad_request(
+            "names is required: name the images to save",
+        ));
     }
     let check = names.clone();
     state
@@ -552,10 +579,7 @@ impl std::io::Read for BodyReader {
 async fn load(state: &Arc<State>, call: Call) -> ApiResult {
     let _quiet = call.query.bool("quiet");
     let reader = BodyReader::new(call.req.into_body());
-    let loaded = state
-        .pool
-        .run_long(move |e| e.load_images(reader))
-        .await?;
+    let loaded = state.pool.run_long(move |e| e.load_images(reader)).await?;
     let mut body = Vec::new();
     for l in loaded {
         let line = match l {
@@ -616,7 +640,9 @@ async fn commit(state: &Arc<State>, call: Call) -> ApiResult {
     let q = &call.query;
     let container = q.get("container").unwrap_or("").to_string();
     if container.is_empty() {
-        return Err(ApiError::bad_request("container is required: name the container to commit"));
+        return Err(ApiError::bad_request(
+            "container is required: name the container to commit",
+        ));
     }
     let repo = q.get("repo").unwrap_or("").trim().to_string();
     let tag = q.get("tag").unwrap_or("").trim().to_string();
@@ -634,7 +660,17 @@ async fn commit(state: &Arc<State>, call: Call) -> ApiResult {
     };
     let body: Option<Value> = read_json(call.req).await?;
     if let Some(b) = body {
-        let empty = b.is_null() || b.as_object().is_some_and(|o| o.values().all(|v| v.is_null() || v == &json!({}) || v == &json!([]) || v == &json!("") || v == &json!(false) || v == &json!(0)));
+        let empty = b.is_null()
+            || b.as_object().is_some_and(|o| {
+                o.values().all(|v| {
+                    v.is_null()
+                        || v == &json!({})
+                        || v == &json!([])
+                        || v == &json!("")
+                        || v == &json!(false)
+                        || v == &json!(0)
+                })
+            });
         if !empty {
             return Err(ApiError::bad_request(
                 "a container configuration in the commit body is not supported by berth serve: use changes (Dockerfile instructions) instead",

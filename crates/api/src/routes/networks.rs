@@ -128,8 +128,7 @@ async fn create(state: &Arc<State>, call: Call) -> ApiResult {
             body.driver
         )));
     }
-    if body.ingress || body.config_only || body.config_from.as_ref().is_some_and(|v| !v.is_null())
-    {
+    if body.ingress || body.config_only || body.config_from.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::bad_request(
             "Ingress, ConfigOnly and ConfigFrom need swarm mode, which berth does not have",
         ));
@@ -229,7 +228,9 @@ struct EndpointIpam {
 async fn connect(state: &Arc<State>, call: Call, network: String) -> ApiResult {
     let body: ConnectBody = read_json(call.req).await?.unwrap_or_default();
     if body.container.is_empty() {
-        return Err(ApiError::bad_request("Container is required: name the container to connect"));
+        return Err(ApiError::bad_request(
+            "Container is required: name the container to connect",
+        ));
     }
     let ec = body.endpoint_config.unwrap_or_default();
     if ec.links.as_ref().is_some_and(|l| !l.is_empty())
@@ -268,7 +269,9 @@ struct DisconnectBody {
 async fn disconnect(state: &Arc<State>, call: Call, network: String) -> ApiResult {
     let body: DisconnectBody = read_json(call.req).await?.unwrap_or_default();
     if body.container.is_empty() {
-        return Err(ApiError::bad_request("Container is required: name the container to disconnect"));
+        return Err(ApiError::bad_request(
+            "Container is required: name the container to disconnect",
+        ));
     }
     let container = body.container;
     let force = body.force;
@@ -287,10 +290,7 @@ async fn disconnect(state: &Arc<State>, call: Call, network: String) -> ApiResul
 /// `POST /networks/prune?filters=`: `until=`, `label=`, `label!=`.
 async fn prune(state: &Arc<State>, q: &Query) -> ApiResult {
     let filters = q.filters()?;
-    let removed = state
-        .pool
-        .run(move |e| e.network_prune(&filters))
-        .await?;
+    let removed = state.pool.run(move |e| e.network_prune(&filters)).await?;
     ok_json(&json!({
         "NetworksDeleted": if removed.is_empty() { Value::Null } else { json!(removed) },
     }))

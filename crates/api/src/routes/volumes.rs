@@ -24,11 +24,7 @@ pub async fn route(state: &Arc<State>, call: Call) -> Routed {
         ("DELETE", ["volumes", name]) => {
             let name = name.to_string();
             let force = call.query.bool("force");
-            match state
-                .pool
-                .run(move |e| e.remove_volume(&name, force))
-                .await
-            {
+            match state.pool.run(move |e| e.remove_volume(&name, force)).await {
                 Ok(()) => status_only(StatusCode::NO_CONTENT),
                 Err(e) => Err(e),
             }
@@ -77,7 +73,11 @@ async fn create(state: &Arc<State>, call: Call) -> ApiResult {
             "driver options (type, device, o) are not supported by berth's local volume driver: leave them out",
         ));
     }
-    if body.cluster_volume_spec.as_ref().is_some_and(|v| !v.is_null()) {
+    if body
+        .cluster_volume_spec
+        .as_ref()
+        .is_some_and(|v| !v.is_null())
+    {
         return Err(ApiError::bad_request(
             "cluster volumes need swarm mode, which berth does not have",
         ));

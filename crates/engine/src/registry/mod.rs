@@ -254,7 +254,8 @@ impl Engine {
             let c: serde_json::Value = serde_json::from_slice(&config)
                 .map_err(|e| EngineError::Download(format!("{name}: image config: {e}")))?;
             let field = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-            let mut v = serde_json::json!({"architecture": field("architecture"), "os": field("os")});
+            let mut v =
+                serde_json::json!({"architecture": field("architecture"), "os": field("os")});
             if !field("variant").is_empty() {
                 v["variant"] = serde_json::json!(field("variant"));
             }
