@@ -52,6 +52,9 @@ if "images" in sections:
     check(not stream_errors(pushed), f"push: {pushed}")
     check(any("aux" in m and m["aux"].get("Digest", "").startswith("sha256:") for m in pushed),
           f"push aux: {pushed}")
+    rd = client.images.get_registry_data(f"{repo}:1", auth_config=auth)
+    check(rd.id.startswith("sha256:") and rd.attrs["Platforms"][0]["os"] == "linux",
+          f"registry data {rd.attrs}")
     client.images.remove(f"{repo}:1")
     check(not any(f"{repo}:1" in i.tags for i in client.images.list()), "removed")
     pulled = client.images.pull(repo, tag="1", auth_config=auth)
