@@ -114,9 +114,11 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
         "" | "default" | "bridge" => None,
         "host" => Some("host".to_string()),
         "none" => Some("none".to_string()),
-        other => return Err(ApiError::bad_request(format!(
+        other => {
+            return Err(ApiError::bad_request(format!(
             "networkmode {other:?} is not supported by berth's builder: use default, host or none"
-        ))),
+        )))
+        }
     };
     let tags: Vec<String> = q
         .all("t")

@@ -686,3 +686,48 @@ async fn commit(state: &Arc<State>, call: Call) -> ApiResult {
         &json!({ "Id": id.to_string() }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_auth_decodes_cli_and_docker_py_forms() {
+        // The docker CLI: base64url without newlines; docker-py: standard base64, padded.
+        let cli = "eyJ1c2VybmFtZSI6ImV2YWx1c2VyIiwicGFzc3dvcmQiOiJldmFscGFzcyIsInNlcnZlcmFkZHJlc3MiOiIxMjcuMC4wLjE6NTA1NSJ9";
+        let v = decode_auth_json(cli).unwrap();
+        assert_eq!(
+            credential_of(&v),
+            Some(Credential::Basic {
+                username: "evaluser".into(),
+                password: "evalpass".into()
+            })
+        );
+        // `{}` (e30=): no credentials at all.
+        assert_eq!(credential_of(&decode_auth_json("e30=").unwrap()), None);
+        let token = decode_auth_json(
+            "eyJ1c2VybmFtZSI6InUiLCJpZGVudGl0eXRva2VuIjoidCJ9", // {"username":"u","identitytoken":"t"}
+        )
+        .unwrap();
+        assert_eq!(
+            credential_of(&token),
+            Some(Credential::IdentityToken {
+                username: "u".into(),
+                token: "t".into()
+            })
+        );
+        assert!(decode_auth_json("not base64!").is_err());
+    }
+
+    #[test]
+    fn tags_and_digests_are_told_apart() {
+        assert!(!has_tag_or_digest("busybox").unwrap());
+        assert!(has_tag_or_digest("busybox:1").unwrap());
+        assert!(!has_tag_or_digest("127.0.0.1:5000/x/busybox").unwrap());
+        assert!(has_tag_or_digest(
+            "busybox@sha256:82825ee3bf5be346f39d913191b697bc4ec8004a3f9eeabe4a1b5dfab36c1a05"
+        )
+        .unwrap());
+        assert!(has_tag_or_digest("Bad Name").is_err());
+    }
+}
