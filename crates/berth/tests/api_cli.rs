@@ -276,25 +276,35 @@ impl Server {
         Server::start(b)
     }
 
-    /// The docker CLI in a real pseudo terminal (util-linux `script`): (exit code, output).
+    /// The docker CLI in a real pseudo terminal: (exit code, output).
     fn docker_tty(&self, args: &str) -> (i32, String) {
-        assert!(
-            std::path::Path::new("/usr/bin/script").exists(),
-            "/usr/bin/script (util-linux) is needed for the TTY tests"
-        );
+        // A pty driven by python3 (reads until the terminal closes, then reaps), rather than
+        // script(1), which can exit before it has copied a short-lived command's last output.
+        const DRIVER: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("sh", ["sh", "-c", sys.argv[1]])
+out = b""
+while True:
+    try:
+        d = os.read(fd, 65536)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
         let out = Command::new("timeout")
-            .args([
-                "30",
-                "script",
-                "-qec",
-                &format!("{DOCKER} {args}"),
-                "/dev/null",
-            ])
+            .args(["30", "python3", "-c", DRIVER, &format!("{DOCKER} {args}")])
             .env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", self.docker_config.path())
             .stdin(Stdio::null())
             .output()
-            .unwrap();
+            .expect("python3 drives the TTY tests");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).to_string(),

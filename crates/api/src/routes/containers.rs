@@ -682,53 +682,11 @@ async fn top(state: &Arc<State>, id: &str, q: &Query) -> ApiResult {
         .map(str::to_string)
         .collect();
     let name = id.to_string();
-    let v = state
+    let top = state
         .pool
-        .run(move |e| {
-            let pids = e.container_pids(&name)?;
-            let out = std::process::Command::new("ps")
-                .args(&args)
-                .output()
-                .map_err(|err| EngineError::InvalidArgument(format!("cannot run ps: {err}")))?;
-            if !out.status.success() {
-                return Err(EngineError::InvalidArgument(format!(
-                    "ps: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-            parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
-        })
+        .run(move |e| e.container_top(&name, &args))
         .await?;
-    ok_json(&v)
-}
-
-/// dockerd's `parsePSOutput`: the PID column found in the header, the last column keeping its
-/// spaces.
-fn parse_ps(out: &str, pids: &[i32]) -> Result<Value, EngineError> {
-    let mut lines = out.lines();
-    let header = lines.next().unwrap_or("");
-    let titles: Vec<&str> = header.split_whitespace().collect();
-    let pid_col = titles.iter().position(|t| *t == "PID").ok_or_else(|| {
-        EngineError::InvalidArgument("Couldn't find PID field in ps output".into())
-    })?;
-    let mut procs = Vec::new();
-    for l in lines {
-        if l.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = l.split_whitespace().collect();
-        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
-            continue;
-        };
-        if !pids.contains(&pid) {
-            continue;
-        }
-        let n = titles.len().max(1);
-        let mut row: Vec<String> = fields.iter().take(n - 1).map(|s| s.to_string()).collect();
-        row.push(fields.get(n - 1..).map(|r| r.join(" ")).unwrap_or_default());
-        procs.push(row);
-    }
-    Ok(json!({"Titles": titles, "Processes": procs}))
+    ok_json(&json!({"Titles": top.titles, "Processes": top.processes}))
 }
 
 /// One stats sample in dockerd's shape, made so the docker CLI's arithmetic gives berth's

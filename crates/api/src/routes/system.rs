@@ -88,39 +88,32 @@ async fn info(state: &Arc<State>) -> ApiResult {
 /// `GET /system/df`: images, containers (with sizes), volumes (with usage) and the build cache,
 /// in dockerd's shape; the CLI computes the totals.
 async fn df(state: &Arc<State>) -> ApiResult {
-    let v = state
-        .pool
-        .run(|e| {
-            let images = e.list_images(true, &berth_engine::images::ImageFilters::default())?;
-            let containers = e.list_containers(&berth_engine::containers::ListOptions {
-                all: true,
-                size: true,
-                ..Default::default()
-            })?;
-            let mut volumes = Vec::new();
-            for v in e.list_volumes()? {
-                let users = e.volume_users(&v.name)?.len();
-                let size = dir_bytes(std::path::Path::new(&v.mountpoint));
-                volumes.push(json!({
-                    "Name": v.name,
-                    "Driver": v.driver,
-                    "Mountpoint": v.mountpoint,
-                    "CreatedAt": v.created_at,
-                    "Labels": v.labels,
-                    "Scope": v.scope,
-                    "Options": v.options,
-                    "UsageData": {"Size": size, "RefCount": users},
-                }));
-            }
-            let (_entries, cache_size) = e.build_cache_usage()?;
-            Ok((images, containers, volumes, cache_size))
-        })
-        .await?;
-    let (images, containers, volumes, cache_size) = v;
-    let layers: i64 = images.iter().map(|i| i.size.max(0)).sum();
-    let containers: Vec<Value> = containers
+    // The engine's figures, the same the CLI's `system df` renders.
+    let usage = state.pool.run(|e| e.disk_usage()).await?;
+    let layers = usage.layers_size();
+    let cache_size = usage.build_cache_size;
+    let images = usage.images;
+    let containers: Vec<Value> = usage
+        .containers
         .iter()
         .map(super::containers::summary_json)
+        .collect();
+    let volumes: Vec<Value> = usage
+        .volumes
+        .iter()
+        .map(|u| {
+            let v = &u.volume;
+            json!({
+                "Name": v.name,
+                "Driver": v.driver,
+                "Mountpoint": v.mountpoint,
+                "CreatedAt": v.created_at,
+                "Labels": v.labels,
+                "Scope": v.scope,
+                "Options": v.options,
+                "UsageData": {"Size": u.size, "RefCount": u.ref_count},
+            })
+        })
         .collect();
     // The build cache is one entry: berth keeps no per-record usage.
     let cache: Vec<Value> = if cache_size > 0 {
@@ -139,26 +132,6 @@ async fn df(state: &Arc<State>) -> ApiResult {
         "Volumes": volumes,
         "BuildCache": cache,
     }))
-}
-
-fn dir_bytes(p: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += m.blocks() * 512;
-            }
-        }
-    }
-    total
 }
 
 /// A `since`/`until` value as the docker CLI sends it (`SECONDS.NANOS`), or anything
