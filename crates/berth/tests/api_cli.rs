@@ -6,93 +6,14 @@ mod common;
 use common::Berth;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const DOCKER: &str = "/usr/local/bin/docker";
+use common::serve::{Server, DOCKER};
 
 /// A `berth serve` on a socket in the test's directory, stopped (SIGTERM) when dropped.
-struct Server {
-    child: Option<Child>,
-    sock: PathBuf,
-    docker_config: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(b: &Berth) -> Server {
-        common::is_root("api");
-        let sock = b.dir.path().join("api.sock");
-        let child = b
-            .command()
-            .args(["serve", "-H", &format!("unix://{}", sock.display())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting berth serve");
-        let s = Server {
-            child: Some(child),
-            sock,
-            docker_config: tempfile::tempdir().unwrap(),
-        };
-        common::wait_for("the API socket", Duration::from_secs(10), || {
-            UnixStream::connect(&s.sock).is_ok()
-        });
-        s
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.sock.display())
-    }
-
-    /// The docker CLI against this server: (exit code, stdout, stderr).
-    fn docker(&self, args: &[&str]) -> (i32, String, String) {
-        assert!(
-            std::path::Path::new(DOCKER).exists(),
-            "{DOCKER} (docker CLI 28.2.2) is needed by the API tests"
-        );
-        let out = Command::new(DOCKER)
-            .args(args)
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env_remove("DOCKER_API_VERSION")
-            .stdin(Stdio::null())
-            .output()
-            .expect("running docker");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.docker(args);
-        assert_eq!(code, 0, "docker {args:?}: {out}{err}");
-        out
-    }
-
-    /// SIGTERM, then the exit status and what the server printed.
-    fn stop(&mut self) -> (i32, String) {
-        let child = self.child.take().unwrap();
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: as in `stop`.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
-        }
-    }
+fn start_server(b: &Berth) -> Server {
+    Server::start_with(b, "api", Stdio::piped())
 }
 
 /// A raw HTTP/1.1 exchange on the socket: (status, headers lowercased, body).
@@ -147,7 +68,7 @@ fn message(body: &[u8]) -> String {
 #[test]
 fn docker_version_and_info_through_the_socket() {
     let b = Berth::new();
-    let mut s = Server::start(&b);
+    let mut s = start_server(&b);
     let out = s.docker_ok(&["version"]);
     assert!(out.contains("API version:       1.50"), "{out}");
     assert!(out.contains("minimum version 1.24"), "{out}");
@@ -170,7 +91,7 @@ fn docker_version_and_info_through_the_socket() {
 #[test]
 fn ping_versions_and_errors_as_dockerd() {
     let b = Berth::new();
-    let s = Server::start(&b);
+    let s = start_server(&b);
     let (status, head, body) = http(&s.sock, "GET", "/_ping", b"");
     assert_eq!(status, 200);
     assert_eq!(body, b"OK");
@@ -251,7 +172,7 @@ fn serve_refuses_what_it_cannot_do_safely() {
     assert!(err.contains("no-such-group-here"), "{err}");
 
     // A live server's socket is refused; a stale one (a killed server's) is replaced.
-    let s = Server::start(&b);
+    let s = start_server(&b);
     let (_, err) = b.fails(&["serve", "-H", &s.host()]);
     assert!(err.contains("in use"), "{err}");
     {
@@ -265,7 +186,7 @@ fn serve_refuses_what_it_cannot_do_safely() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(s.sock.exists(), "a killed server leaves its socket");
-    let s2 = Server::start(&b);
+    let s2 = start_server(&b);
     s2.docker_ok(&["version"]);
 }
 
@@ -273,7 +194,7 @@ impl Server {
     /// A busybox image in the store (imported by the berth CLI: one store, two front ends).
     fn with_busybox(b: &Berth) -> Server {
         b.import_busybox("busybox");
-        Server::start(b)
+        start_server(b)
     }
 
     /// The docker CLI in a real pseudo terminal: (exit code, output).
@@ -676,7 +597,7 @@ fn containers_outlive_the_server_and_a_new_one_manages_them() {
     assert!(b
         .ok(&["ps", "--format", "{{.Names}} {{.State}}"])
         .contains("keeper running"));
-    let s2 = Server::start(&b);
+    let s2 = start_server(&b);
     assert_eq!(
         s2.docker_ok(&["ps", "--format", "{{.Names}}"]).trim(),
         "keeper"

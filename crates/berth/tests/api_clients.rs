@@ -9,62 +9,23 @@ mod common;
 
 use common::{sh, Berth};
 use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const DOCKER: &str = "/usr/local/bin/docker";
+use common::serve::{Server, DOCKER};
 const COMPOSE: &str = "/usr/bin/docker-compose";
 
-/// A `berth serve` on a socket in the test's directory, stopped (SIGTERM) when dropped.
-struct Server {
-    child: Option<Child>,
-    sock: PathBuf,
-    docker_config: tempfile::TempDir,
+fn start_server(b: &Berth) -> Server {
+    Server::start_with(b, "api_clients", Stdio::inherit())
 }
 
-impl Server {
-    fn start(b: &Berth) -> Server {
-        common::is_root("api_clients");
-        let sock = b.dir.path().join("api.sock");
-        let child = b
-            .command()
-            .args(["serve", "-H", &format!("unix://{}", sock.display())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting berth serve");
-        let s = Server {
-            child: Some(child),
-            sock,
-            docker_config: tempfile::tempdir().unwrap(),
-        };
-        common::wait_for("the API socket", Duration::from_secs(10), || {
-            UnixStream::connect(&s.sock).is_ok()
-        });
-        s
-    }
+/// Docker clients with input.
+trait WithInput {
+    fn docker_in(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String);
+}
 
-    fn host(&self) -> String {
-        format!("unix://{}", self.sock.display())
-    }
-
-    /// A client command with this server as its daemon.
-    fn client(&self, program: &str) -> Command {
-        assert!(
-            Path::new(program).exists(),
-            "{program} is needed by the API client tests: run scripts/setup.sh"
-        );
-        let mut c = Command::new(program);
-        c.env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_BUILDKIT")
-            .stdin(Stdio::null());
-        c
-    }
-
+impl WithInput for Server {
     /// The docker CLI: (exit code, stdout, stderr).
     fn docker_in(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         let mut c = self.client(DOCKER);
@@ -91,26 +52,6 @@ impl Server {
             String::from_utf8_lossy(&out.stdout).to_string(),
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
-    }
-
-    fn docker(&self, args: &[&str]) -> (i32, String, String) {
-        self.docker_in(args, None)
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.docker(args);
-        assert_eq!(code, 0, "docker {args:?}: {out}{err}");
-        out
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child by its pid.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
-        }
     }
 }
 
@@ -194,7 +135,7 @@ fn free_port() -> u16 {
 #[test]
 fn docker_cli_images_build_registry_volumes_networks() {
     let b = Berth::with_busybox();
-    let s = Server::start(&b);
+    let s = start_server(&b);
     let reg = Registry::start();
     let r = &reg.addr;
 
@@ -311,7 +252,7 @@ fn docker_cli_images_build_registry_volumes_networks() {
 #[test]
 fn docker_py_smoke() {
     let b = Berth::with_busybox();
-    let s = Server::start(&b);
+    let s = start_server(&b);
     let reg = Registry::start();
     let out = s
         .client(python().to_str().unwrap())
@@ -334,7 +275,7 @@ fn docker_py_smoke() {
 #[test]
 fn compose_two_services_with_health_volume_and_port() {
     let b = Berth::with_busybox();
-    let s = Server::start(&b);
+    let s = start_server(&b);
     let port = free_port().to_string();
     let project = clients_dir().join("compose");
     let compose = |args: &[&str]| {
@@ -386,7 +327,7 @@ fn compose_two_services_with_health_volume_and_port() {
 #[test]
 fn testcontainers_generic_container() {
     let b = Berth::with_busybox();
-    let s = Server::start(&b);
+    let s = start_server(&b);
     let out = s
         .client(python().to_str().unwrap())
         .arg(clients_dir().join("testcontainers_smoke.py"))

@@ -2,6 +2,8 @@
 //! fixture made from the host's busybox-static (tests never reach the internet).
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
