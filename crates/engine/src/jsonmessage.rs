@@ -99,28 +99,8 @@ pub fn progress_bar(current: u64, total: u64) -> String {
     bar + &numbers
 }
 
-/// go-units `HumanSize`: decimal units, four significant digits (`3.678kB`, `300.4kB`, `2.13MB`).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let digits = if value >= 1000.0 {
-        0
-    } else {
-        3 - value.max(1.0).log10().floor() as usize
-    };
-    let text = format!("{value:.digits$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
-    format!("{text}{}", UNITS[unit])
-}
+/// go-units `HumanSize`, the one BuildKit's progress uses too.
+pub use berth_build::progress::human_size;
 
 #[cfg(test)]
 mod tests {
