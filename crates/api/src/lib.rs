@@ -38,7 +38,10 @@ pub struct ServeOptions {
     pub tls: TlsOptions,
 }
 
-/// dockerd's TLS flags. Not implemented yet: any of them is refused rather than ignored.
+/// dockerd's TLS flags, for `tcp://` hosts: `--tlsverify` with a CA, a certificate and a key
+/// serves mutual TLS (only clients with a certificate the CA signed get in); a certificate and
+/// key without `--tlsverify` serve TLS to anyone, which needs `--insecure-tcp` as plain TCP does.
+/// The front end fills in dockerd's default paths.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
     pub verify: bool,
@@ -64,14 +67,6 @@ pub enum ServeError {
 /// Serves the Engine API until SIGTERM or SIGINT, then stops accepting, lets requests in
 /// flight finish (up to 10 s) and returns. Containers are not touched: their monitors own them.
 pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
-    if opts.tls.verify || opts.tls.ca.is_some() || opts.tls.cert.is_some() || opts.tls.key.is_some()
-    {
-        return Err(ServeError::Invalid(
-            "TLS (--tlsverify, --tlscacert, --tlscert, --tlskey) is not supported yet by berth serve; \
-             serve on a unix socket, or put a TLS-terminating proxy in front of a local TCP port"
-                .into(),
-        ));
-    }
     let hosts = if opts.hosts.is_empty() {
         vec![default_host(&opts.config.runroot)]
     } else {
@@ -81,20 +76,36 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .iter()
         .map(|h| listen::parse_host(h))
         .collect::<Result<Vec<_>, _>>()?;
-    if specs.iter().any(|s| matches!(s, listen::HostSpec::Tcp(_))) {
+    let any_tcp = specs.iter().any(|s| matches!(s, listen::HostSpec::Tcp(_)));
+    let tls = tls_acceptor(&opts.tls, any_tcp)?;
+    let mutual = tls.is_some() && opts.tls.verify;
+    if any_tcp && !mutual {
         if !opts.insecure_tcp {
             return Err(ServeError::Invalid(
-                "refusing to serve the API on TCP without TLS: anyone who can reach the port \
-                 would be root on this host. Use a unix socket, or pass --insecure-tcp if the \
-                 port is reachable only by trusted users"
-                    .into(),
+                if tls.is_some() {
+                    "refusing to serve the API on TCP without client certificates: anyone who can \
+                 reach the port would be root on this host. Add --tlsverify --tlscacert CA.pem, \
+                 or pass --insecure-tcp if the port is reachable only by trusted users"
+                } else {
+                    "refusing to serve the API on TCP without TLS: anyone who can reach the port \
+                 would be root on this host. Use a unix socket, serve mutual TLS (--tlsverify \
+                 --tlscacert --tlscert --tlskey), or pass --insecure-tcp if the port is \
+                 reachable only by trusted users"
+                }
+                .into(),
             ));
         }
         eprintln!(
-            "WARNING: serving the API on TCP without TLS: anyone who can reach the port is root \
-             on this host"
+            "WARNING: serving the API on TCP without {}: anyone who can reach the port is root \
+             on this host",
+            if tls.is_some() {
+                "client certificates"
+            } else {
+                "TLS"
+            }
         );
     }
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("berth-api")
@@ -108,7 +119,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let gid = listen::socket_group(opts.group.as_deref())?;
         let mut listeners = Vec::new();
         for spec in &specs {
-            listeners.push(listen::bind(spec, gid).await?);
+            listeners.push(listen::bind(spec, gid, tls.as_ref()).await?);
         }
         let state = Arc::new(state::State::new(opts.config.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -147,6 +158,65 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     runtime.shutdown_timeout(Duration::from_millis(100));
     berth_runtime::util::finish_deferred_syncs();
     Ok(())
+}
+
+/// Every connection is a file descriptor: the soft limit (often 1024) is raised to the hard
+/// one, as dockerd does, so a thousand idle clients do not starve the server of sockets.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
+    if current < maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: maximum,
+                maximum,
+            },
+        );
+    }
+}
+
+/// The TLS acceptor for the TCP hosts, when TLS was asked for.
+fn tls_acceptor(
+    t: &TlsOptions,
+    any_tcp: bool,
+) -> Result<Option<berth_registry::tls::TlsAcceptor>, ServeError> {
+    let asked = t.verify || t.ca.is_some() || t.cert.is_some() || t.key.is_some();
+    if !asked {
+        return Ok(None);
+    }
+    if !any_tcp {
+        return Err(ServeError::Invalid(
+            "TLS applies to tcp:// hosts and none was given: add -H tcp://ADDRESS:PORT, or \
+             drop the --tls flags to serve the unix socket alone"
+                .into(),
+        ));
+    }
+    let (Some(cert), Some(key)) = (&t.cert, &t.key) else {
+        return Err(ServeError::Invalid(
+            "TLS needs both --tlscert and --tlskey (the server's certificate and its key)".into(),
+        ));
+    };
+    let ca = match (&t.ca, t.verify) {
+        (Some(ca), true) => Some(ca.as_path()),
+        (None, true) => {
+            return Err(ServeError::Invalid(
+                "--tlsverify needs --tlscacert: the CA whose certificates clients must present"
+                    .into(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(ServeError::Invalid(
+                "--tlscacert is only used with --tlsverify: add --tlsverify to require client \
+                 certificates signed by that CA"
+                    .into(),
+            ))
+        }
+        (None, false) => None,
+    };
+    berth_registry::tls::acceptor(cert, key, ca)
+        .map(Some)
+        .map_err(|e| ServeError::Invalid(e.to_string()))
 }
 
 async fn wait_for_signal() {

@@ -1,7 +1,8 @@
 //! The sockets `berth serve` listens on: `-H unix://PATH` (mode 0660, owner root, the socket
-//! group) and `-H tcp://ADDR:PORT`.
+//! group) and `-H tcp://ADDR:PORT` (TLS with client certificates, or plain with consent).
 
 use crate::ServeError;
+use berth_registry::tls::TlsAcceptor;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tokio::net::{TcpListener, UnixListener};
@@ -68,22 +69,30 @@ pub fn socket_group(requested: Option<&str>) -> Result<u32, ServeError> {
 
 pub enum Listener {
     Unix(UnixListener, PathBuf),
-    Tcp(TcpListener, String),
+    /// A TCP socket; with an acceptor, every connection is TLS (mutual when a CA was given).
+    Tcp(TcpListener, String, Option<TlsAcceptor>),
 }
 
 impl Listener {
     pub fn describe(&self) -> String {
         match self {
             Listener::Unix(_, p) => format!("unix://{}", p.display()),
-            Listener::Tcp(l, a) => match l.local_addr() {
-                Ok(a) => format!("tcp://{a}"),
-                Err(_) => format!("tcp://{a}"),
-            },
+            Listener::Tcp(l, a, tls) => {
+                let addr = l.local_addr().map(|a| a.to_string()).unwrap_or(a.clone());
+                match tls {
+                    Some(_) => format!("tcp://{addr} (TLS)"),
+                    None => format!("tcp://{addr}"),
+                }
+            }
         }
     }
 }
 
-pub async fn bind(spec: &HostSpec, gid: u32) -> Result<Listener, ServeError> {
+pub async fn bind(
+    spec: &HostSpec,
+    gid: u32,
+    tls: Option<&TlsAcceptor>,
+) -> Result<Listener, ServeError> {
     match spec {
         HostSpec::Tcp(a) => {
             let l = TcpListener::bind(a)
@@ -92,7 +101,7 @@ pub async fn bind(spec: &HostSpec, gid: u32) -> Result<Listener, ServeError> {
                     context: format!("cannot listen on tcp://{a}"),
                     source,
                 })?;
-            Ok(Listener::Tcp(l, a.clone()))
+            Ok(Listener::Tcp(l, a.clone(), tls.cloned()))
         }
         HostSpec::Unix(p) => {
             let io = |context: String| move |source| ServeError::Io { context, source };

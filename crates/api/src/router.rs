@@ -6,12 +6,14 @@ use crate::http::{ApiError, Body, Query, Resp};
 use crate::listen::Listener;
 use crate::routes;
 use crate::state::State;
+use berth_registry::tls::TlsAcceptor;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 pub const API_VERSION: (u32, u32) = (1, 50);
@@ -50,7 +52,12 @@ pub async fn accept_loop(
                     Ok(Conn::Unix(s)) => spawn_conn(s, &state, &stop, &in_flight),
                     Ok(Conn::Tcp(s)) => {
                         let _ = s.set_nodelay(true);
-                        spawn_conn(s, &state, &stop, &in_flight)
+                        match &listener {
+                            Listener::Tcp(_, _, Some(tls)) => {
+                                spawn_tls_conn(s, tls.clone(), &state, &stop, &in_flight)
+                            }
+                            _ => spawn_conn(s, &state, &stop, &in_flight),
+                        }
                     }
                     // EMFILE and friends: back off a little instead of spinning.
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
@@ -68,8 +75,32 @@ enum Conn {
 async fn accept(l: &Listener) -> std::io::Result<Conn> {
     match l {
         Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
-        Listener::Tcp(l, _) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
+        Listener::Tcp(l, _, _) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
     }
+}
+
+/// How long a client has for the TLS handshake, and for each request's headers (an idle
+/// keep-alive connection is closed after it): a thousand silent clients cost sockets, never
+/// the server.
+const HANDSHAKE_AND_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn spawn_tls_conn(
+    stream: tokio::net::TcpStream,
+    tls: TlsAcceptor,
+    state: &Arc<State>,
+    stop: &watch::Receiver<bool>,
+    in_flight: &Arc<()>,
+) {
+    let (state, stop, in_flight) = (state.clone(), stop.clone(), in_flight.clone());
+    tokio::spawn(async move {
+        // A failed handshake (no client certificate, one another CA signed, plain HTTP) is
+        // the client's to report; the server just drops the connection.
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(HANDSHAKE_AND_HEADER_TIMEOUT, tls.accept(stream)).await
+        {
+            spawn_conn(s, &state, &stop, &in_flight);
+        }
+    });
 }
 
 fn spawn_conn<S>(stream: S, state: &Arc<State>, stop: &watch::Receiver<bool>, in_flight: &Arc<()>)
@@ -86,6 +117,8 @@ where
             async move { Ok::<_, Infallible>(handle(state, req).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HANDSHAKE_AND_HEADER_TIMEOUT)
             .serve_connection(TokioIo::new(stream), svc)
             .with_upgrades();
         tokio::pin!(conn);

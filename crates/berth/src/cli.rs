@@ -173,16 +173,19 @@ pub struct ServeArgs {
     /// Serve TCP without TLS (anyone who can reach the port is root on this host)
     #[arg(long)]
     pub insecure_tcp: bool,
-    /// Require client certificates (not supported yet)
+    /// Serve TLS on tcp:// hosts and require client certificates signed by --tlscacert
     #[arg(long)]
     pub tlsverify: bool,
-    /// Trust certs signed only by this CA (not supported yet)
+    /// Trust certs signed only by this CA (default with --tlsverify: $DOCKER_CERT_PATH/ca.pem,
+    /// else ~/.docker/ca.pem)
     #[arg(long)]
     pub tlscacert: Option<PathBuf>,
-    /// Path to TLS certificate file (not supported yet)
+    /// Path to TLS certificate file (default with --tlsverify: $DOCKER_CERT_PATH/cert.pem, else
+    /// ~/.docker/cert.pem)
     #[arg(long)]
     pub tlscert: Option<PathBuf>,
-    /// Path to TLS key file (not supported yet)
+    /// Path to TLS key file (default with --tlsverify: $DOCKER_CERT_PATH/key.pem, else
+    /// ~/.docker/key.pem)
     #[arg(long)]
     pub tlskey: Option<PathBuf>,
 }

@@ -164,8 +164,22 @@ fn serve_refuses_what_it_cannot_do_safely() {
         err.contains("--insecure-tcp") && err.contains("root"),
         "{err}"
     );
-    let (_, err) = b.fails(&["serve", "--tlsverify", "-H", "tcp://127.0.0.1:0"]);
-    assert!(err.contains("not supported yet"), "{err}");
+    // TLS is for TCP hosts, and server-only TLS is no safer than plain TCP.
+    let (_, err) = b.fails(&["serve", "--tlsverify"]);
+    assert!(err.contains("tcp:// hosts"), "{err}");
+    let (_, err) = b.fails(&[
+        "serve",
+        "-H",
+        "tcp://127.0.0.1:0",
+        "--tlsverify",
+        "--tlscacert",
+        "/nonexistent/ca.pem",
+        "--tlscert",
+        "/nonexistent/cert.pem",
+        "--tlskey",
+        "/nonexistent/key.pem",
+    ]);
+    assert!(err.contains("/nonexistent/cert.pem"), "{err}");
     let (_, err) = b.fails(&["serve", "-H", "udp://x"]);
     assert!(err.contains("unix://PATH or tcp://ADDRESS:PORT"), "{err}");
     let (_, err) = b.fails(&["serve", "--group", "no-such-group-here"]);
@@ -605,4 +619,235 @@ fn containers_outlive_the_server_and_a_new_one_manages_them() {
     s2.docker_ok(&["stop", "-t", "0", "keeper"]);
     s2.docker_ok(&["rm", "keeper"]);
     assert_eq!(s2.docker_ok(&["ps", "-aq"]), "");
+}
+
+/// A CA, a server certificate for 127.0.0.1, a client certificate the CA signed, and one
+/// another CA signed, made with openssl(1) in `dir`.
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cd {} && {args}", dir.display()))
+            .output()
+            .expect("openssl is needed by the TLS test: run scripts/setup.sh");
+        assert!(
+            out.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for ca in ["ca", "other-ca"] {
+        run(&format!(
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN={ca} \
+             -keyout {ca}-key.pem -out {ca}.pem"
+        ));
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, ca, ext) in [
+        ("server", "ca", "server.ext"),
+        ("client", "ca", "client.ext"),
+        ("stranger", "other-ca", "client.ext"),
+    ] {
+        run(&format!(
+            "openssl req -newkey rsa:2048 -nodes -subj /CN={name} -keyout {name}-key.pem \
+             -out {name}.csr && openssl x509 -req -in {name}.csr -CA {ca}.pem -CAkey {ca}-key.pem \
+             -CAcreateserial -days 2 -extfile {ext} -out {name}.pem"
+        ));
+    }
+}
+
+#[test]
+fn mutual_tls_on_tcp_lets_in_only_clients_the_ca_signed() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let port = free_port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let sock = b.dir.path().join("api.sock");
+    let child = b
+        .command()
+        .args([
+            "serve",
+            "-H",
+            &format!("unix://{}", sock.display()),
+            "-H",
+            &tcp,
+        ])
+        .args(["--tlsverify", "--tlscacert", &c("ca.pem")])
+        .args([
+            "--tlscert",
+            &c("server.pem"),
+            "--tlskey",
+            &c("server-key.pem"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut s = Server {
+        child: Some(child),
+        sock,
+        docker_config: tempfile::tempdir().unwrap(),
+    };
+    common::wait_for("the API socket", Duration::from_secs(10), || {
+        UnixStream::connect(&s.sock).is_ok()
+    });
+    let docker_tcp = |client: &str, args: &[&str]| {
+        let out = Command::new(DOCKER)
+            .args(["-H", &tcp, "--tlsverify", "--tlscacert", &c("ca.pem")])
+            .args(["--tlscert", &c(&format!("{client}.pem"))])
+            .args(["--tlskey", &c(&format!("{client}-key.pem"))])
+            .args(args)
+            .env("DOCKER_CONFIG", s.docker_config.path())
+            .env_remove("DOCKER_HOST")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = docker_tcp("client", &["run", "--rm", "busybox", "echo", "over-tls"]);
+    assert_eq!((code, out.trim()), (0, "over-tls"), "{out}");
+    let (code, out) = docker_tcp("client", &["version", "--format", "{{.Server.Os}}"]);
+    assert_eq!((code, out.trim()), (0, "linux"), "{out}");
+    // A certificate another CA signed does not get through the handshake.
+    let (code, out) = docker_tcp("stranger", &["ps"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.to_lowercase().contains("tls") || out.contains("certificate"),
+        "{out}"
+    );
+    // Nor does a client without a certificate, or plain HTTP.
+    let out = Command::new(DOCKER)
+        .args(["-H", &tcp, "--tls", "--tlscacert", &c("ca.pem"), "ps"])
+        .env("DOCKER_CONFIG", s.docker_config.path())
+        .env_remove("DOCKER_HOST")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a client without a certificate got in"
+    );
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    plain
+        .write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = plain.read_to_end(&mut buf);
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("200 OK"),
+        "plain HTTP answered on the TLS port"
+    );
+    // The unix socket stays plain, for local clients.
+    s.docker_ok(&["version"]);
+    let (code, err) = s.stop();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("(TLS)"),
+        "the listener is announced as TLS: {err}"
+    );
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_stop_the_server() {
+    let b = Berth::new();
+    b.import_busybox("busybox");
+    // The server starts with a soft descriptor limit far below 1,000 (a login shell's 256 or
+    // 1024), which it raises to the hard limit.
+    let sock = b.dir.path().join("api.sock");
+    let mut cmd = b.command();
+    cmd.args(["serve", "-H", &format!("unix://{}", sock.display())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else after fork.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_cur = 256;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        })
+    };
+    let s = Server {
+        child: Some(cmd.spawn().unwrap()),
+        sock,
+        docker_config: tempfile::tempdir().unwrap(),
+    };
+    common::wait_for("the API socket", Duration::from_secs(10), || {
+        UnixStream::connect(&s.sock).is_ok()
+    });
+    // A client that holds 1,000 connections open: half silent, half with a request's
+    // headers begun and never finished. Python raises its own descriptor limit.
+    const HOLDER: &str = r#"
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+conns = []
+for i in range(1000):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sys.argv[1])
+    if i % 2:
+        c.sendall(b"GET /containers/json HTTP/1.1\r\nHost: x\r\n")
+    conns.append(c)
+print("holding", flush=True)
+sys.stdin.read()
+"#;
+    let mut holder = Command::new("python3")
+        .args(["-c", HOLDER, &s.sock.display().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 holds the idle connections");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "holding");
+    // The server raised its soft limit to the hard one.
+    let pid = s.child.as_ref().unwrap().id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(open_files[3], open_files[4], "{limits}");
+    // While they sit there, the server answers everyone else at once (well before the
+    // 30 s after which it closes connections that never finish their headers).
+    let out = s
+        .client("/usr/bin/timeout")
+        .args(["20", DOCKER, "run", "--rm", "busybox", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _, _) = http(&s.sock, "GET", "/v1.50/containers/json", b"");
+    assert_eq!(status, 200);
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    s.docker_ok(&["ps"]);
 }

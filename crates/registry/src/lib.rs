@@ -48,6 +48,7 @@ pub mod manifest;
 pub mod reference;
 mod server;
 mod storage;
+pub mod tls;
 
 pub use error::{ErrorCode, RegistryError};
 pub use gc::{gc, GcReport};

@@ -82,24 +82,37 @@ pub fn info(engine: &Engine, args: FormatOnly) -> Result<()> {
     Ok(())
 }
 
-/// `berth completion SHELL`: the completion script on stdout.
 /// `berth serve`: the Engine API server, until SIGTERM/SIGINT.
 pub fn serve(config: berth_engine::EngineConfig, a: crate::cli::ServeArgs) -> Result<()> {
+    // dockerd's defaults for the files --tlsverify needs.
+    let default_path = |name: &str| {
+        a.tlsverify.then(|| {
+            std::env::var_os("DOCKER_CERT_PATH")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker"))
+                })
+                .unwrap_or_else(|| std::path::PathBuf::from("/root/.docker"))
+                .join(name)
+        })
+    };
+    let tls = berth_api::TlsOptions {
+        verify: a.tlsverify,
+        ca: a.tlscacert.or_else(|| default_path("ca.pem")),
+        cert: a.tlscert.or_else(|| default_path("cert.pem")),
+        key: a.tlskey.or_else(|| default_path("key.pem")),
+    };
     berth_api::serve(berth_api::ServeOptions {
         config,
         hosts: a.hosts,
         group: a.group,
         insecure_tcp: a.insecure_tcp,
-        tls: berth_api::TlsOptions {
-            verify: a.tlsverify,
-            ca: a.tlscacert,
-            cert: a.tlscert,
-            key: a.tlskey,
-        },
+        tls,
     })?;
     Ok(())
 }
 
+/// `berth completion SHELL`: the completion script on stdout.
 pub fn completion(a: crate::cli::CompletionArgs) -> Result<()> {
     use clap::CommandFactory;
     let mut cmd = crate::cli::Cli::command();

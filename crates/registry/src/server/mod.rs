@@ -9,7 +9,7 @@ mod handlers;
 mod http;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,7 +161,7 @@ fn prepare(
     let storage = Storage::open(&cfg.root)?;
     let htpasswd = cfg.htpasswd.as_deref().map(Htpasswd::load).transpose()?;
     let acceptor = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+        (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k, None)?),
         (None, None) => None,
         _ => {
             return Err(RegistryError::Config(
@@ -182,33 +182,6 @@ fn prepare(
         uploads: Default::default(),
     };
     Ok((Arc::new(state), acceptor))
-}
-
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, RegistryError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    use tokio_rustls::rustls;
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| RegistryError::Tls(format!("reading {}: {e}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(RegistryError::Tls(format!(
-            "no certificate in {}",
-            cert.display()
-        )));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| RegistryError::Tls(format!("reading {}: {e}", key.display())))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| RegistryError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| RegistryError::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 async fn accept_loop(
