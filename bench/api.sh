@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Engine API figures: the docker CLI 28 (/usr/local/bin/docker) against `berth serve`:
 # `docker run --rm busybox true`, `docker ps -a` with 100 containers, `docker exec ctr true`,
-# and the idle server's RSS. dockerd 20.10 (Debian docker.io) side by side when it is installed
+# the idle server's RSS, and 200 concurrent `docker ps` with 20 concurrent `docker run --rm`. dockerd 20.10 (Debian docker.io) side by side when it is installed
 # (DOCKERD=0 skips it): started here with its own containerd, data root and socket under the
 # scratch directory, without touching the host's firewall (--iptables=false), and stopped at
 # the end. Both get the same busybox image, imported from the host's busybox-static.
@@ -100,6 +100,24 @@ fi
 cmds=()
 for e in "${engines[@]}"; do cmds+=("$DOCKER -H $(host "$e") ps -a"); done
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/api-ps.json" "${cmds[@]}"
+
+# 200 concurrent `docker ps` and 20 concurrent `docker run --rm` at once: every one must
+# succeed, and the store must hold the same containers afterwards (nothing left behind).
+for e in "${engines[@]}"; do
+    h=$(host "$e")
+    before=$("$DOCKER" -H "$h" ps -aq | wc -l)
+    start=$(date +%s.%N)
+    cpids=()
+    for _ in $(seq 200); do "$DOCKER" -H "$h" ps >/dev/null 2>>"$W/conc-$e.err" & cpids+=($!); done
+    for _ in $(seq 20); do "$DOCKER" -H "$h" run --rm busybox true >/dev/null 2>>"$W/conc-$e.err" & cpids+=($!); done
+    failed=0
+    for p in "${cpids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+    end=$(date +%s.%N)
+    after=$("$DOCKER" -H "$h" ps -aq | wc -l)
+    printf '%-6s 200 ps + 20 run --rm at once: %d failed, %.2f s wall, containers %d before / %d after\n' \
+        "$e" "$failed" "$(awk "BEGIN {print $end - $start}")" "$before" "$after" | tee -a "$OUT/api-concurrency.txt"
+    [ "$failed" = 0 ] || { echo "errors:"; head -5 "$W/conc-$e.err"; }
+done
 
 python3 - "$OUT" <<'EOF'
 import json, sys, statistics
