@@ -851,3 +851,46 @@ sys.stdin.read()
     assert!(holder.wait().unwrap().success());
     s.docker_ok(&["ps"]);
 }
+
+#[test]
+fn docker_import_streams_the_tarball_in_the_request_body() {
+    let b = Berth::new();
+    let s = start_server(&b);
+    let tar = common::busybox_tar();
+    // `docker import FILE REPO:TAG` sends `fromSrc=-` with the tarball as a chunked body.
+    let id = s.docker_ok(&[
+        "import",
+        "-c",
+        "CMD [\"echo\", \"imported\"]",
+        "-c",
+        "ENV STAGE=api",
+        "-m",
+        "from the socket",
+        tar.to_str().unwrap(),
+        "imported:v1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let out = s.docker_ok(&["run", "--rm", "imported:v1"]);
+    assert_eq!(out.trim(), "imported");
+    let out = s.docker_ok(&["run", "--rm", "imported:v1", "sh", "-c", "echo $STAGE"]);
+    assert_eq!(out.trim(), "api");
+    let history = s.docker_ok(&["history", "--format", "{{.Comment}}", "imported:v1"]);
+    assert_eq!(history.trim(), "from the socket");
+    // The CLI sees what the server stored.
+    assert_eq!(
+        b.ok(&["image", "inspect", "--format", "{{.Id}}", "imported:v1"])
+            .trim(),
+        id.trim()
+    );
+    // A body that is no tarball is refused, and leaves nothing behind.
+    let junk = b.dir.path().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar archive at all").unwrap();
+    let (code, _, err) = s.docker(&["import", junk.to_str().unwrap(), "junk:v1"]);
+    assert_ne!(code, 0);
+    assert!(!err.is_empty());
+    assert_eq!(
+        s.docker_ok(&["images", "-q", "junk"]).trim(),
+        "",
+        "nothing half-imported"
+    );
+}

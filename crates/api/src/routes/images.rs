@@ -244,15 +244,8 @@ fn json_stream_response(body: Body) -> Resp {
 /// (`fromSrc`).
 async fn create(state: &Arc<State>, call: Call) -> ApiResult {
     let q = &call.query;
-    if let Some(src) = q.get("fromSrc") {
-        return import(
-            state,
-            call.query.get("repo").map(String::from),
-            q.get("tag"),
-            src,
-            q,
-        )
-        .await;
+    if q.get("fromSrc").is_some() {
+        return import(state, call).await;
     }
     let Some(from) = q.get("fromImage").filter(|s| !s.is_empty()) else {
         return Err(ApiError::bad_request(
@@ -296,26 +289,26 @@ fn has_tag_or_digest(name: &str) -> Result<bool, ApiError> {
     Ok(r.tag().is_some() || r.digest().is_some())
 }
 
-/// `fromSrc=URL`: an import of a root filesystem tarball. The body form (`fromSrc=-`) is
-/// refused rather than buffered.
-async fn import(
-    state: &Arc<State>,
-    repo: Option<String>,
-    tag: Option<&str>,
-    src: &str,
-    q: &Query,
-) -> ApiResult {
-    if !(src.starts_with("http://") || src.starts_with("https://")) {
-        return Err(ApiError::bad_request(
-            "importing from the request body (fromSrc=-) is not supported by berth serve: \
-             give fromSrc an http(s) URL, or run `berth import` on the host",
-        ));
-    }
-    if !q.all("changes").is_empty() || q.get("message").is_some_and(|m| !m.is_empty()) {
-        return Err(ApiError::bad_request(
-            "changes and message are not supported with fromSrc by berth serve: run `berth import -c … -m …` on the host",
-        ));
-    }
+/// `fromSrc=-` (the tarball is the request body, read as it arrives) or `fromSrc=URL`: an
+/// import of a root filesystem tarball, with `repo`, `tag`, `changes` and `message`.
+async fn import(state: &Arc<State>, call: Call) -> ApiResult {
+    let q = &call.query;
+    let src = q.get("fromSrc").unwrap_or("").to_string();
+    let repo = q.get("repo").map(String::from);
+    let tag = q.get("tag").map(String::from);
+    let changes: Vec<String> = q.all("changes").into_iter().map(String::from).collect();
+    let message = q.get("message").filter(|m| !m.is_empty()).map(String::from);
+    let source = if src == "-" {
+        berth_engine::images::ImportSource::Stream(berth_engine::images::ImportStream::new(
+            BodyReader::new(call.req.into_body()),
+        ))
+    } else if src.starts_with("http://") || src.starts_with("https://") {
+        berth_engine::images::ImportSource::Url(src)
+    } else {
+        return Err(ApiError::bad_request(format!(
+            "fromSrc {src:?}: give - (the tarball as the request body) or an http(s) URL"
+        )));
+    };
     let reference = match (
         repo.filter(|r| !r.is_empty()),
         tag.filter(|t| !t.is_empty()),
@@ -324,11 +317,11 @@ async fn import(
         (Some(r), None) => Some(r),
         _ => None,
     };
-    let source = berth_engine::images::ImportSource::Url(src.to_string());
     json_stream(state, 0, move |e, sink| {
         let opts = berth_engine::images::ImportOptions {
             reference,
-            ..Default::default()
+            changes,
+            message,
         };
         let id = e.import_image(&source, &opts)?;
         sink.send(json!({ "status": id.to_string() }));

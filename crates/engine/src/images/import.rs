@@ -21,6 +21,24 @@ pub enum ImportSource {
     File(PathBuf),
     Stdin,
     Url(String),
+    /// A stream the front end hands over (the API's request body), read once.
+    Stream(ImportStream),
+}
+
+/// A byte stream for [`ImportSource::Stream`]; the first `import_image` takes it.
+#[derive(Clone)]
+pub struct ImportStream(Arc<std::sync::Mutex<Option<Box<dyn Read + Send>>>>);
+
+impl ImportStream {
+    pub fn new(r: impl Read + Send + 'static) -> ImportStream {
+        ImportStream(Arc::new(std::sync::Mutex::new(Some(Box::new(r)))))
+    }
+}
+
+impl std::fmt::Debug for ImportStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImportStream")
+    }
 }
 
 impl ImportSource {
@@ -38,7 +56,7 @@ impl ImportSource {
     fn describe(&self) -> String {
         match self {
             ImportSource::File(p) => p.display().to_string(),
-            ImportSource::Stdin => "-".to_string(),
+            ImportSource::Stdin | ImportSource::Stream(_) => "-".to_string(),
             ImportSource::Url(u) => u.clone(),
         }
     }
@@ -48,6 +66,13 @@ impl ImportSource {
         let stall = Stall::default();
         match self {
             ImportSource::Stdin => Ok((Box::new(io::stdin().lock()), stall)),
+            ImportSource::Stream(s) => {
+                let taken = s.0.lock().ok().and_then(|mut r| r.take());
+                let r = taken.ok_or_else(|| {
+                    EngineError::InvalidArgument("the import stream was already read".into())
+                })?;
+                Ok((r, stall))
+            }
             ImportSource::File(p) => {
                 let f = File::open(p)
                     .map_err(|e| EngineError::io(format!("open {}", p.display()), e))?;

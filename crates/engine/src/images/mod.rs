@@ -9,7 +9,7 @@ pub use archive::SaveOptions;
 pub(crate) use changes::apply_changes;
 pub use filters::ImageFilters;
 pub(crate) use import::{build_commit, commit_with_manifest, AssembledLayer};
-pub use import::{ImportOptions, ImportSource};
+pub use import::{ImportOptions, ImportSource, ImportStream};
 
 use crate::types::{
     DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImagePruneReport,
