@@ -493,6 +493,51 @@ fn events_of_both_front_ends_are_one_history() {
         out.contains("name=via-api") && out.contains("container destroy"),
         "{out}"
     );
+
+    // An exec through the API: created, started, and its end with the exit code.
+    s.docker_ok(&["run", "-d", "--name", "execd", "busybox", "sleep", "1000"]);
+    let since = chrono_now();
+    let (code, _, _) = s.docker(&["exec", "execd", "sh", "-c", "exit 5"]);
+    assert_eq!(code, 5);
+    s.docker_ok(&["exec", "-d", "execd", "true"]);
+    // The detached exec's end is recorded when its process is reaped.
+    // (`since` has whole seconds: the container's own create and start may be in range.)
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = s.docker_ok(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &(chrono_now() + 1).to_string(),
+            "--filter",
+            "container=execd",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.exitCode}}",
+        ]);
+        out = out
+            .lines()
+            .filter(|l| l.starts_with("exec_"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if out.lines().count() >= 6 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "exec_create: sh -c exit 5 <no value>",
+            "exec_start: sh -c exit 5 <no value>",
+            "exec_die 5",
+            "exec_create: true  <no value>",
+            "exec_start: true  <no value>",
+            "exec_die 0",
+        ],
+        "{out}"
+    );
+    s.docker_ok(&["rm", "-f", "execd"]);
 }
 
 fn chrono_now() -> u64 {

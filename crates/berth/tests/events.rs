@@ -106,6 +106,60 @@ fn a_containers_life_is_recorded_and_filtered() {
 }
 
 #[test]
+fn execs_record_dockerds_three_events() {
+    assert!(common::is_root("events"));
+    let b = Berth::with_busybox();
+    b.ok(&["run", "-d", "--name", "ex1", "busybox", "sleep", "1000"]);
+    let start = now();
+    assert_eq!(b.code(&["exec", "ex1", "sh", "-c", "exit 3"]).0, 3);
+    b.ok(&["exec", "ex1", "true"]);
+    let until = now();
+    let lines = b.ok(&[
+        "events",
+        "--since",
+        &start,
+        "--until",
+        &until,
+        "--filter",
+        "container=ex1",
+        "--format",
+        "{{.Action}}|{{.Actor.Attributes.exitCode}}|{{.Actor.Attributes.name}}|{{.Actor.Attributes.execID}}",
+    ]);
+    let got: Vec<Vec<&str>> = lines.lines().map(|l| l.split('|').collect()).collect();
+    let actions: Vec<(&str, &str, &str)> = got.iter().map(|f| (f[0], f[1], f[2])).collect();
+    assert_eq!(
+        actions,
+        [
+            ("exec_create: sh -c exit 3", "<no value>", "ex1"),
+            ("exec_start: sh -c exit 3", "<no value>", "ex1"),
+            ("exec_die", "3", "ex1"),
+            ("exec_create: true ", "<no value>", "ex1"),
+            ("exec_start: true ", "<no value>", "ex1"),
+            ("exec_die", "0", "ex1"),
+        ],
+        "{lines}"
+    );
+    // One exec ID per exec, 64 hex digits, shared by its three events.
+    assert!(got[0][3].len() == 64 && got[0][3].chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(got[..3].iter().all(|f| f[3] == got[0][3]), "{lines}");
+    assert_ne!(got[0][3], got[3][3]);
+    // `event=exec_die` picks the ends.
+    let dies = b.ok(&[
+        "events",
+        "--since",
+        &start,
+        "--until",
+        &until,
+        "--filter",
+        "event=exec_die",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(dies.lines().count(), 2, "{dies}");
+    b.ok(&["rm", "-f", "ex1"]);
+}
+
+#[test]
 fn events_follow_what_happens_next() {
     assert!(common::is_root("events"));
     let b = Berth::with_busybox();

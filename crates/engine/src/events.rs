@@ -97,7 +97,52 @@ pub struct EventsQuery {
     pub filters: EventFilters,
 }
 
+/// A step of an exec's life, for its event: dockerd's `exec_create: CMD`, `exec_start: CMD` and
+/// `exec_die` (with `exitCode`), each carrying the exec's `execID`.
+#[derive(Debug, Clone, Copy)]
+pub enum ExecEvent<'a> {
+    Create(&'a [String]),
+    Start(&'a [String]),
+    Die(i32),
+}
+
+impl ExecEvent<'_> {
+    /// The action as dockerd writes it: the entrypoint, a space, then the arguments joined by
+    /// spaces (so `true` alone is `exec_start: true `).
+    fn action(&self) -> String {
+        let cmd = |args: &[String]| {
+            let (first, rest) = args
+                .split_first()
+                .map_or(("", &[][..]), |(f, r)| (f.as_str(), r));
+            format!("{first} {}", rest.join(" "))
+        };
+        match self {
+            ExecEvent::Create(a) => format!("exec_create: {}", cmd(a)),
+            ExecEvent::Start(a) => format!("exec_start: {}", cmd(a)),
+            ExecEvent::Die(_) => "exec_die".to_string(),
+        }
+    }
+}
+
+/// A new exec's ID: 64 hex digits, as dockerd's.
+pub fn new_exec_id() -> String {
+    let mut b = [0u8; 32];
+    crate::containers::fill_random_pub(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 impl Engine {
+    /// Records an exec's event on its container (`container_id` is the full ID).
+    pub fn record_exec_event(&self, container_id: &str, exec_id: &str, ev: ExecEvent<'_>) {
+        let code;
+        let mut extra = vec![("execID", exec_id)];
+        if let ExecEvent::Die(c) = ev {
+            code = c.to_string();
+            extra.push(("exitCode", code.as_str()));
+        }
+        self.record_container_event(&ev.action(), container_id, &extra);
+    }
+
     /// Records an event; losing one never fails the operation that caused it.
     pub(crate) fn record_event(&self, kind: &str, action: &str, id: &str, attrs: &[(&str, &str)]) {
         let _ = events::append(self.root(), &Event::now(kind, action, id, attrs));
@@ -235,6 +280,22 @@ fn read_from(p: &Path, offset: u64, out: &mut Vec<Vec<u8>>) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn exec_actions_are_dockerds() {
+        use super::ExecEvent;
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ExecEvent::Create(&args(&["sh", "-c", "exit 3"])).action(),
+            "exec_create: sh -c exit 3"
+        );
+        assert_eq!(
+            ExecEvent::Start(&args(&["true"])).action(),
+            "exec_start: true "
+        );
+        assert_eq!(ExecEvent::Die(3).action(), "exec_die");
+        assert_eq!(super::new_exec_id().len(), 64);
+    }
+
     use super::*;
 
     fn ev(kind: &str, action: &str, id: &str, attrs: &[(&str, &str)]) -> Event {

@@ -12,6 +12,7 @@ use crate::http::{
 use crate::router::{Call, Routed};
 use crate::state::State;
 use crate::stream::{self, frame_out, Detach};
+use berth_engine::events::ExecEvent;
 use berth_engine::EngineError;
 use berth_runtime::ExecOptions;
 use bytes::Bytes;
@@ -49,6 +50,8 @@ struct Instance {
     finished: Option<Instant>,
     /// The host side of the pty of a `Tty` exec, for `resize`.
     pty: Option<Arc<OwnedFd>>,
+    /// Records the exec's `exec_die` once its process has ended.
+    on_exit: Option<Box<dyn FnOnce(i32) + Send>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -88,9 +91,7 @@ pub async fn route(state: &Arc<State>, call: Call) -> Routed {
 }
 
 fn random_id() -> String {
-    let mut b = [0u8; 32];
-    let _ = rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty());
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    berth_engine::events::new_exec_id()
 }
 
 fn no_such_exec(id: &str) -> ApiError {
@@ -136,6 +137,8 @@ async fn create(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
     }
     let _ = b.console_size;
     let name = id.to_string();
+    let eid = random_id();
+    let (eid2, cmd2) = (eid.clone(), cmd.clone());
     let container = state
         .pool
         .run(move |e| {
@@ -151,10 +154,10 @@ async fn create(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
                     "Container {id} is not running"
                 )));
             }
+            e.record_exec_event(&id, &eid2, ExecEvent::Create(&cmd2));
             Ok(id)
         })
         .await?;
-    let eid = random_id();
     state.execs.insert(
         eid.clone(),
         Instance {
@@ -177,6 +180,7 @@ async fn create(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
             pid: 0,
             finished: None,
             pty: None,
+            on_exit: None,
         },
     );
     Ok(json_response(StatusCode::CREATED, &json!({"Id": eid})))
@@ -211,11 +215,18 @@ fn set_size(master: &OwnedFd, rows: u16, cols: u16) {
 }
 
 fn finish(inst: &Arc<Mutex<Instance>>, code: i32) {
-    if let Ok(mut i) = inst.lock() {
-        i.running = false;
-        i.exit_code = Some(code);
-        i.finished = Some(Instant::now());
-        i.pty = None;
+    let on_exit = match inst.lock() {
+        Ok(mut i) => {
+            i.running = false;
+            i.exit_code = Some(code);
+            i.finished = Some(Instant::now());
+            i.pty = None;
+            i.on_exit.take()
+        }
+        Err(_) => None,
+    };
+    if let Some(f) = on_exit {
+        f(code);
     }
 }
 
@@ -251,10 +262,32 @@ async fn start(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
     };
     let tty = opts.tty;
     let o2 = opts.clone();
+    let (cid, eid) = (container.clone(), id.to_string());
     let built = state
         .pool
-        .run(move |e| Ok(e.exec_command(&container, &o2)))
+        .run(move |e| {
+            let cmd = e.exec_command(&container, &o2);
+            if cmd.is_ok() {
+                e.record_exec_event(&container, &eid, ExecEvent::Start(&o2.args));
+            }
+            Ok(cmd)
+        })
         .await?;
+    if built.is_ok() {
+        let (pool, eid) = (state.pool.clone(), id.to_string());
+        if let Ok(mut i) = inst.lock() {
+            i.on_exit = Some(Box::new(move |code| {
+                tokio::spawn(async move {
+                    let _ = pool
+                        .run(move |e| {
+                            e.record_exec_event(&cid, &eid, ExecEvent::Die(code));
+                            Ok(())
+                        })
+                        .await;
+                });
+            }));
+        }
+    }
     let mut cmd = match built {
         Ok(c) => c,
         Err(EngineError::Runtime(r)) if r.exit_code() == 126 || r.exit_code() == 127 => {

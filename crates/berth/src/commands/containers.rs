@@ -1128,11 +1128,20 @@ pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<()> {
             ))
         }
     };
+    // dockerd's exec events: the CLI creates and starts in one go.
+    let exec_id = berth_engine::events::new_exec_id();
+    let container_id = engine.resolve_container(&a.container).map(|r| r.id).ok();
+    if let Some(cid) = &container_id {
+        use berth_engine::events::ExecEvent;
+        engine.record_exec_event(cid, &exec_id, ExecEvent::Create(&opts.args));
+        engine.record_exec_event(cid, &exec_id, ExecEvent::Start(&opts.args));
+    }
     if a.detach {
         use std::os::unix::process::CommandExt;
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe; the child calls nothing else before exec.
         unsafe {
             cmd.pre_exec(|| {
                 libc::setsid();
@@ -1155,6 +1164,9 @@ pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<()> {
             128 + st.signal().unwrap_or(0)
         }
     };
+    if let Some(cid) = &container_id {
+        engine.record_exec_event(cid, &exec_id, berth_engine::events::ExecEvent::Die(code));
+    }
     if code != 0 {
         return Err(exit_status(code.clamp(0, 255) as u8));
     }
