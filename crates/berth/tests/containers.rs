@@ -922,3 +922,133 @@ fn closed_stdout_ends_quietly() {
     assert!(err.is_empty(), "{err}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
 }
+
+/// Creates `n` containers (`create`, four at a time) named `{prefix}{i}`; their names.
+fn create_many(b: &Berth, prefix: &str, n: usize, extra: &[&str]) -> Vec<String> {
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    for group in names.chunks(4) {
+        let children: Vec<_> = group
+            .iter()
+            .map(|name| {
+                let mut args = vec!["create", "--name", name.as_str()];
+                args.extend_from_slice(extra);
+                args.extend_from_slice(&["busybox", "true"]);
+                b.command()
+                    .args(&args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for ch in children {
+            let out = ch.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    names
+}
+
+/// A multi-name `rm` (batched and torn down in parallel) reports each container as the docker
+/// CLI does: every removed name on stdout in order, every failure on stderr, exit 1 if any
+/// failed; and more containers than one batch holds are all removed.
+#[test]
+fn rm_of_many_reports_each_container() {
+    if !common::is_root("container") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    // More than one batch (128), some on the default bridge network.
+    let mut names = create_many(&b, "c", 140, &["--network", "none"]);
+    names.extend(create_many(&b, "n", 4, &[]));
+    // Running, one on the bridge network.
+    b.ok(&["run", "-d", "--name", "up", "busybox", "sleep", "100"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up2",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+
+    // Without -f: the running ones and a missing name fail, a repeated name fails the second
+    // time, everything else goes.
+    let mut args: Vec<&str> = vec!["rm", "c0", "up", "nope"];
+    args.extend(names.iter().skip(1).map(String::as_str));
+    args.extend(["up2", "c0"]);
+    let (code, out, err) = b.code(&args);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    let mut removed: Vec<&str> = vec!["c0"];
+    removed.extend(names.iter().skip(1).map(String::as_str));
+    assert_eq!(out.lines().collect::<Vec<_>>(), removed);
+    let errors: Vec<&str> = err.lines().collect();
+    assert_eq!(errors.len(), 4, "{err}");
+    assert!(
+        errors[0].contains("You cannot remove a running container"),
+        "{err}"
+    );
+    assert!(errors[1].contains("No such container: nope"), "{err}");
+    assert!(
+        errors[2].contains("You cannot remove a running container"),
+        "{err}"
+    );
+    assert!(errors[3].contains("No such container: c0"), "{err}");
+    let left = b.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort();
+    assert_eq!(left, ["up", "up2"]);
+
+    // -f takes the running ones, their network included.
+    assert_eq!(b.ok(&["rm", "-f", "up", "up2"]), "up\nup2\n");
+    assert_eq!(b.ok(&["ps", "-a", "-q"]), "");
+    assert!(no_leftovers(&b));
+}
+
+/// A multi-name `rm -f` killed half-way leaves every container either whole (listed, with its
+/// directory) or gone; the next command finishes the ones it had marked.
+#[test]
+fn killed_rm_of_many_leaves_whole_containers() {
+    if !common::is_root("container") {
+        return;
+    }
+    let b = Berth::with_busybox();
+    let names = create_many(&b, "k", 60, &["--network", "none"]);
+    for delay_ms in [30u64, 120] {
+        let mut args = vec!["rm", "-f"];
+        args.extend(names.iter().map(String::as_str));
+        let mut ch = b
+            .command()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = ch.kill();
+        let _ = ch.wait();
+        // `ps` finishes what the killed `rm` marked; every container it lists is whole.
+        for id in b.ok(&["ps", "-a", "-q", "--no-trunc"]).lines() {
+            let dir = b.root().join("containers").join(id);
+            assert!(
+                dir.join("container.json").exists(),
+                "{id} lost its directory"
+            );
+        }
+    }
+    let ids = b.ok(&["ps", "-a", "-q", "--no-trunc"]);
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.lines());
+    if args.len() > 2 {
+        b.ok(&args);
+    }
+    assert_eq!(b.ok(&["ps", "-a", "-q"]), "");
+    assert!(no_leftovers(&b));
+}

@@ -763,6 +763,23 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Replaces the records of several containers in one write transaction (one commit for
+    /// a multi-name `rm` instead of one per container).
+    pub fn update_container_records(&mut self, rows: &[(&str, &str)]) -> Result<(), StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.db_err(e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached("UPDATE containers SET record = ?2 WHERE id = ?1")
+                .map_err(|e| self.db_err(e))?;
+            for (id, record) in rows {
+                stmt.execute(params![id, record])
+                    .map_err(|e| self.db_err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))
+    }
+
     /// Renames a container: `Ok(Err(id))` when another container holds `name`.
     pub fn rename_container(
         &mut self,
@@ -798,6 +815,21 @@ impl Store {
             .execute("DELETE FROM containers WHERE id = ?1", [id])
             .map_err(|e| self.db_err(e))?;
         Ok(n > 0)
+    }
+
+    /// Deletes several container rows in one write transaction.
+    pub fn delete_containers(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.db_err(e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM containers WHERE id = ?1")
+                .map_err(|e| self.db_err(e))?;
+            for id in ids {
+                stmt.execute([id]).map_err(|e| self.db_err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))
     }
 
     /// The container with this exact ID.

@@ -926,10 +926,26 @@ pub fn kill(engine: &mut Engine, a: KillArgs) -> Result<()> {
     })
 }
 
+/// `rm NAME…`: one engine call for all of them (batched and torn down in parallel); each name
+/// printed as removed or its error, exit 1 if any failed, as the docker CLI.
 pub fn rm(engine: &mut Engine, a: RmArgs) -> Result<()> {
-    each(engine, &a.containers, |e, n| {
-        e.remove_container(n, a.force, a.volumes).map(|_| ())
-    })
+    let results = engine
+        .remove_containers(&a.containers, a.force, a.volumes)
+        .map_err(|e| status(1, format!("Error response from daemon: {e}")))?;
+    let mut failed = false;
+    for (n, r) in a.containers.iter().zip(results) {
+        match r {
+            Ok(_) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(exit_status(1));
+    }
+    Ok(())
 }
 
 pub fn wait(engine: &mut Engine, a: ContainersArgs) -> Result<()> {

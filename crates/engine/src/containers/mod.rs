@@ -29,6 +29,7 @@ pub mod names;
 pub mod network;
 mod opts;
 mod pending;
+mod remove;
 mod restart;
 pub mod stats;
 pub mod system;
@@ -1527,83 +1528,6 @@ impl Engine {
         };
         self.after_exit(id)?;
         Ok(st)
-    }
-
-    /// `DELETE /containers/{id}`: refuses a running container unless `force` (which kills
-    /// it); `volumes` also removes its anonymous volumes.
-    pub fn remove_container(
-        &mut self,
-        name: &str,
-        force: bool,
-        volumes: bool,
-    ) -> Result<String, EngineError> {
-        self.recover_containers()?;
-        let (row, mut rec, live) = self.load(name)?;
-        let id = row.id.clone();
-        if (live.running || live.restarting) && !force {
-            return Err(EngineError::Conflict(format!(
-                "You cannot remove a {} container {id}. Stop the container before attempting removal or force remove",
-                if live.restarting { "restarting" } else { "running" }
-            )));
-        }
-        self.mark_manually_stopped(&id);
-        let _lock = self.restart_lock(&id);
-        self.cancel_restart(&id);
-        let marker = pending::Marker::acquire(&self.pending_dir(), &id)
-            .map_err(io_err("creating the container's pending marker"))?;
-        rec.state.status = "removing".into();
-        self.save_record(&id, &rec)?;
-        let attributes = berth_runtime::events::container_attributes(&self.container_dir_of(&id));
-        let r = self.finish_remove(&id, volumes);
-        drop(marker);
-        r?;
-        let pairs: Vec<(&str, &str)> = attributes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        self.record_event("container", "destroy", &id, &pairs);
-        Ok(id)
-    }
-
-    /// The idempotent second half of `rm`: stop everything, unmount, delete the directory,
-    /// delete the row.
-    fn finish_remove(&mut self, id: &str, volumes: bool) -> Result<(), EngineError> {
-        self.release_network(id);
-        let dir = self.container_dir_of(id);
-        let spec = self.spec_of(id).ok();
-        if dir.exists() {
-            berth_runtime::cleanup(&dir).map_err(EngineError::Runtime)?;
-            if berth_runtime::rootfs::is_mounted(&dir.join("rootfs")) {
-                return Err(EngineError::Conflict(format!(
-                    "container {id}: its root filesystem is still mounted; retry the removal"
-                )));
-            }
-            // Move it aside first so a half-deleted directory is never mistaken for a
-            // container.
-            let trash = self.containers_dir().join(format!(".trash-{id}"));
-            match std::fs::rename(&dir, &trash) {
-                Ok(()) => {
-                    let _ = std::fs::remove_dir_all(&trash);
-                }
-                Err(_) => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-            }
-        } else {
-            let _ = std::fs::remove_dir_all(self.containers_dir().join(format!(".trash-{id}")));
-        }
-        self.store_mut().delete_container(id)?;
-        if volumes {
-            if let Some(spec) = spec {
-                for (name, _) in &spec.volumes {
-                    // Anonymous volumes are named by 64 hex digits.
-                    if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        let _ = self.remove_volume(name, false);
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// `GET /containers/json`.
