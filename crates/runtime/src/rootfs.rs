@@ -28,6 +28,9 @@ fn last_err(what: &str) -> Error {
 /// Whether `path` is a mount point (its device differs from its parent's, or it is listed in
 /// /proc/self/mountinfo).
 pub fn is_mounted(path: &Path) -> bool {
+    if let Some(root) = is_mount_root(path) {
+        return root;
+    }
     let Ok(canon) = path.canonicalize() else {
         return false;
     };
@@ -41,6 +44,21 @@ pub fn is_mounted(path: &Path) -> bool {
             .map(|m| unescape_mountinfo(m) == want)
             .unwrap_or(false)
     })
+}
+
+/// Whether `path` is the root of a mount, from `statx`'s `STATX_ATTR_MOUNT_ROOT` (Linux 5.8):
+/// one system call instead of reading the whole mount table, which a host with a thousand
+/// running containers makes long. `None` when the kernel does not say.
+fn is_mount_root(path: &Path) -> Option<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero `statx` is a valid value of this plain C struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `stx` a writable statx buffer that outlives
+    // the call.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, 0, &mut stx) };
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    (r == 0 && stx.stx_attributes_mask & bit != 0).then_some(stx.stx_attributes & bit != 0)
 }
 
 fn unescape_mountinfo(s: &str) -> String {
@@ -218,5 +236,30 @@ pub fn unmount(target: &Path) -> Result<()> {
             Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => return Ok(()),
             Err(e) => return Err(Error::Invalid(format!("unmount {}: {e}", target.display()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statx answer agrees with the mount table, for mount points and for plain
+    /// directories.
+    #[test]
+    fn mount_root_agrees_with_mountinfo() {
+        let plain = std::env::temp_dir().join(format!("berth-mnt-{}", std::process::id()));
+        std::fs::create_dir_all(&plain).unwrap();
+        for (p, want) in [
+            (Path::new("/proc"), true),
+            (Path::new("/"), true),
+            (plain.as_path(), false),
+        ] {
+            assert_eq!(is_mounted(p), want, "{}", p.display());
+            if let Some(root) = is_mount_root(p) {
+                assert_eq!(root, want, "{}", p.display());
+            }
+        }
+        assert!(!is_mounted(&plain.join("missing")));
+        std::fs::remove_dir(&plain).unwrap();
     }
 }
