@@ -131,6 +131,9 @@ pub enum Command {
     /// Kubernetes manifests from containers
     #[command(subcommand)]
     Kube(crate::commands::kube::KubeCommand),
+    /// Manage pods: containers that share a network namespace
+    #[command(subcommand)]
+    Pod(crate::commands::pods::PodCommand),
     /// Download an image from a registry
     #[command(after_help = examples::PULL)]
     Pull(PullArgs),
@@ -651,6 +654,9 @@ pub struct RunArgs {
     /// Connect a container to a network
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Run the container in an existing pod (its network, IPC and UTS namespaces)
+    #[arg(long)]
+    pub pod: Option<String>,
     /// Runtime to use for this container
     #[arg(long)]
     pub runtime: Option<String>,

@@ -16,6 +16,9 @@ pub enum EngineError {
     ImageNotFound(String),
     #[error("No such container: {0}")]
     ContainerNotFound(String),
+    /// podman's words for a pod that does not exist (404).
+    #[error("no pod with name or ID {0} found: no such pod")]
+    PodNotFound(String),
     /// dockerd's words for a network that does not exist (404).
     #[error("network {0} not found")]
     NetworkNotFound(String),
@@ -136,6 +139,7 @@ impl EngineError {
         match self {
             EngineError::ImageNotFound(_)
             | EngineError::ContainerNotFound(_)
+            | EngineError::PodNotFound(_)
             | EngineError::NetworkNotFound(_)
             | EngineError::VolumeNotFound(_)
             | EngineError::ExecNotFound(_)

@@ -14,6 +14,7 @@ pub mod images;
 pub mod jsonmessage;
 pub mod kube;
 pub mod limits;
+pub mod pods;
 pub mod registry;
 pub mod shape;
 pub mod system;

@@ -809,8 +809,17 @@ fn create_and_start(
         }
         _ => arg0,
     };
-    check_executable(&dir.join("rootfs"), cwd, arg0, &env)
-        .map_err(|(kind, message)| StartFailure { kind, message })?;
+    // A command that is itself a file bind-mounted from the host (a pod's pause program,
+    // `-v /bin/tool:/tool`) is an empty placeholder in the root until the mounts are made:
+    // the exec reports on it.
+    let bound = spec["mounts"].as_array().is_some_and(|m| {
+        m.iter()
+            .any(|m| m["destination"] == arg0.as_str() && m["type"] == "bind")
+    });
+    if !bound {
+        check_executable(&dir.join("rootfs"), cwd, arg0, &env)
+            .map_err(|(kind, message)| StartFailure { kind, message })?;
+    }
 
     std::fs::create_dir_all(&rec.state_root)
         .map_err(|e| fail(format!("{}: {e}", rec.state_root.display())))?;

@@ -117,6 +117,7 @@ fn open_once(path: &Path) -> rusqlite::Result<Connection> {
         tx.commit()?;
     }
     ensure_build_cache(&conn)?;
+    crate::pods::ensure_table(&conn)?;
     Ok(conn)
 }
 

@@ -18,9 +18,11 @@
 mod db;
 mod error;
 pub mod op;
+mod pods;
 mod store;
 
 pub use db::{CacheRow, ContainerRow, ImageRow, LayerRow};
 pub use error::StoreError;
 pub use op::{Op, StagedBlob, StagedLayer};
+pub use pods::PodRow;
 pub use store::{BlobCommit, ImageCommit, LayerCommit, RemovedImage, Store};

@@ -14,7 +14,7 @@ pub struct Store {
     root: PathBuf,
     runroot: PathBuf,
     db_path: PathBuf,
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 /// Past this size the write-ahead log is folded back into the database when a store closes.

@@ -129,6 +129,7 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
         // dockerd's create never pulls: a missing image is a 404, on which clients pull.
         pull: berth_engine::registry::PullPolicy::Never,
         init: false,
+        pod: None,
     };
     let mut attach = (false, false, false);
     let c = "Config";

@@ -244,6 +244,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         healthcheck,
         host: host_options(a)?,
         init: a.init,
+        pod: a.pod.clone(),
         pull: a
             .host
             .pull

@@ -6,6 +6,7 @@ pub(crate) mod containers_extra;
 mod images;
 pub(crate) mod kube;
 pub(crate) mod network;
+pub(crate) mod pods;
 mod registry;
 mod stats;
 mod system;
@@ -116,6 +117,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Volume(V::Prune(a)) => containers::volume_prune(&mut open()?, a),
         Command::Network(c) => network::run(&mut open()?, c),
         Command::Kube(c) => kube::run(&mut open()?, c),
+        Command::Pod(c) => pods::run(&mut open()?, c),
         Command::Build(a) => build::build(&mut open()?, a),
         Command::Builder(build::BuilderCommand::Prune(a)) => build::prune(&mut open()?, a),
         Command::Version(a) => system::version(&open()?, a),

@@ -96,6 +96,9 @@ pub struct HostSpec {
     /// namespaces are looked up at each start.
     pub ipc_container: Option<String>,
     pub pid_container: Option<String>,
+    /// A pod member's UTS namespace: the pod's infra container's (by ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts_container: Option<String>,
     pub devices: Vec<DeviceMapping>,
     pub device_cgroup_rules: Vec<String>,
     pub sysctls: BTreeMap<String, String>,
@@ -756,6 +759,15 @@ impl Engine {
                 )));
             }
             joins.push(("pid", PathBuf::from(format!("/proc/{}/ns/pid", live.pid))));
+        }
+        if let Some(x) = &h.uts_container {
+            let live = self.container_live(x)?;
+            if !live.running || live.pid <= 0 {
+                return Err(EngineError::Conflict(format!(
+                    "cannot join UTS of a non running container: {x}"
+                )));
+            }
+            joins.push(("uts", PathBuf::from(format!("/proc/{}/ns/uts", live.pid))));
         }
         if let Some(x) = Self::network_donor(&spec.network_mode) {
             let live = self.container_live(x)?;

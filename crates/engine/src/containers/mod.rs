@@ -94,6 +94,11 @@ fn new_id() -> String {
     }
 }
 
+/// A new pod ID (the same form as a container's).
+pub(crate) fn new_pod_id() -> String {
+    new_id()
+}
+
 /// What `create` / `run` / `POST /containers/create` ask for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -132,6 +137,9 @@ pub struct CreateOptions {
     /// `--init` (`HostConfig.Init`): run an init as pid 1, found as
     /// [`crate::EngineConfig::init_path`] says (or `run.init` when the caller chose one).
     pub init: bool,
+    /// `--pod NAME|ID`: the container joins the pod's shared namespaces (see
+    /// [`crate::pods`]); ports are the pod's, so `net.publish` must then be empty.
+    pub pod: Option<String>,
 }
 
 /// What `create` and `run` report while they work; the CLI prints them, an API server may
@@ -176,6 +184,9 @@ pub struct ContainerSpec {
     /// Namespaces, devices, logging… as asked for (absent in containers from before).
     #[serde(default)]
     pub host: host_opts::HostSpec,
+    /// The pod (ID) the container belongs to, its infra container included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 /// The last state berth observed.
@@ -219,6 +230,12 @@ pub struct ContainerRecord {
     /// before it was kept: look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<String>,
+    /// The pod (ID) the container belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The pod's infra container, which holds the shared namespaces: removed only with the pod.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pod_infra: bool,
 }
 
 /// A container's state now.
@@ -814,9 +831,31 @@ impl Engine {
         keep_mounted: bool,
         events: &mut dyn FnMut(CreateEvent),
     ) -> Result<String, EngineError> {
+        match &o.pod {
+            Some(pod) => {
+                // Held shared until the row exists, so a `pod rm` never misses a member.
+                let (o, join, _lock) = self.pod_member_options(pod, o)?;
+                self.create_from(&o, keep_mounted, events, None, Some(&join))
+            }
+            None => self.create_from(o, keep_mounted, events, None, None),
+        }
+    }
+
+    /// `create`; `infra` (the pod's infra container) replaces the image with the pod's empty
+    /// root and the pause binary, `join` makes the container a member of a pod.
+    pub(crate) fn create_from(
+        &mut self,
+        o: &CreateOptions,
+        keep_mounted: bool,
+        events: &mut dyn FnMut(CreateEvent),
+        infra: Option<&crate::pods::InfraSource>,
+        join: Option<&crate::pods::PodJoin>,
+    ) -> Result<String, EngineError> {
         // Docker's checks first: a bad request pulls nothing and writes nothing.
         let mut run = validate::run_options(o)?;
-        self.ensure_create_image(&o.image, o.pull, events)?;
+        if infra.is_none() {
+            self.ensure_create_image(&o.image, o.pull, events)?;
+        }
         self.recover_containers()?;
         let name = match &o.name {
             Some(n) => {
@@ -832,7 +871,13 @@ impl Engine {
             Some(r) => parse_restart(r)?,
             None => RestartPolicy::default(),
         };
-        let (image_row, image_config) = self.image_config(&o.image)?;
+        let (image_id, image_config) = match infra {
+            Some(_) => (String::new(), berth_oci::image::ImageConfig::default()),
+            None => {
+                let (row, config) = self.image_config(&o.image)?;
+                (row.id, config)
+            }
+        };
         let img = image_runtime_config(&image_config);
         if let Some(h) = &o.healthcheck {
             health::validate(h)?;
@@ -845,13 +890,16 @@ impl Engine {
         let probe = healthcheck
             .as_ref()
             .and_then(|h| health::probe(h, image_cc.and_then(|c| c.shell.as_deref())));
-        let layers: Vec<PathBuf> = self
-            .store()
-            .image_layers(&image_row.id)?
-            .iter()
-            .filter_map(|l| l.chain_id.parse::<berth_oci::Digest>().ok())
-            .map(|d| self.store().layer_path(&d))
-            .collect();
+        let layers: Vec<PathBuf> = match infra {
+            Some(i) => vec![i.rootfs.clone()],
+            None => self
+                .store()
+                .image_layers(&image_id)?
+                .iter()
+                .filter_map(|l| l.chain_id.parse::<berth_oci::Digest>().ok())
+                .map(|d| self.store().layer_path(&d))
+                .collect(),
+        };
         if o.init && run.init.is_none() {
             run.init = Some(opts::find_init_in(self.config().init_path.as_deref())?);
         }
@@ -898,7 +946,11 @@ impl Engine {
         for t in &o.tmpfs {
             run.mounts.push(parse_tmpfs(t)?);
         }
-        let (host, shared_volumes) = self.apply_host_options(&o.host, &mut run)?;
+        let (mut host, shared_volumes) = self.apply_host_options(&o.host, &mut run)?;
+        if let Some(uts) = join.and_then(|j| j.uts.as_ref()) {
+            host.uts_mode = format!("container:{uts}");
+            host.uts_container = Some(uts.clone());
+        }
         volumes.extend(shared_volumes);
         let mut exposed_ports = img.exposed_ports.clone();
         for p in &host.exposed {
@@ -1003,7 +1055,7 @@ impl Engine {
             id: id.clone(),
             created: created.clone(),
             image: o.image.clone(),
-            image_id: image_row.id.clone(),
+            image_id: image_id.clone(),
             image_config: img.clone(),
             run: run.clone(),
             layers: layers.clone(),
@@ -1024,6 +1076,9 @@ impl Engine {
             volumes,
             config,
             host,
+            pod: infra
+                .map(|i| i.pod.clone())
+                .or_else(|| join.map(|j| j.pod.clone())),
         };
         let dir = self.container_dir_of(&id);
         let prepared = (|| -> Result<(), EngineError> {
@@ -1068,6 +1123,8 @@ impl Engine {
             network_mode,
             mounts: mount_names,
             restart_policy: Some(spec.restart.name.clone()),
+            pod: spec.pod.clone(),
+            pod_infra: infra.is_some(),
         };
         let record = serde_json::to_string(&rec)
             .map_err(|e| EngineError::Internal(format!("serialising record: {e}")))?;
@@ -1083,7 +1140,7 @@ impl Engine {
             let row = ContainerRow {
                 id: id.clone(),
                 name: n.clone(),
-                image_id: image_row.id.clone(),
+                image_id: image_id.clone(),
                 created: created_nanos,
                 record: record.clone(),
             };
@@ -1258,6 +1315,9 @@ impl Engine {
         rec: &mut ContainerRecord,
         attach: Option<std::os::fd::RawFd>,
     ) -> Result<(), EngineError> {
+        if let Some(pod) = &spec.pod {
+            self.pod_ensure_infra_running(pod, id)?;
+        }
         let dir = self.container_dir_of(id);
         berth_runtime::mount_rootfs(&dir, &spec.layers).map_err(EngineError::Runtime)?;
         self.join_namespaces(&dir, spec)?;
@@ -1836,6 +1896,10 @@ impl Engine {
         v["HostConfig"] = crate::shape::host_config(v["HostConfig"].take());
         v["NetworkSettings"] = crate::shape::network_settings(v["NetworkSettings"].take());
         v["Config"] = crate::shape::container_config(v["Config"].take());
+        // podman's field: the pod the container belongs to.
+        if let Some(pod) = &spec.pod {
+            v["Pod"] = json!(pod);
+        }
         if size {
             let rw = dir_size(&dir.join("upper"));
             let image = self

@@ -46,7 +46,19 @@ impl Engine {
         force: bool,
         volumes: bool,
     ) -> Result<String, EngineError> {
-        self.remove_containers(&[name.to_string()], force, volumes)?
+        self.remove_container_inner(name, force, volumes, false)
+    }
+
+    /// [`Engine::remove_container`]; `infra_too` lets `pod rm` remove the pod's infra
+    /// container, which `rm` refuses while the pod exists.
+    pub(crate) fn remove_container_inner(
+        &mut self,
+        name: &str,
+        force: bool,
+        volumes: bool,
+        infra_too: bool,
+    ) -> Result<String, EngineError> {
+        self.remove_containers_with(&[name.to_string()], force, volumes, infra_too)?
             .pop()
             .unwrap_or_else(|| Err(not_found(name)))
     }
@@ -60,6 +72,16 @@ impl Engine {
         force: bool,
         volumes: bool,
     ) -> Result<Vec<Result<String, EngineError>>, EngineError> {
+        self.remove_containers_with(names, force, volumes, false)
+    }
+
+    fn remove_containers_with(
+        &mut self,
+        names: &[String],
+        force: bool,
+        volumes: bool,
+        infra_too: bool,
+    ) -> Result<Vec<Result<String, EngineError>>, EngineError> {
         self.recover_containers()?;
         let mut results: Vec<Option<Result<String, EngineError>>> =
             names.iter().map(|_| None).collect();
@@ -68,7 +90,7 @@ impl Engine {
             let base = chunk_no * CHUNK;
             let mut held = Vec::new();
             for (i, name) in chunk.iter().enumerate() {
-                match self.hold_for_removal(name, force, volumes, &mut seen) {
+                match self.hold_for_removal(name, force, volumes, infra_too, &mut seen) {
                     Ok(h) => held.push(Held { idx: base + i, ..h }),
                     Err(e) => results[base + i] = Some(Err(e)),
                 }
@@ -91,10 +113,20 @@ impl Engine {
         name: &str,
         force: bool,
         volumes: bool,
+        infra_too: bool,
         seen: &mut std::collections::HashSet<String>,
     ) -> Result<Held, EngineError> {
         let (row, mut rec, live) = self.load(name)?;
         let id = row.id.clone();
+        if rec.pod_infra && !infra_too {
+            if let Some(pod) = &rec.pod {
+                if self.store().pod(pod)?.is_some() {
+                    return Err(EngineError::Conflict(format!(
+                        "container {id} is the infra container of pod {pod} and cannot be removed without removing the pod"
+                    )));
+                }
+            }
+        }
         // `rm x x`: the second one is gone by then, as in Docker.
         if !seen.insert(id.clone()) {
             return Err(not_found(name));
