@@ -153,6 +153,8 @@ pub enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(crate::commands::build::BuilderCommand),
+    /// Write a fully pinned requirements file of the Python packages an image installed
+    Lock(crate::commands::build::LockArgs),
     /// Get real time events from berth
     Events(EventsArgs),
     /// Serve the Docker Engine API (for the docker CLI, docker-py, compose)

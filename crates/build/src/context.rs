@@ -156,6 +156,15 @@ impl Context {
         self.entries.as_deref().unwrap_or_default()
     }
 
+    /// The regular files (loaded with [`Context::load`]), relative paths, sorted.
+    pub fn files(&self) -> Vec<&str> {
+        self.entries()
+            .iter()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| e.rel.as_str())
+            .collect()
+    }
+
     pub fn get(&self, rel: &str) -> Option<&Entry> {
         self.index.get(rel).map(|&i| &self.entries()[i])
     }

@@ -25,11 +25,13 @@
 
 pub mod context;
 pub mod copy;
+mod finish;
 pub mod layer;
 pub mod overlay;
 pub mod progress;
 pub mod run;
 
+pub use finish::{Attachment, Finish, Finished};
 pub use progress::{Progress, ProgressMode, Step};
 
 use berth_dockerfile::instructions::{Copy, Healthcheck, HealthcheckTest, Run};
@@ -185,6 +187,11 @@ pub trait Host {
     fn step_network_up(&mut self, id: &str) -> Result<StepNetwork, String>;
     /// Releases what `step_network_up` made (idempotent).
     fn step_network_down(&mut self, id: &str);
+    /// Looks at the finished image before it is written: warnings for the user, records to
+    /// store with it; an error stops the build without writing the image.
+    fn finish(&mut self, _image: &Finished) -> Result<Finish, BuildError> {
+        Ok(Finish::default())
+    }
 }
 
 /// `berth build`'s options.
@@ -215,6 +222,9 @@ pub struct BuildOptions {
     pub monitor: Option<PathBuf>,
     /// Set (e.g. by a SIGINT handler) to stop the build.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// `--strict`: the host's checks of the finished image ([`Host::finish`]) fail the build
+    /// instead of warning.
+    pub strict: bool,
 }
 
 /// The built image.
@@ -223,6 +233,8 @@ pub struct BuildOutput {
     pub id: Digest,
     /// Normalised names it was tagged with.
     pub tags: Vec<String>,
+    /// What the host's check of the finished image found ([`Host::finish`]).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +275,8 @@ struct State {
     /// The stage's ARG names in declaration order (BuildKit records their values in RUN's
     /// history: `RUN |2 A=1 B=2 /bin/sh -c …`).
     arg_names: Vec<String>,
+    /// The image the stage (or the stage it builds on) starts from: reference and image ID.
+    base: Option<(String, String)>,
 }
 
 impl State {
@@ -338,6 +352,8 @@ struct Builder<'a> {
     layer_root: PathBuf,
     cache_mounts: PathBuf,
     progress_step: Option<Step>,
+    dockerfile_text: String,
+    dockerfile_name: String,
 }
 
 /// Builds the image the options describe.
@@ -481,6 +497,14 @@ pub fn build(
         layer_root: root.join("layers"),
         cache_mounts: root.join("build-mounts"),
         progress_step: None,
+        dockerfile_text: text,
+        dockerfile_name: df_path
+            .as_ref()
+            .and_then(|p| {
+                let ctx = opts.context.as_ref()?;
+                p.strip_prefix(ctx).ok().map(|r| r.display().to_string())
+            })
+            .unwrap_or_else(|| name.clone()),
     };
     let order = b.plan(target)?;
     let stages: Vec<Stage> = b.df.stages.clone();
@@ -727,6 +751,7 @@ impl Builder<'_> {
                 scope: StageScope::new(&[]),
                 cmd_set: false,
                 arg_names: Vec::new(),
+                base: None,
             }
         } else if let Some(i) = self.stage_ref(&base, stage.index) {
             let mut st = self
@@ -781,6 +806,7 @@ impl Builder<'_> {
                 key: sha(&format!("from {}", img.id)),
                 created,
                 cmd_set: false,
+                base: Some((reference.clone(), img.id.clone())),
             }
         };
         if base.eq_ignore_ascii_case("scratch") || self.stage_ref(&base, stage.index).is_some() {
@@ -2207,6 +2233,7 @@ impl Builder<'_> {
         let config_json = serde_json::to_string(&config)
             .map_err(|e| BuildError::Failed(format!("image config: {e}")))?;
         let id = Digest::of(config_json.as_bytes());
+        let finish = self.finish_with_host(&st, &config, id.to_string())?;
         self.progress.detail(s, "exporting layers done");
         self.progress.detail(s, &format!("writing image {id} done"));
         let store = self.host.store();
@@ -2251,6 +2278,15 @@ impl Builder<'_> {
                     staged: None,
                 });
             }
+            for a in &finish.attachments {
+                let staged = self.op.stage_bytes(&a.bytes)?;
+                blobs.push(BlobCommit {
+                    digest: staged.digest.clone(),
+                    size: staged.size,
+                    media_type: Some(a.media_type.clone()),
+                    staged: Some(staged),
+                });
+            }
             let manifest = Manifest::oci(config_blob.digest.clone(), config_blob.size, descs);
             let mjson = serde_json::to_vec(&manifest)
                 .map_err(|e| BuildError::Failed(format!("manifest: {e}")))?;
@@ -2278,6 +2314,10 @@ impl Builder<'_> {
             self.progress.detail(s, &format!("naming to {t} done"));
         }
         self.progress.done(s);
-        Ok(BuildOutput { id, tags })
+        Ok(BuildOutput {
+            id,
+            tags,
+            warnings: finish.warnings,
+        })
     }
 }

@@ -10,7 +10,7 @@ use berth_network::{files, netlink, Connect};
 use berth_store::Store;
 use std::collections::HashMap;
 
-struct EngineHost<'a>(&'a mut Engine, HashMap<String, std::fs::File>);
+struct EngineHost<'a>(&'a mut Engine, HashMap<String, std::fs::File>, bool);
 
 impl Host for EngineHost<'_> {
     fn store(&mut self) -> &mut Store {
@@ -58,6 +58,14 @@ impl Host for EngineHost<'_> {
             resolv_conf: files::resolv_conf(&files::host_resolv_conf(), &[], &[], &[], false)
                 .content,
         })
+    }
+
+    /// The Python requirement checks and the provenance records (`crate::python`).
+    fn finish(
+        &mut self,
+        image: &berth_build::Finished,
+    ) -> Result<berth_build::Finish, BuildError> {
+        crate::python::finish(self.0, image, self.2)
     }
 
     fn step_network_down(&mut self, id: &str) {
@@ -162,7 +170,8 @@ impl Engine {
         if opts.monitor.is_none() {
             opts.monitor = self.monitor_path().ok();
         }
-        berth_build::build(&mut EngineHost(self, HashMap::new()), &opts, progress)
+        let strict = opts.strict;
+        berth_build::build(&mut EngineHost(self, HashMap::new(), strict), &opts, progress)
     }
 
     /// The Engine API's `POST /build`: `context` is the build context as a tar (plain, gzip

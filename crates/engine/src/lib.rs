@@ -15,6 +15,7 @@ pub mod jsonmessage;
 pub mod kube;
 pub mod limits;
 pub mod pods;
+pub mod python;
 pub mod registry;
 pub mod shape;
 pub mod system;

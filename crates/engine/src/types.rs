@@ -53,6 +53,11 @@ pub struct ImageInspect {
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,
     pub metadata: ImageMetadata,
+    /// Not Docker's: the provenance `berth build` recorded (an in-toto statement with a SLSA
+    /// provenance v1 predicate); absent for images that were not built here, so their output
+    /// is Docker's exactly.
+    #[serde(rename = "BerthProvenance", skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]

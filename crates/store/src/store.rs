@@ -691,6 +691,28 @@ impl Store {
         })
     }
 
+    /// The blobs of image `id` with media type `media_type` (records stored with it, such as a
+    /// build's provenance), as (digest, size), ordered by digest.
+    pub fn image_blobs_of_type(
+        &self,
+        id: &str,
+        media_type: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT b.digest, b.size FROM image_blobs ib JOIN blobs b ON b.digest = ib.digest
+                 WHERE ib.image_id = ?1 AND b.media_type = ?2 ORDER BY b.digest",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(params![id, media_type], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| self.db_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db_err(e))
+    }
+
     /// Counts for `info`: (images, layers, blobs, containers).
     pub fn counts(&self) -> Result<(u64, u64, u64, u64), StoreError> {
         let count = |sql: &str| -> Result<u64, StoreError> {

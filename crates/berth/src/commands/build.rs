@@ -56,8 +56,21 @@ pub struct BuildArgs {
     /// images (exit status 1 when they differ)
     #[arg(long)]
     pub check_reproducible: bool,
+    /// Make the Python requirement checks errors: the build fails (exit status 1) and the
+    /// image is neither written nor tagged
+    #[arg(long)]
+    pub strict: bool,
     /// Build context: a directory, or "-" (a Dockerfile on stdin, no context)
     pub path: String,
+}
+
+/// `lock IMAGE [-o FILE]`
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Write to a file instead of the standard output
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    pub image: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +126,7 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
         no_cache: a.no_cache,
         pull: a.pull,
         platform: a.platform.clone(),
+        strict: a.strict,
         ..Default::default()
     };
     if let Some(n) = &a.network {
@@ -238,6 +252,17 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
     progress.finish();
     match built {
         Ok(out) => {
+            // After the progress, as BuildKit prints its warnings; also with -q.
+            if !out.warnings.is_empty() {
+                eprintln!(
+                    "{} requirement warning{} (--strict makes them errors):",
+                    out.warnings.len(),
+                    if out.warnings.len() == 1 { "" } else { "s" }
+                );
+                for w in &out.warnings {
+                    eprintln!(" - {w}");
+                }
+            }
             if let Some(p) = &a.iidfile {
                 std::fs::write(p, out.id.to_string())?;
             }
@@ -304,6 +329,30 @@ fn check_reproducible(
         );
     }
     Err(exit_status(1))
+}
+
+/// `berth lock`: the engine's lock file, to a file (written beside it and renamed) or stdout.
+pub fn lock(engine: &Engine, a: LockArgs) -> Result<()> {
+    let text = engine.python_lock(&a.image)?;
+    match &a.output {
+        Some(path) => {
+            use std::io::Write;
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".berth-lock-")
+                .tempfile_in(dir)
+                .map_err(|e| anyhow::anyhow!("creating a file in {}: {e}", dir.display()))?;
+            tmp.write_all(text.as_bytes())?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path)
+                .map_err(|e| anyhow::anyhow!("writing {}: {}", path.display(), e.error))?;
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 pub fn prune(engine: &mut Engine, a: BuilderPruneArgs) -> Result<()> {

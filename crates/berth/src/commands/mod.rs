@@ -120,6 +120,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pod(c) => pods::run(&mut open()?, c),
         Command::Build(a) => build::build(&mut open()?, a),
         Command::Builder(build::BuilderCommand::Prune(a)) => build::prune(&mut open()?, a),
+        Command::Lock(a) => build::lock(&open()?, a),
         Command::Version(a) => system::version(&open()?, a),
         Command::Completion(a) => system::completion(a),
         Command::Events(a) => system::events(&open()?, a),

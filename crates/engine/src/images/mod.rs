@@ -220,7 +220,35 @@ impl Engine {
             metadata: ImageMetadata {
                 last_tag_time: "0001-01-01T00:00:00Z".to_string(),
             },
+            provenance: self.image_record(
+                &row.id,
+                crate::python::provenance::PROVENANCE_MEDIA_TYPE,
+            )?,
         })
+    }
+
+    /// A record stored with image `id` (see `python::provenance`), parsed; `None` when the
+    /// image has none.
+    pub fn image_record(
+        &self,
+        id: &str,
+        media_type: &str,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        let Some((digest, _)) = self
+            .store()
+            .image_blobs_of_type(id, media_type)?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let d: Digest = digest
+            .parse()
+            .map_err(|_| EngineError::Internal(format!("corrupt blob digest {digest}")))?;
+        let bytes = self.store().read_blob(&d)?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| EngineError::Internal(format!("record {digest}: {e}")))
     }
 
     /// The image configuration of `name`.
