@@ -3,7 +3,7 @@
 //! requirement checks), report warnings, refuse the image (`--strict`), and attach records
 //! to it (provenance, an SBOM) that are committed with the image.
 
-use crate::{Builder, BuildError, State};
+use crate::{BuildError, Builder, State};
 use berth_dockerfile::instructions::ShellOrExec;
 use berth_dockerfile::InstructionKind;
 use berth_oci::image::ImageConfig;

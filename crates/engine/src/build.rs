@@ -61,10 +61,7 @@ impl Host for EngineHost<'_> {
     }
 
     /// The Python requirement checks and the provenance records (`crate::python`).
-    fn finish(
-        &mut self,
-        image: &berth_build::Finished,
-    ) -> Result<berth_build::Finish, BuildError> {
+    fn finish(&mut self, image: &berth_build::Finished) -> Result<berth_build::Finish, BuildError> {
         crate::python::finish(self.0, image, self.2)
     }
 
@@ -171,7 +168,11 @@ impl Engine {
             opts.monitor = self.monitor_path().ok();
         }
         let strict = opts.strict;
-        berth_build::build(&mut EngineHost(self, HashMap::new(), strict), &opts, progress)
+        berth_build::build(
+            &mut EngineHost(self, HashMap::new(), strict),
+            &opts,
+            progress,
+        )
     }
 
     /// The Engine API's `POST /build`: `context` is the build context as a tar (plain, gzip

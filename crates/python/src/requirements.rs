@@ -172,11 +172,7 @@ fn clean(p: &Path) -> String {
     for c in p.components() {
         match c {
             std::path::Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-            std::path::Component::ParentDir => {
-                if parts.pop().is_none() {
-                    parts.push("..".into());
-                }
-            }
+            std::path::Component::ParentDir if parts.pop().is_none() => parts.push("..".into()),
             _ => {}
         }
     }

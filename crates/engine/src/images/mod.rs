@@ -220,10 +220,8 @@ impl Engine {
             metadata: ImageMetadata {
                 last_tag_time: "0001-01-01T00:00:00Z".to_string(),
             },
-            provenance: self.image_record(
-                &row.id,
-                crate::python::provenance::PROVENANCE_MEDIA_TYPE,
-            )?,
+            provenance: self
+                .image_record(&row.id, crate::python::provenance::PROVENANCE_MEDIA_TYPE)?,
         })
     }
 

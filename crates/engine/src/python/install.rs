@@ -66,7 +66,9 @@ fn commands(text: &str) -> Vec<Vec<String>> {
     let mut chars = text.chars().peekable();
     let end_word = |word: &mut String, out: &mut Vec<Vec<String>>| {
         if !word.is_empty() {
-            out.last_mut().expect("one command").push(std::mem::take(word));
+            out.last_mut()
+                .expect("one command")
+                .push(std::mem::take(word));
         }
     };
     while let Some(c) = chars.next() {
@@ -134,10 +136,14 @@ pub fn find(runs: &[(usize, String)]) -> Vec<Install> {
             let mut i = at + 1;
             while i < words.len() {
                 let w = words[i].as_str();
-                let push = |what: What, out: &mut Vec<Install>| out.push(Install { line: *line, what });
+                let push =
+                    |what: What, out: &mut Vec<Install>| out.push(Install { line: *line, what });
                 let (opt, glued) = match w.split_once('=') {
                     Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
-                    _ if w.len() > 2 && (w.starts_with("-r") || w.starts_with("-c") || w.starts_with("-e")) && !w.starts_with("--") => {
+                    _ if w.len() > 2
+                        && (w.starts_with("-r") || w.starts_with("-c") || w.starts_with("-e"))
+                        && !w.starts_with("--") =>
+                    {
                         (&w[..2], Some(w[2..].to_string()))
                     }
                     _ => (w, None),
@@ -169,16 +175,12 @@ pub fn find(runs: &[(usize, String)]) -> Vec<Install> {
                             }
                         }
                     }
-                    o if VALUE_OPTS.contains(&o) => {
-                        if glued.is_none() {
-                            i += 1;
-                        }
-                    }
+                    o if VALUE_OPTS.contains(&o) && glued.is_none() => i += 1,
                     o if o.starts_with('-') => {}
+                    // An archive is pinned by its file.
+                    p if p.ends_with(".whl") || p.ends_with(".tar.gz") || p.ends_with(".zip") => {}
                     p if p == "." || p.starts_with("./") || p.starts_with('/') => {
-                        if !p.ends_with(".whl") && !p.ends_with(".tar.gz") && !p.ends_with(".zip") {
-                            push(What::Project(p.to_string()), &mut out);
-                        }
+                        push(What::Project(p.to_string()), &mut out)
                     }
                     p if !p.contains("://") && !p.contains('$') => {
                         push(What::Named(p.to_string()), &mut out)
@@ -258,7 +260,10 @@ mod tests {
             in_context("/app/requirements.txt", &files).as_deref(),
             Some("requirements.txt")
         );
-        assert_eq!(in_context("./req/dev.txt", &files).as_deref(), Some("req/dev.txt"));
+        assert_eq!(
+            in_context("./req/dev.txt", &files).as_deref(),
+            Some("req/dev.txt")
+        );
         assert_eq!(in_context("other.txt", &files), None);
     }
 }

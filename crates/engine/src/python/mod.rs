@@ -97,7 +97,9 @@ pub fn requirement_findings(f: &Finished, installed: &[Dist]) -> Option<Vec<Find
                 from_context = true;
                 let mut one = requirements::parse_file(root, &rel);
                 if matches!(inst.what, install::What::Constraints(_)) {
-                    one.requirements.iter_mut().for_each(|r| r.constraint = true);
+                    one.requirements
+                        .iter_mut()
+                        .for_each(|r| r.constraint = true);
                 }
                 merge(&mut parsed, one);
             }
@@ -162,7 +164,12 @@ fn project_name(root: &Path, files: &[String]) -> Option<String> {
         .ok()?
         .parse()
         .ok()?;
-    Some(t.get("project")?.get("name")?.as_str()?.to_ascii_lowercase())
+    Some(
+        t.get("project")?
+            .get("name")?
+            .as_str()?
+            .to_ascii_lowercase(),
+    )
 }
 
 /// What the engine does with a finished build: the checks, then the records.
@@ -217,6 +224,9 @@ impl Engine {
                 "{name}: the image has no installed Python distributions (no *.dist-info or *.egg-info in a site-packages or dist-packages directory)"
             )));
         }
-        Ok(berth_python::lock::render(&format!("{name} ({id})"), &dists))
+        Ok(berth_python::lock::render(
+            &format!("{name} ({id})"),
+            &dists,
+        ))
     }
 }

@@ -20,6 +20,7 @@
 mod auth;
 mod pull;
 mod push;
+mod referrers;
 mod serve;
 
 pub use auth::{config_dir, normalize_server, server_key, DEFAULT_SERVER};

@@ -202,6 +202,24 @@ impl Engine {
             .block_on(client.put_manifest(&registry, &repo, &tag, &media_type, &manifest_bytes))
             .map_err(client_error)?;
         let size = manifest_bytes.len() as u64;
+        // The build's records (provenance, SBOM) as referrers of what was just pushed.
+        let created = serde_json::from_str::<serde_json::Value>(&row.config)
+            .ok()
+            .and_then(|c| c["created"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.push_referrers(
+            rt,
+            client,
+            &row.id,
+            &created,
+            &super::referrers::Subject {
+                registry: &registry,
+                repo: &repo,
+                media_type: &media_type,
+                digest: &digest.to_string(),
+                size,
+            },
+        )?;
         progress(Progress::Message(format!(
             "{tag}: digest: {digest} size: {size}"
         )));

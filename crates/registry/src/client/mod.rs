@@ -791,6 +791,22 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, ClientError> {
+        self.put_manifest_subject(registry, repo, reference, media_type, bytes)
+            .await
+            .map(|(d, _)| d)
+    }
+
+    /// `put_manifest`, also saying whether the registry processed the manifest's `subject`
+    /// (the distribution spec 1.1 `OCI-Subject` response header). A registry that did not
+    /// lists referrers only through the referrers tag schema (`sha256-<hex>` index tags).
+    pub async fn put_manifest_subject(
+        &self,
+        registry: &str,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(Digest, bool), ClientError> {
         Self::check_repo(repo)?;
         let r = Reference::parse(reference).ok_or_else(|| {
             ClientError::InvalidArgument(format!("invalid reference {reference:?}"))
@@ -820,7 +836,8 @@ impl Client {
         if !resp.status().is_success() {
             return Err(self.push_error(&reg, repo, resp).await);
         }
-        Ok(digest)
+        let subject = resp.headers().contains_key("oci-subject");
+        Ok((digest, subject))
     }
 
     async fn push_error(&self, reg: &Registry, repo: &str, resp: Response) -> ClientError {
