@@ -12,10 +12,12 @@
 //! - [`check`]: the three findings — a requirement without an exact version, an import no
 //!   requirement provides, a pin that pip resolved to another version.
 //! - [`lock`]: a fully pinned requirements file from what an image installed.
+//! - [`project`]: a context's own `.py` files, their imports and the project's own names.
 
 pub mod check;
 pub mod imports;
 pub mod lock;
+pub mod project;
 pub mod requirements;
 pub mod site;
 pub mod stdlib;

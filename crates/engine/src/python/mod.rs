@@ -11,71 +11,14 @@ pub mod provenance;
 use crate::{Engine, EngineError};
 use berth_build::{BuildError, Finish, Finished};
 use berth_python::check::{check, Finding, Project};
-use berth_python::imports::Import;
 use berth_python::requirements::{self, Parsed};
 use berth_python::site::{self, Dist, Layers};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// Directories of a context that are not the project's code.
-const NOT_PROJECT: &[&str] = &[
-    "site-packages",
-    "dist-packages",
-    "__pycache__",
-    ".git",
-    ".tox",
-    ".nox",
-    "node_modules",
-];
-
-/// `.py` files larger than this are not scanned (generated code, data).
-const MAX_PY_FILE: u64 = 4 << 20;
-
 /// The installed distributions of the image whose layer directories are `layers`.
 pub fn installed(layers: Vec<PathBuf>) -> Vec<Dist> {
     site::distributions(&Layers::new(layers))
-}
-
-/// The `.py` files of the project: the context's, without virtual environments (directories
-/// holding `pyvenv.cfg`) and the directories in [`NOT_PROJECT`].
-fn project_py_files(files: &[String]) -> Vec<&str> {
-    let venvs: Vec<&str> = files
-        .iter()
-        .filter_map(|f| f.strip_suffix("pyvenv.cfg"))
-        .collect();
-    files
-        .iter()
-        .map(String::as_str)
-        .filter(|f| f.ends_with(".py"))
-        .filter(|f| !venvs.iter().any(|v| f.starts_with(v)))
-        .filter(|f| !f.split('/').any(|c| NOT_PROJECT.contains(&c)))
-        .collect()
-}
-
-/// The scan of a project's code: every import of every `.py` file, and the project's own
-/// top-level names (file stems and the directories that hold its code).
-pub fn scan_code(root: &Path, files: &[String]) -> (Vec<(String, Import)>, HashSet<String>) {
-    let mut imports = Vec::new();
-    let mut local = HashSet::new();
-    for f in project_py_files(files) {
-        let mut parts: Vec<&str> = f.split('/').collect();
-        if let Some(last) = parts.pop() {
-            local.insert(last.trim_end_matches(".py").to_string());
-        }
-        local.extend(parts.iter().map(|p| p.to_string()));
-        let path = root.join(f);
-        if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > MAX_PY_FILE {
-            continue;
-        }
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        let src = String::from_utf8_lossy(&bytes);
-        for i in berth_python::imports::scan(&src) {
-            imports.push((f.to_string(), i));
-        }
-    }
-    (imports, local)
 }
 
 /// The checks of a finished build (see the module docs). `None` when the Dockerfile installs
@@ -126,7 +69,7 @@ pub fn requirement_findings(f: &Finished, installed: &[Dist]) -> Option<Vec<Find
             },
         }
     }
-    let (imports, mut local) = scan_code(root, &f.context_files);
+    let (imports, mut local) = berth_python::project::scan(root, &f.context_files);
     if !from_context && imports.is_empty() {
         return None;
     }
