@@ -403,3 +403,95 @@ fn push_attaches_provenance_and_sbom_as_referrers() {
         vec!["numpy", "opencv-python", "scikit-learn", "scipy"]
     );
 }
+
+/// A registry that predates the referrers API (Debian's docker-registry, distribution 2.8):
+/// its manifest PUT has no `OCI-Subject` header, so `push` keeps the referrers in the tag
+/// schema's index, `sha256-<hex of the subject>`.
+#[test]
+fn push_to_an_older_registry_uses_the_referrers_tag_schema() {
+    assert!(
+        Path::new("/usr/bin/docker-registry").exists(),
+        "docker-registry is not installed (scripts/setup.sh installs it)"
+    );
+    let (b, ctx) = setup();
+    let dir = b.dir.path().join("distribution");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new("/usr/bin/docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    common::wait_for(
+        "docker-registry to listen",
+        std::time::Duration::from_secs(30),
+        || std::net::TcpStream::connect(&addr).is_ok(),
+    );
+    let result = std::panic::catch_unwind(|| {
+        let name = format!("{addr}/ml/app:v1");
+        b.ok(&["build", "-q", "-t", &name, ctx.to_str().unwrap()]);
+        let mut push = b.command();
+        push.env("DOCKER_CONFIG", b.dir.path().join("docker-config"));
+        let out = push.args(["push", &name]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", &name])).unwrap();
+        let subject = v[0]["RepoDigests"][0]
+            .as_str()
+            .unwrap()
+            .split('@')
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let index: Value = serde_json::from_str(&sh(&format!(
+            "curl -sf -H 'Accept: application/vnd.oci.image.index.v1+json' http://{addr}/v2/ml/app/manifests/{}",
+            subject.replace(':', "-")
+        )))
+        .unwrap();
+        let mut types: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["artifactType"].as_str().unwrap())
+            .collect();
+        types.sort();
+        assert_eq!(
+            types,
+            vec!["application/spdx+json", "application/vnd.in-toto+json"]
+        );
+        // Each listed manifest is there and names the image as its subject.
+        for m in index["manifests"].as_array().unwrap() {
+            let raw: Value = serde_json::from_str(&sh(&format!(
+                "skopeo inspect --raw --tls-verify=false docker://{addr}/ml/app@{}",
+                m["digest"].as_str().unwrap()
+            )))
+            .unwrap();
+            assert_eq!(raw["subject"]["digest"], subject.as_str());
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
