@@ -122,6 +122,13 @@ fn seed_python_project_builds_runs_and_rebuilds_from_cache() {
     );
     let run = b.ok(&["run", "--rm", "--network", "none", "python-train"]);
     assert_eq!(run.trim(), "trained: w=2.00 b=1.00");
+    // The requirements hold: pinned, and what train.py imports is what pip installed (its
+    // RECORD says tinyfit provides `tinyfit`).
+    assert!(!log.contains("requirement warning"), "{log}");
+    // `lock` pins what pip installed; Debian's pip is left out, and said so.
+    let lock = b.ok(&["lock", "python-train"]);
+    assert!(lock.lines().any(|l| l == "tinyfit==1.0"), "{lock}");
+    assert!(lock.contains("#   pip=="), "{lock}");
 
     // Unchanged context: every step is a cache hit and the image is the same.
     let id = b.ok(&["inspect", "-f", "{{.Id}}", "python-train"]);
@@ -167,5 +174,17 @@ fn seed_python_project_builds_runs_and_rebuilds_from_cache() {
         b.ok(&["run", "--rm", "--network", "none", "python-train"])
             .trim(),
         "changed"
+    );
+
+    // An unpinned requirement is named with its file and line and the version pip chose.
+    std::fs::write(ctx.join("requirements.txt"), "tinyfit>=0.9\n").unwrap();
+    std::fs::write(ctx.join("train.py"), "import tinyfit\n").unwrap();
+    let (code, _, err) = b.code(&["build", "-q", "-t", "python-train", ctx.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            " - requirements.txt:1: tinyfit>=0.9 has no exact version; the image has tinyfit 1.0: write tinyfit==1.0"
+        ),
+        "{err}"
     );
 }
