@@ -495,3 +495,18 @@ fn push_to_an_older_registry_uses_the_referrers_tag_schema() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// Through `berth serve`, `docker build` (the classic builder's API) shows the findings as the
+/// classic builder's warnings.
+#[test]
+fn docker_build_through_the_api_shows_the_findings() {
+    let (b, ctx) = setup();
+    let s = common::serve::Server::start_with(&b, "python_checks", Stdio::null());
+    let (code, out, err) = s.docker(&["build", "-t", "app:api", ctx.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("[Warning] requirements.txt:2: numpy>=1.2 has no exact version"),
+        "{out}"
+    );
+    assert!(out.contains("Successfully tagged app:api"), "{out}");
+}

@@ -171,6 +171,12 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
         };
         let id = out.id.to_string();
         let short: String = out.id.hex().chars().take(12).collect();
+        // The requirement checks' findings, in the classic builder's warning form.
+        if !quiet {
+            for w in &out.warnings {
+                sink.send(jsonmessage::stream(&format!("[Warning] {w}\n")));
+            }
+        }
         sink.send(json!({"aux": {"ID": id}}));
         if quiet {
             sink.send(jsonmessage::stream(&format!("{id}\n")));
