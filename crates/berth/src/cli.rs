@@ -134,6 +134,9 @@ pub enum Command {
     /// Manage pods: containers that share a network namespace
     #[command(subcommand)]
     Pod(crate::commands::pods::PodCommand),
+    /// Container Device Interface specs (GPUs and other devices)
+    #[command(subcommand)]
+    Cdi(crate::commands::cdi::CdiCommand),
     /// Download an image from a registry
     #[command(after_help = examples::PULL)]
     Pull(PullArgs),

@@ -22,6 +22,9 @@ pub struct HostArgs {
     /// Add a rule to the cgroup allowed devices list
     #[arg(long)]
     pub device_cgroup_rule: Vec<String>,
+    /// GPU devices to add to the container ('all' to pass all GPUs)
+    #[arg(long)]
+    pub gpus: Vec<String>,
     /// Sysctl options
     #[arg(long)]
     pub sysctl: Vec<String>,

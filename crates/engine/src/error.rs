@@ -51,6 +51,9 @@ pub enum EngineError {
     Conflict(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// `--gpus` and CDI devices: no driver, an unknown GPU, a CDI spec that does not validate.
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
     /// The host or the object is not in a state the request needs (no init binary installed,
     /// a container paused or restarting).
     #[error("{0}")]
@@ -159,6 +162,14 @@ impl EngineError {
                 ErrorClass::InvalidArgument
             }
             EngineError::Limit(_) => ErrorClass::InvalidArgument,
+            EngineError::Gpu(e) => match e {
+                crate::gpu::GpuError::NoDriver { .. } | crate::gpu::GpuError::Driver { .. } => {
+                    ErrorClass::FailedPrecondition
+                }
+                crate::gpu::GpuError::Invalid(_) | crate::gpu::GpuError::Cdi(_) => {
+                    ErrorClass::InvalidArgument
+                }
+            },
             EngineError::Canceled(_) => ErrorClass::Canceled,
             EngineError::Internal(_) => ErrorClass::Internal,
             EngineError::Download(_) => ErrorClass::Unavailable,

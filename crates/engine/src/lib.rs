@@ -10,6 +10,7 @@ pub mod build_check;
 pub mod containers;
 mod error;
 pub mod events;
+pub mod gpu;
 pub mod images;
 pub mod jsonmessage;
 pub mod kube;
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     pub exit_hook: Option<PathBuf>,
     /// `--init`'s binary; `None`: the first of Debian's static tini, docker-init or catatonit.
     pub init_path: Option<PathBuf>,
+    /// Where `--gpus` finds the NVIDIA driver and CDI devices their specs.
+    pub gpu: gpu::GpuConfig,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +60,7 @@ impl Default for EngineConfig {
             netproxy: None,
             exit_hook: None,
             init_path: None,
+            gpu: gpu::GpuConfig::default(),
         }
     }
 }

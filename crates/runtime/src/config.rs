@@ -186,6 +186,67 @@ pub struct RunOptions {
     /// `--log-driver` / `--log-opt`: what the monitor does with the container's output.
     #[serde(default)]
     pub log: LogConfig,
+    /// What device requests (`--gpus`, CDI devices) add beyond their device nodes (which are
+    /// in `devices`): environment, mounts, hooks, groups, the library cache.
+    #[serde(default)]
+    pub device_edits: DeviceEdits,
+}
+
+/// The container edits of device requests (CDI's `containerEdits`, less the device nodes).
+/// Kept apart from the user's `env`/`mounts` so `inspect`'s `Config.Env` and `Mounts` show
+/// what the user asked for, as Docker's do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceEdits {
+    /// `KEY=value`, applied after the image's and the user's environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub mounts: Vec<DeviceMount>,
+    #[serde(default)]
+    pub hooks: Vec<DeviceHook>,
+    /// Groups added to the process's supplementary groups.
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    /// Rebuild the container's dynamic linker cache once its mounts are in place.
+    #[serde(default)]
+    pub ldconfig: Option<LdConfig>,
+}
+
+/// One CDI mount: `options` are OCI mount options (`ro`, `nosuid`, `bind`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceMount {
+    pub host_path: PathBuf,
+    pub container_path: String,
+    /// Mount type; empty means `bind`.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// One OCI hook (`createRuntime`, `createContainer`, `startContainer`, `poststart`, `poststop`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceHook {
+    pub hook_name: String,
+    pub path: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub timeout: Option<i64>,
+}
+
+/// `ldconfig` run by the monitor from the host (`program -r /proc/<init>/root DIRS…`) between
+/// the runtime's create and start, when the container's mounts are in place: the driver's
+/// libraries are then in the container's cache and have their SONAME links, whether or not
+/// the image has an `ldconfig` of its own (busybox has none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LdConfig {
+    /// The host's `ldconfig` (a static binary on glibc systems).
+    pub program: PathBuf,
+    /// Container directories holding the mounted libraries.
+    pub dirs: Vec<String>,
 }
 
 /// A namespace the container gets: its own (the default), the host's, or one to join.

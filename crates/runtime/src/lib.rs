@@ -68,8 +68,8 @@ pub mod spec;
 pub mod util;
 
 pub use config::{
-    DevShm, DeviceNode, DeviceRule, ImageRuntimeConfig, LogConfig, MountSpec, NamespaceMode,
-    NetworkMode, RunOptions, RuntimeKind, Ulimit,
+    DevShm, DeviceEdits, DeviceHook, DeviceMount, DeviceNode, DeviceRule, ImageRuntimeConfig,
+    LdConfig, LogConfig, MountSpec, NamespaceMode, NetworkMode, RunOptions, RuntimeKind, Ulimit,
 };
 
 use serde::{Deserialize, Serialize};
@@ -181,6 +181,10 @@ pub struct BundleInfo {
     /// What the monitor does with the output (absent in bundles from before: json-file).
     #[serde(default)]
     pub log: LogConfig,
+    /// The library cache the monitor rebuilds before the process runs (device requests).
+    /// Here, not in `config.json`'s annotations, which labels can set.
+    #[serde(default)]
+    pub ldconfig: Option<LdConfig>,
 }
 
 /// What [`start`] records for the monitor and for exec/cleanup.
@@ -420,6 +424,7 @@ pub fn prepare_bundle(
             .map(|t| t.clamp(0, u32::MAX as i64) as u32)
             .unwrap_or(10),
         log: opts.log.clone(),
+        ldconfig: opts.device_edits.ldconfig.clone(),
     };
     util::write_atomic_deferred(
         &container_dir.join("bundle.json"),
@@ -864,8 +869,14 @@ pub fn exec(
             .workdir
             .clone()
             .unwrap_or_else(|| spec["process"]["cwd"].as_str().unwrap_or("/").to_string());
-        monitor::check_executable(&container_dir.join("rootfs"), &cwd, &opts.args[0], &env)
-            .map_err(|(kind, message)| Error::Start { kind, message })?;
+        monitor::check_executable(
+            &container_dir.join("rootfs"),
+            &spec,
+            &cwd,
+            &opts.args[0],
+            &env,
+        )
+        .map_err(|(kind, message)| Error::Start { kind, message })?;
     }
     match &rec.runtime {
         RuntimeKind::Builtin => {

@@ -347,12 +347,31 @@ fn fail(message: impl Into<String>) -> StartFailure {
 /// Checks that the container's command can be executed, with Docker's messages.
 pub fn check_executable(
     rootfs: &Path,
+    spec: &serde_json::Value,
     cwd: &str,
     arg0: &str,
     env: &[String],
 ) -> Result<(), (StartErrorKind, String)> {
     use std::os::unix::fs::PermissionsExt;
+    // A file bind-mounted into the container (`-v`, a device request's binaries) is its
+    // source; the rootfs holds only an empty mount point there.
+    let binds: Vec<(String, PathBuf)> = spec["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "bind")
+        .filter_map(|m| {
+            Some((
+                crate::paths::clean(m["destination"].as_str()?),
+                PathBuf::from(m["source"].as_str()?),
+            ))
+        })
+        .collect();
     let check = |container_path: &str| -> Option<std::io::Result<std::fs::Metadata>> {
+        let clean = crate::paths::clean(container_path);
+        if let Some((_, src)) = binds.iter().rev().find(|(d, _)| *d == clean) {
+            return Some(std::fs::metadata(src));
+        }
         let host = crate::paths::host_path(rootfs, container_path).ok()?;
         Some(std::fs::metadata(host))
     };
@@ -782,6 +801,40 @@ fn setup_pty(sock: RawFd) -> nix::Result<()> {
     Ok(())
 }
 
+/// Device requests' libraries: the host's `ldconfig`, chrooted into the created container's
+/// root (`/proc/<init>/root`, where its mounts are in place; the init waits for `start`),
+/// writes the container's `/etc/ld.so.cache` and the SONAME links of the mounted libraries.
+/// A read-only rootfs keeps the image's cache (nothing can be written there).
+fn rebuild_ld_cache(
+    info: &BundleInfo,
+    spec: &serde_json::Value,
+    pid: i32,
+) -> Result<(), StartFailure> {
+    let Some(ld) = &info.ldconfig else {
+        return Ok(());
+    };
+    if spec["root"]["readonly"] == serde_json::Value::Bool(true) {
+        return Ok(());
+    }
+    let out = Command::new(&ld.program)
+        .arg("-r")
+        .arg(format!("/proc/{pid}/root"))
+        .args(&ld.dirs)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| fail(format!("running {}: {e}", ld.program.display())))?;
+    trace("create: ldconfig done");
+    if !out.status.success() {
+        return Err(fail(format!(
+            "updating the container's library cache ({} -r ROOT {}): {}",
+            ld.program.display(),
+            ld.dirs.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 fn create_and_start(
     dir: &Path,
     info: &BundleInfo,
@@ -810,16 +863,9 @@ fn create_and_start(
         _ => arg0,
     };
     // A command that is itself a file bind-mounted from the host (a pod's pause program,
-    // `-v /bin/tool:/tool`) is an empty placeholder in the root until the mounts are made:
-    // the exec reports on it.
-    let bound = spec["mounts"].as_array().is_some_and(|m| {
-        m.iter()
-            .any(|m| m["destination"] == arg0.as_str() && m["type"] == "bind")
-    });
-    if !bound {
-        check_executable(&dir.join("rootfs"), cwd, arg0, &env)
-            .map_err(|(kind, message)| StartFailure { kind, message })?;
-    }
+    // `-v /bin/tool:/tool`, a device request's binaries) is checked at its source.
+    check_executable(&dir.join("rootfs"), &spec, cwd, arg0, &env)
+        .map_err(|(kind, message)| StartFailure { kind, message })?;
 
     std::fs::create_dir_all(&rec.state_root)
         .map_err(|e| fail(format!("{}: {e}", rec.state_root.display())))?;
@@ -874,6 +920,12 @@ fn create_and_start(
                 ) {
                     let _ = c.delete(true);
                     return Err(fail(format!("disabling the OOM killer: {e}")));
+                }
+            }
+            if let Some(pid) = c.pid() {
+                if let Err(e) = rebuild_ld_cache(info, &spec, pid.as_raw()) {
+                    let _ = c.delete(true);
+                    return Err(e);
                 }
             }
             if let Err(e) = c.start() {
@@ -944,6 +996,10 @@ fn create_and_start(
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .ok_or_else(|| fail("runtime wrote no pid file"))?;
+            if let Err(e) = rebuild_ld_cache(info, &spec, pid) {
+                delete_runtime(runtime);
+                return Err(e);
+            }
             let st = Command::new(bin)
                 .arg("--root")
                 .arg(&rec.state_root)
@@ -1692,7 +1748,7 @@ fn exec_inner(dir: &Path, opts: &ExecOptions) -> crate::Result<i32> {
         process["capabilities"] =
             serde_json::json!({"bounding": all, "effective": all, "permitted": all});
     }
-    check_executable(&rootfs, &cwd, &opts.args[0], &env)
+    check_executable(&rootfs, &spec, &cwd, &opts.args[0], &env)
         .map_err(|(kind, message)| crate::Error::Start { kind, message })?;
     // The container's profile, precompiled; libcontainer's bundle may lack it (see
     // `builtin_bundle`), so failing to compile it here is an error, never an unfiltered exec.

@@ -498,6 +498,49 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Spec> {
     Ok(serde_json::from_value(generate_json(input)?)?)
 }
 
+/// The mounts of device requests (CDI `mounts`): binds unless a type is given; the mount
+/// point is made in the rootfs like a user's bind's.
+fn device_mounts(input: &SpecInput<'_>, mounts: &mut Vec<Value>) -> Result<()> {
+    for m in &input.opts.device_edits.mounts {
+        let target = &m.container_path;
+        if !target.starts_with('/') {
+            return Err(Error::Invalid(format!(
+                "device mount: container path must be absolute: {target}"
+            )));
+        }
+        let kind = if m.kind.is_empty() { "bind" } else { &m.kind };
+        let mut options = m.options.clone();
+        if kind == "bind" {
+            let md = m.host_path.metadata().map_err(|e| {
+                Error::Invalid(format!("device mount: {}: {e}", m.host_path.display()))
+            })?;
+            if !options.iter().any(|o| o == "bind" || o == "rbind") {
+                options.push("rbind".into());
+            }
+            let dest = if input.create_paths {
+                if md.is_dir() {
+                    paths::mkdir_all_in_root(input.rootfs, target)?
+                } else {
+                    paths::touch_in_root(input.rootfs, target)?
+                }
+            } else {
+                paths::resolve_in_root(input.rootfs, target)?
+            };
+            mounts.push(json!({"destination": dest, "type": "bind",
+                "source": m.host_path, "options": options}));
+        } else {
+            let dest = if input.create_paths {
+                paths::mkdir_all_in_root(input.rootfs, target)?
+            } else {
+                paths::resolve_in_root(input.rootfs, target)?
+            };
+            mounts.push(json!({"destination": dest, "type": kind,
+                "source": m.host_path, "options": options}));
+        }
+    }
+    Ok(())
+}
+
 /// Generates the runtime spec as JSON.
 pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     let SpecInput {
@@ -519,6 +562,7 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     }
     merge_env(&mut env, &image.env);
     merge_env(&mut env, &opts.env);
+    merge_env(&mut env, &opts.device_edits.env);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!(
             "HOME={}",
@@ -581,8 +625,14 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     if opts.no_new_privileges {
         process["noNewPrivileges"] = json!(true);
     }
-    if !user.additional_gids.is_empty() {
-        process["user"]["additionalGids"] = json!(user.additional_gids);
+    let mut gids = user.additional_gids.clone();
+    for g in &opts.device_edits.additional_gids {
+        if !gids.contains(g) {
+            gids.push(*g);
+        }
+    }
+    if !gids.is_empty() {
+        process["user"]["additionalGids"] = json!(gids);
     }
     if let Some(adj) = opts.oom_score_adj {
         process["oomScoreAdj"] = json!(adj);
@@ -709,6 +759,8 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
         });
     }
 
+    device_mounts(input, &mut mounts)?;
+
     // Namespaces.
     let mut namespaces = Vec::new();
     for (ty, mode) in [("pid", &opts.pid), ("ipc", &opts.ipc)] {
@@ -825,6 +877,28 @@ pub fn generate_json(input: &SpecInput<'_>) -> Result<Value> {
     }
     if let Some(d) = &opts.domainname {
         spec["domainname"] = json!(d);
+    }
+    if !opts.device_edits.hooks.is_empty() {
+        let mut hooks = serde_json::Map::new();
+        for h in &opts.device_edits.hooks {
+            let mut v = json!({"path": h.path});
+            if !h.args.is_empty() {
+                v["args"] = json!(h.args);
+            }
+            if !h.env.is_empty() {
+                v["env"] = json!(h.env);
+            }
+            if let Some(t) = h.timeout {
+                v["timeout"] = json!(t);
+            }
+            match hooks.get_mut(&h.hook_name) {
+                Some(Value::Array(a)) => a.push(v),
+                _ => {
+                    hooks.insert(h.hook_name.clone(), json!([v]));
+                }
+            }
+        }
+        spec["hooks"] = Value::Object(hooks);
     }
     if !annotations.is_empty() {
         spec["annotations"] = Value::Object(annotations);

@@ -23,6 +23,80 @@ fn is_zero(v: &Value) -> bool {
     }
 }
 
+/// `HostConfig.DeviceRequests` (`--gpus`, CDI devices): Go's zero values (null, "") allowed in
+/// every field, anything else of the wrong type refused.
+fn device_requests(
+    section: &str,
+    key: &str,
+    v: &Value,
+) -> Result<Vec<berth_engine::gpu::DeviceRequest>, ApiError> {
+    let Value::Array(a) = v else {
+        return if v.is_null() {
+            Ok(Vec::new())
+        } else {
+            Err(bad(section, key, "a list of device requests"))
+        };
+    };
+    let want = "a list of {Driver, Count, DeviceIDs, Capabilities, Options}";
+    let mut out = Vec::new();
+    for r in a {
+        let Value::Object(m) = r else {
+            return Err(bad(section, key, want));
+        };
+        for k in m.keys() {
+            if !["Driver", "Count", "DeviceIDs", "Capabilities", "Options"].contains(&k.as_str()) {
+                return Err(unsupported(&format!("{section}.{key}"), k));
+            }
+        }
+        let list = |x: &Value| -> Result<Option<Vec<String>>, ApiError> {
+            match x {
+                Value::Null => Ok(None),
+                _ => strings(section, key, x).map(Some),
+            }
+        };
+        let capabilities = match &r["Capabilities"] {
+            Value::Null => None,
+            Value::Array(sets) => Some(
+                sets.iter()
+                    .map(|set| list(set).map(Option::unwrap_or_default))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            _ => return Err(bad(section, key, want)),
+        };
+        let options = match &r["Options"] {
+            Value::Null => None,
+            Value::Object(o) => Some(
+                o.iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            k.clone(),
+                            v.as_str()
+                                .ok_or_else(|| bad(section, key, want))?
+                                .to_string(),
+                        ))
+                    })
+                    .collect::<Result<_, ApiError>>()?,
+            ),
+            _ => return Err(bad(section, key, want)),
+        };
+        out.push(berth_engine::gpu::DeviceRequest {
+            driver: match &r["Driver"] {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                _ => return Err(bad(section, key, want)),
+            },
+            count: match &r["Count"] {
+                Value::Null => 0,
+                x => x.as_i64().ok_or_else(|| bad(section, key, want))?,
+            },
+            device_ids: list(&r["DeviceIDs"])?,
+            capabilities,
+            options,
+        });
+    }
+    Ok(out)
+}
+
 fn unsupported(section: &str, key: &str) -> ApiError {
     ApiError::bad_request(format!(
         "{section}.{key} is not supported by berth; remove it from the request"
@@ -355,6 +429,7 @@ pub fn create_options(body: Value, name: Option<String>) -> Result<Created, ApiE
                 }
             }
             "DeviceCgroupRules" => o.host.device_cgroup_rules = strings(h, k, v)?,
+            "DeviceRequests" => o.host.device_requests = device_requests(h, k, v)?,
             "Ulimits" => {
                 if let Value::Array(a) = v {
                     for u in a {

@@ -314,7 +314,14 @@ fn host_options(a: &RunArgs) -> Result<berth_engine::containers::host_opts::Host
             }
         }
     }
+    // `--gpus` is parsed as the docker CLI parses it; its errors are flag errors (125).
+    let device_requests = h
+        .gpus
+        .iter()
+        .map(|g| berth_engine::gpu::parse_gpus(g).map_err(|e| status(125, e)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(berth_engine::containers::host_opts::HostOptions {
+        device_requests,
         ipc: h.ipc.clone(),
         pid: h.pid.clone(),
         uts: h.uts.clone(),

@@ -1,6 +1,7 @@
 //! One module per command family; each turns parsed arguments into engine calls and prints.
 
 pub(crate) mod build;
+pub(crate) mod cdi;
 mod containers;
 pub(crate) mod containers_extra;
 mod images;
@@ -18,6 +19,22 @@ use crate::cli::{
 use anyhow::Result;
 use berth_engine::{Engine, EngineConfig};
 
+/// Where the NVIDIA driver and the CDI specs are: the host's, unless `BERTH_GPU_ROOT` names a
+/// driver tree (its `dev/`, `proc/`, libraries; a test's fake one) or `BERTH_CDI_SPEC_DIRS`
+/// (colon-separated, lowest priority first) other spec directories.
+fn gpu_config() -> berth_engine::gpu::GpuConfig {
+    let mut g = berth_engine::gpu::GpuConfig::default();
+    if let Some(root) = std::env::var_os("BERTH_GPU_ROOT").filter(|v| !v.is_empty()) {
+        let root = std::path::PathBuf::from(root);
+        g.proc_root = root.join("proc");
+        g.driver_root = root;
+    }
+    if let Some(dirs) = std::env::var_os("BERTH_CDI_SPEC_DIRS").filter(|v| !v.is_empty()) {
+        g.cdi_dirs = std::env::split_paths(&dirs).collect();
+    }
+    g
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     // Where the helper programs are, for test harnesses and split installs; unset, the
     // engine finds them from this executable.
@@ -33,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         netproxy: path_env("BERTH_NETPROXY"),
         exit_hook: None,
         init_path: path_env("BERTH_INIT_PATH"),
+        gpu: gpu_config(),
     };
     let open = || -> Result<Engine> {
         let e = Engine::open(config.clone())?;
@@ -118,6 +136,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Network(c) => network::run(&mut open()?, c),
         Command::Kube(c) => kube::run(&mut open()?, c),
         Command::Pod(c) => pods::run(&mut open()?, c),
+        Command::Cdi(c) => cdi::run(&config.gpu, c),
         Command::Build(a) => build::build(&mut open()?, a),
         Command::Builder(build::BuilderCommand::Prune(a)) => build::prune(&mut open()?, a),
         Command::Lock(a) => build::lock(&open()?, a),

@@ -19,10 +19,16 @@ impl Server {
     /// Starts the server; `stderr` is where its messages go (piped when a test reads them
     /// through [`Server::stop`]).
     pub fn start_with(b: &Berth, suite: &str, stderr: Stdio) -> Server {
+        Server::start_env(b, suite, stderr, &[])
+    }
+
+    /// As [`Server::start_with`], with extra environment for the server.
+    pub fn start_env(b: &Berth, suite: &str, stderr: Stdio, env: &[(&str, &Path)]) -> Server {
         super::is_root(suite);
         let sock = b.dir.path().join("api.sock");
         let child = b
             .command()
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .args(["serve", "-H", &format!("unix://{}", sock.display())])
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -26,6 +26,8 @@ pub struct HostOptions {
     pub devices: Vec<String>,
     /// `--device-cgroup-rule 'c 1:3 rwm'`
     pub device_cgroup_rules: Vec<String>,
+    /// `--gpus` (parsed by [`crate::gpu::parse_gpus`]) or the API's `DeviceRequests`.
+    pub device_requests: Vec<crate::gpu::DeviceRequest>,
     /// `--sysctl KEY=VALUE`
     pub sysctls: Vec<String>,
     /// `--log-driver`
@@ -101,6 +103,10 @@ pub struct HostSpec {
     pub uts_container: Option<String>,
     pub devices: Vec<DeviceMapping>,
     pub device_cgroup_rules: Vec<String>,
+    /// `HostConfig.DeviceRequests`: `--gpus`, then the CDI devices of `--device` as one
+    /// request of driver `cdi` (Docker 25's CLI).
+    #[serde(default)]
+    pub device_requests: Vec<crate::gpu::DeviceRequest>,
     pub sysctls: BTreeMap<String, String>,
     /// `LogConfig.Type` and `.Config`.
     pub log_type: String,
@@ -551,7 +557,26 @@ impl Engine {
             _ => return Err(invalid("--uts: invalid UTS mode")),
         }
         // --device, --device-cgroup-rule
+        spec.device_requests = h.device_requests.clone();
+        let cdi: Vec<String> = h
+            .devices
+            .iter()
+            .filter(|d| crate::gpu::cdi::is_qualified_name(d))
+            .cloned()
+            .collect();
+        if !cdi.is_empty() {
+            spec.device_requests.push(crate::gpu::DeviceRequest {
+                driver: "cdi".into(),
+                count: 0,
+                device_ids: Some(cdi),
+                capabilities: None,
+                options: None,
+            });
+        }
         for d in &h.devices {
+            if crate::gpu::cdi::is_qualified_name(d) {
+                continue;
+            }
             let (src, dst, perms) = parse_device(d)?;
             gather_devices(d, Path::new(&src), &dst, &perms, &mut run.devices)?;
             spec.devices.push(DeviceMapping {
@@ -807,6 +832,11 @@ pub(crate) fn fill_inspect(spec: &ContainerSpec, v: &mut Value) {
     hc["PidMode"] = json!(h.pid_mode);
     hc["UTSMode"] = json!(h.uts_mode);
     hc["Devices"] = json!(h.devices);
+    hc["DeviceRequests"] = if h.device_requests.is_empty() {
+        Value::Null
+    } else {
+        json!(h.device_requests)
+    };
     hc["DeviceCgroupRules"] = if h.device_cgroup_rules.is_empty() {
         Value::Null
     } else {

@@ -951,6 +951,11 @@ impl Engine {
             host.uts_mode = format!("container:{uts}");
             host.uts_container = Some(uts.clone());
         }
+        if !host.device_requests.is_empty() {
+            let mut env = img.env.clone();
+            berth_runtime::spec::merge_env(&mut env, &run.env);
+            crate::gpu::apply_requests(&self.config().gpu, &host.device_requests, &env, &mut run)?;
+        }
         volumes.extend(shared_volumes);
         let mut exposed_ports = img.exposed_ports.clone();
         for p in &host.exposed {
