@@ -184,6 +184,9 @@ fn containers_in_a_pod_share_localhost_and_the_pods_ports() {
         || http_get(port).is_some_and(|r| r.contains("served-in-pod")),
     );
 
+    // The infra is stopped only after the containers that live in its namespaces.
+    let (_, err) = b.fails(&["stop", &infra_name]);
+    assert!(err.contains("stop the pod (pod stop) instead"), "{err}");
     // The infra is removed only with the pod; a running pod only with -f.
     let (_, err) = b.fails(&["rm", "-f", &infra_name]);
     assert!(err.contains("is the infra container of pod"), "{err}");

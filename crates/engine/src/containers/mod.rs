@@ -1445,6 +1445,7 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<String, EngineError> {
         let row = self.resolve_container(name)?;
+        self.refuse_infra_stop(&row.id, &Self::record_of(&row)?)?;
         self.mark_manually_stopped(&row.id);
         let lock = self.restart_lock(&row.id);
         self.cancel_restart(&row.id);

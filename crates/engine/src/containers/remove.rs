@@ -75,7 +75,7 @@ impl Engine {
         self.remove_containers_with(names, force, volumes, false)
     }
 
-    fn remove_containers_with(
+    pub(crate) fn remove_containers_with(
         &mut self,
         names: &[String],
         force: bool,

@@ -71,10 +71,14 @@ pub fn pod_status(states: &[&str]) -> &'static str {
 }
 
 impl Engine {
-    fn pod_summary(&mut self, row: &berth_store::PodRow) -> Result<PodSummary, EngineError> {
+    fn pod_summary(
+        &mut self,
+        row: &berth_store::PodRow,
+        members: Vec<super::Member>,
+    ) -> Result<PodSummary, EngineError> {
         let rec: PodRecord = Self::pod_record(row)?;
         let mut containers = Vec::new();
-        for (c, _) in self.pod_members(&row.id)? {
+        for (c, _) in members {
             let status = match self.container_live(&c.id) {
                 Ok(l) => l.status,
                 Err(EngineError::ContainerNotFound(_)) => continue,
@@ -135,8 +139,10 @@ impl Engine {
             parsed.entry(k.to_string()).or_default().push(v.to_string());
         }
         let mut out = Vec::new();
+        let mut members = self.all_pod_members()?;
         for row in self.store().pods()? {
-            let p = self.pod_summary(&row)?;
+            let m = members.remove(&row.id).unwrap_or_default();
+            let p = self.pod_summary(&row, m)?;
             let ok = parsed.iter().all(|(k, vs)| {
                 vs.iter().any(|v| match k.as_str() {
                     "name" => p.name.contains(v.as_str()),
@@ -160,7 +166,8 @@ impl Engine {
     pub fn pod_inspect(&mut self, name: &str) -> Result<Value, EngineError> {
         let row = self.resolve_pod(name)?;
         let rec = Self::pod_record(&row)?;
-        let p = self.pod_summary(&row)?;
+        let members = self.pod_members(&row.id)?;
+        let p = self.pod_summary(&row, members)?;
         let mut port_bindings = serde_json::Map::new();
         for spec in &rec.publish {
             if let Ok(list) = berth_network::ports::parse_publish(spec) {

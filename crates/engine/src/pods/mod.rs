@@ -133,6 +133,12 @@ impl PodRecord {
     }
 }
 
+/// A pod's container: its row and record.
+pub(crate) type Member = (
+    berth_store::ContainerRow,
+    crate::containers::ContainerRecord,
+);
+
 /// What `create` needs to make a pod's infra container.
 pub(crate) struct InfraSource {
     pub pod: String,
@@ -533,30 +539,59 @@ impl Engine {
     }
 
     /// The pod's containers (the infra first), from the container rows.
-    pub(crate) fn pod_members(
-        &self,
-        pod: &str,
-    ) -> Result<
-        Vec<(
-            berth_store::ContainerRow,
-            crate::containers::ContainerRecord,
-        )>,
-        EngineError,
-    > {
-        let mut out = Vec::new();
-        for row in self.store().containers()? {
+    pub(crate) fn pod_members(&self, pod: &str) -> Result<Vec<Member>, EngineError> {
+        Ok(self.all_pod_members()?.remove(pod).unwrap_or_default())
+    }
+
+    /// Every pod's containers (the infra first, then oldest first), in one pass over the
+    /// container rows.
+    pub(crate) fn all_pod_members(&self) -> Result<BTreeMap<String, Vec<Member>>, EngineError> {
+        let mut out: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+        // Newest first from the store: reversed here.
+        for row in self.store().containers()?.into_iter().rev() {
             let Ok(rec) = serde_json::from_str::<crate::containers::ContainerRecord>(&row.record)
             else {
                 continue;
             };
-            if rec.pod.as_deref() == Some(pod) {
-                out.push((row, rec));
+            if let Some(pod) = rec.pod.clone() {
+                out.entry(pod).or_default().push((row, rec));
             }
         }
-        // Oldest first, the infra before everything.
-        out.reverse();
-        out.sort_by_key(|(_, rec)| !rec.pod_infra);
+        for members in out.values_mut() {
+            members.sort_by_key(|(_, rec)| !rec.pod_infra);
+        }
         Ok(out)
+    }
+
+    /// `stop` of an infra container whose pod has other running containers is refused: they
+    /// live in its namespaces, and its network would be released under them.
+    pub(crate) fn refuse_infra_stop(
+        &self,
+        id: &str,
+        rec: &crate::containers::ContainerRecord,
+    ) -> Result<(), EngineError> {
+        let (true, Some(pod)) = (rec.pod_infra, rec.pod.as_deref()) else {
+            return Ok(());
+        };
+        if self.store().pod(pod)?.is_none() {
+            return Ok(());
+        }
+        for (c, _) in self.pod_members(pod)? {
+            if c.id == id {
+                continue;
+            }
+            let running = matches!(
+                berth_runtime::state(&self.container_dir_of(&c.id)),
+                Ok(berth_runtime::ContainerState::Running { .. })
+            );
+            if running {
+                return Err(EngineError::Conflict(format!(
+                    "container {id} is the infra container of pod {pod} and container {} of the pod runs in its namespaces: stop the pod (pod stop) instead",
+                    c.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// `pod start`: the infra, then every member. Fails (after trying them all) naming the
@@ -634,12 +669,20 @@ impl Engine {
                 )));
             }
         }
-        let mut ordered = members;
-        ordered.reverse();
-        for (c, _) in ordered {
-            match self.remove_container_inner(&c.id, true, true, true) {
-                Ok(_) | Err(EngineError::ContainerNotFound(_)) => {}
-                Err(e) => return Err(e),
+        // The members in one batch, then the infra: a kill in between leaves the infra
+        // and the pod row, which the next `pod rm` removes.
+        let (infra, others): (Vec<Member>, Vec<Member>) =
+            members.into_iter().partition(|(_, r)| r.pod_infra);
+        for batch in [others, infra] {
+            let ids: Vec<String> = batch.into_iter().map(|(c, _)| c.id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            for r in self.remove_containers_with(&ids, true, true, true)? {
+                match r {
+                    Ok(_) | Err(EngineError::ContainerNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         self.store_mut().delete_pod(&row.id)?;
