@@ -10,6 +10,22 @@ use berth_oci::{media, Digest};
 use berth_store::{Op, StagedBlob, StagedLayer};
 use std::path::Path;
 
+/// The gzip level of built layers. zlib-rs's level 1 ("quick") codes every block with the fixed
+/// Huffman table and never falls back to a stored block, so incompressible data (random bytes,
+/// already-compressed files) grows by 5.5 % (8.44 bits a byte) and inflates 7x slower; from
+/// level 2 on, such blocks are stored (+0.03 %), and text compresses about 17 % smaller too.
+/// Changing the level changes every built layer's bytes, hence its digest.
+const LAYER_GZIP_LEVEL: u32 = 2;
+
+/// The gzip stream a built layer is written through: mtime 0, no name, OS "unknown" (255) and a
+/// fixed level, so the same tar gives the same bytes everywhere.
+fn layer_encoder<W: std::io::Write>(w: W) -> flate2::write::GzEncoder<W> {
+    flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(w, flate2::Compression::new(LAYER_GZIP_LEVEL))
+}
+
 /// A layer made by a step, staged in the build's operation.
 pub struct NewLayer {
     pub dir: StagedLayer,
@@ -34,12 +50,7 @@ pub fn make_layer(
         return Ok(None);
     }
     let blob = op.blob_writer()?;
-    // mtime 0, no name, OS "unknown" (255): the same bytes for the same tar everywhere.
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(blob, flate2::Compression::fast());
-    let mut tar = HashingWriter::new(gz);
+    let mut tar = HashingWriter::new(layer_encoder(blob));
     let stats = create_layer(upper, &mut tar, &CreateOptions { source_date_epoch })
         .map_err(|e| BuildError::Failed(format!("creating layer: {e}")))?;
     let (gz, diff_id, _) = tar.finish();
@@ -57,4 +68,54 @@ pub fn make_layer(
         size: stats.size,
         media_type: media::OCI_LAYER_GZIP,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn compress(data: &[u8]) -> Vec<u8> {
+        let mut gz = layer_encoder(Vec::new());
+        // Written in pieces, as the tar writer does, so block handling is what a build sees.
+        for piece in data.chunks(10_000) {
+            gz.write_all(piece).unwrap();
+        }
+        gz.finish().unwrap()
+    }
+
+    /// Incompressible content (random bytes) is stored, not coded: Docker's push of the same
+    /// content was 5.4 % smaller than berth's level-1 ("quick") layers.
+    #[test]
+    fn incompressible_content_is_stored() {
+        // A xorshift stream: incompressible, and the same bytes on every run.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let data: Vec<u8> = (0..8 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let out = compress(&data);
+        let overhead = out.len() as f64 / data.len() as f64 - 1.0;
+        assert!(
+            overhead < 0.001,
+            "{} bytes became {} ({:.3} % larger)",
+            data.len(),
+            out.len(),
+            overhead * 100.0
+        );
+    }
+
+    #[test]
+    fn same_input_same_bytes() {
+        let data: Vec<u8> = (0..1_000_000u32).flat_map(|i| (i % 977).to_le_bytes()).collect();
+        let a = compress(&data);
+        assert_eq!(a, compress(&data));
+        assert!(a.len() < data.len() / 4, "text-like data compresses");
+        // The fixed header: no mtime, no name, OS 255.
+        assert_eq!(&a[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+    }
 }
