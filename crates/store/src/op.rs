@@ -101,8 +101,21 @@ impl Op {
         Ok(BlobWriter {
             path,
             file: io::BufWriter::with_capacity(1 << 20, file),
-            hasher: Hasher::new(),
+            hash: BlobHash::Computed(Hasher::new()),
         })
+    }
+
+    /// A writer for a blob whose bytes the caller verifies against `digest` as they stream
+    /// (a registry download: the client hashes every byte and fails the stream on a mismatch),
+    /// so that they are not hashed a second time here. The caller must not call
+    /// [`BlobWriter::finish`] unless that verification passed over every byte written.
+    pub fn verified_blob_writer(&mut self, digest: &Digest) -> Result<BlobWriter, StoreError> {
+        let mut w = self.blob_writer()?;
+        w.hash = BlobHash::Verified {
+            digest: digest.clone(),
+            len: 0,
+        };
+        Ok(w)
     }
 
     /// Writes `bytes` as a staged blob.
@@ -214,11 +227,18 @@ pub(crate) fn is_live(dir: &Path) -> bool {
     }
 }
 
-/// A blob being written: hashed as it goes, fsynced and verified by [`BlobWriter::finish`].
+/// A blob being written: hashed as it goes (or verified by its source, see
+/// [`Op::verified_blob_writer`]), fsynced and checked by [`BlobWriter::finish`].
 pub struct BlobWriter {
     path: PathBuf,
     file: io::BufWriter<File>,
-    hasher: Hasher,
+    hash: BlobHash,
+}
+
+enum BlobHash {
+    Computed(Hasher),
+    /// The digest the writer's source verified; only the length is counted here.
+    Verified { digest: Digest, len: u64 },
 }
 
 impl BlobWriter {
@@ -238,8 +258,13 @@ impl BlobWriter {
             .map_err(|e| StoreError::io(format!("writing {}", path.display()), e.into_error()))?;
         file.sync_all()
             .ctx(|| format!("syncing {}", path.display()))?;
-        let size = self.hasher.len();
-        let digest = self.hasher.finish();
+        let (digest, size) = match self.hash {
+            BlobHash::Computed(h) => {
+                let size = h.len();
+                (h.finish(), size)
+            }
+            BlobHash::Verified { digest, len } => (digest, len),
+        };
         if let Some((want, want_size)) = expected {
             if *want != digest {
                 let _ = fs::remove_file(&path);
@@ -266,7 +291,10 @@ impl BlobWriter {
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        match &mut self.hash {
+            BlobHash::Computed(h) => h.update(&buf[..n]),
+            BlobHash::Verified { len, .. } => *len += n as u64,
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -12,7 +12,7 @@ use berth_store::op::BlobWriter;
 use berth_store::{StagedBlob, StagedLayer};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -302,7 +302,10 @@ impl Engine {
                 index: i,
                 desc: desc.clone(),
                 diff_id: diff_ids[i].clone(),
-                blob: op.blob_writer()?,
+                // The client hashes the download and fails the stream on a mismatch, and
+                // `stage_and_unpack` reads the stream to its end before it finishes the blob:
+                // the store need not hash the same bytes again.
+                blob: op.verified_blob_writer(&desc.digest)?,
                 // A chain the store has only needs its blob: hash it, do not unpack it again.
                 dir: if stored.is_none() {
                     Some(op.layer_dir()?)
@@ -612,17 +615,16 @@ fn stage_and_unpack(
             EngineError::Download(format!("layer {label}: {e}"))
         }
     };
-    let mut tee = Tee {
-        inner: ChannelReader {
-            rx,
-            current: Bytes::new(),
-            done: false,
-        },
+    let mut tee = ChannelTee {
+        rx,
+        current: Bytes::new(),
+        done: false,
         sink: &mut blob,
     };
+    // The format is told by the first four bytes, whatever size the first chunks have.
+    tee.gather(4).map_err(corrupt)?;
     let (diff_id, size) = {
-        let buffered = BufReader::with_capacity(256 << 10, &mut tee);
-        let decompressed = decompress(buffered).map_err(corrupt)?;
+        let decompressed = decompress(&mut tee).map_err(corrupt)?;
         let mut bounded = expansion.bound(decompressed, desc.size);
         let mut hashing = HashingReader::new(&mut bounded);
         let unpacked = match &dir {
@@ -642,48 +644,86 @@ fn stage_and_unpack(
         let ((diff_id, _), unpacked_size) = hashed?;
         (diff_id, unpacked_size.or(known_size).unwrap_or(0))
     };
-    // Compressed bytes past the end of the compressed stream still belong to the blob.
-    io::copy(&mut tee, &mut io::sink()).map_err(corrupt)?;
+    // Compressed bytes past the end of the compressed stream still belong to the blob, and the
+    // client's digest check comes with the end of the stream.
+    tee.drain().map_err(corrupt)?;
     let staged = blob.finish(Some((&desc.digest, Some(desc.size))))?;
     Ok((staged, dir, diff_id, size))
 }
 
-/// A blocking `Read` over the chunks a download task sends.
-struct ChannelReader {
+/// The compressed stream as a blocking `BufRead` over the chunks a download task sends. Each
+/// chunk is written whole to the staged blob as it arrives and then lent to the decompressor
+/// as it is, so the compressed bytes are not copied into a second read buffer.
+struct ChannelTee<'a> {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
     done: bool,
+    sink: &'a mut BlobWriter,
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            if self.done {
-                return Ok(0);
-            }
+impl ChannelTee<'_> {
+    /// Receives the next non-empty chunk into `current` (empty when called) and writes it to
+    /// the blob; false at the end of the stream.
+    fn next_chunk(&mut self) -> io::Result<bool> {
+        while !self.done {
             match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
+                Some(Ok(chunk)) if chunk.is_empty() => {}
+                Some(Ok(chunk)) => {
+                    self.sink.write_all(&chunk)?;
+                    self.current = chunk;
+                    return Ok(true);
+                }
                 Some(Err(e)) => return Err(e),
                 None => self.done = true,
             }
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
+        Ok(false)
+    }
+
+    /// Joins chunks until `current` holds at least `n` bytes (fewer only at the end).
+    fn gather(&mut self, n: usize) -> io::Result<()> {
+        while self.current.len() < n {
+            let head = std::mem::take(&mut self.current);
+            if !self.next_chunk()? {
+                self.current = head;
+                break;
+            }
+            let mut joined = bytes::BytesMut::with_capacity(head.len() + self.current.len());
+            joined.extend_from_slice(&head);
+            joined.extend_from_slice(&self.current);
+            self.current = joined.freeze();
+        }
+        Ok(())
+    }
+
+    /// Reads (and so stages) the rest of the stream.
+    fn drain(&mut self) -> io::Result<()> {
+        self.current.clear();
+        while self.next_chunk()? {
+            self.current.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Read for ChannelTee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
 
-/// Copies everything read through it into `sink`.
-struct Tee<'a, R> {
-    inner: R,
-    sink: &'a mut BlobWriter,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sink.write_all(&buf[..n])?;
-        Ok(n)
+impl BufRead for ChannelTee<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.current.is_empty() {
+            self.next_chunk()?;
+        }
+        Ok(&self.current)
+    }
+    fn consume(&mut self, n: usize) {
+        bytes::Buf::advance(&mut self.current, n);
     }
 }
