@@ -111,7 +111,9 @@ mod tests {
 
     #[test]
     fn same_input_same_bytes() {
-        let data: Vec<u8> = (0..1_000_000u32).flat_map(|i| (i % 977).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..1_000_000u32)
+            .flat_map(|i| (i % 977).to_le_bytes())
+            .collect();
         let a = compress(&data);
         assert_eq!(a, compress(&data));
         assert!(a.len() < data.len() / 4, "text-like data compresses");

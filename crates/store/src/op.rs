@@ -238,7 +238,10 @@ pub struct BlobWriter {
 enum BlobHash {
     Computed(Hasher),
     /// The digest the writer's source verified; only the length is counted here.
-    Verified { digest: Digest, len: u64 },
+    Verified {
+        digest: Digest,
+        len: u64,
+    },
 }
 
 impl BlobWriter {
