@@ -91,9 +91,10 @@ for _ in 1 2 3; do "$DOCKER" -H "$B" ps >/dev/null; done
 sleep 1
 echo "berth serve idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$SERVE/status)" | tee "$OUT/api-rss.txt"
 if [ "$DOCKERD" = 1 ]; then
-    dpid=$(pidof dockerd | awk '{print $1}'); cpid=$(pidof containerd | awk '{print $1}')
+    dpid=$(pidof dockerd || true); dpid=${dpid%% *}; cpid=$(pidof containerd || true); cpid=${cpid%% *}
     [ "$HOST_DOCKERD" = 1 ] || { dpid=$(cat "$W/docker.pid"); cpid=${pids[1]}; }
-    echo "dockerd idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$dpid/status) (+ containerd: $(awk '/VmRSS/ {print $2, $3}' /proc/$cpid/status))" | tee -a "$OUT/api-rss.txt"
+    rss() { [ -n "$1" ] && awk '/VmRSS/ {print $2, $3}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+    echo "dockerd idle RSS: $(rss "$dpid") (+ containerd: $(rss "$cpid"))" | tee -a "$OUT/api-rss.txt"
 fi
 
 cmds=()
