@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod names;
+pub mod play;
 
 pub use generate::{ContainerFacts, GenerateOptions, Manifests, WorkloadKind};
 
