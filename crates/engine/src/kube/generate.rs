@@ -72,7 +72,14 @@ pub fn generate(containers: &[ContainerFacts], o: &GenerateOptions) -> Manifests
     } else {
         dns1123_subdomain(&format!("{first_name}-pod"))
     };
-    let labels = json!({ "app": dns1123_label(&name) });
+    // Containers `kube play` ran keep their manifest's names and labels, so the manifest
+    // written back is the one that was played.
+    let played = played_from(containers, o.kind);
+    let name = played.as_ref().map(|p| p.0.clone()).unwrap_or(name);
+    let labels = match &played {
+        Some((_, l)) if !l.is_empty() => Value::Object(l.clone()),
+        _ => json!({ "app": dns1123_label(&name) }),
+    };
 
     let mut pod_containers = Vec::new();
     let mut volumes: Vec<Value> = Vec::new();
@@ -89,6 +96,11 @@ pub fn generate(containers: &[ContainerFacts], o: &GenerateOptions) -> Manifests
             &mut out,
         );
         let mut c = c;
+        if played.is_some() {
+            if let Some(n) = facts.inspect["Config"]["Labels"][LABEL_CONTAINER].as_str() {
+                c["name"] = json!(n);
+            }
+        }
         // Container names must be unique within a pod.
         let mut cname = c["name"].as_str().unwrap_or("container").to_string();
         let base = cname.clone();
@@ -188,6 +200,39 @@ pub fn generate(containers: &[ContainerFacts], o: &GenerateOptions) -> Manifests
         }
     }
     out
+}
+
+/// The label `kube play` puts on a container with its name in the manifest.
+const LABEL_CONTAINER: &str = "io.berth.kube.container";
+
+/// When every container came from one pod of `kube play`: the workload's name (the pod's for
+/// a Pod, the owner's for a Deployment or Job) and the pod's own labels.
+fn played_from(
+    containers: &[ContainerFacts],
+    kind: WorkloadKind,
+) -> Option<(String, Map<String, Value>)> {
+    let labels = |f: &ContainerFacts| f.inspect["Config"]["Labels"].clone();
+    let first = labels(&containers[0]);
+    let pod = first["io.berth.kube.pod"].as_str()?.to_string();
+    if containers
+        .iter()
+        .any(|f| labels(f)["io.berth.kube.pod"].as_str() != Some(pod.as_str()))
+    {
+        return None;
+    }
+    let owner = first["io.berth.kube.owner"].as_str().unwrap_or("");
+    let name = match (kind, owner.split_once('/')) {
+        (WorkloadKind::Pod, _) | (_, None) => pod,
+        (_, Some((_, owner))) => owner.to_string(),
+    };
+    let own: Map<String, Value> = first
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with("io.berth."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Some((name, own))
 }
 
 fn container_name(inspect: &Value) -> String {
