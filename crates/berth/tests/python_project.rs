@@ -188,3 +188,71 @@ fn seed_python_project_builds_runs_and_rebuilds_from_cache() {
         "{err}"
     );
 }
+
+/// The header flags of the pyc pip wrote for tinyfit: 3 is a checked-hash pyc (PEP 552),
+/// 0 a timestamp one.
+fn pyc_flags(b: &Berth, image: &str) -> String {
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image,
+        "sh",
+        "-c",
+        "python3 -c 'import sys; d = open(sys.argv[1], \"rb\").read(8); print(int.from_bytes(d[4:8], \"little\"))' $(find / -path '*tinyfit/__pycache__/__init__*.pyc' | head -n 1)",
+    ]);
+    out.trim().to_string()
+}
+
+#[test]
+fn seed_project_is_reproducible_by_default_with_checked_hash_pycs() {
+    // One base image, saved once and loaded into two fresh roots.
+    let maker = Berth::new();
+    python_base(&maker);
+    let base = maker.dir.path().join("base.tar");
+    maker.ok(&["save", "-o", base.to_str().unwrap(), "python:3.11-slim"]);
+
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let b = Berth::new();
+        b.ok(&["load", "-i", base.to_str().unwrap()]);
+        let ctx = b.dir.path().join("project");
+        project(&ctx);
+        let out = b
+            .command()
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("BERTH_BUILD_TIMESTAMP")
+            .args(["build", "-q", "-t", "python-train", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        // SOURCE_DATE_EPOCH reached pip: its pycs are checked-hash, valid whatever the mtimes.
+        assert_eq!(pyc_flags(&b, &id), "3");
+        if ids.is_empty() {
+            // The opt-out builds with the clock: timestamp pycs, as Docker gives.
+            let out = b
+                .command()
+                .args([
+                    "build",
+                    "-q",
+                    "--timestamp",
+                    "now",
+                    "-t",
+                    "clock",
+                    ctx.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            assert_eq!(pyc_flags(&b, "clock"), "0");
+        }
+        ids.push(id);
+    }
+    assert_eq!(ids[0], ids[1], "the same image ID on two fresh roots");
+}

@@ -53,6 +53,13 @@ pub fn make_layer(
     let mut tar = HashingWriter::new(layer_encoder(blob));
     let stats = create_layer(upper, &mut tar, &CreateOptions { source_date_epoch })
         .map_err(|e| BuildError::Failed(format!("creating layer: {e}")))?;
+    if let Some(e) = source_date_epoch {
+        // The layer's directory is what containers of the image run on: it shows the same
+        // mtimes as the archive, as it would after a pull on another machine.
+        clamp_mtimes(upper, e).map_err(|err| {
+            BuildError::io(format!("clamping mtimes in {}", upper.display()), err)
+        })?;
+    }
     let (gz, diff_id, _) = tar.finish();
     let blob = gz
         .finish()
@@ -70,10 +77,42 @@ pub fn make_layer(
     }))
 }
 
+/// Sets every mtime later than `epoch` under `dir` (not `dir` itself: the archive has no entry
+/// for it) to `epoch`, without following symlinks, as [`create_layer`] clamps them.
+fn clamp_mtimes(dir: &Path, epoch: i64) -> std::io::Result<()> {
+    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD, UTIME_OMIT};
+    use std::os::unix::fs::MetadataExt;
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: epoch,
+            tv_nsec: 0,
+        },
+    };
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let m = e.metadata()?;
+            if m.mtime() > epoch || (m.mtime() == epoch && m.mtime_nsec() > 0) {
+                utimensat(CWD, e.path(), &times, AtFlags::SYMLINK_NOFOLLOW)?;
+            }
+            if m.is_dir() {
+                dirs.push(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
 
     fn compress(data: &[u8]) -> Vec<u8> {
         let mut gz = layer_encoder(Vec::new());
@@ -119,5 +158,33 @@ mod tests {
         assert!(a.len() < data.len() / 4, "text-like data compresses");
         // The fixed header: no mtime, no name, OS 255.
         assert_eq!(&a[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+    }
+
+    #[test]
+    fn clamps_later_mtimes_only_and_not_through_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("upper");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/new"), "n").unwrap();
+        std::fs::write(root.join("old"), "o").unwrap();
+        let old = std::fs::File::options()
+            .write(true)
+            .open(root.join("old"))
+            .unwrap();
+        old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000))
+            .unwrap();
+        let outside = d.path().join("outside");
+        std::fs::write(&outside, "x").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let before = std::fs::metadata(&outside).unwrap().mtime();
+
+        clamp_mtimes(&root, 5000).unwrap();
+        let m = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap().mtime();
+        assert_eq!(m("a"), 5000);
+        assert_eq!(m("a/b"), 5000);
+        assert_eq!(m("a/b/new"), 5000);
+        assert_eq!(m("old"), 1000, "an earlier mtime is kept");
+        assert_eq!(m("link"), 5000);
+        assert_eq!(std::fs::metadata(&outside).unwrap().mtime(), before);
     }
 }

@@ -26,6 +26,7 @@
 pub mod context;
 pub mod copy;
 mod finish;
+mod git;
 pub mod layer;
 pub mod overlay;
 pub mod progress;
@@ -215,7 +216,17 @@ pub struct BuildOptions {
     /// `--secret id=…,src=…`.
     pub secrets: BTreeMap<String, PathBuf>,
     pub platform: Option<String>,
+    /// `SOURCE_DATE_EPOCH`: stamps `created` and the history, clamps every mtime of the new
+    /// layers, and is exported into RUN steps. Without it (and without a `SOURCE_DATE_EPOCH`
+    /// build arg) the build picks one by the default rule ([`default_epoch`]).
     pub source_date_epoch: Option<i64>,
+    /// `--timestamp now`: no epoch at all — `created`, the history and new files' mtimes come
+    /// from the clock, as in Docker, and no two builds give the same image ID.
+    pub timestamp_now: bool,
+    /// Look for the git work tree in the directories above the context too (the CLI, whose
+    /// context is a directory of the user's checkout). Off for a context unpacked from a tar
+    /// (the Engine API), whose parents are the engine's own.
+    pub git_above_context: bool,
     /// Runtime state directory (`$RUNROOT`).
     pub runroot: PathBuf,
     /// The `berth-monitor` binary for RUN containers (default: the runtime's search).
@@ -349,11 +360,107 @@ struct Builder<'a> {
     built: HashMap<usize, State>,
     cancel: Arc<AtomicBool>,
     sde: Option<i64>,
+    /// Base images already resolved (for the epoch), by the name FROM gave.
+    bases: HashMap<String, BaseImage>,
     layer_root: PathBuf,
     cache_mounts: PathBuf,
     progress_step: Option<Step>,
     dockerfile_text: String,
     dockerfile_name: String,
+}
+
+/// The earlier stage a FROM names, if it is one (by name or index): a FROM can only build
+/// on a stage above it (a later name is an image, as in BuildKit).
+fn stage_ref(df: &Dockerfile, name: &str, before: usize) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    df.stages[..before]
+        .iter()
+        .rev()
+        .find(|s| s.name.as_deref() == Some(lower.as_str()))
+        .map(|s| s.index)
+        .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
+}
+
+/// The build's epoch: `SOURCE_DATE_EPOCH` (the option, else the build arg, as BuildKit),
+/// none with `--timestamp now`, else [`default_epoch`].
+fn epoch(
+    host: &mut dyn Host,
+    opts: &BuildOptions,
+    df: &Dockerfile,
+    global: &GlobalScope,
+    lex: &Lexer,
+    target: usize,
+    bases: &mut HashMap<String, BaseImage>,
+) -> Result<Option<i64>, BuildError> {
+    if opts.timestamp_now {
+        return Ok(None);
+    }
+    if let Some(e) = opts.source_date_epoch {
+        return Ok(Some(e));
+    }
+    if let Some(v) = opts.build_args.get("SOURCE_DATE_EPOCH") {
+        return v.trim().parse().map(Some).map_err(|_| {
+            BuildError::Invalid(format!(
+                "--build-arg SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970"
+            ))
+        });
+    }
+    default_epoch(host, opts, df, global, lex, target, bases).map(Some)
+}
+
+/// The epoch of a build that names none — reproducible by default, never the clock:
+///
+/// 1. the commit time of HEAD when the context is in a git work tree (the context directory
+///    itself, or a directory above it with [`BuildOptions::git_above_context`]). A dirty
+///    tree still gets HEAD's time: the files' content is what the cache keys and layers
+///    hold, the epoch only stamps and clamps. A repository without commits falls through;
+/// 2. else the `created` time of the image the target stage starts from (following FROM
+///    through earlier stages), so an image is as old as its base — 0 (1970-01-01) for FROM
+///    scratch or a base without one.
+fn default_epoch(
+    host: &mut dyn Host,
+    opts: &BuildOptions,
+    df: &Dockerfile,
+    global: &GlobalScope,
+    lex: &Lexer,
+    target: usize,
+    bases: &mut HashMap<String, BaseImage>,
+) -> Result<i64, BuildError> {
+    if let Some(ctx) = &opts.context {
+        let found = git::head_commit_time(ctx, opts.git_above_context).map_err(|e| {
+            BuildError::Failed(format!(
+                "reading the commit time of the context's git HEAD (the default SOURCE_DATE_EPOCH): {e} — repair the repository, or set SOURCE_DATE_EPOCH, or build with --timestamp now"
+            ))
+        })?;
+        if let Some(t) = found {
+            return Ok(t);
+        }
+    }
+    let mut stage = &df.stages[target];
+    loop {
+        let (base, _) = global
+            .expand_from(stage, lex)
+            .map_err(|e| BuildError::Invalid(format!("FROM: {e}")))?;
+        if base.eq_ignore_ascii_case("scratch") {
+            return Ok(0);
+        }
+        if let Some(i) = stage_ref(df, &base, stage.index) {
+            stage = &df.stages[i];
+            continue;
+        }
+        let img = host
+            .resolve_image(&base, opts.pull)
+            .map_err(BuildError::Failed)?;
+        let created = img
+            .config
+            .created
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map(|t| t.timestamp())
+            .unwrap_or(0);
+        bases.insert(base, img);
+        return Ok(created);
+    }
 }
 
 /// Builds the image the options describe.
@@ -443,18 +550,12 @@ pub fn build(
             Platform::host()
         ));
     }
-    let mut build_args = opts.build_args.clone();
-    if let Some(e) = opts.source_date_epoch {
-        build_args
-            .entry("SOURCE_DATE_EPOCH".into())
-            .or_insert_with(|| e.to_string());
-    }
-    let inputs = BuildInputs {
-        build_args,
+    let mut inputs = BuildInputs {
+        build_args: opts.build_args.clone(),
         builtins: platform_args(&Platform::host(), &target_platform),
     };
     let lex = df.lexer();
-    let global = GlobalScope::new(&df.meta_args, &inputs, &lex)
+    let mut global = GlobalScope::new(&df.meta_args, &inputs, &lex)
         .map_err(|e| BuildError::Invalid(format!("failed to parse {name}: {e}")))?;
 
     let target = match &opts.target {
@@ -471,6 +572,20 @@ pub fn build(
         })?,
         None => df.stages.len() - 1,
     };
+
+    // The epoch, and with it SOURCE_DATE_EPOCH as a build arg (BuildKit's): the global scope
+    // is made again so an `ARG SOURCE_DATE_EPOCH` before FROM sees it.
+    let mut bases = HashMap::new();
+    let sde = epoch(host, opts, &df, &global, &lex, target, &mut bases)?;
+    if let Some(e) = sde {
+        if !inputs.build_args.contains_key("SOURCE_DATE_EPOCH") {
+            inputs
+                .build_args
+                .insert("SOURCE_DATE_EPOCH".into(), e.to_string());
+            global = GlobalScope::new(&df.meta_args, &inputs, &lex)
+                .map_err(|e| BuildError::Invalid(format!("failed to parse {name}: {e}")))?;
+        }
+    }
 
     let op = host.store().begin_op()?;
     let root = host.store().root().to_path_buf();
@@ -493,7 +608,8 @@ pub fn build(
         inputs,
         built: HashMap::new(),
         cancel: opts.cancel.clone().unwrap_or_default(),
-        sde: opts.source_date_epoch,
+        sde,
+        bases,
         layer_root: root.join("layers"),
         cache_mounts: root.join("build-mounts"),
         progress_step: None,
@@ -531,13 +647,7 @@ impl Builder<'_> {
     /// The earlier stage a FROM names, if it is one (by name or index): a FROM can only build
     /// on a stage above it (a later name is an image, as in BuildKit).
     fn stage_ref(&self, name: &str, before: usize) -> Option<usize> {
-        let lower = name.to_ascii_lowercase();
-        self.df.stages[..before]
-            .iter()
-            .rev()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()))
-            .map(|s| s.index)
-            .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
+        stage_ref(&self.df, name, before)
     }
 
     /// The stage a `COPY --from`/`RUN --mount=from=` names: any stage of the file, by name
@@ -686,6 +796,9 @@ impl Builder<'_> {
     }
 
     fn resolve_image(&mut self, name: &str) -> Result<BaseImage, BuildError> {
+        if let Some(img) = self.bases.get(name) {
+            return Ok(img.clone());
+        }
         let pull = self.opts.pull;
         self.host
             .resolve_image(name, pull)

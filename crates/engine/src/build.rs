@@ -220,6 +220,8 @@ impl Engine {
         opts.context = Some(dir);
         opts.dockerfile = Some(df);
         opts.dockerfile_text = None;
+        // The unpacked context lies in the engine's store: only a `.git` sent with it counts.
+        opts.git_above_context = false;
         let out = self.build(&opts, progress);
         op.finish();
         out

@@ -650,6 +650,8 @@ async fn commit(state: &Arc<State>, call: Call) -> ApiResult {
         message: q.get("comment").filter(|s| !s.is_empty()).map(String::from),
         author: q.get("author").filter(|s| !s.is_empty()).map(String::from),
         pause: q.bool_or("pause", true),
+        // The Engine API has no such parameter: the clock, as dockerd.
+        source_date_epoch: None,
     };
     let body: Option<Value> = read_json(call.req).await?;
     if let Some(b) = body {

@@ -60,6 +60,12 @@ pub struct BuildArgs {
     /// image is neither written nor tagged
     #[arg(long)]
     pub strict: bool,
+    /// "now": stamp created, the history and new files' mtimes with the clock (as Docker; no
+    /// two builds alike), or seconds since 1970 (as SOURCE_DATE_EPOCH, which it overrides).
+    /// Default: SOURCE_DATE_EPOCH, else the commit time of the context's git HEAD, else the
+    /// base image's created time
+    #[arg(long, env = "BERTH_BUILD_TIMESTAMP", value_name = "now|SECONDS")]
+    pub timestamp: Option<String>,
     /// Build context: a directory, or "-" (a Dockerfile on stdin, no context)
     pub path: String,
 }
@@ -119,6 +125,19 @@ fn kv(s: &str, what: &str) -> Result<(String, String)> {
     }
 }
 
+/// `SOURCE_DATE_EPOCH` from the environment (unset or empty: none), for build, commit and
+/// import.
+pub fn source_date_epoch_env() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v.parse().map(Some).map_err(|_| {
+            bad(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970"
+            ))
+        }),
+        _ => Ok(None),
+    }
+}
+
 pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
     let mut opts = BuildOptions {
         tags: a.tags.clone(),
@@ -163,14 +182,16 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
             _ => return Err(bad(format!("--secret {s:?}: expected id=<id>,src=<file>"))),
         }
     }
-    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
-        if !v.is_empty() {
+    match a.timestamp.as_deref() {
+        Some("now") => opts.timestamp_now = true,
+        Some(v) => {
             opts.source_date_epoch = Some(v.parse().map_err(|_| {
                 bad(format!(
-                    "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
+                    "invalid --timestamp {v:?}: use \"now\" or a number of seconds since 1970"
                 ))
-            })?);
+            })?)
         }
+        None => opts.source_date_epoch = source_date_epoch_env()?,
     }
     let mut stdin_used = false;
     if a.path == "-" {
@@ -187,6 +208,8 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
             )));
         }
         opts.context = Some(p);
+        // The context is a directory of the user's checkout: its git HEAD may be above it.
+        opts.git_above_context = true;
     }
     match a.file.as_deref() {
         Some("-") if stdin_used => {
@@ -319,13 +342,14 @@ fn check_reproducible(
     if report.total > report.differences.len() {
         eprintln!("  … and {} more", report.total - report.differences.len());
     }
-    if report
-        .differences
-        .iter()
-        .any(|d| d.contains("created") || d.contains("mtime"))
+    if opts.timestamp_now
+        && report
+            .differences
+            .iter()
+            .any(|d| d.contains("created") || d.contains("mtime"))
     {
         eprintln!(
-            "Hint: timestamps differ; set SOURCE_DATE_EPOCH (for example SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)) to stamp and clamp them"
+            "Hint: timestamps differ; --timestamp now (or BERTH_BUILD_TIMESTAMP=now) stamps them with the clock — drop it to build with a fixed epoch"
         );
     }
     Err(exit_status(1))

@@ -319,6 +319,7 @@ pub fn commit(engine: &mut Engine, a: CommitArgs) -> Result<()> {
                 message: a.message.clone(),
                 author: a.author.clone(),
                 pause: a.pause,
+                source_date_epoch: crate::commands::build::source_date_epoch_env()?,
             },
         )
         .map_err(daemon)?;

@@ -345,6 +345,7 @@ pub fn import(engine: &mut Engine, args: ImportArgs) -> Result<()> {
             reference: args.reference.clone(),
             changes: args.change.clone(),
             message: args.message.clone(),
+            source_date_epoch: crate::commands::build::source_date_epoch_env()?,
         },
     )?;
     println!("{id}");

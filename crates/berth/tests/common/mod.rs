@@ -42,6 +42,9 @@ impl Berth {
         let mut c = Command::new(bin());
         c.env("BERTH_ROOT", self.root())
             .env("BERTH_RUNROOT", self.runroot())
+            // Test contexts lie under the target directory, inside berth's own checkout:
+            // builds must not take its HEAD's commit time for their default epoch.
+            .env("GIT_CEILING_DIRECTORIES", scratch_dir())
             .stdin(Stdio::null());
         c
     }

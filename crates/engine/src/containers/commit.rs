@@ -40,6 +40,9 @@ pub struct CommitOptions {
     pub author: Option<String>,
     /// `-p/--pause`
     pub pause: bool,
+    /// `SOURCE_DATE_EPOCH`: `created`, the history entry and the new layer's mtimes (clamped
+    /// to it), so the same container commits as the same image. `None`: the clock, as Docker.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// One line of `diff`: kind 0 changed, 1 added, 2 deleted (Docker's numbering).
@@ -339,7 +342,7 @@ impl Engine {
             ..base
         });
         apply_changes(&mut config, &o.changes)?;
-        let created = crate::images::now_rfc3339();
+        let created = crate::images::created_rfc3339(o.source_date_epoch);
         config.created = Some(created.clone());
         config.author = o.author.clone().filter(|a| !a.is_empty());
         config.comment = o.message.clone().filter(|m| !m.is_empty());
@@ -351,7 +354,7 @@ impl Engine {
         let stubs = self.container_stubs(&row.id, &spec);
         let mut op = self.store().begin_op();
         let made = match op.as_mut() {
-            Ok(op) => make_layer(op, &dir.join("upper"), &stubs),
+            Ok(op) => make_layer(op, &dir.join("upper"), &stubs, o.source_date_epoch),
             Err(_) => Err(EngineError::Internal("store".into())),
         };
         if paused {
@@ -422,6 +425,7 @@ fn make_layer(
     op: &mut berth_store::Op,
     upper: &Path,
     stubs: &std::collections::BTreeSet<PathBuf>,
+    source_date_epoch: Option<i64>,
 ) -> Result<
     (
         berth_store::StagedLayer,
@@ -437,14 +441,13 @@ fn make_layer(
     let target = layer.path.clone();
     let unpack = std::thread::spawn(move || berth_oci::layer::apply_layer(reader, &target));
     let mut tee = Tee { a: blob, b: writer };
+    let opts = berth_oci::layer::CreateOptions { source_date_epoch };
     let created = if upper.exists() {
-        berth_oci::layer::create_layer_filtered(upper, &mut tee, &Default::default(), &|p| {
-            stubs.contains(p)
-        })
+        berth_oci::layer::create_layer_filtered(upper, &mut tee, &opts, &|p| stubs.contains(p))
     } else {
         let empty = std::env::temp_dir().join(format!("berth-empty-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&empty);
-        let r = berth_oci::layer::create_layer(&empty, &mut tee, &Default::default());
+        let r = berth_oci::layer::create_layer(&empty, &mut tee, &opts);
         let _ = std::fs::remove_dir(&empty);
         r
     };

@@ -1,7 +1,6 @@
 //! `import`: a root filesystem tarball becomes a one-layer image.
 
 use super::changes::apply_changes;
-use super::now_rfc3339;
 use crate::limits::{Counting, Expansion, Stall};
 use crate::{Engine, EngineError};
 use berth_oci::image::{Descriptor, History, ImageConfig, Manifest, RootFs};
@@ -115,6 +114,9 @@ pub struct ImportOptions {
     pub changes: Vec<String>,
     /// `-m/--message`: the history comment.
     pub message: Option<String>,
+    /// `SOURCE_DATE_EPOCH`: `created` and the history entry, so the same archive imports as
+    /// the same image. `None`: the clock, as Docker. The archive itself is stored as given.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// Copies everything read from `inner` into `sink` as well.
@@ -166,7 +168,7 @@ impl Engine {
         let (diff_id, size, layer_dir, blob) =
             unpack_single_layer(&mut op, input, &source.describe(), &stall)?;
 
-        let created = now_rfc3339();
+        let created = super::created_rfc3339(opts.source_date_epoch);
         config.created = Some(created.clone());
         config.rootfs = RootFs {
             kind: "layers".into(),

@@ -33,6 +33,17 @@ pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// `created` for an image made now: `SOURCE_DATE_EPOCH` when given (whole seconds, as a
+/// build stamps it), else the clock.
+pub(crate) fn created_rfc3339(source_date_epoch: Option<i64>) -> String {
+    match source_date_epoch {
+        Some(e) => chrono::DateTime::from_timestamp(e, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        None => now_rfc3339(),
+    }
+}
+
 /// Familiar form of a normalised tag or digest name (`docker.io/library/x:1` → `x:1`).
 ///
 /// Names in the store are already normalised, so this is string surgery, not a parse: listing
