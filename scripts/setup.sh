@@ -2,7 +2,7 @@
 # Installs what berth's build, tests and demo need on a fresh Debian machine (run as root).
 set -euo pipefail
 
-packages=(gcc libc6-dev openssl util-linux busybox-static tini catatonit python3 python3-pip skopeo runc crun libseccomp-dev libelf-dev zlib1g-dev make pkg-config tar gzip zstd curl hyperfine time nftables iproute2 docker-registry apache2-utils podman mmdebstrap docker-compose python3-venv)
+packages=(gcc libc6-dev openssl util-linux busybox-static tini catatonit python3 python3-pip skopeo runc crun libseccomp-dev libelf-dev zlib1g-dev make pkg-config tar gzip zstd curl hyperfine time nftables iproute2 docker-registry apache2-utils podman mmdebstrap docker-compose python3-venv git)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
