@@ -169,6 +169,46 @@ fn docker_cli_images_build_registry_volumes_networks() {
     assert!(out.contains("step-output\n"), "{out}");
     assert!(out.contains("Successfully tagged built:1"), "{out}");
     assert_eq!(b.ok(&["run", "--rm", "built:1"]), "from-the-context\n");
+    // The engine's default epoch: no .git was sent, so the base image's creation time.
+    let created = |image: &str| {
+        let c = s.docker_ok(&["image", "inspect", image, "--format", "{{.Created}}"]);
+        chrono::DateTime::parse_from_rfc3339(c.trim())
+            .unwrap_or_else(|e| panic!("{c:?}: {e}"))
+            .timestamp()
+    };
+    assert_eq!(created("built:1"), created("busybox"));
+    // A context sent with its .git gets HEAD's commit time; a SOURCE_DATE_EPOCH build arg wins.
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&ctx)
+            .env("GIT_AUTHOR_NAME", "a")
+            .env("GIT_AUTHOR_EMAIL", "a@example.com")
+            .env("GIT_COMMITTER_NAME", "c")
+            .env("GIT_COMMITTER_EMAIL", "c@example.com")
+            .env("GIT_AUTHOR_DATE", "@1600000000 +0000")
+            .env("GIT_COMMITTER_DATE", "@1600000000 +0000")
+            .env("HOME", &ctx)
+            .output()
+            .expect("running git (scripts/setup.sh installs it)");
+        assert!(out.status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+    s.docker_ok(&["build", "-q", "-t", "built:git", ctx.to_str().unwrap()]);
+    assert_eq!(created("built:git"), 1600000000);
+    s.docker_ok(&[
+        "build",
+        "-q",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1700000000",
+        "-t",
+        "built:sde",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(created("built:sde"), 1700000000);
+    std::fs::remove_dir_all(ctx.join(".git")).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN exit 3\n").unwrap();
     let (code, out, err) = s.docker(&["build", "-t", "bad:1", ctx.to_str().unwrap()]);
     // The CLI exits with the failed step's code (errorDetail.code), as with dockerd.
