@@ -322,6 +322,8 @@ async fn import(state: &Arc<State>, call: Call) -> ApiResult {
             reference,
             changes,
             message,
+            // The Engine API has no such parameter: the clock, as dockerd.
+            source_date_epoch: None,
         };
         let id = e.import_image(&source, &opts)?;
         sink.send(json!({ "status": id.to_string() }));
