@@ -385,10 +385,25 @@ mkdir /sys/fs/cgroup/child 2>&1
         let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
         // On a hybrid host the controller-less cgroup2 tree (`0::`, not mounted in
         // containers) is left alone: joining it costs an RCU grace period per start.
-        for l in host_view
-            .lines()
-            .filter(|l| v1.is_empty() || !l.starts_with("0::"))
-        {
+        // A v1 hierarchy that is listed but mounted nowhere (one a daemon mounted and
+        // unmounted again lives on in the kernel until reboot) cannot be joined by anyone.
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let mounted = |controllers: &str| {
+            mounts.lines().any(|m| {
+                let f: Vec<&str> = m.split_whitespace().collect();
+                f.len() > 3
+                    && f[2] == "cgroup"
+                    && controllers
+                        .split(',')
+                        .all(|c| f[3].split(',').any(|o| o == c))
+            })
+        };
+        for l in host_view.lines().filter(|l| {
+            if l.starts_with("0::") {
+                return v1.is_empty();
+            }
+            mounted(l.split(':').nth(1).unwrap_or(""))
+        }) {
             assert!(
                 l.ends_with(&format!("/{id}")),
                 "{rt}: not in its own cgroup: {l}\n{host_view}"
