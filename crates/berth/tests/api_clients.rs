@@ -8,9 +8,8 @@
 mod common;
 
 use common::{sh, Berth};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::serve::{Server, DOCKER};
@@ -59,7 +58,7 @@ impl WithInput for Server {
 struct Registry {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 const USER: &str = "alice";
@@ -67,38 +66,14 @@ const PASSWORD: &str = "s3cret";
 
 impl Registry {
     fn start() -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("registry-")
-            .tempdir_in(common::scratch_dir())
-            .unwrap();
-        let htpasswd = dir.path().join("htpasswd");
+        let auth = tempfile::tempdir_in(common::scratch_dir()).unwrap();
+        let htpasswd = auth.path().join("htpasswd");
         std::fs::write(&htpasswd, sh(&format!("htpasswd -Bbn {USER} {PASSWORD}"))).unwrap();
-        let mut child = Command::new(common::BIN)
-            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--storage"])
-            .arg(dir.path().join("storage"))
-            .arg("--htpasswd")
-            .arg(&htpasswd)
-            .env("BERTH_ROOT", dir.path().join("root"))
-            .env("BERTH_RUNROOT", dir.path().join("run"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("registry serve printed {line:?}"))
-            .to_string();
+        let r = common::registry::start(&["--htpasswd", htpasswd.to_str().unwrap()]);
         Registry {
-            child,
-            addr,
-            _dir: dir,
+            child: r.child,
+            addr: r.addr,
+            _dirs: (r.dir, auth),
         }
     }
 }

@@ -12,7 +12,7 @@ mod common;
 
 use common::{sh, Berth};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -278,30 +278,8 @@ impl Drop for Registry {
 }
 
 fn registry() -> Registry {
-    let dir = tempfile::Builder::new()
-        .prefix("registry-")
-        .tempdir_in(common::scratch_dir())
-        .unwrap();
-    let mut child = Command::new(common::bin())
-        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--storage"])
-        .arg(dir.path().join("storage"))
-        .env("BERTH_ROOT", dir.path().join("root"))
-        .env("BERTH_RUNROOT", dir.path().join("run"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("registry serve printed {line:?}"))
-        .to_string();
-    Registry(child, addr, dir)
+    let r = common::registry::start(&[]);
+    Registry(r.child, r.addr, r.dir)
 }
 
 fn curl_json(url: &str) -> Value {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{sh, Berth};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -29,37 +29,12 @@ impl Drop for Registry {
 impl Registry {
     /// `berth registry serve` on a free port, with `extra` flags.
     fn berth(extra: &[&str]) -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("registry-")
-            .tempdir_in(common::scratch_dir())
-            .unwrap();
-        let storage = dir.path().join("storage");
-        let mut child = Command::new(common::BIN)
-            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--storage"])
-            .arg(&storage)
-            .args(extra)
-            .env("BERTH_ROOT", dir.path().join("root"))
-            .env("BERTH_RUNROOT", dir.path().join("run"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("registry serve printed {line:?}"))
-            .to_string();
+        let r = common::registry::start(extra);
         Registry {
-            child,
-            addr,
-            storage,
-            _dir: dir,
+            child: r.child,
+            addr: r.addr,
+            storage: r.storage,
+            _dir: r.dir,
         }
     }
 
