@@ -66,9 +66,7 @@ fn assert_default_status(status: &str, what: &str) {
 
 #[test]
 fn default_capabilities_seccomp_and_signals_each_runtime() {
-    if !common::is_root("confinement") {
-        return;
-    }
+    assert!(common::is_root("confinement"));
     for rt in common::runtimes() {
         let b = Berth::with_busybox();
         let status = b.ok(&with_status(&run(rt, &["busybox"])));
@@ -98,9 +96,7 @@ fn default_capabilities_seccomp_and_signals_each_runtime() {
 
 #[test]
 fn security_opts_each_runtime() {
-    if !common::is_root("confinement") {
-        return;
-    }
+    assert!(common::is_root("confinement"));
     for rt in common::runtimes() {
         let b = Berth::with_busybox();
         let nnp = b.ok(&with_status(&run(
@@ -199,9 +195,7 @@ fn errno_of(out: &str, name: &str) -> i32 {
 
 #[test]
 fn default_seccomp_profile_blocks_syscalls_each_runtime() {
-    if !common::is_root("confinement") {
-        return;
-    }
+    assert!(common::is_root("confinement"));
     let probe = syscall_probe();
     let vol = format!("{}:/probe:ro", probe.display());
     for rt in common::runtimes() {
@@ -252,9 +246,7 @@ fn default_seccomp_profile_blocks_syscalls_each_runtime() {
 
 #[test]
 fn masked_and_read_only_paths_each_runtime() {
-    if !common::is_root("confinement") {
-        return;
-    }
+    assert!(common::is_root("confinement"));
     // The host has content behind these, so empty views inside mean masks.
     for p in ["/proc/interrupts", "/proc/keys", "/proc/timer_list"] {
         assert!(!std::fs::read(p).unwrap().is_empty(), "{p} on the host");
@@ -318,9 +310,7 @@ fn v1_hierarchies() -> Vec<String> {
 
 #[test]
 fn cgroupfs_is_read_only_and_the_containers_own_each_runtime() {
-    if !common::is_root("confinement") {
-        return;
-    }
+    assert!(common::is_root("confinement"));
     let v1 = v1_hierarchies();
     let script = if v1.is_empty() {
         // Pure cgroup v2: the container's cgroup is the namespace's root.
@@ -425,9 +415,7 @@ mkdir /sys/fs/cgroup/child 2>&1
 
 #[test]
 fn image_volumes_get_anonymous_volumes() {
-    if !common::is_root("confinement") {
-        return;
-    }
+    assert!(common::is_root("confinement"));
     let b = Berth::new();
     let tar = common::busybox_tar();
     b.ok(&[
@@ -513,9 +501,7 @@ fn an_openable_block_device() -> (String, String) {
 /// it. `--privileged` may, so the refusal is the allow-list's, not something else's.
 #[test]
 fn device_allow_list_on_a_cgroup2_only_hierarchy_each_runtime() {
-    if !common::is_root("confinement") {
-        return;
-    }
+    assert!(common::is_root("confinement"));
     let (maj, min) = an_openable_block_device();
     let probe = format!(
         "mknod /tmp/disk b {maj} {min} && echo MKNOD; head -c 1 /tmp/disk >/dev/null && echo OPENED; true"
@@ -560,9 +546,7 @@ echo "== privileged"
 /// host's.
 #[test]
 fn image_volumes_start_with_the_images_files() {
-    if !common::is_root("confinement") {
-        return;
-    }
+    assert!(common::is_root("confinement"));
     let b = Berth::with_busybox();
     let dir = tempfile::tempdir_in(common::scratch_dir()).unwrap();
     let root = dir.path().join("rootfs");

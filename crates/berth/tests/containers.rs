@@ -19,9 +19,7 @@ fn inspect(b: &Berth, name: &str, fmt: &str) -> String {
 
 #[test]
 fn lifecycle_each_runtime() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     for rt in common::runtimes() {
         let b = Berth::with_busybox();
         // Foreground run: output, exit codes 0/1/N, 126, 127.
@@ -186,9 +184,7 @@ fn no_leftovers(b: &Berth) -> bool {
 
 #[test]
 fn ps_filters_formats_and_inspect() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     b.ok(&[
         "create", "--name", "a1", "--label", "tier=web", "busybox", "true",
@@ -337,9 +333,7 @@ fn create_rules_are_the_engines() {
 
 #[test]
 fn bad_input_messages() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let (c, _, err) = b.code(&["run", "--memory", "12q", "busybox", "true"]);
     assert_eq!(c, 125);
@@ -388,9 +382,7 @@ fn bad_input_messages() {
 
 #[test]
 fn oom_kill_is_reported() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     for rt in common::runtimes() {
         let b = Berth::with_busybox();
         let (c, _, err) = b.code(&run_args(
@@ -443,9 +435,7 @@ fn oom_kill_is_reported() {
 
 #[test]
 fn two_runs_with_one_name() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let spawn = || {
         b.command()
@@ -478,9 +468,7 @@ fn two_runs_with_one_name() {
 
 #[test]
 fn fifty_invocations_at_once() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let mut children = Vec::new();
     for i in 0..50 {
@@ -534,9 +522,7 @@ fn fifty_invocations_at_once() {
 
 #[test]
 fn killed_cli_and_monitor_leave_nothing_behind() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     // kill -9 of the CLI at several points of `run`.
     for delay_ms in [1u64, 5, 15, 40, 100] {
@@ -596,9 +582,7 @@ fn killed_cli_and_monitor_leave_nothing_behind() {
 
 #[test]
 fn volumes_and_mounts() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let host = b.dir.path().join("hostdir");
     std::fs::create_dir_all(&host).unwrap();
@@ -669,9 +653,7 @@ fn volumes_and_mounts() {
 
 #[test]
 fn foreground_run_forwards_sigterm() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let mut ch = b
         .command()
@@ -723,9 +705,7 @@ fn host_cap_bounding() -> u64 {
 /// a message that says so.
 #[test]
 fn privileged_gets_the_hosts_capabilities() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let host = host_cap_bounding();
     for rt in common::runtimes() {
@@ -780,9 +760,7 @@ fn privileged_gets_the_hosts_capabilities() {
 /// remounted, its network set up anew) and is removed without leftovers.
 #[test]
 fn after_a_reboot_running_containers_show_as_exited_and_start_again() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     for network in ["none", "bridge"] {
         let name = format!("boot-{network}");
@@ -958,9 +936,7 @@ fn create_many(b: &Berth, prefix: &str, n: usize, extra: &[&str]) -> Vec<String>
 /// failed; and more containers than one batch holds are all removed.
 #[test]
 fn rm_of_many_reports_each_container() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     // More than one batch (128), some on the default bridge network.
     let mut names = create_many(&b, "c", 140, &["--network", "none"]);
@@ -1016,9 +992,7 @@ fn rm_of_many_reports_each_container() {
 /// directory) or gone; the next command finishes the ones it had marked.
 #[test]
 fn killed_rm_of_many_leaves_whole_containers() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let names = create_many(&b, "k", 60, &["--network", "none"]);
     for delay_ms in [30u64, 120] {

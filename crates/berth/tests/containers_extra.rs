@@ -15,9 +15,7 @@ fn tmp(b: &Berth, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn cp_both_ways_stopped_and_running() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     b.ok(&["create", "--name", "cc", "busybox", "sleep", "60"]);
     let host = tmp(&b, "host");
@@ -125,9 +123,7 @@ fn cp_both_ways_stopped_and_running() {
 
 #[test]
 fn cp_hostile_symlinks_stay_inside() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     b.ok(&["run", "--name", "hh", "busybox", "sh", "-c",
         "ln -s / /escape && ln -s ../../../etc /x && mkdir -p /deep/a && ln -s ../../../../../.. /deep/a/up && echo container-passwd > /etc/passwd-marker"]);
@@ -235,9 +231,7 @@ fn cp_hostile_symlinks_stay_inside() {
 
 #[test]
 fn commit_diff_export() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     b.ok(&[
         "run",
@@ -349,9 +343,7 @@ fn commit_diff_export() {
 
 #[test]
 fn system_df_and_prune() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     b.import_busybox("other");
     b.ok(&["tag", "other", "third"]);
@@ -419,9 +411,7 @@ fn system_df_and_prune() {
 
 #[test]
 fn rmi_running_vs_stopped() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let id = b.import_busybox("img2");
     b.ok(&["run", "-d", "--name", "ru", "img2", "sleep", "60"]);
@@ -482,9 +472,7 @@ fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn long_runroot_keeps_runtime_state_inside() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     // Far longer than a unix socket path may be (108 bytes).
     let runroot = b.dir.path().join("r".repeat(90)).join("s".repeat(90));
@@ -603,9 +591,7 @@ fn tar_names(data: &[u8]) -> Vec<String> {
 
 #[test]
 fn diff_and_commit_leave_out_mount_points() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::new();
     import_bare(&b, "bare");
     let data = tmp(&b, "data");
@@ -682,9 +668,7 @@ fn wait_exit_hooks(id: &str) {
 
 #[test]
 fn start_attach_and_attach_stopped() {
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let id = b
         .ok(&[
@@ -777,9 +761,7 @@ fn start_attach_and_attach_stopped() {
 #[test]
 fn cp_with_a_racing_container_leaves_the_host_alone() {
     use std::os::unix::fs::PermissionsExt;
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let host = tmp(&b, "host");
     let secret = host.join("secret");
@@ -850,9 +832,7 @@ fn cp_with_a_racing_container_leaves_the_host_alone() {
 #[test]
 fn a_very_deep_directory_is_refused_not_a_crash() {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let id = b
         .ok(&["create", "--name", "deep", "busybox", "true"])
@@ -900,9 +880,7 @@ fn a_very_deep_directory_is_refused_not_a_crash() {
 #[test]
 fn commit_keeps_sparse_files_sparse() {
     use std::os::unix::fs::{FileExt, MetadataExt};
-    if !common::is_root("container") {
-        return;
-    }
+    assert!(common::is_root("container"));
     let b = Berth::with_busybox();
     let id = b
         .ok(&["create", "--name", "holes", "busybox", "true"])

@@ -144,9 +144,7 @@ const LOOK: &str = "ls /dev | grep nvidia | tr '\\n' ' '; echo; \
 
 #[test]
 fn gpus_all_gets_every_gpu_the_driver_and_its_library_cache() {
-    if !common::is_root("gpu") {
-        return;
-    }
+    assert!(common::is_root("gpu"));
     let t = Tree::new();
     let b = Berth::with_busybox();
     for rt in common::runtimes() {
@@ -179,9 +177,7 @@ fn gpus_all_gets_every_gpu_the_driver_and_its_library_cache() {
 
 #[test]
 fn one_gpu_by_index_or_uuid_and_the_cgroup_denies_the_other() {
-    if !common::is_root("gpu") {
-        return;
-    }
+    assert!(common::is_root("gpu"));
     let t = Tree::new();
     let b = Berth::with_busybox();
     // Opening: EPERM from the device cgroup, ENXIO from a kernel without the driver.
@@ -213,9 +209,7 @@ fn one_gpu_by_index_or_uuid_and_the_cgroup_denies_the_other() {
 
 #[test]
 fn capabilities_choose_the_driver_files() {
-    if !common::is_root("gpu") {
-        return;
-    }
+    assert!(common::is_root("gpu"));
     let t = Tree::new();
     let b = Berth::with_busybox();
     // Asked for on the command line: only utility's files, and the variable is set.
@@ -276,9 +270,7 @@ fn capabilities_choose_the_driver_files() {
 
 #[test]
 fn inspect_shows_device_requests_as_docker() {
-    if !common::is_root("gpu") {
-        return;
-    }
+    assert!(common::is_root("gpu"));
     let t = Tree::new();
     let b = Berth::with_busybox();
     ok(
@@ -334,9 +326,7 @@ fn inspect_shows_device_requests_as_docker() {
 
 #[test]
 fn clear_errors() {
-    if !common::is_root("gpu") {
-        return;
-    }
+    assert!(common::is_root("gpu"));
     let t = Tree::new();
     let b = Berth::with_busybox();
     let fails = |args: &[&str], want: &str| {
@@ -435,9 +425,7 @@ containerEdits:
 
 #[test]
 fn cdi_devices_from_spec_files() {
-    if !common::is_root("gpu") {
-        return;
-    }
+    assert!(common::is_root("gpu"));
     let t = Tree::new();
     let b = Berth::with_busybox();
     let cdi = t.root().join("cdi");
@@ -531,9 +519,7 @@ fn cdi_devices_from_spec_files() {
 
 #[test]
 fn cdi_generate_writes_a_spec_berth_and_others_read() {
-    if !common::is_root("gpu") {
-        return;
-    }
+    assert!(common::is_root("gpu"));
     let t = Tree::new();
     let b = Berth::with_busybox();
     let yaml = ok(&b, &t, &["cdi", "generate"]);
@@ -564,9 +550,7 @@ fn cdi_generate_writes_a_spec_berth_and_others_read() {
 
 #[test]
 fn engine_api_device_requests_take_the_same_path() {
-    if !common::is_root("gpu") {
-        return;
-    }
+    assert!(common::is_root("gpu"));
     let t = Tree::new();
     let b = Berth::with_busybox();
     let cdi = t.root().join("cdi");

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 /// Whether the host has an init binary for `--init` (scripts/setup.sh installs tini).
 fn have_init() -> bool {
     if let Some(p) = std::env::var_os("BERTH_INIT_PATH") {
-        return std::path::Path::new(&p).is_file();
+        assert!(
+            std::path::Path::new(&p).is_file(),
+            "BERTH_INIT_PATH={p:?} names no file"
+        );
+        return true;
     }
     if std::path::Path::new("/usr/bin/tini-static").is_file() {
         return true;
@@ -27,9 +31,7 @@ fn with_init<'a>(rt: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn init_is_pid_1_forwards_signals_and_passes_the_exit_code() {
-    if !common::is_root("--init") || !have_init() {
-        return;
-    }
+    assert!(common::is_root("--init") && have_init());
     let b = Berth::with_busybox();
     for rt in common::runtimes() {
         let run = |rest: &[&'static str]| with_init(rt, rest);
@@ -86,9 +88,7 @@ fn init_is_pid_1_forwards_signals_and_passes_the_exit_code() {
 
 #[test]
 fn inspect_shows_init_and_the_users_command() {
-    if !common::is_root("--init") || !have_init() {
-        return;
-    }
+    assert!(common::is_root("--init") && have_init());
     let b = Berth::with_busybox();
     b.ok(&[
         "create", "--init", "--name", "withinit", "busybox", "sleep", "5",
@@ -115,9 +115,7 @@ fn inspect_shows_init_and_the_users_command() {
 
 #[test]
 fn missing_init_binary_fails_create_with_the_fix() {
-    if !common::is_root("--init") {
-        return;
-    }
+    assert!(common::is_root("--init"));
     let b = Berth::with_busybox();
     for cmd in ["create", "run"] {
         let out = b

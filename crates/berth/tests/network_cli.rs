@@ -98,9 +98,7 @@ fn http_get_at(host: &str, port: u16, deadline: Duration) -> String {
 
 #[test]
 fn http_published_on_loopback_then_cleanup() {
-    if !common::is_root("network") {
-        return;
-    }
+    assert!(common::is_root("network"));
     let b = Berth::with_busybox();
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
@@ -198,9 +196,7 @@ const HTTPD: &str =
 /// Docker 20.10 does. `-p [::1]:P:80` binds ::1 alone. Connections go to 127.0.0.1 and ::1 only.
 #[test]
 fn published_on_ipv4_and_ipv6() {
-    if !common::is_root("network") {
-        return;
-    }
+    assert!(common::is_root("network"));
     let b = Berth::with_busybox();
     let v6 = host_has_ipv6();
     let port = free_port_both();
@@ -322,9 +318,7 @@ fn published_on_ipv4_and_ipv6() {
 /// Traffic stays inside the network's bridge.
 #[test]
 fn ipv6_user_network() {
-    if !common::is_root("network") {
-        return;
-    }
+    assert!(common::is_root("network"));
     assert!(
         host_has_ipv6(),
         "the --ipv6 network test needs IPv6 on the host (/proc/net/if_inet6 is empty)"
@@ -486,9 +480,7 @@ fn udp_echo_helper() {
 
 #[test]
 fn udp_published() {
-    if !common::is_root("network") {
-        return;
-    }
+    assert!(common::is_root("network"));
     let b = Berth::with_busybox();
     let port = free_udp_port();
     let exe = std::env::current_exe().unwrap();
@@ -543,9 +535,7 @@ fn udp_published() {
 
 #[test]
 fn user_network_name_resolution_and_commands() {
-    if !common::is_root("network") {
-        return;
-    }
+    assert!(common::is_root("network"));
     let b = Berth::with_busybox();
     let id = b.ok(&["network", "create", "--subnet", "10.198.7.0/24", "appnet"]);
     assert_eq!(id.trim().len(), 64);
@@ -630,9 +620,7 @@ fn user_network_name_resolution_and_commands() {
 
 #[test]
 fn none_and_host_modes() {
-    if !common::is_root("network") {
-        return;
-    }
+    assert!(common::is_root("network"));
     let b = Berth::with_busybox();
     let out = b.ok(&[
         "run",
@@ -691,9 +679,7 @@ fn none_and_host_modes() {
 
 #[test]
 fn parallel_containers_get_distinct_addresses() {
-    if !common::is_root("network") {
-        return;
-    }
+    assert!(common::is_root("network"));
     let b = std::sync::Arc::new(Berth::with_busybox());
     let handles: Vec<_> = (0..20)
         .map(|i| {
@@ -742,9 +728,7 @@ fn parallel_containers_get_distinct_addresses() {
 
 #[test]
 fn exited_detached_container_is_released_by_ps() {
-    if !common::is_root("network") {
-        return;
-    }
+    assert!(common::is_root("network"));
     let b = Berth::with_busybox();
     let port = free_port();
     b.ok(&[

@@ -19,9 +19,7 @@ fn names(out: &str) -> Vec<String> {
 
 #[test]
 fn kill_returns_once_the_exit_is_recorded() {
-    if !common::is_root("parity") {
-        return;
-    }
+    assert!(common::is_root("parity"));
     let b = Berth::with_busybox();
     for i in 0..30 {
         let name = format!("k{i}");
@@ -50,9 +48,7 @@ fn kill_returns_once_the_exit_is_recorded() {
 
 #[test]
 fn ps_filters_before_since_publish_expose() {
-    if !common::is_root("parity") {
-        return;
-    }
+    assert!(common::is_root("parity"));
     let b = Berth::with_busybox();
     b.ok(&["create", "--name", "c1", "busybox"]);
     b.ok(&[
@@ -156,9 +152,7 @@ fn rmi_by_id_of_an_image_with_two_tags_must_be_forced() {
 
 #[test]
 fn container_inspect_has_dockers_keys_and_values() {
-    if !common::is_root("parity") {
-        return;
-    }
+    assert!(common::is_root("parity"));
     let b = Berth::with_busybox();
     let data = b.dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -284,9 +278,7 @@ fn image_inspect_has_dockers_config_keys() {
 
 #[test]
 fn network_connect_makes_the_networks_names_resolvable() {
-    if !common::is_root("parity") {
-        return;
-    }
+    assert!(common::is_root("parity"));
     let b = Berth::with_busybox();
     b.ok(&[
         "network",
@@ -335,9 +327,7 @@ fn network_connect_makes_the_networks_names_resolvable() {
 
 #[test]
 fn output_shapes_scripts_rely_on() {
-    if !common::is_root("parity") {
-        return;
-    }
+    assert!(common::is_root("parity"));
     let b = Berth::with_busybox();
     // load -q still names what it loaded.
     let archive = b.dir.path().join("bb.tar");
@@ -536,9 +526,7 @@ fn prune_filters_are_applied_or_refused() {
 /// (20.10's `ps --filter since=`/`before=` said `no such container X`).
 #[test]
 fn differential_against_recorded_docker_output() {
-    if !common::is_root("parity") {
-        return;
-    }
+    assert!(common::is_root("parity"));
     struct Case {
         args: Vec<String>,
         stdout: String,

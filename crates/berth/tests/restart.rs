@@ -17,9 +17,7 @@ fn state(b: &Berth, id: &str) -> (String, u32) {
 
 #[test]
 fn on_failure_restarts_up_to_the_limit() {
-    if !common::is_root("restart") {
-        return;
-    }
+    assert!(common::is_root("restart"));
     let b = Berth::with_busybox();
     let id = b
         .ok(&[
@@ -47,9 +45,7 @@ fn on_failure_restarts_up_to_the_limit() {
 
 #[test]
 fn always_restarts_until_stopped() {
-    if !common::is_root("restart") {
-        return;
-    }
+    assert!(common::is_root("restart"));
     let b = Berth::with_busybox();
     let id = b
         .ok(&[
@@ -83,9 +79,7 @@ fn always_restarts_until_stopped() {
 
 #[test]
 fn detached_rm_container_is_removed_when_it_exits() {
-    if !common::is_root("restart") {
-        return;
-    }
+    assert!(common::is_root("restart"));
     let b = Berth::with_busybox();
     let id = b
         .ok(&["run", "-d", "--rm", "busybox", "true"])
@@ -154,9 +148,7 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn restarting_during_backoff_and_stop_cancels_it() {
-    if !common::is_root("restart") {
-        return;
-    }
+    assert!(common::is_root("restart"));
     let b = Berth::with_busybox();
     let id = b
         .ok(&[
@@ -229,9 +221,7 @@ fn restarting_during_backoff_and_stop_cancels_it() {
 
 #[test]
 fn killed_exit_hook_leaves_an_honest_exited_and_rm_cancels() {
-    if !common::is_root("restart") {
-        return;
-    }
+    assert!(common::is_root("restart"));
     let b = Berth::with_busybox();
     let run = |b: &Berth| {
         b.ok(&[
@@ -278,9 +268,7 @@ fn killed_exit_hook_leaves_an_honest_exited_and_rm_cancels() {
 /// No such file" or ENOENT from the runtime).
 #[test]
 fn start_right_after_an_exit_keeps_its_network_and_rootfs() {
-    if !common::is_root("restart") {
-        return;
-    }
+    assert!(common::is_root("restart"));
     let b = Berth::with_busybox();
     let id = b.ok(&["create", "busybox", "sh", "-c", "echo hi"]);
     let id = id.trim();
@@ -304,9 +292,7 @@ fn start_right_after_an_exit_keeps_its_network_and_rootfs() {
 /// returns when a `stop` ends it; `attach` and `start -a` refuse it with Docker's messages.
 #[test]
 fn wait_and_attach_on_a_restarting_container() {
-    if !common::is_root("restart") {
-        return;
-    }
+    assert!(common::is_root("restart"));
     let b = Berth::with_busybox();
     let id = b
         .ok(&[

@@ -41,9 +41,7 @@ fn refused(b: &Berth, flags: &[&str]) -> (i32, String) {
 
 #[test]
 fn host_namespaces_are_the_hosts() {
-    if !common::is_root("run flags") {
-        return;
-    }
+    assert!(common::is_root("run flags"));
     let b = Berth::with_busybox();
     let script = "for n in ipc pid uts; do readlink /proc/self/ns/$n; done; hostname";
     let own = sh(&b, &[], script);
@@ -140,9 +138,7 @@ fn host_namespaces_are_the_hosts() {
 
 #[test]
 fn joined_ipc_and_pid_namespaces() {
-    if !common::is_root("run flags") {
-        return;
-    }
+    assert!(common::is_root("run flags"));
     let b = Berth::with_busybox();
     b.ok(&[
         "run",
@@ -194,9 +190,7 @@ fn joined_ipc_and_pid_namespaces() {
 
 #[test]
 fn devices_and_device_cgroup_rules() {
-    if !common::is_root("run flags") {
-        return;
-    }
+    assert!(common::is_root("run flags"));
     let b = Berth::with_busybox();
     // A node like the host's, under another name, usable with the permissions given.
     assert_eq!(
@@ -265,9 +259,7 @@ fn devices_and_device_cgroup_rules() {
 
 #[test]
 fn sysctls_are_set_in_the_containers_namespaces() {
-    if !common::is_root("run flags") {
-        return;
-    }
+    assert!(common::is_root("run flags"));
     let b = Berth::with_busybox();
     assert_eq!(
         sh(
@@ -321,9 +313,7 @@ fn sysctls_are_set_in_the_containers_namespaces() {
 
 #[test]
 fn memory_and_cpu_knobs_reach_the_cgroup() {
-    if !common::is_root("run flags") {
-        return;
-    }
+    assert!(common::is_root("run flags"));
     let b = Berth::with_busybox();
     for rt in common::runtimes() {
         let out = sh(
@@ -432,9 +422,7 @@ const CHATTY: &str =
 
 #[test]
 fn log_rotation_bounds_the_log_and_logs_reads_across_files() {
-    if !common::is_root("run flags") {
-        return;
-    }
+    assert!(common::is_root("run flags"));
     let b = Berth::with_busybox();
     // The foreground run shows every line, however fast the log rotates.
     let out = b.ok(&[
@@ -585,9 +573,7 @@ fn log_rotation_bounds_the_log_and_logs_reads_across_files() {
 
 #[test]
 fn cidfile_pull_platform_expose_labels() {
-    if !common::is_root("run flags") {
-        return;
-    }
+    assert!(common::is_root("run flags"));
     let b = Berth::with_busybox();
     let cid = b.dir.path().join("cid");
     let cid_s = cid.to_str().unwrap();
@@ -755,9 +741,7 @@ fn cidfile_pull_platform_expose_labels() {
 
 #[test]
 fn volumes_from_attach_and_sig_proxy() {
-    if !common::is_root("run flags") {
-        return;
-    }
+    assert!(common::is_root("run flags"));
     let b = Berth::with_busybox();
     b.ok(&[
         "run",

@@ -14,9 +14,7 @@ fn stats_no_stream_table_format_and_errors() {
         err.contains("No such container: nosuchcontainer"),
         "stderr: {err}"
     );
-    if !common::is_root("stats") {
-        return;
-    }
+    assert!(common::is_root("stats"));
     b.import_busybox("busybox");
     b.ok(&[
         "run", "-d", "--name", "st1", "--memory", "64m", "busybox", "sleep", "100",
