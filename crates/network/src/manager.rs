@@ -1480,19 +1480,27 @@ impl<'a> Networking<'a> {
                 .db
                 .execute("DELETE FROM net_ports WHERE container_id = ?1", [&c])?;
         }
+        // The bridges' ports are listed before the endpoints are read: `connect` commits its
+        // endpoint row before it creates the veth, so any veth seen here whose row is missing
+        // from the later read really is an orphan. The other order takes the veth of a
+        // container starting meanwhile (its row written just after the read).
+        let mut ports = Vec::new();
+        for n in self.networks()? {
+            let Some(b) = &n.bridge else { continue };
+            ports.extend(
+                netlink::bridge_ports(b)?
+                    .into_iter()
+                    .filter(|l| l.len() == 14 && l.starts_with("bv")),
+            );
+        }
         let known: std::collections::HashSet<String> = self
             .all_endpoints()?
             .into_iter()
             .map(|e| e.host_veth)
             .collect();
-        for n in self.networks()? {
-            let Some(b) = &n.bridge else { continue };
-            for l in netlink::bridge_ports(b)? {
-                if l.len() == 14 && l.starts_with("bv") && !known.contains(&l) {
-                    netlink::delete_link(&l)?;
-                    rep.links += 1;
-                }
-            }
+        for l in ports.into_iter().filter(|l| !known.contains(l)) {
+            netlink::delete_link(&l)?;
+            rep.links += 1;
         }
         for n in self.networks()? {
             if n.bridge.is_some() {

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 static N: AtomicU32 = AtomicU32::new(0);
+/// Numbers the environments only (their default subnets are 10.x.(8·n).0/24, so n stays < 25).
+static ENVS: AtomicU32 = AtomicU32::new(0);
 
 fn is_root() -> bool {
     // SAFETY: trivial syscall.
@@ -37,7 +39,7 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let n = N.fetch_add(1, Ordering::SeqCst);
+        let n = ENVS.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id() % 10000;
         Env {
             dir: tempfile::tempdir().unwrap(),
@@ -397,6 +399,68 @@ fn twenty_concurrent_connects_get_distinct_addresses() {
     assert!(net.all_endpoints().unwrap().is_empty());
     let bridge = env.opts.default_bridge.clone();
     assert!(netlink::bridge_ports(&bridge).unwrap().is_empty());
+}
+
+/// `gc` runs while other containers start (any command may collect a crashed container's
+/// network): it must never take a veth whose endpoint row is being written, or that start fails
+/// half-way with "No such device".
+#[test]
+fn gc_running_beside_connects_takes_nothing_live() {
+    need_root!();
+    let mut env = Env::new();
+    {
+        let db = env.db();
+        env.net(&db).ensure_default_bridge().unwrap();
+    }
+    let nss: Vec<PathBuf> = (0..24).map(|_| env.netns()).collect();
+    let env_ref = &env;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let done_ref = &done;
+    let collected = std::thread::scope(|s| {
+        let gc = s.spawn(move || {
+            let db = env_ref.db();
+            let net = env_ref.net(&db);
+            let mut links = 0;
+            while !done_ref.load(Ordering::SeqCst) {
+                links += net.gc(&|_| true).unwrap().links;
+            }
+            links
+        });
+        let hs: Vec<_> = nss
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                s.spawn(move || {
+                    let db = env_ref.db();
+                    let net = env_ref.net(&db);
+                    net.connect(&Connect {
+                        container_id: format!("{i:064}"),
+                        container_name: format!("g{i}"),
+                        netns: ns.clone(),
+                        network: "bridge".into(),
+                        aliases: Vec::new(),
+                        ip: None,
+                    })
+                })
+            })
+            .collect();
+        let results: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        done_ref.store(true, Ordering::SeqCst);
+        for r in &results {
+            assert!(r.is_ok(), "a connect beside gc failed: {r:?}");
+        }
+        gc.join().unwrap()
+    });
+    assert_eq!(collected, 0, "gc deleted veths of live endpoints");
+    let db = env.db();
+    let net = env.net(&db);
+    assert_eq!(net.all_endpoints().unwrap().len(), 24);
+    assert_eq!(
+        netlink::bridge_ports(&env.opts.default_bridge)
+            .unwrap()
+            .len(),
+        24
+    );
 }
 
 #[test]
