@@ -1,5 +1,6 @@
-//! Reproducible images by default: the epoch a build picks when it is given none (the
-//! context's git HEAD commit time, else the base image's `created`, 0 for FROM scratch), the
+//! Reproducible images by default: the epoch a build picks when it is given none (the base
+//! image's `created`, 0 for FROM scratch, for the layers; the context's git HEAD commit time,
+//! else the base's, for `created` and the history), a new commit that keeps the cache, the
 //! same image ID on fresh roots and from a warm or cold cache, the opt-outs and overrides,
 //! and `commit` with `SOURCE_DATE_EPOCH`.
 
@@ -169,11 +170,14 @@ fn git_head_time_overrides_and_timestamp_now() {
     git(&dir, &["add", "."], "@1600000000 +0200");
     git(&dir, &["commit", "-q", "-m", "one"], "@1600000000 +0200");
     let head = rfc3339(1600000000);
+    let base = secs(&created(&b, "busybox")).to_string();
 
+    // HEAD's time stamps the config and history; the layers (and RUN's SOURCE_DATE_EPOCH)
+    // get the base image's time, which does not change from commit to commit.
     let id = build(&b, &dir, &[], &[]);
     assert_eq!(created(&b, &id), head);
-    assert_eq!(run_in(&b, &id, "cat /epoch"), "1600000000");
-    assert_eq!(run_in(&b, &id, "stat -c %Y /src/a.txt"), "1600000000");
+    assert_eq!(run_in(&b, &id, "cat /epoch"), base);
+    assert_eq!(run_in(&b, &id, "stat -c %Y /src/a.txt"), base);
     let history = b.ok(&[
         "history",
         "--human=false",
@@ -349,4 +353,107 @@ fn commit_and_import_are_now_unless_source_date_epoch() {
     };
     assert_eq!(code, Some(125), "{err}");
     assert!(err.contains("SOURCE_DATE_EPOCH=\"later\""), "{err}");
+}
+
+fn layers(b: &Berth, image: &str) -> String {
+    b.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", image])
+}
+
+fn container_config(b: &Berth, image: &str) -> String {
+    b.ok(&["image", "inspect", "-f", "{{json .Config}}", image])
+}
+
+/// The ML user's loop: commit, build, commit, build. HEAD's commit time only stamps the
+/// config, so a commit that touches no file a step reads reruns nothing (the expensive RUN —
+/// here one that writes a random value — stays cached), and the images differ only in their
+/// dates; a commit that edits a copied file reruns only the steps from that COPY on.
+#[test]
+fn new_commits_keep_the_layer_cache() {
+    assert!(common::is_root("reproducible"));
+    let b = Berth::with_busybox();
+    let base = secs(&created(&b, "busybox")).to_string();
+    let dir = write_ctx(
+        &b.dir.path().join("repo"),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nWORKDIR /app\nCOPY requirements.txt .\nRUN cat /proc/sys/kernel/random/uuid > installed && echo $SOURCE_DATE_EPOCH > epoch\nCOPY src/ src/\n",
+            ),
+            (
+                "Dockerfile.same",
+                "FROM busybox\nWORKDIR /app\nCOPY requirements.txt .\nRUN wc -l requirements.txt > count\nCOPY src/ src/\n",
+            ),
+            ("requirements.txt", "numpy==1.26.4\n"),
+            ("src/train.py", "print('trained')\n"),
+            ("notes.md", "one\n"),
+        ],
+    );
+    git(&dir, &["init", "-q"], "@1600000000 +0000");
+    git(&dir, &["add", "."], "@1600000000 +0000");
+    git(&dir, &["commit", "-q", "-m", "one"], "@1600000000 +0000");
+    let first = build(&b, &dir, &[], &[]);
+    let installed = run_in(&b, &first, "cat /app/installed");
+    assert_eq!(created(&b, &first), rfc3339(1600000000));
+    assert_eq!(run_in(&b, &first, "cat /app/epoch"), base);
+    let same_first = build(&b, &dir, &["-f", "Dockerfile.same"], &[]);
+
+    // A commit of a file no step reads: every step is a cache hit; only the dates differ.
+    std::fs::write(dir.join("notes.md"), "two\n").unwrap();
+    git(&dir, &["commit", "-q", "-am", "two"], "@1600000500 +0000");
+    let second = build(&b, &dir, &[], &[]);
+    assert_ne!(second, first, "the new commit's time is in the config");
+    assert_eq!(created(&b, &second), rfc3339(1600000500));
+    assert_eq!(
+        run_in(&b, &second, "cat /app/installed"),
+        installed,
+        "the RUN step ran again although nothing it reads changed"
+    );
+    assert_eq!(layers(&b, &second), layers(&b, &first));
+    assert_eq!(container_config(&b, &second), container_config(&b, &first));
+    let history = b.ok(&[
+        "history",
+        "--human=false",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedAt}} {{.CreatedBy}}",
+        &second,
+    ]);
+    assert!(
+        history.lines().take(4).all(|l| l.contains("2020-09-13")),
+        "the history carries the new HEAD's time:\n{history}"
+    );
+    // The cache still never lies: a cached build is the --no-cache build.
+    let same_second = build(&b, &dir, &["-f", "Dockerfile.same"], &[]);
+    assert_ne!(same_second, same_first);
+    assert_eq!(layers(&b, &same_second), layers(&b, &same_first));
+    assert_eq!(
+        build(&b, &dir, &["-f", "Dockerfile.same", "--no-cache"], &[]),
+        same_second
+    );
+
+    // A commit that edits a copied file: the steps before that COPY stay cached.
+    std::fs::write(dir.join("src/train.py"), "print('trained twice')\n").unwrap();
+    git(&dir, &["commit", "-q", "-am", "three"], "@1600001000 +0000");
+    let third = build(&b, &dir, &[], &[]);
+    assert_eq!(run_in(&b, &third, "cat /app/installed"), installed);
+    assert_eq!(
+        run_in(&b, &third, "cat /app/src/train.py"),
+        "print('trained twice')"
+    );
+    let (l2, l3) = (layers(&b, &second), layers(&b, &third));
+    let (l2, l3): (Vec<&str>, Vec<&str>) = (l2.split(',').collect(), l3.split(',').collect());
+    assert_eq!(l2.len(), l3.len());
+    assert_eq!(
+        l2[..l2.len() - 1],
+        l3[..l3.len() - 1],
+        "only the last layer differs"
+    );
+    assert_ne!(l2.last(), l3.last());
+
+    // An explicit SOURCE_DATE_EPOCH still clamps everything with it (BuildKit's semantics):
+    // the layers change with it, so the RUN step runs again.
+    let sde = build(&b, &dir, &[], &[("SOURCE_DATE_EPOCH", "1700000000")]);
+    assert_eq!(created(&b, &sde), rfc3339(1700000000));
+    assert_eq!(run_in(&b, &sde, "cat /app/epoch"), "1700000000");
+    assert_ne!(run_in(&b, &sde, "cat /app/installed"), installed);
 }

@@ -18,7 +18,9 @@
 //!   they name alive; a cached rebuild only hashes the context and re-tags.
 //! - Layers are deterministic ([`layer`]); with `SOURCE_DATE_EPOCH` every timestamp (layer
 //!   mtimes, history, `created`) is clamped to it and it is exported into RUN steps, so the
-//!   same inputs give the same image ID on any machine.
+//!   same inputs give the same image ID on any machine. Without one the layers get the base
+//!   image's time and only `created`/history get the git HEAD's commit time (`Epoch`), so a
+//!   new commit changes the config, not the cache keys.
 //! - Crash safety: the whole build is one store operation; each step's layer and cache row are
 //!   committed together, the image last. An interrupted build leaves no image and a consistent
 //!   cache.
@@ -359,7 +361,10 @@ struct Builder<'a> {
     inputs: BuildInputs,
     built: HashMap<usize, State>,
     cancel: Arc<AtomicBool>,
+    /// [`Epoch::clamp`]: mtimes, RUN's `SOURCE_DATE_EPOCH`, cache keys.
     sde: Option<i64>,
+    /// [`Epoch::stamp`]: `created` and the history.
+    stamp: Option<i64>,
     /// Base images already resolved (for the epoch), by the name FROM gave.
     bases: HashMap<String, BaseImage>,
     layer_root: PathBuf,
@@ -381,6 +386,19 @@ fn stage_ref(df: &Dockerfile, name: &str, before: usize) -> Option<usize> {
         .or_else(|| name.parse::<usize>().ok().filter(|&i| i < before))
 }
 
+/// The build's two uses of an epoch. With `SOURCE_DATE_EPOCH` (the option or the build arg)
+/// both are it, as in BuildKit; with `--timestamp now` both are none (the clock). With the
+/// default rule ([`default_epoch`]) they differ when the context is in a git work tree:
+/// HEAD's commit time only stamps, so a new commit does not rerun every step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Epoch {
+    /// Clamps every mtime of the new layers, is exported into RUN steps (and so is a build
+    /// arg) and is part of every layer step's cache key: what the layers' bytes depend on.
+    clamp: Option<i64>,
+    /// Stamps the config's `created` and the history: the image's date, in the config only.
+    stamp: Option<i64>,
+}
+
 /// The build's epoch: `SOURCE_DATE_EPOCH` (the option, else the build arg, as BuildKit),
 /// none with `--timestamp now`, else [`default_epoch`].
 fn epoch(
@@ -391,32 +409,35 @@ fn epoch(
     lex: &Lexer,
     target: usize,
     bases: &mut HashMap<String, BaseImage>,
-) -> Result<Option<i64>, BuildError> {
+) -> Result<Epoch, BuildError> {
+    let both = |e: Option<i64>| Epoch { clamp: e, stamp: e };
     if opts.timestamp_now {
-        return Ok(None);
+        return Ok(both(None));
     }
     if let Some(e) = opts.source_date_epoch {
-        return Ok(Some(e));
+        return Ok(both(Some(e)));
     }
     if let Some(v) = opts.build_args.get("SOURCE_DATE_EPOCH") {
-        return v.trim().parse().map(Some).map_err(|_| {
+        return v.trim().parse().map(|e| both(Some(e))).map_err(|_| {
             BuildError::Invalid(format!(
                 "--build-arg SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970"
             ))
         });
     }
-    default_epoch(host, opts, df, global, lex, target, bases).map(Some)
+    default_epoch(host, opts, df, global, lex, target, bases)
 }
 
 /// The epoch of a build that names none — reproducible by default, never the clock:
 ///
-/// 1. the commit time of HEAD when the context is in a git work tree (the context directory
-///    itself, or a directory above it with [`BuildOptions::git_above_context`]). A dirty
-///    tree still gets HEAD's time: the files' content is what the cache keys and layers
-///    hold, the epoch only stamps and clamps. A repository without commits falls through;
-/// 2. else the `created` time of the image the target stage starts from (following FROM
-///    through earlier stages), so an image is as old as its base — 0 (1970-01-01) for FROM
-///    scratch or a base without one.
+/// - the layers are clamped to (and RUN steps see as `SOURCE_DATE_EPOCH`) the `created` time
+///   of the image the target stage starts from (following FROM through earlier stages) — 0
+///   (1970-01-01) for FROM scratch or a base without one. It does not change from commit to
+///   commit, so neither do the cache keys: a commit that touches one file reruns only the
+///   steps that read it (an early `pip install` stays cached);
+/// - the config's `created` and history are stamped with the commit time of HEAD when the
+///   context is in a git work tree (the context directory itself, or a directory above it
+///   with [`BuildOptions::git_above_context`]), else with the base's time as well. A dirty
+///   tree still gets HEAD's time; a repository without commits falls through.
 fn default_epoch(
     host: &mut dyn Host,
     opts: &BuildOptions,
@@ -425,17 +446,33 @@ fn default_epoch(
     lex: &Lexer,
     target: usize,
     bases: &mut HashMap<String, BaseImage>,
-) -> Result<i64, BuildError> {
+) -> Result<Epoch, BuildError> {
+    let base = base_created(host, opts, df, global, lex, target, bases)?;
+    let mut head = None;
     if let Some(ctx) = &opts.context {
-        let found = git::head_commit_time(ctx, opts.git_above_context).map_err(|e| {
+        head = git::head_commit_time(ctx, opts.git_above_context).map_err(|e| {
             BuildError::Failed(format!(
                 "reading the commit time of the context's git HEAD (the default SOURCE_DATE_EPOCH): {e} — repair the repository, or set SOURCE_DATE_EPOCH, or build with --timestamp now"
             ))
         })?;
-        if let Some(t) = found {
-            return Ok(t);
-        }
     }
+    Ok(Epoch {
+        clamp: Some(base),
+        stamp: Some(head.unwrap_or(base)),
+    })
+}
+
+/// The `created` time, in seconds, of the image the target stage starts from (following FROM
+/// through earlier stages); 0 for FROM scratch or a base without one.
+fn base_created(
+    host: &mut dyn Host,
+    opts: &BuildOptions,
+    df: &Dockerfile,
+    global: &GlobalScope,
+    lex: &Lexer,
+    target: usize,
+    bases: &mut HashMap<String, BaseImage>,
+) -> Result<i64, BuildError> {
     let mut stage = &df.stages[target];
     loop {
         let (base, _) = global
@@ -576,8 +613,8 @@ pub fn build(
     // The epoch, and with it SOURCE_DATE_EPOCH as a build arg (BuildKit's): the global scope
     // is made again so an `ARG SOURCE_DATE_EPOCH` before FROM sees it.
     let mut bases = HashMap::new();
-    let sde = epoch(host, opts, &df, &global, &lex, target, &mut bases)?;
-    if let Some(e) = sde {
+    let epoch = epoch(host, opts, &df, &global, &lex, target, &mut bases)?;
+    if let Some(e) = epoch.clamp {
         if !inputs.build_args.contains_key("SOURCE_DATE_EPOCH") {
             inputs
                 .build_args
@@ -608,7 +645,8 @@ pub fn build(
         inputs,
         built: HashMap::new(),
         cancel: opts.cancel.clone().unwrap_or_default(),
-        sde,
+        sde: epoch.clamp,
+        stamp: epoch.stamp,
         bases,
         layer_root: root.join("layers"),
         cache_mounts: root.join("build-mounts"),
@@ -860,7 +898,7 @@ impl Builder<'_> {
                 },
                 layers: Vec::new(),
                 key: sha("scratch"),
-                created: self.sde.map(rfc3339).unwrap_or_default(),
+                created: self.stamp.map(rfc3339).unwrap_or_default(),
                 scope: StageScope::new(&[]),
                 cmd_set: false,
                 arg_names: Vec::new(),
@@ -906,7 +944,7 @@ impl Builder<'_> {
                 .collect::<Result<Vec<_>, _>>()?;
             let mut config = img.config.clone();
             let created = self
-                .sde
+                .stamp
                 .map(rfc3339)
                 .or(config.created.clone())
                 .unwrap_or_default();
@@ -1190,7 +1228,7 @@ impl Builder<'_> {
                         st.layers.push(l);
                     }
                     st.key = key;
-                    if self.sde.is_none() {
+                    if self.stamp.is_none() {
                         st.created = row.created;
                     }
                     self.history(st, created_by.to_string(), empty);
@@ -1212,7 +1250,7 @@ impl Builder<'_> {
             return Err(e);
         }
         self.check_cancel()?;
-        let created = self.sde.map(rfc3339).unwrap_or_else(now_rfc3339);
+        let created = self.stamp.map(rfc3339).unwrap_or_else(now_rfc3339);
         let nl = layer::make_layer(&mut self.op, &dir.join("upper"), self.sde)?;
         let parent = st.top().cloned();
         match nl {

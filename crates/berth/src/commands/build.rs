@@ -62,8 +62,8 @@ pub struct BuildArgs {
     pub strict: bool,
     /// "now": stamp created, the history and new files' mtimes with the clock (as Docker; no
     /// two builds alike), or seconds since 1970 (as SOURCE_DATE_EPOCH, which it overrides).
-    /// Default: SOURCE_DATE_EPOCH, else the commit time of the context's git HEAD, else the
-    /// base image's created time
+    /// Default: SOURCE_DATE_EPOCH, else the base image's created time for the layers and the
+    /// commit time of the context's git HEAD (else the base's) for created and the history
     #[arg(long, env = "BERTH_BUILD_TIMESTAMP", value_name = "now|SECONDS")]
     pub timestamp: Option<String>,
     /// Build context: a directory, or "-" (a Dockerfile on stdin, no context)
