@@ -822,6 +822,9 @@ pub struct PsArgs {
     /// Format output using a custom template
     #[arg(long)]
     pub format: Option<String>,
+    /// Add the POD ID and PODNAME columns (podman's --pod)
+    #[arg(short = 'p', long)]
+    pub pod: bool,
 }
 
 #[derive(Debug, Args)]

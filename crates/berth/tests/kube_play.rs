@@ -20,7 +20,47 @@ fn f(b: &Berth, id: &str, template: &str) -> String {
     b.ok(&["inspect", "-f", template, id]).trim().to_string()
 }
 
-/// Names of the containers `ps -a` lists.
+/// Names of the containers `kube play` made from manifests (the pods' infra containers left
+/// out).
+fn members(b: &Berth) -> Vec<String> {
+    let mut v: Vec<String> = b
+        .ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=io.berth.kube.pod",
+            "--format",
+            "{{.Names}}",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// `pod ls`: each pod's name and number of containers (its infra one included), sorted.
+fn pods(b: &Berth) -> Vec<String> {
+    let mut v: Vec<String> = b
+        .ok(&["pod", "ls", "--format", "{{.Name}} {{.NumberOfContainers}}"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The ID of the infra container of the pod `name`.
+fn infra_of(b: &Berth, name: &str) -> String {
+    let id = b
+        .ok(&["pod", "inspect", "--format", "{{.InfraContainerID}}", name])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    id
+}
+
+/// Names of the containers `ps -a` lists (infra containers included).
 fn names(b: &Berth) -> Vec<String> {
     let mut v: Vec<String> = b
         .ok(&["ps", "-a", "--format", "{{.Names}}"])
@@ -186,12 +226,67 @@ spec:
     assert!(out.starts_with("Volumes:\nweb-data\nPod:\nweb-"), "{out}");
     assert_eq!(out.matches("Pod:").count(), 3, "{out}");
 
-    let all = names(&b);
+    let all = members(&b);
     assert_eq!(all.len(), 3, "{all:?}");
     let pods: Vec<String> = all
         .iter()
         .map(|n| n.trim_end_matches("-httpd").to_string())
         .collect();
+    // Each replica is a berth pod: its infra container and the httpd one, which joined the
+    // infra's network namespace.
+    let listed = self::pods(&b);
+    assert_eq!(
+        listed,
+        pods.iter().map(|p| format!("{p} 2")).collect::<Vec<_>>(),
+        "{listed:?}"
+    );
+    assert_eq!(names(&b).len(), 6);
+    for (p, n) in pods.iter().zip(&all) {
+        assert_eq!(
+            f(&b, n, "{{.HostConfig.NetworkMode}}"),
+            format!("container:{}", infra_of(&b, p))
+        );
+        assert_eq!(
+            f(&b, n, "{{.Pod}}"),
+            b.ok(&["pod", "inspect", "--format", "{{.Id}}", p]).trim()
+        );
+    }
+    // ps --pod adds podman's columns; ps --filter pod= lists one pod's containers.
+    let ps = b.ok(&["ps", "--pod"]);
+    let header = ps.lines().next().unwrap();
+    assert!(
+        header.contains("POD ID") && header.trim_end().ends_with("PODNAME"),
+        "{ps}"
+    );
+    for p in &pods {
+        assert_eq!(
+            ps.matches(p.as_str()).count(),
+            3,
+            "{p}: name and pod name of httpd, pod name of infra:\n{ps}"
+        );
+    }
+    let in_pod = b.ok(&[
+        "ps",
+        "--filter",
+        &format!("pod={}", pods[1]),
+        "--format",
+        "{{.Names}} {{.PodName}}",
+    ]);
+    let mut in_pod: Vec<&str> = in_pod.lines().collect();
+    in_pod.sort();
+    let pod_id = b.ok(&["pod", "inspect", "--format", "{{.Id}}", &pods[1]]);
+    let infra_name = format!("{}-infra", &pod_id[..12]);
+    let mut want = vec![
+        format!("{} {}", all[1], pods[1]),
+        format!("{infra_name} {}", pods[1]),
+    ];
+    want.sort();
+    assert_eq!(in_pod, want);
+    assert_eq!(
+        b.ok(&["ps", "-q", "--filter", "pod=no-such-pod"]),
+        "",
+        "a pod no one has matches nothing"
+    );
     for (i, p) in pods.iter().enumerate() {
         assert!(
             p.starts_with("web-") && p.ends_with(&format!("-{i}")),
@@ -246,12 +341,14 @@ spec:
         "{err}"
     );
     b.ok(&["kube", "play", "--replace", file.to_str().unwrap()]);
-    assert_eq!(names(&b).len(), 3);
+    assert_eq!(members(&b).len(), 3);
+    assert_eq!(self::pods(&b).len(), 3);
 
     // down removes every container and the manifest's files; the claim keeps its data.
     let out = b.ok(&["kube", "down", file.to_str().unwrap()]);
     assert!(out.contains("Pods removed:"), "{out}");
     assert!(names(&b).is_empty(), "{:?}", names(&b));
+    assert!(self::pods(&b).is_empty(), "{:?}", self::pods(&b));
     let vols = b.ok(&["volume", "ls", "-q"]);
     assert_eq!(vols.trim(), "web-data");
     assert!(common::list(&b.root().join("kube")).is_empty());
@@ -305,7 +402,7 @@ spec:
 "#,
     );
     b.ok(&["kube", "play", file.to_str().unwrap()]);
-    let all = names(&b);
+    let all = members(&b);
     assert_eq!(all.len(), 1, "{all:?}");
     let n = &all[0];
     assert!(n.starts_with("train-") && n.ends_with("-trainer"), "{n}");
@@ -355,7 +452,7 @@ spec:
 "#,
     );
     b.ok(&["kube", "play", file.to_str().unwrap()]);
-    let flaky = container_of(&b, names(&b)[0].trim_end_matches("-run"), "run");
+    let flaky = container_of(&b, members(&b)[0].trim_end_matches("-run"), "run");
     assert!(flaky.starts_with("flaky-"), "{flaky}");
     assert_eq!(
         f(
@@ -395,7 +492,7 @@ spec:
   initContainers:
   - name: fetch
     image: busybox
-    command: ["sh", "-c", "sleep 1; echo model-v1 > /work/model"]
+    command: ["sh", "-c", "sleep 1; echo model-v1 > /work/model; readlink /proc/self/ns/net > /work/netns"]
     volumeMounts: [{name: work, mountPath: /work}]
   - name: check
     image: busybox
@@ -423,10 +520,20 @@ spec:
         b.ok(&["logs", "app-main"]) == "model-v1\nchecked\n"
     });
     assert_eq!(f(&b, "app-main", "{{.State.Status}}"), "running");
+    // The init containers ran inside the pod: in its network namespace, as the main one.
+    let netns = b.ok(&["exec", "app-main", "readlink", "/proc/self/ns/net"]);
+    assert_eq!(b.ok(&["exec", "app-main", "cat", "/work/netns"]), netns);
+    let infra = format!("container:{}", infra_of(&b, "app"));
+    for c in ["app-fetch", "app-check", "app-main"] {
+        assert_eq!(f(&b, c, "{{.HostConfig.NetworkMode}}"), infra, "{c}");
+    }
+    assert_eq!(pods(&b), ["app 4"]);
     b.ok(&["kube", "down", file.to_str().unwrap()]);
     assert!(names(&b).is_empty());
+    assert!(pods(&b).is_empty());
 
-    // A failing init container stops the pod before its containers start.
+    // A failing init container stops the pod before its containers start, and nothing
+    // of the play is left; the error carries the init container's last output.
     let bad = manifest(
         &b,
         "bad-init.yaml",
@@ -435,7 +542,14 @@ kind: Pod
 metadata: {name: broken}
 spec:
   initContainers:
-  - {name: setup, image: busybox, command: [sh, -c, "exit 7"]}
+  - {name: setup, image: busybox, command: [sh, -c, "echo no model found; exit 7"]}
+  containers:
+  - {name: main, image: busybox, command: [sleep, "600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: fine}
+spec:
   containers:
   - {name: main, image: busybox, command: [sleep, "600"]}
 "#,
@@ -443,12 +557,11 @@ spec:
     let (code, _, err) = b.code(&["kube", "play", bad.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(
-        err.contains("init container setup exited with code 7"),
+        err.contains("init container setup exited with code 7") && err.contains("no model found"),
         "{err}"
     );
-    assert_eq!(f(&b, "broken-main", "{{.State.Status}}"), "created");
-    b.ok(&["kube", "down", bad.to_str().unwrap()]);
-    assert!(names(&b).is_empty());
+    assert!(names(&b).is_empty(), "{:?}", names(&b));
+    assert!(pods(&b).is_empty(), "{:?}", pods(&b));
 }
 
 #[test]
@@ -497,6 +610,13 @@ spec:
         "pong\n"
     );
     assert_eq!(b.ok(&["exec", "duo-server", "hostname"]).trim(), "duo");
+    assert_eq!(b.ok(&["exec", "duo-client", "hostname"]).trim(), "duo");
+    // One berth pod holds both: `pod ps` counts its infra container and the two.
+    assert_eq!(pods(&b), ["duo 3"]);
+    let infra = format!("container:{}", infra_of(&b, "duo"));
+    for c in ["duo-server", "duo-client"] {
+        assert_eq!(f(&b, c, "{{.HostConfig.NetworkMode}}"), infra, "{c}");
+    }
     // A tcpSocket probe that connects is healthy; an exec probe that fails is unhealthy.
     wait_for("healthy server", LONG, || {
         f(&b, "duo-server", "{{.State.Health.Status}}") == "healthy"
@@ -506,6 +626,7 @@ spec:
     });
     b.ok(&["kube", "play", "--down", file.to_str().unwrap()]);
     assert!(names(&b).is_empty());
+    assert!(pods(&b).is_empty());
 }
 
 #[test]
@@ -552,6 +673,7 @@ fn bad_input_names_the_document_and_field_and_starts_nothing() {
         assert!(err.contains(want), "{name}: {err}");
         assert_eq!(err.lines().count(), 1, "{name}: one error line: {err}");
         assert!(names(&b).is_empty(), "{name}: {:?}", names(&b));
+        assert!(pods(&b).is_empty(), "{name}: {:?}", pods(&b));
         assert_eq!(b.ok(&["volume", "ls", "-q"]), "", "{name}");
     }
     let (code, _, err) = b.code(&["kube", "play", "/nonexistent.yaml"]);
@@ -605,6 +727,12 @@ spec:
       mountPath: /data
     - name: cache
       mountPath: /cache
+  - name: metrics
+    image: busybox
+    command: ["sleep", "600"]
+    ports:
+    - containerPort: 9090
+      protocol: UDP
   volumes:
   - name: data
     persistentVolumeClaim:
@@ -616,7 +744,16 @@ spec:
 "#;
     let file = manifest(&b, "api.yaml", text);
     b.ok(&["kube", "play", file.to_str().unwrap()]);
-    let out = b.ok(&["kube", "generate", "api-api"]);
+    let out = b.ok(&["kube", "generate", "api-api", "api-metrics"]);
+    // The berth pod play ran names the same containers: the same manifest, valid.
+    let by_pod = b.ok(&["kube", "generate", "api"]);
+    assert_eq!(
+        by_pod.lines().skip(1).collect::<Vec<_>>(),
+        out.lines().skip(1).collect::<Vec<_>>()
+    );
+    let written = b.dir.path().join("generated.yaml");
+    std::fs::write(&written, &by_pod).unwrap();
+    common::kube::validate(&written);
     let gen: serde_json::Value = yaml_doc(&out, "Pod");
     let orig: serde_json::Value = yaml_doc(text, "Pod");
     assert_eq!(gen["metadata"]["name"], orig["metadata"]["name"], "{out}");
@@ -662,6 +799,14 @@ spec:
             .any(|v| v["emptyDir"] == serde_json::json!({"medium": "Memory", "sizeLimit": "32Mi"})),
         "{out}"
     );
+    // Each container keeps its own ports, though the pod holds them all.
+    let (g2, o2) = (
+        &gen["spec"]["containers"][1],
+        &orig["spec"]["containers"][1],
+    );
+    for key in ["name", "image", "command", "ports"] {
+        assert_eq!(g2[key], o2[key], "{key}:\n{out}");
+    }
     let mounts: Vec<&str> = g["volumeMounts"]
         .as_array()
         .unwrap()

@@ -325,3 +325,134 @@ fn pod_prune_removes_stopped_pods_with_their_containers() {
     b.ok(&["pod", "rm", "-f", "busy"]);
     assert_eq!(b.ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn ps_shows_pods_and_kube_generate_writes_a_pod_as_one_manifest() {
+    assert!(common::is_root("pods"));
+    let b = Berth::with_busybox();
+    let port = free_port();
+    let pod = b
+        .ok(&[
+            "pod",
+            "create",
+            "--name",
+            "shop",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "--shm-size",
+            "32m",
+        ])
+        .trim()
+        .to_string();
+    b.ok(&[
+        "run",
+        "-d",
+        "--pod",
+        "shop",
+        "--name",
+        "front",
+        "-e",
+        "MODE=live",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    b.ok(&[
+        "run", "-d", "--pod", "shop", "--name", "worker", "busybox", "sleep", "600",
+    ]);
+    b.ok(&["run", "-d", "--name", "alone", "busybox", "sleep", "600"]);
+
+    // ps --pod: podman's two columns, empty for a container outside any pod.
+    let ps = b.ok(&["ps", "--pod", "--no-trunc"]);
+    let header = ps.lines().next().unwrap();
+    assert!(
+        header.contains("POD ID") && header.trim_end().ends_with("PODNAME"),
+        "{ps}"
+    );
+    for line in ps.lines().skip(1) {
+        if line.contains("alone") {
+            assert!(!line.contains(&pod), "{ps}");
+        } else {
+            assert!(line.trim_end().ends_with(&format!("{pod}   shop")), "{ps}");
+        }
+    }
+    // --filter pod= by name or ID prefix: the pod's containers, its infra one included.
+    let listed = |filter: &str| {
+        let out = b.ok(&["ps", "--filter", filter, "--format", "{{.Names}}"]);
+        let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let want = vec![
+        format!("{}-infra", &pod[..12]),
+        "front".into(),
+        "worker".into(),
+    ];
+    assert_eq!(listed("pod=shop"), want);
+    assert_eq!(listed(&format!("pod={}", &pod[..8])), want);
+    assert_eq!(listed("pod=nope"), Vec::<String>::new());
+    assert_eq!(
+        b.ok(&[
+            "ps",
+            "--format",
+            "{{.Names}} {{.PodName}}",
+            "--filter",
+            "name=alone"
+        ]),
+        "alone \n"
+    );
+    // The members share the pod's /dev/shm, sized by the pod.
+    let shm = b.ok(&["exec", "worker", "df", "-k", "/dev/shm"]);
+    assert!(shm.contains(&(32 << 10).to_string()), "{shm}");
+
+    // kube generate POD: one Pod named after it with both containers (not the infra), the
+    // pod's ports on the first, its /dev/shm as a memory emptyDir; valid for the API.
+    let file = b.dir.path().join("shop.yaml");
+    b.ok(&[
+        "kube",
+        "generate",
+        "--service",
+        "-f",
+        file.to_str().unwrap(),
+        "shop",
+    ]);
+    common::kube::validate(&file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let docs: Vec<serde_json::Value> = text
+        .split("\n---\n")
+        .map(|d| yaml_serde::from_str(d).unwrap())
+        .collect();
+    let pod_doc = docs.iter().find(|d| d["kind"] == "Pod").expect(&text);
+    assert_eq!(pod_doc["metadata"]["name"], "shop", "{text}");
+    let cs = pod_doc["spec"]["containers"].as_array().unwrap();
+    let names: Vec<&str> = cs.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["front", "worker"], "{text}");
+    assert_eq!(
+        cs[0]["ports"],
+        serde_json::json!([{"containerPort": 80, "protocol": "TCP"}]),
+        "{text}"
+    );
+    assert!(cs[1]["ports"].is_null(), "{text}");
+    assert_eq!(cs[0]["resources"]["limits"]["memory"], "64Mi", "{text}");
+    assert!(
+        text.contains("medium: Memory") && text.contains("sizeLimit: 32Mi"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/etc/hosts") && !text.contains("resolv.conf"),
+        "{text}"
+    );
+    let svc = docs.iter().find(|d| d["kind"] == "Service").expect(&text);
+    assert_eq!(svc["spec"]["ports"][0]["port"], port, "{text}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80, "{text}");
+    // The infra container is not a workload of its own.
+    let (_, err) = b.fails(&["kube", "generate", &format!("{}-infra", &pod[..12])]);
+    assert!(err.contains("kube generate the pod instead"), "{err}");
+    let (_, err) = b.fails(&["kube", "generate", "nothing-here"]);
+    assert!(err.contains("no container or pod"), "{err}");
+    b.ok(&["pod", "rm", "-f", "shop"]);
+    b.ok(&["rm", "-f", "alone"]);
+}

@@ -1248,6 +1248,8 @@ fn ps_header(field: &str) -> String {
         "ID" => "CONTAINER ID".into(),
         "RunningFor" => "CREATED".into(),
         "Names" => "NAMES".into(),
+        "Pod" => "POD ID".into(),
+        "PodName" => "PODNAME".into(),
         other => default_header(other),
     }
 }
@@ -1321,6 +1323,12 @@ fn ps_cell(c: &ContainerSummary, field: &str, no_trunc: bool) -> String {
             .collect::<Vec<_>>()
             .join(","),
         "Networks" => c.network_mode.clone(),
+        "Pod" => match &c.pod {
+            Some((id, _)) if no_trunc => id.clone(),
+            Some((id, _)) => id.get(..12).unwrap_or(id).to_string(),
+            None => String::new(),
+        },
+        "PodName" => c.pod.as_ref().map(|(_, n)| n.clone()).unwrap_or_default(),
         "Ports" => super::network::ps_ports(&c.ports),
         "RunningFor" => since(c.created),
         "Size" => match (c.size_rw, c.size_root_fs) {
@@ -1337,10 +1345,21 @@ fn ps_cell(c: &ContainerSummary, field: &str, no_trunc: bool) -> String {
     }
 }
 
-fn ps_row(c: &ContainerSummary, no_trunc: bool, wanted: &dyn Fn(&str) -> bool) -> Value {
+/// A `ps` row: the fields Docker has, and with `pods` podman's `.Pod` and `.PodName`.
+fn ps_row(
+    c: &ContainerSummary,
+    no_trunc: bool,
+    wanted: &dyn Fn(&str) -> bool,
+    pods: bool,
+) -> Value {
     let mut row = serde_json::Map::new();
     for f in PS_FIELDS {
         if wanted(f) {
+            row.insert(f.to_string(), Value::String(ps_cell(c, f, no_trunc)));
+        }
+    }
+    if pods {
+        for f in ["Pod", "PodName"] {
             row.insert(f.to_string(), Value::String(ps_cell(c, f, no_trunc)));
         }
     }
@@ -1385,6 +1404,9 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
         if a.size {
             fields.push("Size");
         }
+        if a.pod {
+            fields.extend(["Pod", "PodName"]);
+        }
         let mut text = fields
             .iter()
             .map(|f| ps_header(f))
@@ -1410,14 +1432,19 @@ pub fn ps(engine: &mut Engine, a: PsArgs) -> Result<()> {
             if a.size {
                 f.push_str("\t{{.Size}}");
             }
+            if a.pod {
+                f.push_str("\t{{.Pod}}\t{{.PodName}}");
+            }
             f
         }
         Some(f) => f.to_string(),
     };
     let wanted = ps_fields(&format);
+    // podman's fields, only where asked for: `{{json .}}` stays Docker's row.
+    let pods = a.pod || format.contains(".Pod");
     let rows: Vec<Value> = list
         .iter()
-        .map(|c| ps_row(c, a.no_trunc, &wanted))
+        .map(|c| ps_row(c, a.no_trunc, &wanted, pods))
         .collect();
     let text =
         crate::output::render_rows_with_methods(&format, &rows, &ps_header, &|i, m, args| {

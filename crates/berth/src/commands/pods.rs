@@ -69,6 +69,9 @@ pub struct PodCreateArgs {
     /// Create an infra container holding the shared namespaces
     #[arg(long, default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub infra: bool,
+    /// Size of the pod's /dev/shm, shared by its containers (format: <number>[<unit>], e.g. 64m)
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
     /// Write the pod ID to the file
     #[arg(long = "pod-id-file")]
     pub pod_id_file: Option<std::path::PathBuf>,
@@ -186,6 +189,15 @@ fn create(engine: &mut Engine, a: PodCreateArgs) -> Result<()> {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
+    let shm_size = match &a.shm_size {
+        Some(s) => Some(super::containers::parse_ram(s).ok_or_else(|| StatusError {
+            code: 125,
+            message: format!(
+                "invalid argument \"{s}\" for \"--shm-size\" flag: invalid size: '{s}'"
+            ),
+        })? as u64),
+        None => None,
+    };
     let spec = PodSpec {
         name: a.name,
         labels,
@@ -198,6 +210,7 @@ fn create(engine: &mut Engine, a: PodCreateArgs) -> Result<()> {
         dns_options: a.dns_option,
         network: a.network,
         infra: a.infra,
+        shm_size,
     };
     let id = engine.pod_create(&spec)?;
     if let Some(path) = &a.pod_id_file {

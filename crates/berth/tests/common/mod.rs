@@ -2,6 +2,7 @@
 //! fixture made from the host's busybox-static (tests never reach the internet).
 #![allow(dead_code)]
 
+pub mod kube;
 pub mod registry;
 pub mod serve;
 

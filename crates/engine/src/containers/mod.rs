@@ -282,6 +282,9 @@ pub struct ContainerSummary {
     pub size_root_fs: Option<i64>,
     pub mounts: Vec<String>,
     pub network_mode: String,
+    /// The pod (ID and name) the container belongs to: `ps --pod` (not in Docker's API).
+    #[serde(skip)]
+    pub pod: Option<(String, String)>,
 }
 
 /// `ps` options.
@@ -1619,6 +1622,13 @@ impl Engine {
                 .collect(),
             ..Default::default()
         };
+        for v in filters.get("pod") {
+            match self.resolve_pod(&v) {
+                Ok(p) => ctx.pods.push(p.id),
+                Err(EngineError::PodNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         // `before=`/`since=` name a container that must exist (Docker: "No such container").
         for (key, slot) in [("before", &mut ctx.before), ("since", &mut ctx.since)] {
             for v in filters.get(key) {
@@ -1634,6 +1644,7 @@ impl Engine {
         let ports_wanted = filters.has("publish") || filters.has("expose");
         let mut updates: Vec<(String, ContainerRecord)> = Vec::new();
         let mut autoremove: Vec<String> = Vec::new();
+        let mut pod_names: Option<BTreeMap<String, String>> = None;
         for row in rows {
             if let Some(l) = limit {
                 if out.len() >= l {
@@ -1681,6 +1692,22 @@ impl Engine {
                 (None, None)
             };
             let ports = self.network_ps_ports(&row.id, live.running);
+            let pod = match &rec.pod {
+                Some(p) => {
+                    let names = match &mut pod_names {
+                        Some(n) => n,
+                        None => pod_names.insert(
+                            self.store()
+                                .pods()?
+                                .into_iter()
+                                .map(|r| (r.id, r.name))
+                                .collect(),
+                        ),
+                    };
+                    Some((p.clone(), names.get(p).cloned().unwrap_or_default()))
+                }
+                None => None,
+            };
             out.push(ContainerSummary {
                 id: row.id,
                 names: vec![format!("/{}", row.name)],
@@ -1696,6 +1723,7 @@ impl Engine {
                 size_root_fs,
                 mounts: rec.mounts,
                 network_mode: rec.network_mode,
+                pod,
             });
         }
         for (id, rec) in updates {

@@ -266,6 +266,8 @@ pub struct MatchContext {
     pub published: Vec<String>,
     /// The container's exposed ports (`Config.ExposedPorts` keys).
     pub exposed: Vec<String>,
+    /// IDs of the pods `pod=` names (podman's filter; a name no pod has matches nothing).
+    pub pods: Vec<String>,
 }
 
 /// A `publish=`/`expose=` value, `PORT[/PROTO]` or `START-END[/PROTO]`, as the `port/proto`
@@ -360,7 +362,7 @@ impl Filters {
                     }
                 }
                 "name" | "id" | "label" | "ancestor" | "before" | "since" | "volume"
-                | "network" => {}
+                | "network" | "pod" => {}
                 _ => {
                     return Err(EngineError::InvalidArgument(format!(
                         "invalid filter '{k}'"
@@ -420,6 +422,7 @@ impl Filters {
                 "ancestor" => ctx.ancestors.contains(&row.image_id) || rec.image == *v,
                 "volume" => rec.mounts.iter().any(|m| m == v),
                 "network" => rec.network_mode == *v,
+                "pod" => rec.pod.as_ref().is_some_and(|p| ctx.pods.contains(p)),
                 // Created strictly before / after the named container.
                 "before" => ctx.before.is_some_and(|t| row.created < t),
                 "since" => ctx.since.is_some_and(|t| row.created > t),

@@ -49,6 +49,8 @@ pub struct ContainerFacts {
     pub image_config: Value,
     /// The image reference to write: by digest when the image came from or went to a registry.
     pub image_ref: String,
+    /// The name of the berth pod the container belongs to.
+    pub pod: Option<String>,
 }
 
 /// The manifests, in the order they should be applied, and what could not be expressed.
@@ -67,10 +69,15 @@ pub fn generate(containers: &[ContainerFacts], o: &GenerateOptions) -> Manifests
         return out;
     };
     let first_name = container_name(&first.inspect);
-    let name = if containers.len() == 1 {
-        dns1123_subdomain(&first_name)
-    } else {
-        dns1123_subdomain(&format!("{first_name}-pod"))
+    let one_pod = first
+        .pod
+        .as_ref()
+        .filter(|p| containers.iter().all(|c| c.pod.as_ref() == Some(*p)));
+    let name = match one_pod {
+        // Containers of one berth pod: the workload is the pod.
+        Some(pod) => dns1123_subdomain(pod),
+        None if containers.len() == 1 => dns1123_subdomain(&first_name),
+        None => dns1123_subdomain(&format!("{first_name}-pod")),
     };
     // Containers `kube play` ran keep their manifest's names and labels, so the manifest
     // written back is the one that was played.
@@ -734,6 +741,7 @@ mod tests {
             inspect,
             image_config: json!({ "Env": ["PATH=/usr/bin:/bin"], "Cmd": ["sh"] }),
             image_ref: "busybox".into(),
+            pod: None,
         }
     }
 
@@ -937,6 +945,21 @@ mod tests {
             .filter(|d| d["kind"] == "PersistentVolumeClaim")
             .count();
         assert_eq!(claims, 1);
+    }
+
+    #[test]
+    fn containers_of_one_berth_pod_are_named_after_it() {
+        let mut a = web();
+        let mut b = web();
+        a.pod = Some("Shop_Front".into());
+        b.pod = Some("Shop_Front".into());
+        let m = generate(&[a.clone(), b], &GenerateOptions::default());
+        assert_eq!(by_kind(&m, "Pod")["metadata"]["name"], "shop-front");
+        // Containers of different pods are one new pod, named as before.
+        let mut c = web();
+        c.pod = Some("other".into());
+        let m = generate(&[a, c], &GenerateOptions::default());
+        assert_eq!(by_kind(&m, "Pod")["metadata"]["name"], "web-1-pod");
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct PodSpec {
     pub network: Option<String>,
     /// `--infra` (default true). Without it nothing is shared and no ports can be published.
     pub infra: bool,
+    /// `--shm-size`: the size of the pod's `/dev/shm` (the infra's, which members share
+    /// with the IPC namespace; default 64 MiB).
+    pub shm_size: Option<u64>,
 }
 
 impl Default for PodSpec {
@@ -93,6 +96,7 @@ impl Default for PodSpec {
             dns_options: Vec::new(),
             network: None,
             infra: true,
+            shm_size: None,
         }
     }
 }
@@ -125,6 +129,8 @@ pub(crate) struct PodRecord {
     pub dns_search: Vec<String>,
     #[serde(default)]
     pub dns_options: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
 }
 
 impl PodRecord {
@@ -321,6 +327,11 @@ impl Engine {
             }
             Vec::new()
         };
+        if spec.shm_size.is_some() && !share.iter().any(|s| s == "ipc") {
+            return Err(invalid(
+                "cannot set the pod's --shm-size without sharing the IPC namespace (--share ipc)",
+            ));
+        }
         if spec.hostname.is_some() && !share.iter().any(|s| s == "uts") {
             return Err(invalid(
                 "cannot set a hostname without sharing the UTS namespace (--share uts)",
@@ -367,6 +378,7 @@ impl Engine {
             dns: spec.dns.clone(),
             dns_search: spec.dns_search.clone(),
             dns_options: spec.dns_options.clone(),
+            shm_size: spec.shm_size,
         };
         let created_nanos = chrono::DateTime::parse_from_rfc3339(&created)
             .ok()
@@ -425,6 +437,7 @@ impl Engine {
         }
         if rec.shares("ipc") {
             o.host.ipc = Some("shareable".into());
+            o.run.shm_size = rec.shm_size;
         }
         o.run.labels = BTreeMap::new();
         let source = InfraSource {

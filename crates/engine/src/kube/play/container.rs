@@ -754,32 +754,7 @@ fn security(
             }
         }
     }
-    if let Some(hostname) = &pod.hostname {
-        o.run.hostname = Some(hostname.clone());
-    }
-    for a in &pod.host_aliases {
-        for h in &a.hostnames {
-            o.net.add_hosts.push(format!("{h}:{}", a.ip));
-        }
-    }
-    if let Some(d) = &pod.dns_config {
-        o.net.dns = d.nameservers.clone();
-        o.net.dns_search = d.searches.clone();
-        o.net.dns_options = d
-            .options
-            .iter()
-            .map(|x| match &x.value {
-                Some(v) => format!("{}:{v}", x.name),
-                None => x.name.clone(),
-            })
-            .collect();
-    }
-    if pod.host_pid == Some(true) {
-        o.host.pid = Some("host".into());
-    }
-    if pod.host_ipc == Some(true) {
-        o.host.ipc = Some("host".into());
-    }
+    // The hostname, host aliases, DNS and host namespaces are the pod's (plan::pod_spec).
     Ok(())
 }
 

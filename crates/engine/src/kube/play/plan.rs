@@ -19,6 +19,9 @@ pub const LABEL_POD: &str = "io.berth.kube.pod";
 pub const LABEL_OWNER: &str = "io.berth.kube.owner";
 pub const LABEL_CONTAINER: &str = "io.berth.kube.container";
 pub const LABEL_INIT: &str = "io.berth.kube.init";
+/// The ports a container declares (`8080/tcp,53/udp`): they are the pod's, so this is how
+/// `kube generate` gives each back to its container.
+pub const LABEL_PORTS: &str = "io.berth.kube.ports";
 
 /// Where the plan puts things.
 #[derive(Debug, Clone)]
@@ -60,9 +63,12 @@ pub struct PodPlan {
     /// Directories to make (emptyDir volumes, empty ConfigMap volumes).
     pub dirs: Vec<PathBuf>,
     pub host_paths: Vec<(String, PathBuf, HostPathCheck)>,
-    /// Run to completion, in order, before `containers`.
+    /// The berth pod: its labels (the manifest's, to find it again), shared namespaces,
+    /// hostname, DNS, and the published ports of every container and Service.
+    pub pod: crate::pods::PodSpec,
+    /// Run to completion, in order, before `containers`, inside the pod.
     pub init: Vec<CreateOptions>,
-    /// Started together; the first holds the pod's network.
+    /// Started together, inside the pod.
     pub containers: Vec<CreateOptions>,
     /// The containers' named ports (a Service's `targetPort` may name one).
     pub named_ports: BTreeMap<String, i32>,
@@ -468,8 +474,10 @@ fn pod(
             ignored(format!("securityContext.{f}"));
         }
     }
-    if spec.share_process_namespace == Some(true) {
-        ignored("shareProcessNamespace".into());
+    if spec.share_process_namespace == Some(true) && spec.host_pid == Some(true) {
+        return Err(format!(
+            "{describe}: {path}.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"
+        ));
     }
     if let Some(ns) = t.metadata.namespace.as_deref().filter(|n| *n != "default") {
         p.unsupported.push(format!(
@@ -486,6 +494,7 @@ fn pod(
         files: Vec::new(),
         dirs: Vec::new(),
         host_paths: Vec::new(),
+        pod: pod_spec(spec, t, pod_name, kind, &owner_name, ctx),
         init: Vec::new(),
         containers: Vec::new(),
         named_ports: BTreeMap::new(),
@@ -520,13 +529,6 @@ fn pod(
         .chain(spec.containers.iter().map(|c| (false, c)));
     let mut init_index = 0;
     let mut index = 0;
-    let first = format!(
-        "{pod_name}-{}",
-        spec.containers
-            .first()
-            .map(|c| c.name.as_str())
-            .unwrap_or("")
-    );
     for (is_init, c) in all {
         let cpath = if is_init {
             init_index += 1;
@@ -582,19 +584,31 @@ fn pod(
                 r => r.docker(),
             });
         }
-        // The pod's network: the host's, or the first container's namespace, which every
-        // other container of the pod joins (so they reach each other on localhost).
-        if spec.host_network == Some(true) {
-            o.network = Some("host".into());
-        } else if !is_init && cname != first {
-            o.network = Some(format!("container:{first}"));
-            o.run.hostname = None;
-        } else {
-            o.run.hostname = Some(
-                spec.hostname
-                    .clone()
-                    .unwrap_or_else(|| pod_name.to_string()),
-            );
+        // The pod holds the network, hostname, DNS and ports: the container joins it.
+        o.pod = Some(pod_name.to_string());
+        o.run.hostname = None;
+        let ports: Vec<String> = std::mem::take(&mut o.host.expose);
+        if !ports.is_empty() {
+            o.run.labels.insert(LABEL_PORTS.into(), ports.join(","));
+        }
+        if spec.host_network != Some(true) {
+            for p in std::mem::take(&mut o.net.publish) {
+                push_unique(&mut plan.pod.publish, &p);
+            }
+        }
+        o.net = Default::default();
+        // A memory-backed emptyDir at /dev/shm sizes the pod's /dev/shm, which its
+        // containers share with the IPC namespace (the largest asked for).
+        if spec.host_ipc != Some(true) {
+            if let Some(size) = o.run.shm_size.take() {
+                plan.pod.shm_size = Some(plan.pod.shm_size.unwrap_or(0).max(size));
+            }
+        }
+        if spec.host_pid == Some(true) {
+            o.host.pid = Some("host".into());
+        }
+        if spec.host_ipc == Some(true) {
+            o.host.ipc = Some("host".into());
         }
         if is_init {
             plan.init.push(o);
@@ -618,16 +632,67 @@ fn pod(
             }
         }
     }
-    // Ports of every container are published on the one that holds the network.
-    let publish: Vec<String> = plan
-        .containers
-        .iter_mut()
-        .flat_map(|o| std::mem::take(&mut o.net.publish))
-        .collect();
-    if spec.host_network != Some(true) {
-        plan.containers[0].net.publish = publish;
-    }
     Ok(plan)
+}
+
+/// The berth pod of one Kubernetes pod: the network, IPC and UTS namespaces shared (IPC
+/// not with `hostIPC`, UTS not with `hostNetwork`, as the node's are used), the PID namespace
+/// with `shareProcessNamespace`; the hostname, host aliases and DNS of the pod spec.
+fn pod_spec(
+    spec: &PodSpec,
+    t: &PodTemplateSpec,
+    pod_name: &str,
+    kind: &str,
+    owner: &str,
+    ctx: &PlanContext,
+) -> crate::pods::PodSpec {
+    let host_network = spec.host_network == Some(true);
+    let mut share = vec!["net"];
+    if spec.host_ipc != Some(true) {
+        share.push("ipc");
+    }
+    if !host_network {
+        share.push("uts");
+    }
+    if spec.share_process_namespace == Some(true) {
+        share.push("pid");
+    }
+    let mut labels = t.metadata.labels.clone();
+    labels.insert(LABEL_MANIFEST.into(), ctx.identity.clone());
+    labels.insert(LABEL_POD.into(), pod_name.to_string());
+    labels.insert(LABEL_OWNER.into(), format!("{kind}/{owner}"));
+    let mut p = crate::pods::PodSpec {
+        name: Some(pod_name.to_string()),
+        labels,
+        share: Some(share.join(",")),
+        network: host_network.then(|| "host".to_string()),
+        ..Default::default()
+    };
+    if !host_network {
+        p.hostname = Some(
+            spec.hostname
+                .clone()
+                .unwrap_or_else(|| pod_name.to_string()),
+        );
+    }
+    for a in &spec.host_aliases {
+        for h in &a.hostnames {
+            p.add_hosts.push(format!("{h}:{}", a.ip));
+        }
+    }
+    if let Some(d) = &spec.dns_config {
+        p.dns = d.nameservers.clone();
+        p.dns_search = d.searches.clone();
+        p.dns_options = d
+            .options
+            .iter()
+            .map(|x| match &x.value {
+                Some(v) => format!("{}:{v}", x.name),
+                None => x.name.clone(),
+            })
+            .collect();
+    }
+    p
 }
 
 /// Services: a `nodePort` (type NodePort or LoadBalancer) is published on the host, and a
@@ -660,7 +725,7 @@ fn services(docs: &[Document], p: &mut Plan) -> Result<(), String> {
                     && s.spec
                         .selector
                         .iter()
-                        .all(|(k, v)| pod.containers[0].run.labels.get(k) == Some(v))
+                        .all(|(k, v)| pod.pod.labels.get(k) == Some(v))
             })
             .map(|(i, _)| i)
             .collect();
@@ -725,13 +790,10 @@ fn services(docs: &[Document], p: &mut Plan) -> Result<(), String> {
                 }
             };
             let spec = format!("{host_port}:{target}/{}", proto.to_ascii_lowercase());
-            let owner = &mut pod.containers[0];
-            if owner.network.as_deref() == Some("host") {
+            if pod.pod.network.as_deref() == Some("host") {
                 continue;
             }
-            if !owner.net.publish.contains(&spec) {
-                owner.net.publish.push(spec);
-            }
+            push_unique(&mut pod.pod.publish, &spec);
         }
     }
     Ok(())
@@ -866,9 +928,15 @@ spec:
         assert!(c.run.read_only);
         assert_eq!(c.run.cap_drop, ["ALL"]);
         assert_eq!(c.run.cap_add, ["NET_BIND_SERVICE"]);
-        assert_eq!(c.run.shm_size, Some(256 << 20));
+        assert_eq!(c.run.shm_size, None);
+        assert_eq!(pod.pod.shm_size, Some(256 << 20));
         assert_eq!(c.restart.as_deref(), Some("always"));
-        assert_eq!(c.run.hostname.as_deref(), Some(pod.name.as_str()));
+        // The hostname, like the ports, is the pod's; the container joins the pod.
+        assert_eq!(c.run.hostname, None);
+        assert_eq!(pod.pod.hostname.as_deref(), Some(pod.name.as_str()));
+        assert_eq!(c.pod.as_deref(), Some(pod.name.as_str()));
+        assert_eq!(c.run.labels[LABEL_PORTS], "8080/tcp");
+        assert!(c.host.expose.is_empty());
         let hc = c.healthcheck.as_ref().unwrap();
         assert_eq!(hc.test[0], "CMD-SHELL");
         assert!(
@@ -899,8 +967,11 @@ spec:
         assert_eq!(c.run.labels[LABEL_POD], pod.name);
         assert_eq!(c.run.labels["app"], "web");
         // The Service's nodePort goes to the first pod only, and says so.
-        assert_eq!(c.net.publish, ["30080:8080/tcp"]);
-        assert!(p.pods[1].containers[0].net.publish.is_empty());
+        assert_eq!(pod.pod.publish, ["30080:8080/tcp"]);
+        assert!(c.net.publish.is_empty());
+        assert!(p.pods[1].pod.publish.is_empty());
+        assert_eq!(pod.pod.labels[LABEL_MANIFEST], "/m/web.yaml");
+        assert_eq!(pod.pod.labels["app"], "web");
         let u = p.unsupported.join("\n");
         assert!(
             u.contains("document 3 (Deployment web): spec.template.spec.tolerations"),
@@ -912,7 +983,7 @@ spec:
     }
 
     #[test]
-    fn a_pod_of_two_containers_shares_the_first_ones_network_after_its_init_containers() {
+    fn a_pod_of_two_containers_is_a_berth_pod_with_its_init_containers_inside() {
         let p = plan_of(
             r#"
 apiVersion: v1
@@ -935,14 +1006,52 @@ spec:
         assert_eq!(pod.init[0].restart, None);
         assert_eq!(pod.init[0].run.labels[LABEL_INIT], "true");
         let (a, b) = (&pod.containers[0], &pod.containers[1]);
-        assert_eq!(a.network, None);
-        assert_eq!(b.network.as_deref(), Some("container:duo-server"));
-        assert_eq!(b.run.hostname, None);
-        assert_eq!(a.net.publish, ["8081:80/tcp", "9000:9000/udp"]);
-        assert!(b.net.publish.is_empty());
+        for c in [&pod.init[0], a, b] {
+            assert_eq!(c.pod.as_deref(), Some("duo"));
+            assert_eq!(c.network, None);
+            assert_eq!(c.run.hostname, None);
+            assert!(c.net.publish.is_empty());
+        }
+        assert_eq!(pod.pod.name.as_deref(), Some("duo"));
+        assert_eq!(pod.pod.share.as_deref(), Some("net,ipc,uts"));
+        assert_eq!(pod.pod.publish, ["8081:80/tcp", "9000:9000/udp"]);
+        assert_eq!(a.run.labels[LABEL_PORTS], "80/tcp");
+        assert_eq!(b.run.labels[LABEL_PORTS], "9000/udp");
         assert_eq!(a.restart.as_deref(), Some("on-failure"));
         assert_eq!(pod.dirs, [PathBuf::from("/root/kube/x/duo/volumes/work")]);
         assert_eq!(pod.init[0].binds, ["/root/kube/x/duo/volumes/work:/work"]);
+    }
+
+    #[test]
+    fn host_namespaces_and_a_shared_process_namespace_shape_the_pod() {
+        let pod = |spec: &str| {
+            plan_of(&format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  {spec}\n  hostAliases: [{{ip: 10.0.0.1, hostnames: [db]}}]\n  dnsConfig: {{nameservers: [10.0.0.53], options: [{{name: ndots, value: '2'}}]}}\n  containers: [{{name: c, image: x, ports: [{{containerPort: 80, hostPort: 8080}}]}}]\n"
+            ))
+        };
+        let p = pod("shareProcessNamespace: true").unwrap();
+        let s = &p.pods[0].pod;
+        assert_eq!(s.share.as_deref(), Some("net,ipc,uts,pid"));
+        assert_eq!(s.add_hosts, ["db:10.0.0.1"]);
+        assert_eq!(s.dns, ["10.0.0.53"]);
+        assert_eq!(s.dns_options, ["ndots:2"]);
+        assert!(p.pods[0].containers[0].net.add_hosts.is_empty());
+        assert!(!p
+            .unsupported
+            .iter()
+            .any(|u| u.contains("shareProcessNamespace")));
+        let p = pod("hostNetwork: true\n  hostIPC: true").unwrap();
+        let s = &p.pods[0].pod;
+        assert_eq!(s.share.as_deref(), Some("net"));
+        assert_eq!(s.network.as_deref(), Some("host"));
+        assert_eq!(s.hostname, None);
+        assert!(s.publish.is_empty());
+        assert_eq!(p.pods[0].containers[0].host.ipc.as_deref(), Some("host"));
+        let e = pod("hostPID: true\n  shareProcessNamespace: true").unwrap_err();
+        assert!(
+            e.contains("spec.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"),
+            "{e}"
+        );
     }
 
     #[test]

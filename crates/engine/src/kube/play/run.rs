@@ -1,10 +1,11 @@
 //! Carrying out a plan (`kube play`) and undoing it (`kube down`).
 //!
-//! Order: parse and plan every file (bad input stops here), check host paths and names,
-//! make sure every image is in the store, then create every container (a failed create
-//! removes what this call created), then start the pods in parallel, one thread and one
-//! engine handle each: init containers one after the other to completion, then the pod's
-//! containers, the one holding the network first.
+//! Order: parse and plan every file (bad input stops here), check host paths and names (pods'
+//! and containers'), make sure every image is in the store, then play the pods in parallel,
+//! one thread and one engine handle each: the berth pod (its infra container holds the
+//! network, IPC and UTS namespaces, the ports, hostname and DNS), its containers, its init
+//! containers one after the other to completion inside it, then its containers started. If
+//! any pod fails, every pod this call made is removed.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -162,6 +163,14 @@ impl Engine {
         }
         for (_, p) in &plans {
             for pod in &p.pods {
+                if let Ok(row) = self.resolve_pod(&pod.name) {
+                    if row.name == pod.name {
+                        return Err(EngineError::Conflict(format!(
+                            "the pod name \"{}\" is already in use by pod \"{}\": kube play --replace (or kube down FILE) removes what an earlier play made",
+                            pod.name, row.id
+                        )));
+                    }
+                }
                 for c in pod.init.iter().chain(&pod.containers) {
                     let name = c.name.as_deref().unwrap_or("");
                     if let Ok(row) = self.resolve_container(name) {
@@ -213,93 +222,68 @@ impl Engine {
             }
         }
 
-        // Create everything; a failure removes what this call created.
-        let mut created: Vec<String> = Vec::new();
-        let mut pods: Vec<(PodReport, Vec<CreateOptions>)> = Vec::new();
-        for (_, p) in &plans {
-            for pod in &p.pods {
-                let mut r = PodReport {
-                    name: pod.name.clone(),
-                    owner: pod.owner.clone(),
-                    ..Default::default()
-                };
-                for (is_init, c) in pod
-                    .init
+        // Each pod in its own thread with its own engine handle (SQLite in WAL mode): the
+        // pod and its infra, its containers, its init containers run to completion, then its
+        // containers started. Any failure removes every pod this call made.
+        let config = self.config().clone();
+        let pods: Vec<&plan::PodPlan> = plans.iter().flat_map(|(_, p)| &p.pods).collect();
+        let results: Vec<(Option<String>, Result<PodReport, EngineError>)> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = pods
                     .iter()
-                    .map(|c| (true, c))
-                    .chain(pod.containers.iter().map(|c| (false, c)))
-                {
-                    match self.create_container(c) {
-                        Ok(id) => {
-                            created.push(id.clone());
-                            if is_init {
-                                r.init.push(id);
-                            } else {
-                                r.containers.push(id);
-                            }
-                        }
-                        Err(e) => {
-                            for id in created.iter().rev() {
-                                let _ = self.remove_container(id, true, false);
-                            }
-                            return Err(with_context(e, &pod.name, c));
-                        }
-                    }
-                }
-                pods.push((r, pod.init.clone()));
+                    .map(|pod| {
+                        let config = config.clone();
+                        s.spawn(move || play_pod(config, pod))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            (
+                                None,
+                                Err(EngineError::Internal(
+                                    "a pod's start thread panicked".into(),
+                                )),
+                            )
+                        })
+                    })
+                    .collect()
+            });
+        let mut errors: Vec<EngineError> = Vec::new();
+        let mut made: Vec<String> = Vec::new();
+        for (id, r) in results {
+            made.extend(id);
+            match r {
+                Ok(r) => report.pods.push(r),
+                Err(e) => errors.push(e),
             }
         }
-
-        // Start the pods in parallel.
-        let config = self.config().clone();
-        let results: Vec<Result<(), EngineError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = pods
-                .iter()
-                .map(|(r, init)| {
-                    let config = config.clone();
-                    s.spawn(move || -> Result<(), EngineError> {
-                        let mut e = Engine::open(config)?;
-                        for (id, c) in r.init.iter().zip(init) {
-                            e.start_container(id)?;
-                            e.release_start_lock(id);
-                            let code = e.wait_container(id)?;
-                            if code != 0 {
-                                return Err(EngineError::FailedPrecondition(format!(
-                                    "pod {}: init container {} exited with code {code}; the pod's containers were not started (berth logs {} shows its output; kube down removes the pod)",
-                                    r.name,
-                                    c.run.labels.get(plan::LABEL_CONTAINER).map(String::as_str).unwrap_or(""),
-                                    c.name.as_deref().unwrap_or(id),
-                                )));
-                            }
-                        }
-                        for id in &r.containers {
-                            e.start_container(id)?;
-                            e.release_start_lock(id);
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(EngineError::Internal(
-                            "a pod's start thread panicked".into(),
-                        ))
-                    })
-                })
-                .collect()
-        });
-        let errors: Vec<String> = results
-            .into_iter()
-            .filter_map(|r| r.err().map(|e| e.to_string()))
-            .collect();
-        report.pods = pods.into_iter().map(|(r, _)| r).collect();
         if !errors.is_empty() {
-            return Err(EngineError::FailedPrecondition(errors.join("; ")));
+            self.remove_pods(&made);
+            if errors.len() == 1 {
+                return Err(errors.remove(0));
+            }
+            let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            return Err(EngineError::FailedPrecondition(text.join("; ")));
         }
         Ok(report)
+    }
+
+    /// Removes pods (forced: their containers are killed), in parallel, ignoring errors:
+    /// what a failed `kube play` made.
+    fn remove_pods(&self, ids: &[String]) {
+        let config = self.config().clone();
+        std::thread::scope(|s| {
+            for id in ids {
+                let config = config.clone();
+                s.spawn(move || {
+                    if let Ok(mut e) = Engine::open(config) {
+                        let _ = e.pod_rm(id, true);
+                    }
+                });
+            }
+        });
     }
 
     /// `kube down FILE…`: removes every container `kube play` made from these manifests (found
@@ -325,29 +309,24 @@ impl Engine {
     }
 
     fn kube_down_identity(&mut self, identity: &str) -> Result<DownReport, EngineError> {
-        let list = self.list_containers(&ListOptions {
-            all: true,
-            filters: vec![format!("label={LABEL_MANIFEST}={identity}")],
-            ..Default::default()
-        })?;
         let mut report = DownReport::default();
-        // Stopped in parallel: each waits out its own grace period.
+        let pods = self.pod_list(&[format!("label={LABEL_MANIFEST}={identity}")])?;
+        // Each pod stopped (its containers' own grace periods) and removed in parallel.
         let config = self.config().clone();
-        let ids: Vec<String> = list.iter().map(|c| c.id.clone()).collect();
         let results: Vec<Result<(), EngineError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = ids
+            let handles: Vec<_> = pods
                 .iter()
-                .map(|id| {
+                .map(|p| {
                     let config = config.clone();
                     s.spawn(move || -> Result<(), EngineError> {
                         let mut e = Engine::open(config)?;
-                        match e.stop_container(id, None, None) {
-                            Ok(_) | Err(EngineError::NotRunning(_)) => {}
-                            Err(EngineError::ContainerNotFound(_)) => return Ok(()),
-                            Err(err) => return Err(err),
+                        match e.pod_stop(&p.id, None) {
+                            Ok(_) | Err(EngineError::PodNotFound(_)) => {}
+                            // A member that will not stop is killed by the forced removal.
+                            Err(_) => {}
                         }
-                        match e.remove_container(id, true, false) {
-                            Ok(_) | Err(EngineError::ContainerNotFound(_)) => Ok(()),
+                        match e.pod_rm(&p.id, true) {
+                            Ok(_) | Err(EngineError::PodNotFound(_)) => Ok(()),
                             Err(err) => Err(err),
                         }
                     })
@@ -357,7 +336,7 @@ impl Engine {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(EngineError::Internal("a stop thread panicked".into()))
+                        Err(EngineError::Internal("a pod's stop thread panicked".into()))
                     })
                 })
                 .collect()
@@ -365,7 +344,32 @@ impl Engine {
         for r in results {
             r?;
         }
+        for p in &pods {
+            let name = p
+                .labels
+                .get(LABEL_POD)
+                .cloned()
+                .unwrap_or_else(|| p.name.clone());
+            report.pods.insert(
+                name,
+                p.containers
+                    .iter()
+                    .filter(|c| Some(&c.id) != Some(&p.infra_id))
+                    .map(|c| c.id.clone())
+                    .collect(),
+            );
+        }
+        // Containers with the label outside any pod (kept from a removal that was killed).
+        let list = self.list_containers(&ListOptions {
+            all: true,
+            filters: vec![format!("label={LABEL_MANIFEST}={identity}")],
+            ..Default::default()
+        })?;
         for c in &list {
+            match self.remove_container(&c.id, true, false) {
+                Ok(_) | Err(EngineError::ContainerNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
             let pod = c.labels.get(LABEL_POD).cloned().unwrap_or_default();
             report.pods.entry(pod).or_default().push(c.id.clone());
         }
@@ -375,6 +379,92 @@ impl Engine {
                 .map_err(|e| EngineError::io(dir.display().to_string(), e))?;
         }
         Ok(report)
+    }
+}
+
+/// One pod of `kube play`, in its own engine handle: returns the berth pod's ID once it
+/// exists (so a failure can remove it) and what was made.
+fn play_pod(
+    config: crate::EngineConfig,
+    pod: &plan::PodPlan,
+) -> (Option<String>, Result<PodReport, EngineError>) {
+    let mut e = match Engine::open(config) {
+        Ok(e) => e,
+        Err(err) => return (None, Err(err)),
+    };
+    let id = match e.pod_create(&pod.pod) {
+        Ok(id) => id,
+        Err(err) => return (None, Err(err)),
+    };
+    let r = fill_pod(&mut e, &id, pod);
+    (Some(id), r)
+}
+
+fn fill_pod(e: &mut Engine, id: &str, pod: &plan::PodPlan) -> Result<PodReport, EngineError> {
+    let mut r = PodReport {
+        name: pod.name.clone(),
+        owner: pod.owner.clone(),
+        ..Default::default()
+    };
+    for (is_init, c) in pod
+        .init
+        .iter()
+        .map(|c| (true, c))
+        .chain(pod.containers.iter().map(|c| (false, c)))
+    {
+        let mut c = c.clone();
+        c.pod = Some(id.to_string());
+        let cid = e
+            .create_container(&c)
+            .map_err(|err| with_context(err, &pod.name, &c))?;
+        if is_init {
+            r.init.push(cid);
+        } else {
+            r.containers.push(cid);
+        }
+    }
+    for (cid, c) in r.init.iter().zip(&pod.init) {
+        e.start_container(cid)?;
+        e.release_start_lock(cid);
+        let code = e.wait_container(cid)?;
+        if code != 0 {
+            return Err(EngineError::FailedPrecondition(format!(
+                "pod {}: init container {} exited with code {code}{}; the pod was removed",
+                pod.name,
+                c.run
+                    .labels
+                    .get(plan::LABEL_CONTAINER)
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                last_output(e, cid),
+            )));
+        }
+    }
+    for cid in &r.containers {
+        e.start_container(cid)?;
+        e.release_start_lock(cid);
+    }
+    Ok(r)
+}
+
+/// The last lines an exited init container wrote (`: "…"`), for the error: the pod and its
+/// logs are removed with it.
+fn last_output(e: &mut Engine, id: &str) -> String {
+    let o = crate::containers::LogOptions {
+        tail: Some(3),
+        ..Default::default()
+    };
+    let mut text = Vec::new();
+    let _ = e.container_logs(id, &o, &|| true, &mut |l| {
+        text.extend_from_slice(&l.data);
+        Ok(())
+    });
+    let text = String::from_utf8_lossy(&text);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" (its last output: {:?})", text.replace('\n', " | "))
     }
 }
 
