@@ -174,6 +174,11 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The parameters' names, in order (repeated ones repeated).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
+    }
+
     #[allow(dead_code)] // for routes with repeated keys (images, build)
     pub fn all(&self, key: &str) -> Vec<&str> {
         self.pairs

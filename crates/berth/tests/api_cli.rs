@@ -939,3 +939,69 @@ fn docker_import_streams_the_tarball_in_the_request_body() {
         "nothing half-imported"
     );
 }
+
+/// `POST /build` takes berth's own options (`strict`, `timestamp`) and refuses a parameter
+/// it does not know, so no client option is silently dropped.
+#[test]
+fn build_takes_strict_and_timestamp_and_refuses_unknown_parameters() {
+    let b = Berth::with_busybox();
+    let s = start_server(&b);
+    let ctx = b.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    for (name, text) in [
+        (
+            "Dockerfile",
+            "FROM busybox\nWORKDIR /app\nCOPY pip /usr/local/bin/pip\nCOPY requirements.txt .\nRUN chmod 755 /usr/local/bin/pip && /usr/local/bin/pip install -r requirements.txt\n",
+        ),
+        ("pip", "#!/bin/sh\necho \"pip $*\"\n"),
+        ("requirements.txt", "numpy>=1.2\n"),
+    ] {
+        std::fs::write(ctx.join(name), text).unwrap();
+    }
+    let out = Command::new("tar")
+        .args(["-C", ctx.to_str().unwrap(), "-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let tar = out.stdout;
+
+    for (query, want) in [
+        ("frobnicate=1", "unknown build parameter \"frobnicate\""),
+        ("cgroupparent=/x", "cgroupparent=/x is not supported"),
+        ("timestamp=soon", "invalid timestamp \"soon\""),
+    ] {
+        let (status, _, body) = http(&s.sock, "POST", &format!("/v1.50/build?{query}"), &tar);
+        assert_eq!(status, 400, "{query}: {}", String::from_utf8_lossy(&body));
+        assert!(message(&body).contains(want), "{query}: {}", message(&body));
+    }
+
+    // timestamp=SECONDS, as build --timestamp; the requirement finding is a warning.
+    let (status, _, body) = http(
+        &s.sock,
+        "POST",
+        "/v1.50/build?t=api:ts&timestamp=1234",
+        &tar,
+    );
+    let stream = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{stream}");
+    assert!(stream.contains("Successfully tagged api:ts"), "{stream}");
+    assert!(
+        stream.contains("[Warning] requirements.txt:1: numpy"),
+        "{stream}"
+    );
+    assert_eq!(
+        b.ok(&["image", "inspect", "-f", "{{.Created}}", "api:ts"])
+            .trim(),
+        "1970-01-01T00:20:34Z"
+    );
+
+    // strict=1, as build --strict: the finding fails the build and nothing is tagged.
+    let (status, _, body) = http(&s.sock, "POST", "/v1.50/build?t=api:strict&strict=1", &tar);
+    let stream = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{stream}");
+    assert!(stream.contains("errorDetail"), "{stream}");
+    assert!(stream.contains("--strict: "), "{stream}");
+    assert!(!stream.contains("Successfully built"), "{stream}");
+    let (code, _, _) = b.code(&["image", "inspect", "api:strict"]);
+    assert_ne!(code, 0, "a strict failure must tag nothing");
+}

@@ -45,6 +45,33 @@ const UNSUPPORTED: &[&str] = &[
     "ulimits",
     "outputs",
     "session",
+    // Sent by the Go client (the docker CLI, compose), empty unless the user set them.
+    "securityopt",
+    "cpusetmems",
+    "cgroupparent",
+    "buildid",
+];
+
+/// The parameters berth's builder reads: dockerd's, then berth's own (`strict`: the
+/// requirement checks fail the build, as `build --strict`; `timestamp`: `now` or seconds, as
+/// `build --timestamp`). Any other name is refused with 400, so a client's option never goes
+/// unheard.
+const SUPPORTED: &[&str] = &[
+    "dockerfile",
+    "t",
+    "q",
+    "nocache",
+    "pull",
+    "rm",
+    "forcerm",
+    "buildargs",
+    "labels",
+    "networkmode",
+    "platform",
+    "target",
+    "version",
+    "strict",
+    "timestamp",
 ];
 
 fn is_default(v: &str) -> bool {
@@ -98,6 +125,16 @@ impl std::io::Write for StreamWriter {
 
 async fn build(state: &Arc<State>, call: Call) -> ApiResult {
     let q = &call.query;
+    if let Some(k) = q
+        .keys()
+        .find(|k| !SUPPORTED.contains(k) && !UNSUPPORTED.contains(k))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown build parameter {k:?}: berth's builder takes {} (and dockerd's {} at their defaults)",
+            SUPPORTED.join(", "),
+            UNSUPPORTED.join(", ")
+        )));
+    }
     for key in UNSUPPORTED {
         if let Some(v) = q.get(key).filter(|v| !is_default(v)) {
             return Err(ApiError::bad_request(format!(
@@ -134,6 +171,18 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
     // steps run in the build's staging area and leave no container behind, so both are
     // accepted and there is nothing to keep when they are false.
     let quiet = q.bool("q");
+    let (timestamp_now, source_date_epoch) = match q.get("timestamp").unwrap_or("") {
+        "" => (false, None),
+        "now" => (true, None),
+        v => (
+            false,
+            Some(v.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid timestamp {v:?}: use \"now\" or a number of seconds since 1970"
+                ))
+            })?),
+        ),
+    };
     let opts = BuildOptions {
         tags: tags.clone(),
         build_args: string_map(q, "buildargs")?,
@@ -146,6 +195,9 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
             .get("platform")
             .filter(|p| !p.is_empty())
             .map(String::from),
+        strict: q.bool("strict"),
+        timestamp_now,
+        source_date_epoch,
         ..Default::default()
     };
     let dockerfile = q.get("dockerfile").unwrap_or("Dockerfile").to_string();
