@@ -287,6 +287,31 @@ spec:
         "",
         "a pod no one has matches nothing"
     );
+    // kube generate of one replica's pod as a Deployment: the played Deployment's name and
+    // labels, the pod's container (not its infra one), valid for the API.
+    let written = b.dir.path().join("web-generated.yaml");
+    b.ok(&[
+        "kube",
+        "generate",
+        "--type",
+        "deployment",
+        "-f",
+        written.to_str().unwrap(),
+        &pods[0],
+    ]);
+    common::kube::validate(&written);
+    let gen = yaml_doc(&std::fs::read_to_string(&written).unwrap(), "Deployment");
+    assert_eq!(gen["metadata"]["name"], "web");
+    assert_eq!(gen["spec"]["selector"]["matchLabels"]["app"], "web");
+    let cs = gen["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(cs.len(), 1, "{gen}");
+    assert_eq!(cs[0]["name"], "httpd");
+    assert_eq!(
+        cs[0]["ports"],
+        serde_json::json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
     for (i, p) in pods.iter().enumerate() {
         assert!(
             p.starts_with("web-") && p.ends_with(&format!("-{i}")),
