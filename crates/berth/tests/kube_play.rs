@@ -223,8 +223,14 @@ spec:
         err.contains("document 5 (Ingress web): the whole object"),
         "{err}"
     );
-    assert!(out.starts_with("Volumes:\nweb-data\nPod:\nweb-"), "{out}");
+    assert!(out.starts_with("Volumes:\nweb-data\nPod:\n"), "{out}");
     assert_eq!(out.matches("Pod:").count(), 3, "{out}");
+    let played: Vec<&str> = out
+        .lines()
+        .zip(out.lines().skip(1))
+        .filter(|(a, _)| *a == "Pod:")
+        .map(|(_, id)| id)
+        .collect();
 
     let all = members(&b);
     assert_eq!(all.len(), 3, "{all:?}");
@@ -232,6 +238,13 @@ spec:
         .iter()
         .map(|n| n.trim_end_matches("-httpd").to_string())
         .collect();
+    // As podman, play prints each pod's ID.
+    for (p, id) in pods.iter().zip(&played) {
+        assert_eq!(
+            b.ok(&["pod", "inspect", "--format", "{{.Id}}", p]).trim(),
+            *id
+        );
+    }
     // Each replica is a berth pod: its infra container and the httpd one, which joined the
     // infra's network namespace.
     let listed = self::pods(&b);
@@ -370,8 +383,20 @@ spec:
     assert_eq!(self::pods(&b).len(), 3);
 
     // down removes every container and the manifest's files; the claim keeps its data.
+    let replayed: Vec<String> = self::pods(&b)
+        .iter()
+        .map(|p| {
+            let name = p.split(' ').next().unwrap();
+            b.ok(&["pod", "inspect", "--format", "{{.Id}}", name])
+                .trim()
+                .to_string()
+        })
+        .collect();
     let out = b.ok(&["kube", "down", file.to_str().unwrap()]);
     assert!(out.contains("Pods removed:"), "{out}");
+    for id in &replayed {
+        assert_eq!(out.matches(id.as_str()).count(), 2, "{out}");
+    }
     assert!(names(&b).is_empty(), "{:?}", names(&b));
     assert!(self::pods(&b).is_empty(), "{:?}", self::pods(&b));
     let vols = b.ok(&["volume", "ls", "-q"]);

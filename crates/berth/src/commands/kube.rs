@@ -94,7 +94,7 @@ fn manifests(files: &[String]) -> Result<Vec<Manifest>> {
     Ok(out)
 }
 
-/// podman's `kube play` output: the volumes, then each pod and its containers.
+/// podman's `kube play` output: the volumes, then each pod's ID and its containers'.
 fn play(engine: &mut Engine, a: PlayArgs) -> Result<()> {
     let m = manifests(&a.files)?;
     let o = PlayOptions { replace: a.replace };
@@ -123,7 +123,7 @@ fn play(engine: &mut Engine, a: PlayArgs) -> Result<()> {
         }
     }
     for p in &r.pods {
-        out.push_str(&format!("Pod:\n{}\n", p.name));
+        out.push_str(&format!("Pod:\n{}\n", p.id));
         if !p.init.is_empty() {
             out.push_str("Init containers:\n");
             for id in &p.init {
@@ -144,7 +144,7 @@ fn play(engine: &mut Engine, a: PlayArgs) -> Result<()> {
     Ok(())
 }
 
-/// podman's `kube down` output.
+/// podman's `kube down` output: the pods' IDs.
 fn down(engine: &mut Engine, files: &[String]) -> Result<()> {
     let m = manifests(files)?;
     let r = engine.kube_down(&m)?;

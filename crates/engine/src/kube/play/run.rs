@@ -73,6 +73,8 @@ pub struct PlayReport {
 
 #[derive(Debug, Clone, Default)]
 pub struct PodReport {
+    /// The berth pod's ID.
+    pub id: String,
     pub name: String,
     /// `Deployment/web`.
     pub owner: String,
@@ -84,7 +86,8 @@ pub struct PodReport {
 /// What `kube down` removed.
 #[derive(Debug, Clone, Default)]
 pub struct DownReport {
-    /// Pod name → IDs of its containers.
+    /// Pod ID (for containers found outside any pod: the manifest's pod name) → IDs of its
+    /// containers.
     pub pods: BTreeMap<String, Vec<String>>,
     /// Claims left in place (their data is kept).
     pub volumes: Vec<String>,
@@ -345,13 +348,8 @@ impl Engine {
             r?;
         }
         for p in &pods {
-            let name = p
-                .labels
-                .get(LABEL_POD)
-                .cloned()
-                .unwrap_or_else(|| p.name.clone());
             report.pods.insert(
-                name,
+                p.id.clone(),
                 p.containers
                     .iter()
                     .filter(|c| Some(&c.id) != Some(&p.infra_id))
@@ -402,6 +400,7 @@ fn play_pod(
 
 fn fill_pod(e: &mut Engine, id: &str, pod: &plan::PodPlan) -> Result<PodReport, EngineError> {
     let mut r = PodReport {
+        id: id.to_string(),
         name: pod.name.clone(),
         owner: pod.owner.clone(),
         ..Default::default()
