@@ -96,7 +96,7 @@ ms() { local m; m=$(med); echo "$((m / 1000)).$(((m % 1000) / 100))"; }
 
 # Containers of the play that run (infra containers left out).
 running_berth() { "$BERTH" ps --filter label=io.berth.kube.owner=Deployment/web --filter status=running -q | wc -l; }
-running_podman() { $PODMAN ps --filter status=running --format '{{.IsInfra}} {{.PodName}}' | grep -c '^false web' || true; }
+running_podman() { $PODMAN ps --pod --filter status=running --format '{{.IsInfra}} {{.PodName}}' | grep -c '^false web' || true; }
 
 # A timed command failed: its error output, and stop.
 fail() { cat "$W/err" >&2; exit 1; }
@@ -156,6 +156,7 @@ if [[ " $ENGINES " == *" podman "* ]]; then
     $PODMAN kube play "$W/podman.yaml" >/dev/null 2>&1
     PODMAN_REPLICAS=$(running_podman)
     down podman
+    [ "$PODMAN_REPLICAS" -gt 0 ] || { echo "podman kube play runs nothing here" >&2; exit 1; }
     echo "# podman $(podman version --format '{{.Client.Version}}') runs $PODMAN_REPLICAS pod(s) of the 3-replica Deployment"
   else
     echo "# podman: no localhost/busybox image here — skipped"
