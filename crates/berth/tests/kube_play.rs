@@ -578,6 +578,21 @@ spec:
         assert_eq!(f(&b, c, "{{.HostConfig.NetworkMode}}"), infra, "{c}");
     }
     assert_eq!(pods(&b), ["app 4"]);
+    // kube generate of the pod gives its init containers back as initContainers, in order.
+    let written = b.dir.path().join("app-generated.yaml");
+    b.ok(&["kube", "generate", "-f", written.to_str().unwrap(), "app"]);
+    common::kube::validate(&written);
+    let gen = yaml_doc(&std::fs::read_to_string(&written).unwrap(), "Pod");
+    let entries = |key: &str| -> Vec<String> {
+        gen["spec"][key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(entries("initContainers"), ["fetch", "check"], "{gen}");
+    assert_eq!(entries("containers"), ["main"], "{gen}");
     b.ok(&["kube", "down", file.to_str().unwrap()]);
     assert!(names(&b).is_empty());
     assert!(pods(&b).is_empty());

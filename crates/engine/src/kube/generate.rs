@@ -94,6 +94,12 @@ pub fn generate(containers: &[ContainerFacts], o: &GenerateOptions) -> Manifests
     let mut service_ports: Vec<Value> = Vec::new();
     let mut restart = None;
     let mut used_names = Vec::new();
+    // The init containers of a played pod are its initContainers again (when it has others).
+    let is_init = |f: &ContainerFacts| {
+        played.is_some() && f.inspect["Config"]["Labels"][LABEL_INIT].as_str() == Some("true")
+    };
+    let has_app = containers.iter().any(|f| !is_init(f));
+    let mut init_containers = Vec::new();
     for facts in containers {
         let c = container(
             facts,
@@ -118,6 +124,15 @@ pub fn generate(containers: &[ContainerFacts], o: &GenerateOptions) -> Manifests
         }
         c["name"] = json!(cname);
         used_names.push(cname);
+        if has_app && is_init(facts) {
+            // An init container may not have probes (the API refuses them).
+            if let Some(m) = c.as_object_mut() {
+                m.remove("livenessProbe");
+                m.remove("readinessProbe");
+            }
+            init_containers.push(c);
+            continue;
+        }
         pod_containers.push(c);
         let policy = &facts.inspect["HostConfig"]["RestartPolicy"];
         restart.get_or_insert_with(|| {
@@ -130,6 +145,9 @@ pub fn generate(containers: &[ContainerFacts], o: &GenerateOptions) -> Manifests
     let (policy, retries) = restart.unwrap_or_default();
 
     let mut pod_spec = Map::new();
+    if !init_containers.is_empty() {
+        pod_spec.insert("initContainers".into(), Value::Array(init_containers));
+    }
     pod_spec.insert("containers".into(), Value::Array(pod_containers));
     pod_spec.insert(
         "restartPolicy".into(),
@@ -211,6 +229,8 @@ pub fn generate(containers: &[ContainerFacts], o: &GenerateOptions) -> Manifests
 
 /// The label `kube play` puts on a container with its name in the manifest.
 const LABEL_CONTAINER: &str = "io.berth.kube.container";
+/// The label `kube play` puts on an init container.
+const LABEL_INIT: &str = "io.berth.kube.init";
 
 /// When every container came from one pod of `kube play`: the workload's name (the pod's for
 /// a Pod, the owner's for a Deployment or Job) and the pod's own labels.
