@@ -630,6 +630,52 @@ spec:
 }
 
 #[test]
+fn a_pod_that_cannot_start_takes_the_whole_play_back() {
+    common::is_root("kube play");
+    let b = Berth::with_busybox();
+    // The host port the second pod publishes is taken, so its start fails after the first
+    // pod (and maybe the second's infra) started.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let file = manifest(
+        &b,
+        "clash.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: first}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {{name: main, image: busybox, command: [sleep, "600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: second}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {{name: main, image: busybox, command: [sleep, "600"], ports: [{{containerPort: 80, hostPort: {port}}}]}}
+"#
+        ),
+    );
+    let (code, out, err) = b.code(&["kube", "play", file.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("pod second") && err.contains(&port.to_string()),
+        "{err}"
+    );
+    assert!(names(&b).is_empty(), "{:?}", names(&b));
+    assert!(pods(&b).is_empty(), "{:?}", pods(&b));
+    drop(taken);
+    // With the port free, the same manifest plays.
+    b.ok(&["kube", "play", file.to_str().unwrap()]);
+    assert_eq!(pods(&b), ["first 2", "second 2"]);
+    b.ok(&["kube", "down", file.to_str().unwrap()]);
+    assert!(names(&b).is_empty());
+}
+
+#[test]
 fn two_containers_of_a_pod_talk_over_localhost() {
     common::is_root("kube play");
     let b = Berth::with_busybox();

@@ -415,7 +415,7 @@ fn fill_pod(e: &mut Engine, id: &str, pod: &plan::PodPlan) -> Result<PodReport, 
         c.pod = Some(id.to_string());
         let cid = e
             .create_container(&c)
-            .map_err(|err| with_context(err, &pod.name, &c))?;
+            .map_err(|err| with_context(err, &pod.name, Some(&c)))?;
         if is_init {
             r.init.push(cid);
         } else {
@@ -423,7 +423,8 @@ fn fill_pod(e: &mut Engine, id: &str, pod: &plan::PodPlan) -> Result<PodReport, 
         }
     }
     for (cid, c) in r.init.iter().zip(&pod.init) {
-        e.start_container(cid)?;
+        e.start_container(cid)
+            .map_err(|err| with_context(err, &pod.name, Some(c)))?;
         e.release_start_lock(cid);
         let code = e.wait_container(cid)?;
         if code != 0 {
@@ -439,8 +440,9 @@ fn fill_pod(e: &mut Engine, id: &str, pod: &plan::PodPlan) -> Result<PodReport, 
             )));
         }
     }
-    for cid in &r.containers {
-        e.start_container(cid)?;
+    for (cid, c) in r.containers.iter().zip(&pod.containers) {
+        e.start_container(cid)
+            .map_err(|err| with_context(err, &pod.name, Some(c)))?;
         e.release_start_lock(cid);
     }
     Ok(r)
@@ -467,17 +469,19 @@ fn last_output(e: &mut Engine, id: &str) -> String {
     }
 }
 
-fn with_context(e: EngineError, pod: &str, c: &CreateOptions) -> EngineError {
+/// Names the pod (and the container) in an error of its create or start, keeping its class
+/// (a runtime error keeps its own words and exit code).
+fn with_context(e: EngineError, pod: &str, c: Option<&CreateOptions>) -> EngineError {
     let container = c
-        .run
-        .labels
-        .get(plan::LABEL_CONTAINER)
-        .cloned()
+        .and_then(|c| c.run.labels.get(plan::LABEL_CONTAINER))
+        .map(|n| format!(", container {n}"))
         .unwrap_or_default();
+    let at = |m: String| format!("pod {pod}{container}: {m}");
     match e {
-        EngineError::InvalidArgument(m) => {
-            EngineError::InvalidArgument(format!("pod {pod}, container {container}: {m}"))
-        }
+        EngineError::InvalidArgument(m) => EngineError::InvalidArgument(at(m)),
+        EngineError::Conflict(m) => EngineError::Conflict(at(m)),
+        EngineError::FailedPrecondition(m) => EngineError::FailedPrecondition(at(m)),
+        EngineError::NotFound(m) => EngineError::NotFound(at(m)),
         other => other,
     }
 }
