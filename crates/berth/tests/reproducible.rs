@@ -457,3 +457,64 @@ fn new_commits_keep_the_layer_cache() {
     assert_eq!(run_in(&b, &sde, "cat /app/epoch"), "1700000000");
     assert_ne!(run_in(&b, &sde, "cat /app/installed"), installed);
 }
+
+/// The context files' digests are kept between builds (`$ROOT/build-hashes/`), so a rebuild
+/// reads only the files that changed: the next build takes a file's digest from there while
+/// the file is unchanged (a planted digest shows it was not read again), and `builder prune
+/// -a` drops them.
+#[test]
+fn context_digests_are_kept_between_builds() {
+    assert!(common::is_root("reproducible"));
+    let b = Berth::with_busybox();
+    let dir = write_ctx(
+        &b.dir.path().join("ctx"),
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY a.txt /a\n"),
+            ("a.txt", "a\n"),
+        ],
+    );
+    // A file changed in the last two seconds is not recorded (it could change again within
+    // the same clock tick unseen): wait until these are older.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let plain = |b: &Berth| {
+        let out = b
+            .command()
+            .args(["build", "--progress", "plain", "-t", "x"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    plain(&b);
+    let hashes = b.root().join("build-hashes");
+    let files: Vec<_> = std::fs::read_dir(&hashes).unwrap().collect();
+    assert_eq!(files.len(), 1, "one file per context directory");
+    let file = files[0].as_ref().unwrap().path();
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(v["a.txt"]["sha256"], sha256_file(&dir.join("a.txt")));
+    assert!(v.get("Dockerfile").is_some(), "{v}");
+    let err = plain(&b);
+    assert!(err.contains("CACHED"), "{err}");
+
+    // A planted digest for the unchanged file is believed: the COPY's key changes.
+    v["a.txt"]["sha256"] = "0".repeat(64).into();
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    let err = plain(&b);
+    assert!(
+        !err.contains("CACHED"),
+        "the planted digest was not used:\n{err}"
+    );
+
+    // A changed file is read again (its ctime moved, whatever its mtime says).
+    std::fs::write(dir.join("a.txt"), "b\n").unwrap();
+    plain(&b);
+    assert_eq!(b.ok(&["run", "--rm", "x", "cat", "/a"]), "b\n");
+
+    b.ok(&["builder", "prune", "-a", "-f"]);
+    assert!(
+        !hashes.exists(),
+        "builder prune -a removes the kept digests"
+    );
+}

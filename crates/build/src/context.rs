@@ -2,6 +2,7 @@
 //! COPY/ADD (globs, Docker's path cleaning, symlinks resolved inside the context only), and
 //! content hashes for cache keys (content and mode, never mtimes).
 
+use crate::hashes::HashCache;
 use berth_dockerfile::ignore::{clean_path, DockerIgnore};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -115,6 +116,8 @@ pub struct Context {
     entries: Option<Vec<Entry>>,
     index: HashMap<String, usize>,
     hashes: HashMap<String, String>,
+    /// Digests kept between builds ([`HashCache`]); without it every file is read.
+    hash_cache: Option<HashCache>,
 }
 
 /// Whether `s` has glob metacharacters.
@@ -131,7 +134,28 @@ impl Context {
             entries: None,
             index: HashMap::new(),
             hashes: HashMap::new(),
+            hash_cache: None,
         }
+    }
+
+    /// Takes file digests from `cache` where the files are unchanged.
+    pub fn set_hash_cache(&mut self, cache: HashCache) {
+        self.hash_cache = Some(cache);
+    }
+
+    /// Records the digests this build read for the next one (see [`HashCache::save`]).
+    pub fn save_hashes(&mut self) -> std::io::Result<()> {
+        let Some(cache) = self.hash_cache.as_mut() else {
+            return Ok(());
+        };
+        let present = self
+            .entries
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| e.rel.as_str());
+        cache.save(present)
     }
 
     /// The entries (walked on first use). Returns (count, total bytes) for progress.
@@ -304,7 +328,11 @@ impl Context {
                     let h = match self.hashes.get(&full) {
                         Some(h) => h.clone(),
                         None => {
-                            let h = hash_file(&root.join(&full))?;
+                            let path = root.join(&full);
+                            let h = match self.hash_cache.as_mut() {
+                                Some(c) => c.hash(&full, &path)?,
+                                None => hash_file(&path)?,
+                            };
                             self.hashes.insert(full.clone(), h.clone());
                             h
                         }

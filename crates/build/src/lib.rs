@@ -15,7 +15,8 @@
 //! - Cache: every layer step's key is a digest of its parent's key, `SOURCE_DATE_EPOCH` and its
 //!   real inputs (COPY/ADD: content and mode of the files, their mtimes only with an epoch; RUN:
 //!   the command, environment, user, workdir, network and mounts). Keys live in the store's `build_cache` table, which keeps the layers
-//!   they name alive; a cached rebuild only hashes the context and re-tags.
+//!   they name alive; a cached rebuild only hashes the context and re-tags, and with
+//!   [`BuildOptions::keep_hashes`] it reads only the files whose stamps changed (`hashes`).
 //! - Layers are deterministic ([`layer`]); with `SOURCE_DATE_EPOCH` every timestamp (layer
 //!   mtimes, history, `created`) is clamped to it and it is exported into RUN steps, so the
 //!   same inputs give the same image ID on any machine. Without one the layers get the base
@@ -29,6 +30,7 @@ pub mod context;
 pub mod copy;
 mod finish;
 mod git;
+mod hashes;
 pub mod layer;
 pub mod overlay;
 pub mod progress;
@@ -229,6 +231,10 @@ pub struct BuildOptions {
     /// context is a directory of the user's checkout). Off for a context unpacked from a tar
     /// (the Engine API), whose parents are the engine's own.
     pub git_above_context: bool,
+    /// Keep the context files' digests between builds (`$ROOT/build-hashes/`), so a rebuild
+    /// reads only the files that changed: for a context directory that persists (the CLI's),
+    /// not one unpacked afresh for each build (the Engine API's).
+    pub keep_hashes: bool,
     /// Runtime state directory (`$RUNROOT`).
     pub runroot: PathBuf,
     /// The `berth-monitor` binary for RUN containers (default: the runtime's search).
@@ -660,6 +666,12 @@ pub fn build(
             })
             .unwrap_or_else(|| name.clone()),
     };
+    if opts.keep_hashes {
+        if let Some(ctx) = b.ctx.root.clone() {
+            b.ctx
+                .set_hash_cache(hashes::HashCache::open(&root.join("build-hashes"), &ctx));
+        }
+    }
     let order = b.plan(target)?;
     let stages: Vec<Stage> = b.df.stages.clone();
     for &i in &order {
@@ -670,6 +682,8 @@ pub fn build(
     }
     let st = b.built.remove(&target).expect("target built");
     let out = b.export(st)?;
+    // Only a cache: one that cannot be written costs the next build a re-read, nothing else.
+    let _ = b.ctx.save_hashes();
     b.op.finish();
     Ok(out)
 }

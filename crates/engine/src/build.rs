@@ -246,6 +246,11 @@ impl Engine {
         if older_than_secs.is_none() && all && mounts.exists() {
             let _ = std::fs::remove_dir_all(&mounts);
         }
+        // The context files' digests kept between builds (berth-build's `build-hashes`).
+        let hashes = self.root().join("build-hashes");
+        if older_than_secs.is_none() && all && hashes.exists() {
+            let _ = std::fs::remove_dir_all(&hashes);
+        }
         Ok(BuildCachePruneReport {
             entries,
             space_reclaimed: removed.layers.iter().map(|l| l.1).sum::<u64>()

@@ -208,8 +208,10 @@ pub fn build(engine: &mut Engine, a: BuildArgs) -> Result<()> {
             )));
         }
         opts.context = Some(p);
-        // The context is a directory of the user's checkout: its git HEAD may be above it.
+        // The context is a directory of the user's checkout: its git HEAD may be above it,
+        // and it is there for the next build, so its files' digests are worth keeping.
         opts.git_above_context = true;
+        opts.keep_hashes = true;
     }
     match a.file.as_deref() {
         Some("-") if stdin_used => {
