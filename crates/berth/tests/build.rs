@@ -1110,3 +1110,41 @@ fn check_reproducible_names_what_differs() {
         "{err}"
     );
 }
+
+/// `--check-reproducible`'s second build starts with empty cache mounts, as on a fresh root:
+/// what an earlier build left in a `RUN --mount=type=cache` directory must not make the two
+/// builds differ (or look alike), and the check leaves the user's cache mounts as they were.
+#[test]
+fn check_reproducible_starts_cache_mounts_empty() {
+    let b = Berth::with_busybox();
+    let dir = ctx(
+        &b,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,id=check,target=/c ls /c | wc -l > /n && touch /c/$(cat /proc/sys/kernel/random/uuid)\n",
+        )],
+    );
+    let build = |args: &[&str]| {
+        b.command()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .arg("build")
+            .args(args)
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    // The first build finds the cache mount empty, and so does the check's.
+    let out = build(&["--check-reproducible", "-t", "cm"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Reproducible:"), "{err}");
+    assert_eq!(b.ok(&["run", "--rm", "cm", "cat", "/n"]).trim(), "0");
+    // The user's cache mount holds the first build's file only: the check wrote elsewhere.
+    let out = build(&["--no-cache", "-q", "-t", "again"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(b.ok(&["run", "--rm", "again", "cat", "/n"]).trim(), "1");
+}

@@ -235,6 +235,10 @@ pub struct BuildOptions {
     /// reads only the files that changed: for a context directory that persists (the CLI's),
     /// not one unpacked afresh for each build (the Engine API's).
     pub keep_hashes: bool,
+    /// `RUN --mount=type=cache` directories start empty and go with the build, as on a fresh
+    /// root (`--check-reproducible`'s second build: what an earlier build left in a cache
+    /// mount must not make two builds look alike, or different).
+    pub fresh_cache_mounts: bool,
     /// Runtime state directory (`$RUNROOT`).
     pub runroot: PathBuf,
     /// The `berth-monitor` binary for RUN containers (default: the runtime's search).
@@ -630,8 +634,14 @@ pub fn build(
         }
     }
 
-    let op = host.store().begin_op()?;
+    let mut op = host.store().begin_op()?;
     let root = host.store().root().to_path_buf();
+    let cache_mounts = if opts.fresh_cache_mounts {
+        // In the operation's staging area, removed with it.
+        op.scratch_path("cache-mounts")
+    } else {
+        root.join("build-mounts")
+    };
     let mut b = Builder {
         host,
         opts,
@@ -655,7 +665,7 @@ pub fn build(
         stamp: epoch.stamp,
         bases,
         layer_root: root.join("layers"),
-        cache_mounts: root.join("build-mounts"),
+        cache_mounts,
         progress_step: None,
         dockerfile_text: text,
         dockerfile_name: df_path

@@ -31,7 +31,8 @@ impl ReproReport {
 }
 
 impl Engine {
-    /// Builds `opts` again with no cache (and no tags) and compares the result with `first`;
+    /// Builds `opts` again with no cache, empty cache mounts (as a fresh root would give) and
+    /// no tags, and compares the result with `first`;
     /// the second image is removed again unless it is the same image.
     pub fn check_reproducible(
         &mut self,
@@ -41,6 +42,7 @@ impl Engine {
     ) -> Result<ReproReport, EngineError> {
         let mut again = opts.clone();
         again.no_cache = true;
+        again.fresh_cache_mounts = true;
         again.tags.clear();
         let second = self
             .build(&again, progress)
