@@ -156,7 +156,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     })?;
     // Streams still open past the drain (an events follower) are cut here.
     runtime.shutdown_timeout(Duration::from_millis(100));
-    berth_runtime::util::finish_deferred_syncs();
+    berth_engine::finish_deferred_syncs();
     Ok(())
 }
 

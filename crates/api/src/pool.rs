@@ -81,7 +81,7 @@ impl Pool {
             let mut engine = pool.take()?;
             let result = f(&mut engine);
             pool.give_back(engine);
-            berth_runtime::util::finish_deferred_syncs();
+            berth_engine::finish_deferred_syncs();
             result
         })
         .await

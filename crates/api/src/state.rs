@@ -9,15 +9,15 @@
 //! connections are gone with it.
 
 use crate::pool::Pool;
+use berth_engine::streams::AttachStream;
 use berth_engine::EngineConfig;
-use berth_runtime::attach::AttachClient;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 pub struct State {
     pub pool: Pool,
-    pending_attaches: Mutex<HashMap<String, Vec<oneshot::Sender<AttachClient>>>>,
+    pending_attaches: Mutex<HashMap<String, Vec<oneshot::Sender<AttachStream>>>>,
     pub execs: crate::routes::exec::Execs,
 }
 
@@ -31,7 +31,7 @@ impl State {
     }
 
     /// Registers an attach waiting for container `id` to start.
-    pub fn add_pending_attach(&self, id: &str) -> oneshot::Receiver<AttachClient> {
+    pub fn add_pending_attach(&self, id: &str) -> oneshot::Receiver<AttachStream> {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut m) = self.pending_attaches.lock() {
             let v = m.entry(id.to_string()).or_default();
@@ -43,7 +43,7 @@ impl State {
 
     /// The waiting attach a start should serve (the first whose client is still there); the
     /// others connect to the running container's socket once it runs.
-    pub fn take_pending_attach(&self, id: &str) -> Option<oneshot::Sender<AttachClient>> {
+    pub fn take_pending_attach(&self, id: &str) -> Option<oneshot::Sender<AttachStream>> {
         let mut m = self.pending_attaches.lock().ok()?;
         let v = m.get_mut(id)?;
         v.retain(|t| !t.is_closed());
@@ -60,7 +60,7 @@ impl State {
 
     /// The attaches still waiting for `id` after a start that served one: they attach to the
     /// running container's socket.
-    pub fn take_other_attaches(&self, id: &str) -> Vec<oneshot::Sender<AttachClient>> {
+    pub fn take_other_attaches(&self, id: &str) -> Vec<oneshot::Sender<AttachStream>> {
         self.pending_attaches
             .lock()
             .ok()

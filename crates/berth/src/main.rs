@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     // symlink (the engine makes one) or the hidden `__monitor` subcommand.
     let arg0 = std::env::args_os().next().unwrap_or_default();
     if std::path::Path::new(&arg0).file_name() == Some(std::ffi::OsStr::new("berth-monitor")) {
-        berth_runtime::monitor::main();
+        berth_engine::monitor_main();
     }
     if std::path::Path::new(&arg0).file_name() == Some(std::ffi::OsStr::new("berth-netproxy")) {
         berth_engine::containers::network::netproxy_main();
@@ -144,9 +144,9 @@ fn main() -> ExitCode {
             };
         }
     };
-    berth_runtime::monitor::trace("cli: parsed");
+    berth_engine::trace("cli: parsed");
     let result = commands::run(args);
-    berth_runtime::util::finish_deferred_syncs();
+    berth_engine::finish_deferred_syncs();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -19,11 +19,31 @@ pub mod pods;
 pub mod python;
 pub mod registry;
 pub mod shape;
+pub mod streams;
 pub mod system;
 pub mod types;
 pub mod volumes;
 
 pub use error::{EngineError, ErrorClass};
+
+/// The container monitor's entry point (`berth-monitor`): a binary that links the engine and
+/// is started under that name (the engine's `berth-monitor` link to the current executable)
+/// calls this first. It never returns.
+pub fn monitor_main() -> ! {
+    berth_runtime::monitor::main()
+}
+
+/// A line in the startup trace (`BERTH_MONITOR_TRACE`), shared with the monitor's.
+pub fn trace(what: &str) {
+    berth_runtime::monitor::trace(what)
+}
+
+/// Waits for the fsyncs the last operations deferred (written files are made durable off the
+/// critical path): a front end calls this before it reports success of an operation that
+/// wrote, or before the process exits.
+pub fn finish_deferred_syncs() {
+    berth_runtime::util::finish_deferred_syncs()
+}
 
 use berth_store::Store;
 use std::path::{Path, PathBuf};

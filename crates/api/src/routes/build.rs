@@ -164,7 +164,7 @@ async fn build(state: &Arc<State>, call: Call) -> ApiResult {
         .map(String::from)
         .collect();
     for t in &tags {
-        berth_oci::Reference::parse(t)
+        berth_engine::images::Reference::parse(t)
             .map_err(|e| ApiError::bad_request(format!("invalid tag {t:?}: {e}")))?;
     }
     // rm and forcerm (remove intermediate containers) are what berth always does: its RUN

@@ -8,7 +8,8 @@ use crate::http::{
 use crate::router::{Call, Routed};
 use crate::state::State;
 use crate::stream::{self, Streams};
-use berth_engine::containers::{ContainerSummary, ListOptions, LogOptions};
+use berth_engine::containers::{ContainerSummary, ListOptions, LogOptions, WaitCondition};
+use berth_engine::streams::DetachMatcher;
 use berth_engine::{Engine, EngineError};
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
@@ -155,9 +156,7 @@ where
 /// `start`: 304 when it already runs. An attach that arrived first is handed the connection
 /// the monitor serves from before the process runs.
 async fn start(state: &Arc<State>, id: &str, q: &Query) -> ApiResult {
-    if let Some(k) = q.get("detachKeys").filter(|k| !k.is_empty()) {
-        stream::parse_detach_keys(k)?;
-    }
+    stream::detach_keys(q.get("detachKeys"))?;
     let name = id.to_string();
     let st = state.clone();
     let started = state
@@ -178,10 +177,9 @@ async fn start(state: &Arc<State>, id: &str, q: &Query) -> ApiResult {
             // The server never exits: the exit hook must not wait for it.
             e.release_start_lock(&id);
             r?;
+            let container = e.container_handle(&id)?;
             for tx in st.take_other_attaches(&id) {
-                if let Ok(c) =
-                    berth_runtime::attach::AttachClient::connect(&e.container_dir_of(&id))
-                {
+                if let Ok(c) = container.attach() {
                     let _ = tx.send(c);
                 }
             }
@@ -290,45 +288,20 @@ async fn prune(state: &Arc<State>, q: &Query) -> ApiResult {
     ok_json(&report)
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Condition {
-    NotRunning,
-    NextExit,
-    Removed,
-}
-
 /// `wait`: the 200 and its headers at once (the docker CLI registers the wait, then starts the
-/// container), the body `{"StatusCode": N, "Error": null}` once the condition holds. While it
-/// waits it holds the container's starter lock, so the exit hook of a `--rm` container removes
-/// it only after the exit code was read.
+/// container), the body `{"StatusCode": N, "Error": null}` once the condition holds (the
+/// engine's [`WaitCondition`]s).
 async fn wait(state: &Arc<State>, id: &str, q: &Query) -> ApiResult {
-    let cond = match q.get("condition").unwrap_or("") {
-        "" | "not-running" => Condition::NotRunning,
-        "next-exit" => Condition::NextExit,
-        "removed" => Condition::Removed,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "invalid condition: \"{other}\" (use not-running, next-exit or removed)"
-            )))
-        }
-    };
+    let cond = WaitCondition::parse(q.get("condition").unwrap_or(""))?;
     let name = id.to_string();
     // Registered before the answer: a start that follows cannot be missed.
-    let (id, lock, live) = state
-        .pool
-        .run(move |e| {
-            let id = e.resolve_container(&name)?.id;
-            let lock = starter_lock(e, &id);
-            let live = e.container_live(&id)?;
-            Ok((id, lock, live))
-        })
-        .await?;
+    let ticket = state.pool.run(move |e| e.register_wait(&name)).await?;
     let (tx, body) = Body::channel();
     let pool = state.pool.clone();
     tokio::spawn(async move {
         let tx2 = tx.clone();
         let code = pool
-            .run_long(move |e| Ok(wait_blocking(e, &id, cond, lock, live, &|| tx2.is_closed())))
+            .run_long(move |e| Ok(e.wait_condition(ticket, cond, &|| tx2.is_closed())))
             .await;
         if let Ok(Some(code)) = code {
             let mut line = json!({"Error": null, "StatusCode": code}).to_string();
@@ -343,90 +316,6 @@ async fn wait(state: &Arc<State>, id: &str, q: &Query) -> ApiResult {
         .unwrap_or_else(|_| Response::new(Body::empty())))
 }
 
-/// A shared lock on the container's `starter.lock` (see `wait`).
-fn starter_lock(e: &Engine, id: &str) -> Option<std::fs::File> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(berth_runtime::starter_lock_path(&e.container_dir_of(id)))
-        .ok()?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).ok()?;
-    Some(f)
-}
-
-/// The exit code once `cond` holds; `None` when the client went away first.
-fn wait_blocking(
-    e: &mut Engine,
-    id: &str,
-    cond: Condition,
-    lock: Option<std::fs::File>,
-    first: berth_engine::containers::LiveState,
-    gone: &dyn Fn() -> bool,
-) -> Option<i32> {
-    let dir = e.container_dir_of(id);
-    let tick = Duration::from_millis(20);
-    let mut code = first.exit_code;
-    let running = |l: &berth_engine::containers::LiveState| l.running || l.restarting;
-    let must_see_a_run = cond != Condition::NotRunning && !running(&first);
-    if must_see_a_run {
-        // Until it starts (a new StartedAt), or is removed.
-        loop {
-            if gone() {
-                return None;
-            }
-            match e.container_live(id) {
-                Ok(l) if l.started_at != first.started_at || running(&l) => break,
-                Ok(_) => {}
-                Err(_) => return Some(code),
-            }
-            std::thread::sleep(tick);
-        }
-    }
-    // Until it exits.
-    loop {
-        if gone() {
-            return None;
-        }
-        match berth_runtime::wait(&dir, Some(Duration::from_millis(200))) {
-            Ok(st) => {
-                code = st.exit_code;
-                break;
-            }
-            Err(berth_runtime::Error::Timeout) => continue,
-            Err(_) => match e.container_live(id) {
-                Ok(l) if l.restarting => std::thread::sleep(tick),
-                Ok(l) if !l.running => {
-                    code = l.exit_code;
-                    break;
-                }
-                Ok(_) => std::thread::sleep(tick),
-                Err(_) => return Some(code),
-            },
-        }
-    }
-    // A `--rm` container is finished here as a foreground `run` finishes it (unmounted,
-    // network released, removed) rather than by its exit hook, which waits for this lock: the
-    // answer does not wait for another process. Both are idempotent; containers with a restart
-    // policy are left to the hook.
-    if e.container_spec(id).is_ok_and(|s| s.auto_remove) {
-        let _ = e.wait_and_finish(id);
-    }
-    drop(lock);
-    if cond == Condition::Removed {
-        loop {
-            if gone() {
-                return None;
-            }
-            if e.resolve_container(id).is_err() {
-                break;
-            }
-            std::thread::sleep(tick);
-        }
-    }
-    Some(code)
-}
-
 async fn resize(state: &Arc<State>, id: &str, q: &Query) -> ApiResult {
     let h = q.int("h")?.unwrap_or(0);
     let w = q.int("w")?.unwrap_or(0);
@@ -439,16 +328,14 @@ async fn resize(state: &Arc<State>, id: &str, q: &Query) -> ApiResult {
     state
         .pool
         .run(move |e| {
-            let (id, dir) = e.container_dir(&name)?;
-            if !e.container_live(&id)?.running {
+            let container = e.container_handle(&name)?;
+            let id = container.id();
+            if !e.container_live(id)?.running {
                 return Err(EngineError::Conflict(format!(
                     "Container {id} is not running"
                 )));
             }
-            let mut c = berth_runtime::attach::AttachClient::connect(&dir)
-                .map_err(|e| EngineError::Conflict(format!("cannot resize {id}: {e}")))?;
-            c.resize(h as u16, w as u16)
-                .map_err(|e| EngineError::Conflict(format!("cannot resize {id}: {e}")))
+            container.resize(h as u16, w as u16)
         })
         .await?;
     status_only(StatusCode::OK)
@@ -461,11 +348,7 @@ async fn attach(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
     let streams = (q.bool("stdin"), q.bool("stdout"), q.bool("stderr"));
     let stream_live = q.bool("stream");
     let with_logs = q.bool("logs");
-    let keys = stream::parse_detach_keys(
-        q.get("detachKeys")
-            .filter(|k| !k.is_empty())
-            .unwrap_or("ctrl-p,ctrl-q"),
-    )?;
+    let keys = stream::detach_keys(q.get("detachKeys"))?;
     let name = id.to_string();
     let st = state.clone();
     // What the container is, and (for a stream) the attach: now if it runs, at its start if not.
@@ -491,12 +374,7 @@ async fn attach(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
             let (mut now, mut later) = (None, None);
             if stream_live {
                 if live.running {
-                    now = Some(
-                        berth_runtime::attach::AttachClient::connect(&e.container_dir_of(&id))
-                            .map_err(|err| {
-                                EngineError::Conflict(format!("cannot attach to {id}: {err}"))
-                            })?,
-                    );
+                    now = Some(e.container_handle(&id)?.attach()?);
                 } else {
                     later = Some(st.add_pending_attach(&id));
                 }
@@ -536,12 +414,10 @@ async fn attach(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
                 return;
             }
             if let Some(c) = client {
-                if let Ok(m) = stream::monitor_stream(c) {
-                    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-                    let s2 = Streams { stdin: false, ..s };
-                    tokio::spawn(stream::pump_monitor(theirs, m, s2, Vec::new()));
-                    forward(ours, tx).await;
-                }
+                let (ours, theirs) = tokio::io::duplex(64 * 1024);
+                let s2 = Streams { stdin: false, ..s };
+                tokio::spawn(stream::pump_monitor(theirs, c, s2, DetachMatcher::none()));
+                forward(ours, tx).await;
             }
         });
         return Ok(Response::builder()
@@ -568,9 +444,7 @@ async fn attach(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
             _ => None,
         };
         let Some(client) = client else { return };
-        if let Ok(m) = stream::monitor_stream(client) {
-            stream::pump_monitor(io, m, s, keys).await;
-        }
+        stream::pump_monitor(io, client, s, keys.matcher()).await;
     });
     Ok(stream::switching(tty))
 }

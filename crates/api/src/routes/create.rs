@@ -8,7 +8,7 @@ use berth_engine::containers::health::HealthConfig;
 use berth_engine::containers::host_opts::HostOptions;
 use berth_engine::containers::network::NetRequest;
 use berth_engine::containers::CreateOptions;
-use berth_runtime::config::{RunOptions, Ulimit};
+use berth_engine::containers::{RunOptions, Ulimit};
 use serde_json::{Map, Value};
 
 /// Go's zero values: what a client sends for a field it does not use.

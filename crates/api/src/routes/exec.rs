@@ -11,10 +11,11 @@ use crate::http::{
 };
 use crate::router::{Call, Routed};
 use crate::state::State;
-use crate::stream::{self, frame_out, Detach};
+use crate::stream::{self, frame_out};
+use berth_engine::containers::ExecOptions;
 use berth_engine::events::ExecEvent;
+use berth_engine::streams::DetachMatcher;
 use berth_engine::EngineError;
-use berth_runtime::ExecOptions;
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -132,9 +133,7 @@ async fn create(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
     if cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
     }
-    if let Some(k) = b.detach_keys.as_deref().filter(|k| !k.is_empty()) {
-        stream::parse_detach_keys(k)?;
-    }
+    stream::detach_keys(b.detach_keys.as_deref())?;
     let _ = b.console_size;
     let name = id.to_string();
     let eid = random_id();
@@ -332,11 +331,7 @@ async fn start(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
         Some([r, c]) => (*r, *c),
         _ => (0, 0),
     };
-    let detach_keys = stream::parse_detach_keys(if want.3.is_empty() {
-        "ctrl-p,ctrl-q"
-    } else {
-        &want.3
-    })?;
+    let detach_keys = stream::detach_keys(Some(&want.3))?;
     let s = stream::Streams {
         stdin: want.0,
         stdout: want.1,
@@ -359,7 +354,7 @@ async fn start(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
                 let _ = spawned.kill_and_wait(&inst).await;
                 return;
             };
-            run_exec(TokioIo::new(up), spawned, s, detach_keys, inst).await;
+            run_exec(TokioIo::new(up), spawned, s, detach_keys.matcher(), inst).await;
         });
         return Ok(stream::switching(tty));
     }
@@ -368,7 +363,7 @@ async fn start(state: &Arc<State>, id: &str, call: Call) -> ApiResult {
     tokio::spawn(async move {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let s2 = stream::Streams { stdin: false, ..s };
-        tokio::spawn(run_exec(theirs, spawned, s2, Vec::new(), inst));
+        tokio::spawn(run_exec(theirs, spawned, s2, DetachMatcher::none(), inst));
         let mut ours = ours;
         let mut buf = vec![0u8; 32 * 1024];
         loop {
@@ -491,7 +486,7 @@ async fn run_exec<C>(
     client: C,
     mut sp: Spawned,
     s: stream::Streams,
-    detach: Vec<u8>,
+    detach: DetachMatcher,
     inst: Arc<Mutex<Instance>>,
 ) where
     C: AsyncRead + AsyncWrite + Send + 'static,
@@ -541,7 +536,7 @@ async fn run_exec<C>(
         let Some(mut w) = stdin_w else {
             return std::future::pending::<bool>().await;
         };
-        let mut d = Detach::new(detach);
+        let mut d = detach;
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             match c_read.read(&mut buf).await {

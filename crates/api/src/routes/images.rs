@@ -285,7 +285,8 @@ async fn create(state: &Arc<State>, call: Call) -> ApiResult {
 
 /// Whether `name` already carries a tag or a digest (a 400 when it is no reference at all).
 fn has_tag_or_digest(name: &str) -> Result<bool, ApiError> {
-    let r = berth_oci::Reference::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let r = berth_engine::images::Reference::parse(name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(r.tag().is_some() || r.digest().is_some())
 }
 

@@ -11,13 +11,15 @@ use crate::output::{default_header, go_time, human_size, since};
 use crate::{exit_status, StatusError};
 use anyhow::Result;
 use berth_engine::containers::{
-    parse_time_arg, ContainerSummary, CreateOptions, ListOptions, LogOptions,
+    parse_time_arg, ContainerSummary, CreateOptions, ExecOptions, ListOptions, LogOptions,
+    RunOptions, Ulimit,
+};
+use berth_engine::streams::{
+    AttachStream, ContainerHandle, DetachKeys, DetachMatcher, ExitStatus, STDERR,
 };
 use berth_engine::{Engine, EngineError};
-use berth_runtime::{ExecOptions, RunOptions, Ulimit};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Read, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -205,7 +207,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions> {
         });
     }
     if let Some(k) = &a.detach_keys {
-        parse_detach_keys(k)?;
+        parse_detach_keys(Some(k))?;
     }
     let healthcheck = berth_engine::containers::health::HealthFlags {
         cmd: a.health_cmd.clone(),
@@ -403,32 +405,9 @@ impl Drop for CidFile {
     }
 }
 
-/// `ctrl-p,ctrl-q` → bytes.
-fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for k in s.split(',') {
-        let k = k.trim();
-        if let Some(c) = k.strip_prefix("ctrl-") {
-            let b = match c {
-                "@" => 0,
-                "[" => 27,
-                "\\" => 28,
-                "]" => 29,
-                "^" => 30,
-                "_" => 31,
-                c if c.len() == 1 && c.as_bytes()[0].is_ascii_lowercase() => {
-                    c.as_bytes()[0] - b'a' + 1
-                }
-                _ => return Err(status(125, format!("Invalid detach keys ({s}) provided"))),
-            };
-            out.push(b);
-        } else if k.len() == 1 {
-            out.push(k.as_bytes()[0]);
-        } else {
-            return Err(status(125, format!("Invalid detach keys ({s}) provided")));
-        }
-    }
-    Ok(out)
+/// `--detach-keys`: Docker's syntax, checked by the engine; unset or empty: ctrl-p,ctrl-q.
+fn parse_detach_keys(s: Option<&str>) -> Result<DetachKeys> {
+    DetachKeys::parse_or_default(s).map_err(|e| status(125, e.to_string()))
 }
 
 /// What the CLI shows of a create's work: Docker's line before a pull on demand, and the
@@ -473,7 +452,11 @@ pub fn create(engine: &mut Engine, a: RunArgs) -> Result<()> {
 /// Blocks SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGWINCH in this thread (and the threads it starts
 /// later) and forwards them from a dedicated thread: termination signals go to the container,
 /// SIGWINCH calls `on_winch`.
-fn forward_signals(dir: std::path::PathBuf, on_winch: Option<Box<dyn Fn() + Send>>, proxy: bool) {
+fn forward_signals(
+    container: ContainerHandle,
+    on_winch: Option<Box<dyn Fn() + Send>>,
+    proxy: bool,
+) {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -505,7 +488,7 @@ fn forward_signals(dir: std::path::PathBuf, on_winch: Option<Box<dyn Fn() + Send
                 }
                 continue;
             }
-            let _ = berth_runtime::kill(&dir, sig);
+            let _ = container.signal(sig);
         });
     }
 }
@@ -557,7 +540,8 @@ impl Streams {
 /// exit code.
 fn follow_until_exit(engine: &mut Engine, id: &str, streams: Streams) -> Result<i32> {
     let (_, dir) = engine.container_dir(id)?;
-    forward_signals(dir.clone(), None, streams.sig_proxy);
+    let container = engine.container_handle(id)?;
+    forward_signals(container.clone(), None, streams.sig_proxy);
     let done = Arc::new(AtomicBool::new(false));
     let d2 = done.clone();
     let dir2 = dir.clone();
@@ -579,16 +563,16 @@ fn follow_until_exit(engine: &mut Engine, id: &str, streams: Streams) -> Result<
             },
         );
     });
-    let st = berth_runtime::wait(&dir, None);
+    let st = container.wait_exit(None);
     done.store(true, Ordering::Relaxed);
     reader.thread().unpark();
     let _ = reader.join();
     let code = match st {
-        Ok(st) => {
+        Ok(Some(st)) => {
             explain_exit(id, &st);
             st.exit_code
         }
-        Err(_) => engine
+        Ok(None) | Err(_) => engine
             .wait_and_finish(id)
             .map(|st| explain_exit(id, &st).exit_code)
             .unwrap_or(255),
@@ -624,7 +608,7 @@ fn absolute_bind_source(bind: &str) -> String {
 }
 
 /// A foreground run that the kernel ended for lack of memory says so on stderr.
-fn explain_exit<'a>(id: &str, st: &'a berth_runtime::ExitStatus) -> &'a berth_runtime::ExitStatus {
+fn explain_exit<'a>(id: &str, st: &'a ExitStatus) -> &'a ExitStatus {
     if let Some(line) = st.oom_explanation(&id[..id.len().min(12)]) {
         eprintln!("{line}");
     }
@@ -669,107 +653,69 @@ fn window_size() -> Option<(u16, u16)> {
     Some((ws.ws_row, ws.ws_col))
 }
 
-/// Attaches to the container's socket: stdin (with `stdin`), output, pty size. Returns
-/// `true` when the user detached with the detach keys.
-fn attach_streams(
-    dir: &Path,
-    stdin: bool,
-    tty: bool,
-    detach_keys: &[u8],
-    streams: Streams,
-) -> Result<bool> {
-    let client = berth_runtime::attach::AttachClient::connect(dir)
-        .map_err(|e| status(1, format!("cannot attach: {e}")))?;
-    attach_client(client, dir, stdin, tty, detach_keys, streams)
-}
-
-/// [`attach_streams`] on a connection already made (`start -a`, `run -i`: made before the
-/// container started).
+/// Shows an attach connection's output, with stdin (with `stdin`), the pty size and signals
+/// forwarded. Returns `true` when the user detached with the detach keys (only with a tty, as
+/// Docker's).
 fn attach_client(
-    client: berth_runtime::attach::AttachClient,
-    dir: &Path,
+    mut stream: AttachStream,
+    container: ContainerHandle,
     stdin: bool,
     tty: bool,
-    detach_keys: &[u8],
+    detach_keys: &DetachKeys,
     streams: Streams,
 ) -> Result<bool> {
-    let writer = client.stream().try_clone()?;
     let _raw = RawTerminal::enable(tty && stdin);
     {
-        let w = writer.try_clone()?;
+        let w = stream.input()?;
         let resize = move || {
             if let Some((r, c)) = window_size() {
-                let mut p = r.to_be_bytes().to_vec();
-                p.extend_from_slice(&c.to_be_bytes());
-                let _ = (&w).write_all(&berth_runtime::attach::frame(
-                    berth_runtime::attach::RESIZE,
-                    &p,
-                ));
+                let _ = w.resize(r, c);
             }
         };
         if tty {
             resize();
         }
-        forward_signals(dir.to_path_buf(), Some(Box::new(resize)), streams.sig_proxy);
+        forward_signals(container, Some(Box::new(resize)), streams.sig_proxy);
     }
     let detached = Arc::new(AtomicBool::new(false));
     if stdin {
-        let keys = detach_keys.to_vec();
+        let mut matcher = if tty {
+            detach_keys.matcher()
+        } else {
+            DetachMatcher::none()
+        };
         let det = detached.clone();
-        let mut w = writer.try_clone()?;
+        let w = stream.input()?;
         std::thread::spawn(move || {
             let mut input = std::io::stdin();
             let mut buf = [0u8; 4096];
-            let mut matched = 0usize;
             loop {
                 let n = match input.read(&mut buf) {
                     Ok(0) | Err(_) => {
-                        let _ = w.write_all(&berth_runtime::attach::frame(
-                            berth_runtime::attach::STDIN_CLOSE,
-                            &[],
-                        ));
+                        let _ = w.close_stdin();
                         return;
                     }
                     Ok(n) => n,
                 };
-                if tty && !keys.is_empty() {
-                    for &b in &buf[..n] {
-                        if b == keys[matched] {
-                            matched += 1;
-                            if matched == keys.len() {
-                                det.store(true, Ordering::SeqCst);
-                                let _ = w.shutdown(std::net::Shutdown::Both);
-                                return;
-                            }
-                        } else {
-                            matched = if b == keys[0] { 1 } else { 0 };
-                        }
-                    }
+                let (forward, detach) = matcher.feed(&buf[..n]);
+                if !forward.is_empty() && w.send_stdin(&forward).is_err() {
+                    return;
                 }
-                if w.write_all(&berth_runtime::attach::frame(
-                    berth_runtime::attach::STDIN,
-                    &buf[..n],
-                ))
-                .is_err()
-                {
+                if detach {
+                    det.store(true, Ordering::SeqCst);
+                    w.detach();
                     return;
                 }
             }
         });
     }
-    let mut client = client;
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    while let Ok(Some((kind, data))) = client.next_output() {
-        let stream = if kind == berth_runtime::attach::STDERR {
-            2
-        } else {
-            1
-        };
-        if !streams.shows(stream) {
+    while let Ok(Some((stream_no, data))) = stream.next_output() {
+        if !streams.shows(stream_no) {
             continue;
         }
-        if kind == berth_runtime::attach::STDERR {
+        if stream_no == STDERR {
             let mut e = stderr.lock();
             let _ = e.write_all(&data);
             let _ = e.flush();
@@ -793,7 +739,7 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
     let mut cidfile = CidFile::create(&a.host.cidfile)?;
     let mut cid_written: Result<()> = Ok(());
     let mut note_id = create_events(&mut cidfile, &mut cid_written);
-    let detach_keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+    let detach_keys = parse_detach_keys(a.detach_keys.as_deref())?;
     // Without a log to follow whole (`--log-driver none`, or one that rotates) the output
     // comes through the attach socket, as it does for -i.
     let no_log = opts.host.output_not_in_log();
@@ -804,9 +750,9 @@ pub fn run(engine: &mut Engine, a: RunArgs) -> Result<()> {
             .map_err(engine_error)?;
         drop(note_id);
         cid_written?;
-        let (_, dir) = engine.container_dir(&id)?;
+        let container = engine.container_handle(&id)?;
         let stdin = a.interactive && attach_stdin;
-        if attach_client(client, &dir, stdin, a.tty, &detach_keys, streams)? {
+        if attach_client(client, container, stdin, a.tty, &detach_keys, streams)? {
             return Ok(());
         }
         let code = explain_exit(&id, &engine.wait_and_finish(&id).map_err(engine_error)?).exit_code;
@@ -853,11 +799,11 @@ pub fn start(engine: &mut Engine, a: StartArgs) -> Result<()> {
         match started {
             Ok((id, Some(client))) => {
                 let spec = engine.container_spec(&id)?;
-                let (_, dir) = engine.container_dir(&id)?;
-                let keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
+                let container = engine.container_handle(&id)?;
+                let keys = parse_detach_keys(a.detach_keys.as_deref())?;
                 if attach_client(
                     client,
-                    &dir,
+                    container,
                     a.interactive,
                     spec.run.tty,
                     &keys,
@@ -1199,31 +1145,13 @@ pub fn exec(engine: &mut Engine, a: ExecArgs) -> Result<()> {
 
 pub fn attach(engine: &mut Engine, a: AttachArgs) -> Result<()> {
     let spec = engine.container_spec(&a.container)?;
-    let (id, dir) = engine.container_dir(&a.container)?;
-    let keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
-    if engine.container_live(&id)?.restarting {
-        return Err(status(
-            1,
-            "You cannot attach to a restarting container, wait until it is running",
-        ));
-    }
-    match berth_runtime::state(&dir) {
-        Ok(berth_runtime::ContainerState::Running { paused: false, .. }) => {}
-        Ok(berth_runtime::ContainerState::Running { paused: true, .. }) => {
-            return Err(status(
-                1,
-                "You cannot attach to a paused container, unpause it first",
-            ));
-        }
-        _ => {
-            return Err(status(
-                1,
-                "You cannot attach to a stopped container, start it first",
-            ));
-        }
-    }
+    let keys = parse_detach_keys(a.detach_keys.as_deref())?;
+    let (container, stream) = engine
+        .attach_container(&a.container)
+        .map_err(|e| status(1, e.to_string()))?;
+    let id = container.id().to_string();
     let stdin = !a.no_stdin && spec.run.stdin_open;
-    if attach_streams(&dir, stdin, spec.run.tty, &keys, Streams::ALL)? {
+    if attach_client(stream, container, stdin, spec.run.tty, &keys, Streams::ALL)? {
         return Ok(());
     }
     let code = engine.wait_container(&id).unwrap_or(0);
@@ -1566,11 +1494,5 @@ mod tests {
         assert_eq!(parse_ram("512MB"), Some(512 << 20));
         assert_eq!(parse_ram("12q"), None);
         assert_eq!(parse_ram("-1"), None);
-    }
-
-    #[test]
-    fn detach_keys() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert!(parse_detach_keys("ctrl-").is_err());
     }
 }

@@ -178,7 +178,9 @@ fn copy_from(engine: &mut Engine, a: &CpArgs, ctr: &str, src: &str, dst: &str) -
         Some(unsafe { (libc::geteuid(), libc::getegid()) })
     };
     let (reader, mut writer) = std::io::pipe()?;
-    let extract = std::thread::spawn(move || berth_oci::layer::apply_archive(reader, &target_dir));
+    let extract = std::thread::spawn(move || {
+        berth_engine::containers::cp::apply_archive(reader, &target_dir)
+    });
     let made = root.archive(
         src_path,
         a.follow_link,

@@ -7,10 +7,10 @@ use crate::cli::{
 use crate::output::{default_header, go_time, human_size, print_inspect, render_rows, since};
 use crate::{exit_status, StatusError};
 use anyhow::{bail, Context, Result};
+use berth_engine::images::Reference;
 use berth_engine::images::{short_id, ImageFilters, ImportOptions, ImportSource};
 use berth_engine::types::{DeleteItem, LoadedImage};
 use berth_engine::Engine;
-use berth_oci::reference::Reference;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 
@@ -330,7 +330,7 @@ pub fn history(engine: &Engine, args: HistoryArgs) -> Result<()> {
 
 pub fn import(engine: &mut Engine, args: ImportArgs) -> Result<()> {
     if let Some(p) = &args.platform {
-        let host = berth_oci::image::host_platform();
+        let host = berth_engine::images::host_platform();
         if p != &format!("linux/{}", host.architecture) && p != "linux" {
             bail!(
                 "import --platform {p}: this host imports only linux/{} images",

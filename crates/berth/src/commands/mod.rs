@@ -54,7 +54,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let open = || -> Result<Engine> {
         let e = Engine::open(config.clone())?;
-        berth_runtime::monitor::trace("cli: engine open");
+        berth_engine::trace("cli: engine open");
         Ok(e)
     };
     match cli.command {

@@ -16,6 +16,9 @@
 
 use super::{ContainerSpec, LiveState};
 use crate::{Engine, EngineError};
+/// Extracts a tar stream into a host directory (`cp CONTAINER:SRC DEST`): entries are made
+/// inside `root` only, whatever their names and links say.
+pub use berth_oci::layer::{apply_archive, ApplyStats};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};

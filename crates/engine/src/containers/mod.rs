@@ -36,14 +36,20 @@ pub mod system;
 pub mod top;
 pub mod update;
 mod validate;
+mod wait;
 
+/// The run and exec options the runtime takes, as the engine's types.
+pub use berth_runtime::{
+    DevShm, DeviceEdits, DeviceHook, DeviceMount, DeviceNode, DeviceRule, ExecOptions, LdConfig,
+    LogConfig, MountSpec, NamespaceMode, NetworkMode, RunOptions, RuntimeKind, Ulimit,
+};
 pub use opts::{find_init_in, parse_mount, parse_restart, parse_tmpfs, RestartPolicy};
 pub use update::UpdateOptions;
+pub use wait::{WaitCondition, WaitTicket};
 
+use crate::streams::{AttachStream, ContainerHandle};
 use crate::{Engine, EngineError};
-use berth_runtime::{
-    ContainerState, ExecOptions, ImageRuntimeConfig, MountSpec, RunOptions, RuntimeKind,
-};
+use berth_runtime::{ContainerState, ImageRuntimeConfig};
 use berth_store::ContainerRow;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -1260,20 +1266,20 @@ impl Engine {
     pub fn start_container_attached(
         &mut self,
         name: &str,
-    ) -> Result<(String, berth_runtime::attach::AttachClient), EngineError> {
+    ) -> Result<(String, AttachStream), EngineError> {
         use std::os::fd::AsRawFd;
         let (client, theirs) = berth_runtime::attach_pair().map_err(EngineError::Runtime)?;
         let (id, started) = self.start_container_inner(name, Some(theirs.as_raw_fd()))?;
         drop(theirs);
         if started {
-            return Ok((id, client));
+            return Ok((id, AttachStream::new(client)));
         }
         if self.container_live(&id)?.restarting {
             return Err(EngineError::Conflict(format!(
                 "container {id} is restarting, wait until the container is running"
             )));
         }
-        let client = berth_runtime::attach::AttachClient::connect(&self.container_dir_of(&id))
+        let client = AttachStream::connect(&self.container_dir_of(&id))
             .map_err(io_err("attaching to the container"))?;
         Ok((id, client))
     }
@@ -1396,11 +1402,11 @@ impl Engine {
         &mut self,
         o: &CreateOptions,
         events: &mut dyn FnMut(CreateEvent),
-    ) -> Result<(String, berth_runtime::attach::AttachClient), EngineError> {
+    ) -> Result<(String, AttachStream), EngineError> {
         use std::os::fd::AsRawFd;
         let (client, theirs) = berth_runtime::attach_pair().map_err(EngineError::Runtime)?;
         let id = self.run_container_inner(o, Some(theirs.as_raw_fd()), events)?;
-        Ok((id, client))
+        Ok((id, AttachStream::new(client)))
     }
 
     fn run_container_inner(
@@ -1431,6 +1437,43 @@ impl Engine {
         let row = self.resolve_container(name)?;
         let dir = self.container_dir_of(&row.id);
         Ok((row.id, dir))
+    }
+
+    /// A handle on the container for signals, waits, resize and further attaches (see
+    /// [`crate::streams`]).
+    pub fn container_handle(&self, name: &str) -> Result<ContainerHandle, EngineError> {
+        let (id, dir) = self.container_dir(name)?;
+        Ok(ContainerHandle::new(id, dir))
+    }
+
+    /// `attach`: a connection to the streams of a running container, refused with dockerd's
+    /// words when it restarts, is paused or does not run.
+    pub fn attach_container(
+        &mut self,
+        name: &str,
+    ) -> Result<(ContainerHandle, AttachStream), EngineError> {
+        let (row, _rec, live) = self.load(name)?;
+        if live.restarting {
+            return Err(EngineError::Conflict(
+                "You cannot attach to a restarting container, wait until it is running".into(),
+            ));
+        }
+        let handle = ContainerHandle::new(row.id.clone(), self.container_dir_of(&row.id));
+        match handle.run_state()? {
+            ContainerState::Running { paused: false, .. } => {}
+            ContainerState::Running { paused: true, .. } => {
+                return Err(EngineError::Conflict(
+                    "You cannot attach to a paused container, unpause it first".into(),
+                ))
+            }
+            _ => {
+                return Err(EngineError::Conflict(
+                    "You cannot attach to a stopped container, start it first".into(),
+                ))
+            }
+        }
+        let stream = handle.attach()?;
+        Ok((handle, stream))
     }
 
     /// The container's spec (`container.json`).
@@ -1558,45 +1601,6 @@ impl Engine {
             self.after_exit(&row.id)?;
         }
         Ok(row.id)
-    }
-
-    /// `POST /containers/{id}/wait`: blocks until the container exits; its exit code.
-    pub fn wait_container(&mut self, name: &str) -> Result<i32, EngineError> {
-        let (row, _rec, mut live) = self.load(name)?;
-        // Docker counts a restarting container as running: wait for its next exit (or for
-        // a stop that cancels the restart).
-        while live.restarting {
-            std::thread::sleep(Duration::from_millis(20));
-            live = self.load(&row.id)?.2;
-        }
-        if !live.running {
-            return Ok(live.exit_code);
-        }
-        let dir = self.container_dir_of(&row.id);
-        let st = berth_runtime::wait(&dir, None).map_err(EngineError::Runtime)?;
-        let _ = self.load(&row.id);
-        Ok(st.exit_code)
-    }
-
-    /// Waits for the exit of a container started by this process and finishes it (`--rm`).
-    pub fn wait_and_finish(&mut self, id: &str) -> Result<berth_runtime::ExitStatus, EngineError> {
-        let dir = self.container_dir_of(id);
-        let st = match berth_runtime::wait(&dir, None) {
-            Ok(st) => st,
-            Err(berth_runtime::Error::NotRunning) => {
-                let (_, _, live) = self.load(id)?;
-                berth_runtime::ExitStatus {
-                    exit_code: live.exit_code,
-                    signal: None,
-                    oom_killed: live.oom_killed,
-                    finished_at: live.finished_at,
-                    ..Default::default()
-                }
-            }
-            Err(e) => return Err(EngineError::Runtime(e)),
-        };
-        self.after_exit(id)?;
-        Ok(st)
     }
 
     /// `GET /containers/json`.

@@ -229,19 +229,23 @@ impl Engine {
     /// it and finish it (a foreground `run --rm` removes it itself, with its exit code), so the
     /// exit hook waits for it to be done.
     pub(crate) fn hold_start_lock(&self, id: &str) {
-        let Ok(f) = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(berth_runtime::starter_lock_path(&self.container_dir_of(id)))
-        else {
-            return;
-        };
-        if rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok() {
+        if let Some(f) = self.shared_starter_lock(id) {
             if let Ok(mut v) = HELD_START_LOCKS.lock() {
                 v.push((id.to_string(), f));
             }
         }
+    }
+
+    /// A shared lock on the container's `starter.lock`, held while the file is open.
+    pub(crate) fn shared_starter_lock(&self, id: &str) -> Option<std::fs::File> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(berth_runtime::starter_lock_path(&self.container_dir_of(id)))
+            .ok()?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).ok()?;
+        Some(f)
     }
 
     /// Lets the exit hook of a container this process started run: a long-lived front end (the

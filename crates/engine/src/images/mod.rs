@@ -6,6 +6,10 @@ mod filters;
 mod import;
 
 pub use archive::SaveOptions;
+/// The platform this host runs (`linux/amd64`, …).
+pub use berth_oci::image::{host_platform, Platform};
+/// An image reference with Docker's normalisation (`busybox` → `docker.io/library/busybox:latest`).
+pub use berth_oci::reference::Reference;
 pub(crate) use changes::apply_changes;
 pub use filters::ImageFilters;
 pub(crate) use import::{build_commit, commit_with_manifest, AssembledLayer};
@@ -17,7 +21,7 @@ use crate::types::{
 };
 use crate::{Engine, EngineError};
 use berth_oci::image::ImageConfig;
-use berth_oci::reference::{looks_like_image_id, Reference};
+use berth_oci::reference::looks_like_image_id;
 use berth_oci::Digest;
 use berth_store::ImageRow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
