@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds berth (release) and installs it under PREFIX (default /usr/local): the `berth` binary,
-# its helpers `berth-monitor` and `berth-netproxy` beside it, bash/zsh/fish completions and man
-# pages. Run as root for the default PREFIX. The first build compiles every dependency: about
-# 7 minutes on an idle 2-core machine (much longer when the machine is busy); later builds take
+# its helpers `berth-monitor`, `berth-relay` and `berth-netproxy` beside it, bash/zsh/fish
+# completions and man pages. Run as root for the default PREFIX. The first build compiles every
+# dependency: about 7 minutes on an idle 2-core machine (much longer when the machine is busy); later builds take
 # seconds to a minute.
 #   PREFIX=$HOME/.local scripts/install.sh
 set -euo pipefail
@@ -21,7 +21,7 @@ step "Installing into $prefix"
 install -d "$prefix/bin" "$prefix/share/man/man1" \
     "$prefix/share/bash-completion/completions" "$prefix/share/zsh/site-functions" \
     "$prefix/share/fish/vendor_completions.d"
-for bin in berth berth-monitor berth-netproxy; do
+for bin in berth berth-monitor berth-relay berth-netproxy; do
     install -m 0755 "$target/$bin" "$prefix/bin/$bin"
     echo "  $prefix/bin/$bin" >&2
 done

@@ -166,6 +166,7 @@ pub(crate) struct Prober {
     probe: HealthProbe,
     state: Health,
     cgroup: String,
+    monitor: PathBuf,
     started: std::time::Instant,
     next: std::time::Instant,
     running: Option<Running>,
@@ -181,21 +182,30 @@ struct Running {
     deadline: std::time::Instant,
 }
 
-impl Prober {
-    /// The container's prober, when it has a health check: records `starting` (keeping the
-    /// log of earlier runs, as Docker does) before the container is reported started.
-    pub(crate) fn new(dir: &Path, cgroup: &str) -> Option<Prober> {
-        let probe = read_probe(dir).filter(|p| !p.args.is_empty())?;
+/// Records `starting` for a container with a health check (keeping the log of earlier runs, as
+/// Docker does), before the container is reported started.
+pub(crate) fn record_starting(dir: &Path) {
+    if read_probe(dir).is_some_and(|p| !p.args.is_empty()) {
         let mut state = read_state(dir).unwrap_or_default();
         state.status = STARTING.into();
         state.failing_streak = 0;
         write_state(dir, &state);
+    }
+}
+
+impl Prober {
+    /// The container's prober, when it has a health check, once [`record_starting`] ran;
+    /// `monitor`: the monitor binary, whose `exec` mode runs the probe.
+    pub(crate) fn resume(dir: &Path, cgroup: &str, monitor: &Path) -> Option<Prober> {
+        let probe = read_probe(dir).filter(|p| !p.args.is_empty())?;
+        let state = read_state(dir).unwrap_or_default();
         let now = std::time::Instant::now();
         let mut p = Prober {
             dir: dir.to_path_buf(),
             probe,
             state,
             cgroup: cgroup.to_string(),
+            monitor: monitor.to_path_buf(),
             started: now,
             next: now,
             running: None,
@@ -335,10 +345,9 @@ impl Prober {
             args: self.probe.args.clone(),
             ..Default::default()
         };
-        // This process is the monitor binary; `exec` re-enters it by that name.
-        let me = Path::new("/proc/self/exe");
-        let mut cmd = crate::exec(&self.dir, &opts, Some(me))?;
-        if cmd.get_program() == me.as_os_str() {
+        // The monitor binary may be `berth` itself, which dispatches on this name.
+        let mut cmd = crate::exec(&self.dir, &opts, Some(&self.monitor))?;
+        if cmd.get_program() == self.monitor.as_os_str() {
             cmd.arg0("berth-monitor");
         }
         let (r, w) =

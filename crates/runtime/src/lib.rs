@@ -62,6 +62,7 @@ pub mod filter;
 pub mod health;
 pub mod monitor;
 pub mod paths;
+pub mod relay;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
@@ -452,11 +453,16 @@ pub fn mount_rootfs(container_dir: &Path, layers: &[PathBuf]) -> Result<()> {
 /// monitor a re-exec of itself): the child moves into its own mount namespace (a slave of the
 /// host's) and bind-mounts the binary read-only over itself, then execs it. When any step
 /// fails the monitor does it itself (`monitor::seal_exe`).
-fn seal_monitor_exe(cmd: &mut Command, monitor: &Path) {
+fn seal_monitor_exe(cmd: &mut Command, monitor: &Path, with_relay: bool) {
     use std::os::unix::ffi::OsStrExt;
     let Ok(target) = std::fs::canonicalize(monitor) else {
         return;
     };
+    // The relay binary the monitor execs into once the container runs, sealed the same way.
+    let relay = with_relay
+        .then(|| target.with_file_name(relay::RELAY_BINARY))
+        .filter(|r| r.is_file())
+        .and_then(|r| std::ffi::CString::new(r.as_os_str().as_bytes()).ok());
     let Ok(target) = std::ffi::CString::new(target.as_os_str().as_bytes()) else {
         return;
     };
@@ -472,28 +478,40 @@ fn seal_monitor_exe(cmd: &mut Command, monitor: &Path) {
                     libc::MS_SLAVE | libc::MS_REC,
                     std::ptr::null(),
                 ) == 0
-                && libc::mount(
-                    target.as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) == 0
             {
-                libc::mount(
-                    std::ptr::null(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND
-                        | libc::MS_REMOUNT
-                        | libc::MS_RDONLY
-                        | libc::MS_NOSUID
-                        | libc::MS_NODEV,
-                    std::ptr::null(),
-                );
+                for bin in std::iter::once(&target).chain(relay.as_ref()) {
+                    bind_read_only(bin);
+                }
             }
             Ok(())
         });
+    }
+}
+
+/// Binds `path` read-only over itself (in a private mount namespace). Async-signal-safe.
+fn bind_read_only(path: &std::ffi::CStr) {
+    // SAFETY: mount(2) with valid C strings.
+    unsafe {
+        if libc::mount(
+            path.as_ptr(),
+            path.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) == 0
+        {
+            libc::mount(
+                std::ptr::null(),
+                path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND
+                    | libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV,
+                std::ptr::null(),
+            );
+        }
     }
 }
 
@@ -562,7 +580,7 @@ pub fn start(container_dir: &Path, opts: &StartOptions) -> Result<StartedContain
     if afd >= 0 {
         cmd.arg(afd.to_string());
     }
-    seal_monitor_exe(&mut cmd, &monitor);
+    seal_monitor_exe(&mut cmd, &monitor, true);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
@@ -889,7 +907,7 @@ pub fn exec(
             cmd.arg("exec")
                 .arg(container_dir)
                 .arg(serde_json::to_string(opts)?);
-            seal_monitor_exe(&mut cmd, &monitor);
+            seal_monitor_exe(&mut cmd, &monitor, false);
             Ok(cmd)
         }
         RuntimeKind::External(_) if opts.tty => {

@@ -835,3 +835,102 @@ fn bench_start_wait_true() {
         );
     }
 }
+
+/// The process that stays with a running container is the small relay binary (same pid as the
+/// monitor, none of the runtime's code mapped), and it still does the monitor's whole job:
+/// output into the log, the exit status, the runtime's state and the cgroup removed.
+#[test]
+fn relay_takes_over_from_the_monitor() {
+    if !is_root() {
+        return;
+    }
+    for rt in runtimes() {
+        let c = create(&rt, &["sh", "-c", "echo up; exec sleep 100"], |_| {}).unwrap();
+        let s = start(c.path(), &start_opts(&rt)).unwrap();
+        let info = bundle_info(c.path()).unwrap();
+        // The monitor reports the start, then execs the relay.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exe = loop {
+            let exe = std::fs::read_link(format!("/proc/{}/exe", s.monitor_pid)).unwrap();
+            if exe.ends_with("berth-relay") || Instant::now() > deadline {
+                break exe;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(exe.ends_with("berth-relay"), "{rt:?}: monitor runs {exe:?}");
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", s.monitor_pid)).unwrap();
+        assert!(!maps.contains("berth-monitor"), "{rt:?}: {maps}");
+        assert!(!maps.contains("libseccomp"), "{rt:?}: {maps}");
+        kill(c.path(), 9).unwrap();
+        let st = wait(c.path(), Some(Duration::from_secs(30))).unwrap();
+        assert_eq!((st.exit_code, st.signal), (137, Some(9)), "{rt:?}");
+        assert_eq!(c.output("stdout"), "up\n", "{rt:?}");
+        if rt == RuntimeKind::Builtin {
+            assert!(!Path::new(STATE_ROOT).join(&info.id).exists());
+        }
+        let cgroup = cgroup::CgroupMode::detect().dir("memory", &info.cgroup);
+        assert!(!cgroup.exists(), "{rt:?}: {cgroup:?} left");
+    }
+}
+
+/// Without a `berth-relay` beside the monitor's binary (a single binary installed alone), the
+/// monitor relays itself.
+#[test]
+fn monitor_relays_itself_without_a_relay_binary() {
+    if !is_root() {
+        return;
+    }
+    let bin = tempfile::tempdir().unwrap();
+    let monitor = bin.path().join("berth-monitor");
+    std::fs::copy(env!("CARGO_BIN_EXE_berth-monitor"), &monitor).unwrap();
+    let rt = RuntimeKind::Builtin;
+    let c = create(&rt, &["sh", "-c", "echo up; read x; exit 3"], |o| {
+        o.stdin_open = true
+    })
+    .unwrap();
+    let opts = StartOptions {
+        monitor_path: Some(monitor.clone()),
+        ..start_opts(&rt)
+    };
+    let s = start(c.path(), &opts).unwrap();
+    let exe = std::fs::read_link(format!("/proc/{}/exe", s.monitor_pid)).unwrap();
+    assert_eq!(exe, monitor);
+    // Closing stdin through an attach client ends `read`.
+    let mut a = std::os::unix::net::UnixStream::connect(attach_socket_path(c.path())).unwrap();
+    std::io::Write::write_all(&mut a, &attach::frame(attach::STDIN_CLOSE, &[])).unwrap();
+    let st = wait(c.path(), Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(st.exit_code, 3);
+    assert_eq!(c.output("stdout"), "up\n");
+}
+
+/// A `poststop` hook (a CDI device's, say) still runs: the relay hands the delete to the
+/// monitor binary, which runs it through libcontainer.
+#[test]
+fn poststop_hooks_run_after_the_exit() {
+    if !is_root() {
+        return;
+    }
+    let rt = RuntimeKind::Builtin;
+    let marker = tempfile::tempdir().unwrap();
+    let file = marker.path().join("poststop-ran");
+    let c = create(&rt, &["true"], |o| {
+        o.device_edits.hooks.push(DeviceHook {
+            hook_name: "poststop".into(),
+            path: "/bin/sh".into(),
+            args: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("touch {}", file.display()),
+            ],
+            env: vec![],
+            timeout: None,
+        })
+    })
+    .unwrap();
+    let info = bundle_info(c.path()).unwrap();
+    start(c.path(), &start_opts(&rt)).unwrap();
+    let st = wait(c.path(), Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(st.exit_code, 0);
+    assert!(file.exists(), "the poststop hook did not run");
+    assert!(!Path::new(STATE_ROOT).join(&info.id).exists());
+}
